@@ -1,0 +1,232 @@
+package audit_test
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/censusvault/censusvault/audit"
+)
+
+func TestRoundTrip(t *testing.T) {
+	many := make([]string, 500)
+	for i := range many {
+		many[i] = "submission:" + strings.Repeat("ab", i%40)
+	}
+	events := map[string]*audit.Event{
+		"known answer": katEvent(),
+		"zero":         {},
+		"log event":    logEvent(3),
+		"denied research": {
+			Index: audit.MaxIndex, Time: time.Date(2019, 6, 1, 0, 0, 0, 1, time.UTC),
+			Actor: "user:researcher7", Roles: []string{"researcher"}, Action: "aggregate.table",
+			Area: "42", Resources: []string{"project:p-2019-17"}, Decision: "deny",
+			Rule: "p, researcher, 42, aggregate.table, deny", Reason: "budget exhausted",
+			Purpose: "Nghiên cứu di cư \"nội tỉnh\"\n(2019)", PolicyHash: "sha256:00",
+			Outcome: "denied", ReleaseDigest: "",
+		},
+		"release": {
+			Index: 1, Time: time.Date(2019, 6, 1, 0, 0, 0, 0, ict), Actor: "cli:root",
+			Action: "aggregate.table", Decision: "allow", Outcome: "ok",
+			ReleaseDigest: "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+			Resources:     many,
+		},
+		"control and unicode": {Actor: "\x00\x01\x1f\x7f\u2028🙂Phường Bắc Hồng\\\"/"},
+	}
+	for name, e := range events {
+		t.Run(name, func(t *testing.T) {
+			b, err := e.Encode()
+			if err != nil {
+				t.Fatalf("Encode: %v", err)
+			}
+			d, err := audit.Decode(b)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			want := *e
+			want.Time = e.Time.UTC()
+			if len(want.Roles) == 0 {
+				want.Roles = nil
+			}
+			if len(want.Resources) == 0 {
+				want.Resources = nil
+			}
+			if !reflect.DeepEqual(d, &want) {
+				t.Errorf("Decode(Encode(e)) = %+v\nwant %+v", d, &want)
+			}
+			b2, err := d.Encode()
+			if err != nil || !bytes.Equal(b, b2) {
+				t.Errorf("re-encode differs: %s, %v", b2, err)
+			}
+		})
+	}
+}
+
+// swap returns katBytes with old replaced by new exactly once.
+func swap(t *testing.T, old, new string) string {
+	t.Helper()
+	if strings.Count(katBytes, old) != 1 {
+		t.Fatalf("test bug: %q occurs %d times in katBytes", old, strings.Count(katBytes, old))
+	}
+	return strings.Replace(katBytes, old, new, 1)
+}
+
+func TestDecodeRejects(t *testing.T) {
+	malformed, version, canonical, tooLarge := audit.ErrMalformed, audit.ErrVersion, audit.ErrNotCanonical, audit.ErrTooLarge
+	tests := []struct {
+		name string
+		in   string
+		want error
+	}{
+		// Not an object.
+		{"empty input", "", malformed},
+		{"null", "null", malformed},
+		{"array", "[]", malformed},
+		{"string", `"x"`, malformed},
+		{"empty object", "{}", malformed},
+		{"trailing comma", swap(t, `,"v":1}`, `,"v":1,}`), malformed},
+		{"trailing data", katBytes + "x", malformed},
+		{"two objects", katBytes + "{}", malformed},
+		{"byte order mark", "\ufeff" + katBytes, malformed},
+		{"missing colon", swap(t, `"reason":""`, `"reason"""`), malformed},
+		{"single quotes", swap(t, `"reason":""`, `'reason':''`), malformed},
+		// Keys.
+		{"missing key", swap(t, `"reason":"",`, ``), malformed},
+		{"missing v", swap(t, `,"v":1}`, `}`), malformed},
+		{"unknown key", swap(t, `{"action"`, `{"acting":"x","action"`), malformed},
+		{"unknown key that sorts last", swap(t, `,"v":1}`, `,"v":1,"z":""}`), malformed},
+		{"key differs in case", swap(t, `"rule"`, `"Rule"`), malformed},
+		{"duplicate key", swap(t, `{"action":"submission.deposit"`, `{"action":"x","action":"submission.deposit"`), malformed},
+		{"duplicate key via escape", swap(t, `{"action":"submission.deposit"`, `{"\u0061ction":"x","action":"submission.deposit"`), malformed},
+		{"duplicate v same value", swap(t, `,"v":1}`, `,"v":1,"v":1}`), malformed},
+		// Types.
+		{"index as string", swap(t, `"index":17`, `"index":"17"`), malformed},
+		{"index null", swap(t, `"index":17`, `"index":null`), malformed},
+		{"index fraction", swap(t, `"index":17`, `"index":17.0`), malformed},
+		{"index exponent", swap(t, `"index":17`, `"index":1.7e1`), malformed},
+		{"index leading zero", swap(t, `"index":17`, `"index":017`), malformed},
+		{"index plus sign", swap(t, `"index":17`, `"index":+17`), malformed},
+		{"index negative", swap(t, `"index":17`, `"index":-1`), malformed},
+		{"index 2^53", swap(t, `"index":17`, `"index":9007199254740992`), malformed},
+		{"index overflows int64", swap(t, `"index":17`, `"index":99999999999999999999`), malformed},
+		{"index bare minus", swap(t, `"index":17`, `"index":-`), malformed},
+		{"actor number", swap(t, `"actor":"user:alice"`, `"actor":1`), malformed},
+		{"actor null", swap(t, `"actor":"user:alice"`, `"actor":null`), malformed},
+		{"actor boolean", swap(t, `"actor":"user:alice"`, `"actor":true`), malformed},
+		{"actor object", swap(t, `"actor":"user:alice"`, `"actor":{}`), malformed},
+		{"actor array", swap(t, `"actor":"user:alice"`, `"actor":["user:alice"]`), malformed},
+		{"roles string", swap(t, `"roles":["enumerator","team_leader"]`, `"roles":"enumerator"`), malformed},
+		{"roles null", swap(t, `"roles":["enumerator","team_leader"]`, `"roles":null`), malformed},
+		{"roles number element", swap(t, `"roles":["enumerator","team_leader"]`, `"roles":[1]`), malformed},
+		{"roles null element", swap(t, `"roles":["enumerator","team_leader"]`, `"roles":[null]`), malformed},
+		{"roles nested", swap(t, `"roles":["enumerator","team_leader"]`, `"roles":[["enumerator"]]`), malformed},
+		{"roles trailing comma", swap(t, `"roles":["enumerator","team_leader"]`, `"roles":["enumerator",]`), malformed},
+		{"roles unclosed", swap(t, `"roles":["enumerator","team_leader"]`, `"roles":["enumerator"`), malformed},
+		{"time number", swap(t, `"time":"2019-04-01T07:30:00.12Z"`, `"time":1554103800`), malformed},
+		{"v string", swap(t, `"v":1`, `"v":"1"`), malformed},
+		{"v fraction", swap(t, `"v":1`, `"v":1.0`), malformed},
+		// Time.
+		{"time with space", swap(t, `2019-04-01T07:30:00.12Z`, `2019-04-01 07:30:00.12Z`), malformed},
+		{"time without zone", swap(t, `2019-04-01T07:30:00.12Z`, `2019-04-01T07:30:00.12`), malformed},
+		{"time offset", swap(t, `2019-04-01T07:30:00.12Z`, `2019-04-01T14:30:00.12+07:00`), malformed},
+		{"time Feb 30", swap(t, `2019-04-01T07:30:00.12Z`, `2019-02-30T07:30:00.12Z`), malformed},
+		{"time hour 24", swap(t, `2019-04-01T07:30:00.12Z`, `2019-04-01T24:00:00Z`), malformed},
+		{"time leap second", swap(t, `2019-04-01T07:30:00.12Z`, `2016-12-31T23:59:60Z`), malformed},
+		{"time date only", swap(t, `2019-04-01T07:30:00.12Z`, `2019-04-01`), malformed},
+		{"time empty", swap(t, `2019-04-01T07:30:00.12Z`, ``), malformed},
+		{"time garbage", swap(t, `2019-04-01T07:30:00.12Z`, `yesterday`), malformed},
+		// Version.
+		{"v 0", swap(t, `"v":1`, `"v":0`), version},
+		{"v 2", swap(t, `"v":1`, `"v":2`), version},
+		// Strings.
+		{"invalid UTF-8", swap(t, "alice", "al\xffce"), malformed},
+		{"invalid UTF-8 beside an escape", swap(t, "alice", `al\n\xffce`), malformed},
+		{"UTF-8 of a surrogate", swap(t, "alice", "al\xed\xa0\x80ce"), malformed},
+		{"raw newline", swap(t, "alice", "ali\nce"), malformed},
+		{"raw NUL", swap(t, "alice", "ali\x00ce"), malformed},
+		{"lone high surrogate", swap(t, "alice", `al\ud83dce`), malformed},
+		{"high surrogate then BMP", swap(t, "alice", `al\ud83d\u0041ce`), malformed},
+		{"lone low surrogate", swap(t, "alice", `al\ude42ce`), malformed},
+		{"bad escape", swap(t, "alice", `al\xce`), malformed},
+		{"short \\u escape", swap(t, `"reason":""`, `"reason":"\u12"`), malformed},
+		{"non-hex \\u escape", swap(t, "alice", `al\u00g1ce`), malformed},
+		{"unterminated string", katBytes[:strings.Index(katBytes, "alice")+3], malformed},
+		// Well-formed but not canonical.
+		{"space after colon", swap(t, `"action":"`, `"action": "`), canonical},
+		{"leading whitespace", " " + katBytes, canonical},
+		{"trailing newline", katBytes + "\n", canonical},
+		{"space in array", swap(t, `["enumerator","team_leader"]`, `[ "enumerator", "team_leader" ]`), canonical},
+		{"keys out of order", swap(t, `{"action":"submission.deposit","actor":"user:alice"`, `{"actor":"user:alice","action":"submission.deposit"`), canonical},
+		{"unneeded \\u escape", swap(t, "user:alice", `user\u003aalice`), canonical},
+		{"escaped solidus", swap(t, `"reason":""`, `"reason":"\/"`), canonical},
+		{"escaped non-ASCII", swap(t, `"reason":""`, `"reason":"\u00e9"`), canonical},
+		{"escaped emoji pair", swap(t, `"reason":""`, `"reason":"\ud83d\ude42"`), canonical},
+		{"\\u000a for newline", swap(t, `"reason":""`, `"reason":"\u000a"`), canonical},
+		{"uppercase hex", swap(t, `"reason":""`, `"reason":"\u001F"`), canonical},
+		{"minus zero", strings.Replace(zeroBytes, `"index":0`, `"index":-0`, 1), canonical},
+		{"time trailing zero", swap(t, `07:30:00.12Z`, `07:30:00.120Z`), canonical},
+		{"time zero fraction", swap(t, `07:30:00.12Z`, `07:30:00.000Z`), canonical},
+		{"time comma fraction", swap(t, `07:30:00.12Z`, `07:30:00,12Z`), canonical},
+		// Size.
+		{"too large", katBytes + strings.Repeat(" ", audit.MaxEventSize+1-len(katBytes)), tooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := audit.Decode([]byte(tt.in))
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Decode(%q) = %+v, %v; want %v", tt.in, e, err, tt.want)
+			}
+			if e != nil {
+				t.Errorf("Decode returned an event with error %v", err)
+			}
+			for _, other := range []error{malformed, version, canonical, tooLarge} {
+				if other != tt.want && errors.Is(err, other) {
+					t.Errorf("error %v also matches %v", err, other)
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeEveryPrefixFails(t *testing.T) {
+	for n := range len(katBytes) {
+		if _, err := audit.Decode([]byte(katBytes[:n])); !errors.Is(err, audit.ErrMalformed) {
+			t.Errorf("Decode(katBytes[:%d]) error %v, want ErrMalformed", n, err)
+		}
+	}
+	if _, err := audit.Decode([]byte(katBytes)); err != nil {
+		t.Errorf("Decode(katBytes): %v", err)
+	}
+}
+
+func TestDecodeSizeBoundaries(t *testing.T) {
+	for _, n := range []int{audit.MaxEventSize - 1, audit.MaxEventSize, audit.MaxEventSize + 1} {
+		// Canonical bytes of length n, built by hand past the limit where
+		// Encode refuses.
+		in := swap(t, `"reason":""`, `"reason":"`+strings.Repeat("x", n-len(katBytes))+`"`)
+		_, err := audit.Decode([]byte(in))
+		if n <= audit.MaxEventSize && err != nil {
+			t.Errorf("size %d: Decode: %v", n, err)
+		}
+		if n > audit.MaxEventSize && !errors.Is(err, audit.ErrTooLarge) {
+			t.Errorf("size %d: Decode error %v, want ErrTooLarge", n, err)
+		}
+	}
+}
+
+// Errors quote untrusted input only in short pieces.
+func TestDecodeErrorsAreBounded(t *testing.T) {
+	long := strings.Repeat("k", 10000)
+	for _, in := range []string{
+		swap(t, `{"action"`, `{"`+long+`":"","action"`),
+		swap(t, `2019-04-01T07:30:00.12Z`, long),
+	} {
+		_, err := audit.Decode([]byte(in))
+		if err == nil || len(err.Error()) > 200 {
+			t.Errorf("Decode error = %.300v (len %d), want an error under 200 bytes", err, len(err.Error()))
+		}
+	}
+}

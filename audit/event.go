@@ -1,0 +1,196 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Version is the value of the "v" field of every event this package writes
+// and the only one it reads.
+const Version = 1
+
+// MaxIndex is the largest event index: 2^53-1, the largest integer every
+// JSON implementation (IEEE 754 doubles included) represents exactly, so a
+// verifier written in any language reads the same number.
+const MaxIndex = 1<<53 - 1
+
+// MaxEventSize bounds the encoded size of one event. Decode refuses larger
+// input before parsing it, and Encode refuses to produce it, so every event
+// written can be read back. It leaves room for thousands of resource ids.
+const MaxEventSize = 256 << 10
+
+var (
+	// ErrInvalidEvent is returned by Encode for an event that cannot be
+	// represented: index out of range, time outside years 0000-9999, or a
+	// string that is not valid UTF-8.
+	ErrInvalidEvent = errors.New("invalid audit event")
+	// ErrTooLarge is returned when an event's bytes exceed MaxEventSize.
+	ErrTooLarge = errors.New("audit event too large")
+	// ErrMalformed is returned by Decode for bytes that are not a version-1
+	// event: bad JSON, unknown, missing or duplicate keys, wrong types, a
+	// bad time or an index out of range.
+	ErrMalformed = errors.New("malformed audit event")
+	// ErrVersion is returned by Decode for a well-typed "v" other than Version.
+	ErrVersion = errors.New("unsupported audit event version")
+	// ErrNotCanonical is returned by Decode for an event that parses but is
+	// not spelled in its one canonical form (whitespace, key order, escapes,
+	// time or number form).
+	ErrNotCanonical = errors.New("audit event not in canonical form")
+)
+
+// timeLayout is RFC 3339 in UTC with trailing fractional zeros trimmed, the
+// only time form an event carries.
+const timeLayout = "2006-01-02T15:04:05.999999999Z"
+
+// Event is one audit record: who asked to do what where, and what happened.
+// It never holds a field value, key or token.
+type Event struct {
+	Index         int64     // position in the log, from 0
+	Time          time.Time // encoded in UTC, RFC 3339 with nanoseconds
+	Actor         string    // "user:alice", "cli:root", "anonymous"
+	Roles         []string  // the actor's roles when the request was decided
+	Action        string    // e.g. "submission.deposit"
+	Area          string    // area code the request was authorized against
+	Resources     []string  // ids, e.g. "submission:UUID"
+	Decision      string    // "allow" | "deny" | ""
+	Rule          string    // matching policy rule
+	Reason        string    // why, for a deny or an error; never a value
+	Purpose       string    // declared purpose, for research requests
+	PolicyHash    string    // hash of the policy that decided
+	Outcome       string    // e.g. "ok", "invalid", "denied", "conflict", "replayed", "error"
+	ReleaseDigest string    // digest of released bytes, for releases
+}
+
+// Encode returns the event's canonical bytes (see the package
+// documentation). Empty slices encode as [], never null.
+func (e *Event) Encode() ([]byte, error) {
+	if e.Index < 0 || e.Index > MaxIndex {
+		return nil, fmt.Errorf("%w: index %d out of range [0, %d]", ErrInvalidEvent, e.Index, int64(MaxIndex))
+	}
+	t := e.Time.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("%w: time year %d outside 0000-9999", ErrInvalidEvent, y)
+	}
+	size := 256 // keys, punctuation, index and time
+	for _, f := range [...]struct {
+		name string
+		s    string
+	}{
+		{"action", e.Action}, {"actor", e.Actor}, {"area", e.Area},
+		{"decision", e.Decision}, {"outcome", e.Outcome},
+		{"policy_hash", e.PolicyHash}, {"purpose", e.Purpose},
+		{"reason", e.Reason}, {"release_digest", e.ReleaseDigest},
+		{"rule", e.Rule},
+	} {
+		if !utf8.ValidString(f.s) {
+			return nil, fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidEvent, f.name)
+		}
+		size += len(f.s)
+	}
+	for _, f := range [...]struct {
+		name string
+		ss   []string
+	}{{"resources", e.Resources}, {"roles", e.Roles}} {
+		for i, s := range f.ss {
+			if !utf8.ValidString(s) {
+				return nil, fmt.Errorf("%w: %s[%d] is not valid UTF-8", ErrInvalidEvent, f.name, i)
+			}
+			size += len(s) + 3
+		}
+	}
+	// Escapes can only grow the output, so this early check never rejects
+	// an event whose encoding would fit.
+	if size-256 > MaxEventSize {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxEventSize)
+	}
+
+	b := make([]byte, 0, size)
+	b = append(b, `{"action":`...)
+	b = appendString(b, e.Action)
+	b = append(b, `,"actor":`...)
+	b = appendString(b, e.Actor)
+	b = append(b, `,"area":`...)
+	b = appendString(b, e.Area)
+	b = append(b, `,"decision":`...)
+	b = appendString(b, e.Decision)
+	b = append(b, `,"index":`...)
+	b = strconv.AppendInt(b, e.Index, 10)
+	b = append(b, `,"outcome":`...)
+	b = appendString(b, e.Outcome)
+	b = append(b, `,"policy_hash":`...)
+	b = appendString(b, e.PolicyHash)
+	b = append(b, `,"purpose":`...)
+	b = appendString(b, e.Purpose)
+	b = append(b, `,"reason":`...)
+	b = appendString(b, e.Reason)
+	b = append(b, `,"release_digest":`...)
+	b = appendString(b, e.ReleaseDigest)
+	b = append(b, `,"resources":`...)
+	b = appendStrings(b, e.Resources)
+	b = append(b, `,"roles":`...)
+	b = appendStrings(b, e.Roles)
+	b = append(b, `,"rule":`...)
+	b = appendString(b, e.Rule)
+	b = append(b, `,"time":"`...)
+	b = t.AppendFormat(b, timeLayout)
+	b = append(b, `","v":`...)
+	b = strconv.AppendInt(b, Version, 10)
+	b = append(b, '}')
+	if len(b) > MaxEventSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxEventSize)
+	}
+	return b, nil
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s)
+	}
+	return append(b, ']')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JCS string: the escapes of ECMAScript
+// JSON.stringify and nothing else. Unlike encoding/json it leaves '<', '>',
+// '&', U+2028 and U+2029 alone, since JCS output must be reproducible by any
+// conforming implementation. s must be valid UTF-8.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"':
+			b = append(b, '\\', '"')
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\f':
+			b = append(b, '\\', 'f')
+		case '\r':
+			b = append(b, '\\', 'r')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
