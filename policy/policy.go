@@ -1,0 +1,224 @@
+// Package policy decides who may do what where in the census.
+//
+// Areas form a tree (nation › province › district › commune › ea). A user
+// holds grants: a role at an area, covering that area's whole subtree, or a
+// deny grant revoking a role's permissions in a subtree. The caller passes
+// the subject's grants and the target's area path on every call; the engine
+// never stores users, grants or areas, so it stays small and immutable no
+// matter how many of the census's ~150,000 field staff exist.
+//
+// Casbin holds only the role → permission policy and the role inheritance
+// (team_leader inherits enumerator). Casbin is the source of truth for
+// every (role, action) answer; because both sets are closed and the engine
+// is immutable, New asks Casbin once per pair and Allow reads the answers.
+// No Casbin type appears in this package's API.
+//
+// Invariants:
+//   - An explicit deny beats any allow: a role-policy deny rule reached by
+//     any grant on the path, or a deny grant revoking a permission.
+//   - Admins and auditors never see data (separation of duties): the
+//     default policy denies them every data action, so holding an admin or
+//     auditor grant on a path also blocks data actions of other roles there.
+//   - The package is pure: no storage, no network, no clock. It imports no
+//     other package of this module.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Role is a job a user may hold at an area.
+type Role string
+
+// The roles of the census organization.
+const (
+	Enumerator Role = "enumerator"
+	TeamLeader Role = "team_leader"
+	Supervisor Role = "supervisor"
+	Steering   Role = "steering"
+	Researcher Role = "researcher"
+	Auditor    Role = "auditor"
+	Admin      Role = "admin"
+)
+
+// allRoles fixes the order of Roles and the index of each role in the
+// engine's answer table.
+var allRoles = [...]Role{Enumerator, TeamLeader, Supervisor, Steering, Researcher, Auditor, Admin}
+
+const numRoles = len(allRoles)
+
+// roleIndex is a switch rather than a map lookup because it sits on the
+// hot path of every decision.
+func roleIndex(r Role) (int, bool) {
+	switch r {
+	case Enumerator:
+		return 0, true
+	case TeamLeader:
+		return 1, true
+	case Supervisor:
+		return 2, true
+	case Steering:
+		return 3, true
+	case Researcher:
+		return 4, true
+	case Auditor:
+		return 5, true
+	case Admin:
+		return 6, true
+	}
+	return -1, false
+}
+
+// Roles returns every known role, most field-level first. The slice is new
+// on each call.
+func Roles() []Role {
+	out := make([]Role, numRoles)
+	copy(out, allRoles[:])
+	return out
+}
+
+// ParseRole returns the Role named s, or an error naming the valid roles.
+func ParseRole(s string) (Role, error) {
+	if _, ok := roleIndex(Role(s)); ok {
+		return Role(s), nil
+	}
+	names := make([]string, numRoles)
+	for i, r := range allRoles {
+		names[i] = string(r)
+	}
+	return "", fmt.Errorf("%w %q (valid roles: %s)", ErrUnknownRole, truncate(s), strings.Join(names, ", "))
+}
+
+// Action is something a user asks to do at an area.
+type Action string
+
+// The actions the broker asks about.
+const (
+	Deposit        Action = "submission.deposit"       // deposit a questionnaire in an EA
+	SupersedeAny   Action = "submission.supersede_any" // replace a household deposited by someone else
+	ReadSubmission Action = "submission.read"          // open one submission (no role has it yet: views come in a later issue)
+	ReadReceipt    Action = "receipt.read"             // fetch a receipt (the broker additionally checks it is the caller's own)
+	ReadProgress   Action = "progress.read"
+	ReadAudit      Action = "audit.read"
+	RequestTable   Action = "table.request"
+	Administer     Action = "admin.manage"
+)
+
+var allActions = [...]Action{Deposit, SupersedeAny, ReadSubmission, ReadReceipt, ReadProgress, ReadAudit, RequestTable, Administer}
+
+const numActions = len(allActions)
+
+func actionIndex(a Action) (int, bool) {
+	switch a {
+	case Deposit:
+		return 0, true
+	case SupersedeAny:
+		return 1, true
+	case ReadSubmission:
+		return 2, true
+	case ReadReceipt:
+		return 3, true
+	case ReadProgress:
+		return 4, true
+	case ReadAudit:
+		return 5, true
+	case RequestTable:
+		return 6, true
+	case Administer:
+		return 7, true
+	}
+	return -1, false
+}
+
+// Actions returns every known action. The slice is new on each call.
+func Actions() []Action {
+	out := make([]Action, numActions)
+	copy(out, allActions[:])
+	return out
+}
+
+// ParseAction returns the Action named s, or an error naming the valid
+// actions.
+func ParseAction(s string) (Action, error) {
+	if _, ok := actionIndex(Action(s)); ok {
+		return Action(s), nil
+	}
+	names := make([]string, numActions)
+	for i, a := range allActions {
+		names[i] = string(a)
+	}
+	return "", fmt.Errorf("%w %q (valid actions: %s)", ErrUnknownAction, truncate(s), strings.Join(names, ", "))
+}
+
+// Grant is one role a user holds at one area, covering its whole subtree.
+type Grant struct {
+	Role Role
+	Area string
+	// Deny revokes, in Area's subtree, every permission Role would give,
+	// whatever other grants the user holds there.
+	Deny bool
+}
+
+// Subject is the user asking, with every grant the broker holds for them.
+type Subject struct {
+	User   string
+	Grants []Grant
+}
+
+// Resource is where the action happens.
+type Resource struct {
+	// Path holds area codes, root first, the target last; it must be
+	// non-empty.
+	Path []string
+}
+
+// Decision is the answer to one question, with enough detail for the audit
+// log to say why.
+type Decision struct {
+	Allow bool
+	// Rule is the rule that decided, human readable, e.g.
+	// "grant team_leader@18070; p, enumerator, submission.deposit, allow".
+	Rule string
+	// Roles are the roles of grants whose area is on the path, sorted and
+	// deduplicated; nil when no grant covers the target.
+	Roles []string
+}
+
+// Bounds on input, so that a malformed or hostile request cannot make a
+// decision expensive. The area tree has five levels and a user holds a
+// handful of grants; the limits leave ample room.
+const (
+	MaxPathDepth   = 32       // areas in Resource.Path
+	MaxAreaCodeLen = 64       // bytes in one area code
+	MaxGrants      = 4096     // grants in Subject.Grants
+	MaxModelBytes  = 64 << 10 // bytes of Options.Model
+	MaxPolicyBytes = 1 << 20  // bytes of Options.Policy
+)
+
+// Sentinel errors, checked with errors.Is.
+var (
+	// ErrUnknownRole: a role name not in Roles().
+	ErrUnknownRole = errors.New("unknown role")
+	// ErrUnknownAction: an action name not in Actions().
+	ErrUnknownAction = errors.New("unknown action")
+	// ErrInvalidResource: an empty, too deep or malformed area path.
+	ErrInvalidResource = errors.New("invalid resource")
+	// ErrInvalidSubject: too many grants or a grant without an area.
+	ErrInvalidSubject = errors.New("invalid subject")
+	// ErrInvalidModel: a model text Casbin cannot parse or this package
+	// cannot use.
+	ErrInvalidModel = errors.New("invalid policy model")
+	// ErrInvalidPolicy: a malformed policy line.
+	ErrInvalidPolicy = errors.New("invalid policy")
+)
+
+// truncate keeps error messages bounded when they quote untrusted input.
+func truncate(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
+}
