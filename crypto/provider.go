@@ -1,0 +1,113 @@
+package crypto
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+)
+
+// KeyProvider wraps key material under a key-encryption key it holds (a
+// local age identity, HashiCorp Vault Transit later). It is the only way key
+// material leaves this package.
+type KeyProvider interface {
+	WrapKey(ctx context.Context, key []byte) ([]byte, error)
+	// UnwrapKey returns ErrDecrypt on any failure to authenticate.
+	UnwrapKey(ctx context.Context, wrapped []byte) ([]byte, error)
+}
+
+// BatchKeyProvider is an optional second interface, found by type
+// assertion, for providers that can do many keys per round trip.
+type BatchKeyProvider interface {
+	WrapKeys(ctx context.Context, keys [][]byte) ([][]byte, error)
+	UnwrapKeys(ctx context.Context, wrapped [][]byte) ([][]byte, error)
+}
+
+// Domain-separation prefixes inside every wrapped payload. They make the
+// payload types disjoint, so a blob wrapped for one purpose is rejected
+// (ErrDecrypt) when loaded for another.
+const (
+	domainDEK    = "censusvault-dek/v1\n"
+	domainIngest = "censusvault-ingest/v1\n"
+	domainSigner = "censusvault-signer/v1\n"
+)
+
+// maxWrappedPayload bounds what we accept back from a provider: the largest
+// payload we ever wrap is an age hybrid secret key string or a note signer
+// key, both well under 1 KiB.
+const maxWrappedPayload = 4 << 10
+
+// wrapPayload wraps domain‖body with p. The temporary payload is zeroed.
+func wrapPayload(ctx context.Context, p KeyProvider, domain string, body []byte) ([]byte, error) {
+	if p == nil {
+		return nil, errors.New("nil key provider")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	payload := make([]byte, 0, len(domain)+len(body))
+	payload = append(payload, domain...)
+	payload = append(payload, body...)
+	defer clear(payload)
+	w, err := p.WrapKey(ctx, payload)
+	if err != nil {
+		return nil, fmt.Errorf("failed to wrap key: %w", err)
+	}
+	return w, nil
+}
+
+// unwrapPayload unwraps with p and checks the domain. It returns the body,
+// which aliases a buffer the caller must clear when done, or ErrDecrypt.
+// Provider errors that are not authentication failures (the context, the
+// network) are returned as they are, so callers can retry them.
+func unwrapPayload(ctx context.Context, p KeyProvider, domain string, wrapped []byte) (payload, body []byte, err error) {
+	if p == nil {
+		return nil, nil, errors.New("nil key provider")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	payload, err = p.UnwrapKey(ctx, wrapped)
+	if err != nil {
+		if errors.Is(err, ErrDecrypt) {
+			return nil, nil, ErrDecrypt
+		}
+		return nil, nil, fmt.Errorf("failed to unwrap key: %w", err)
+	}
+	return checkPayload(payload, domain)
+}
+
+func checkPayload(payload []byte, domain string) ([]byte, []byte, error) {
+	if len(payload) > maxWrappedPayload || !bytes.HasPrefix(payload, []byte(domain)) {
+		clear(payload)
+		return nil, nil, ErrDecrypt
+	}
+	return payload, payload[len(domain):], nil
+}
+
+// Rewrap moves a wrapped blob (data key, ingest identity or signer) from one
+// KeyProvider to another, for key-encryption-key rotation, without the key
+// material ever leaving this package. Records sealed under a rewrapped data
+// key are untouched.
+func Rewrap(ctx context.Context, from, to KeyProvider, wrapped []byte) ([]byte, error) {
+	if from == nil || to == nil {
+		return nil, errors.New("nil key provider")
+	}
+	payload, err := from.UnwrapKey(ctx, wrapped)
+	if err != nil {
+		if errors.Is(err, ErrDecrypt) {
+			return nil, ErrDecrypt
+		}
+		return nil, fmt.Errorf("failed to unwrap key: %w", err)
+	}
+	defer clear(payload)
+	if len(payload) > maxWrappedPayload || !(bytes.HasPrefix(payload, []byte(domainDEK)) ||
+		bytes.HasPrefix(payload, []byte(domainIngest)) || bytes.HasPrefix(payload, []byte(domainSigner))) {
+		return nil, ErrDecrypt
+	}
+	w, err := to.WrapKey(ctx, payload)
+	if err != nil {
+		return nil, fmt.Errorf("failed to wrap key: %w", err)
+	}
+	return w, nil
+}
