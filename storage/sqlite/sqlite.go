@@ -1,0 +1,471 @@
+// Package sqlite is the embedded default store: one SQLite file (through
+// modernc.org/sqlite, pure Go) in the data directory.
+//
+// Durability: the database runs in WAL mode with synchronous=FULL, and
+// every write transaction is BEGIN IMMEDIATE, so an Update that returned
+// nil survives a crash or power loss. Writes go through one committer
+// goroutine that gathers the Updates waiting while the previous commit
+// syncs and commits them together (group commit), each in its own
+// savepoint, so one failing Update does not undo its neighbours. Reads use
+// a separate pool of connections and never block writes.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/censusvault/censusvault/storage"
+	sqlite3 "modernc.org/sqlite"
+	sqlite3lib "modernc.org/sqlite/lib"
+)
+
+// FileName is the database file inside the data directory.
+const FileName = "vault.db"
+
+// SchemaVersion is the schema this binary writes. Opening a database with
+// a newer schema fails rather than risk misreading it.
+const SchemaVersion = 1
+
+// Options configure Open.
+type Options struct {
+	// Path of the database file. Required.
+	Path string
+	// Create allows creating a new database; otherwise the file must exist.
+	Create bool
+	// MaxBatch bounds how many Updates one commit carries; default 256.
+	MaxBatch int
+	// BusyTimeout is how long a write waits for another process holding
+	// the write lock; default 10 s.
+	BusyTimeout time.Duration
+}
+
+// Store is a storage.Store on one SQLite file.
+type Store struct {
+	w, r     *sql.DB
+	ops      chan *op
+	maxBatch int
+	// mu guards closed. Update holds it shared until its op is queued,
+	// so once Close has set closed under the exclusive lock no op can
+	// join the queue after the committer has drained it.
+	mu        sync.RWMutex
+	closed    bool
+	closing   chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ storage.Store = (*Store)(nil)
+
+type op struct {
+	ctx  context.Context
+	fn   func(storage.Tx) error
+	done chan error
+}
+
+// Open opens (or with Create, creates) the database and applies the schema.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if o.Path == "" {
+		return nil, errors.New("sqlite: no database path")
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 10 * time.Second
+	}
+	if _, err := os.Stat(o.Path); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+		if !o.Create {
+			return nil, fmt.Errorf("sqlite: no vault database at %s (run `censusvault init` first, or pass the right --data)", o.Path)
+		}
+		if err := os.MkdirAll(filepath.Dir(o.Path), 0o700); err != nil {
+			return nil, fmt.Errorf("sqlite: failed to create data directory: %w", err)
+		}
+		// Create the file 0600 before SQLite does, so it never exists
+		// with wider permissions.
+		f, err := os.OpenFile(o.Path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: failed to create database: %w", err)
+		}
+		f.Close()
+	}
+	dsn := func(txlock string, extra ...string) string {
+		q := url.Values{}
+		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(FULL)")
+		q.Add("_pragma", "foreign_keys(1)")
+		for _, p := range extra {
+			q.Add("_pragma", p)
+		}
+		q.Set("_txlock", txlock)
+		q.Set("_time_format", "sqlite")
+		return "file:" + (&url.URL{Path: o.Path}).EscapedPath() + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite", dsn("immediate", "secure_delete(1)"))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	r, err := sql.Open("sqlite", dsn("deferred", "query_only(1)"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	s := &Store{
+		w: w, r: r,
+		ops:      make(chan *op, 1024),
+		maxBatch: o.MaxBatch,
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	go s.committer()
+	return s, nil
+}
+
+// Close waits for queued Updates to finish and closes the database. Later
+// calls return the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.closing)
+		s.mu.Unlock()
+		<-s.done
+		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
+	})
+	return s.closeErr
+}
+
+// Update implements storage.Store.
+func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) error {
+	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return storage.ErrClosed
+	}
+	select {
+	case s.ops <- o:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
+	s.mu.RUnlock()
+	// Once queued, wait for the outcome even if ctx ends: the caller must
+	// not report failure for something that may have committed.
+	return <-o.done
+}
+
+// View implements storage.Store.
+func (s *Store) View(ctx context.Context, fn func(storage.ReadTx) error) error {
+	if s.isClosed() {
+		return storage.ErrClosed
+	}
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		if s.isClosed() {
+			return storage.ErrClosed // closed while waiting for a connection
+		}
+		return classify(err)
+	}
+	defer tx.Rollback()
+	return fn(&txn{ctx: ctx, tx: tx})
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closed
+}
+
+func (s *Store) committer() {
+	defer close(s.done)
+	for {
+		var first *op
+		select {
+		case first = <-s.ops:
+		case <-s.closing:
+			// Drain what was queued before Close.
+			for {
+				select {
+				case o := <-s.ops:
+					s.commit([]*op{o})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*op{first}
+	gather:
+		for len(batch) < s.maxBatch {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			default:
+				break gather
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit runs a batch of Updates in one transaction, each in a savepoint.
+//
+// fn's statements run under the committer's context, not the caller's: a
+// context that ends mid-statement makes SQLite interrupt it, and an
+// interrupted write can roll back the whole transaction, neighbours and
+// all. The caller's context is only checked before its fn starts.
+func (s *Store) commit(batch []*op) {
+	results := make([]error, len(batch))
+	finish := func() {
+		for i, o := range batch {
+			o.done <- results[i]
+		}
+	}
+	ctx := context.Background()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		err = classify(err)
+		for i := range results {
+			results[i] = err
+		}
+		finish()
+		return
+	}
+	t := &txn{ctx: ctx, tx: tx}
+	committed := 0
+	// broken is set when a savepoint statement fails. Then SQLite has
+	// already rolled the whole transaction back (a full disk, an I/O
+	// error, an interrupt, RAISE(ROLLBACK)), undoing the Updates before
+	// it, and a further SAVEPOINT would silently start a new transaction
+	// that commits on its own.
+	var broken error
+	for i, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT u"); err != nil {
+			broken = err
+			break
+		}
+		err := runFn(o.fn, t)
+		if err != nil {
+			results[i] = err
+			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO u"); rerr != nil {
+				broken = rerr
+				break
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE u"); err != nil {
+			if results[i] == nil {
+				results[i] = fmt.Errorf("sqlite: failed to release savepoint: %w", classify(err))
+			}
+			broken = err
+			break
+		}
+		if results[i] == nil {
+			committed++
+		}
+	}
+	if broken != nil {
+		tx.Rollback()
+		err := fmt.Errorf("%w: the write transaction was rolled back by a failure in its batch (%v); nothing was written",
+			storage.ErrUnavailable, broken)
+		for i := range results {
+			if results[i] == nil {
+				results[i] = err
+			}
+		}
+		finish()
+		return
+	}
+	if committed == 0 {
+		tx.Rollback()
+		finish()
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		err = fmt.Errorf("sqlite: commit failed: %w", classify(err))
+		for i := range results {
+			if results[i] == nil {
+				results[i] = err
+			}
+		}
+	}
+	finish()
+}
+
+func runFn(fn func(storage.Tx) error, t *txn) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sqlite: update panicked: %v", r)
+		}
+	}()
+	return fn(t)
+}
+
+// classify maps driver errors onto storage's sentinels.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sqlite3.Error
+	if errors.As(err, &se) {
+		// Only uniqueness is a conflict. Other constraint failures (a
+		// trigger's RAISE(ABORT), NOT NULL, a foreign key) are not the
+		// caller's duplicate and must not be reported as one.
+		switch se.Code() {
+		case sqlite3lib.SQLITE_CONSTRAINT_UNIQUE, sqlite3lib.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%w: %v", storage.ErrConflict, err)
+		}
+		switch se.Code() & 0xff {
+		case sqlite3lib.SQLITE_BUSY, sqlite3lib.SQLITE_LOCKED, sqlite3lib.SQLITE_FULL,
+			sqlite3lib.SQLITE_IOERR, sqlite3lib.SQLITE_CANTOPEN:
+			return fmt.Errorf("%w: %v", storage.ErrUnavailable, err)
+		}
+	}
+	if errors.Is(err, sql.ErrConnDone) {
+		return fmt.Errorf("%w: %v", storage.ErrUnavailable, err)
+	}
+	return err
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	var tables int
+	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'`).Scan(&tables); err != nil {
+		return fmt.Errorf("sqlite: failed to read schema: %w", classify(err))
+	}
+	if tables == 1 {
+		var v string
+		err := s.w.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='schema_version'`).Scan(&v)
+		if err != nil {
+			return fmt.Errorf("sqlite: failed to read schema version: %w", classify(err))
+		}
+		var n int
+		fmt.Sscan(v, &n)
+		if n > SchemaVersion {
+			return fmt.Errorf("sqlite: database schema version %d is newer than this binary knows (%d): upgrade censusvault", n, SchemaVersion)
+		}
+		if n == SchemaVersion {
+			return nil
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", classify(err))
+	}
+	defer tx.Rollback()
+	for _, q := range strings.Split(schema, ";\n") {
+		if strings.TrimSpace(q) == "" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("sqlite: failed to apply schema: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES('schema_version', ?)
+		ON CONFLICT(key) DO UPDATE SET value=excluded.value`, fmt.Sprint(SchemaVersion)); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	return tx.Commit()
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS areas (
+	seq     INTEGER PRIMARY KEY,
+	code    TEXT NOT NULL UNIQUE,
+	parent  TEXT NOT NULL,
+	level   TEXT NOT NULL,
+	name    TEXT NOT NULL,
+	planned INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+	name       TEXT PRIMARY KEY,
+	token_hash TEXT NOT NULL UNIQUE,
+	created_at TEXT NOT NULL,
+	expires_at TEXT NOT NULL,
+	revoked_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS grants (
+	user TEXT NOT NULL REFERENCES users(name),
+	role TEXT NOT NULL,
+	area TEXT NOT NULL,
+	deny INTEGER NOT NULL,
+	PRIMARY KEY (user, role, area, deny)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS submissions (
+	id             TEXT PRIMARY KEY,
+	area           TEXT NOT NULL,
+	commune        TEXT NOT NULL,
+	household_no   INTEGER NOT NULL,
+	form           TEXT NOT NULL,
+	form_version   INTEGER NOT NULL,
+	interviewed_at TEXT NOT NULL,
+	received_at    TEXT NOT NULL,
+	depositor      TEXT NOT NULL,
+	payload_sha256 TEXT NOT NULL,
+	supersedes     TEXT NOT NULL,
+	superseded_by  TEXT,
+	operational    BLOB,
+	ident_kv       INTEGER,
+	ident          BLOB,
+	analytic_kv    INTEGER,
+	analytic       BLOB,
+	audit_index    INTEGER NOT NULL,
+	receipt        BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS submissions_current
+	ON submissions(area, household_no) WHERE superseded_by IS NULL;
+CREATE TABLE IF NOT EXISTS deposited (
+	ea TEXT PRIMARY KEY,
+	n  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS data_keys (
+	class      TEXT NOT NULL,
+	commune    TEXT NOT NULL,
+	version    INTEGER NOT NULL,
+	wrapped    BLOB NOT NULL,
+	created_at TEXT NOT NULL,
+	PRIMARY KEY (class, commune, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS keys (
+	purpose    TEXT NOT NULL,
+	version    INTEGER NOT NULL,
+	wrapped    BLOB NOT NULL,
+	created_at TEXT NOT NULL,
+	not_after  TEXT NOT NULL,
+	PRIMARY KEY (purpose, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_events (
+	idx        INTEGER PRIMARY KEY,
+	event      BLOB NOT NULL,
+	leaf_hash  BLOB NOT NULL,
+	chain_hash BLOB NOT NULL
+);
+`

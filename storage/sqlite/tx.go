@@ -1,0 +1,514 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/censusvault/censusvault/storage"
+)
+
+// txn implements storage.Tx over one database/sql transaction.
+type txn struct {
+	ctx context.Context
+	tx  *sql.Tx
+	// stmts holds the statements prepared on this transaction, which
+	// database/sql closes when it ends. They are prepared on the
+	// transaction itself: preparing on the *sql.DB needs a free
+	// connection, and the write pool's only one is this transaction's.
+	// A batch of Updates shares one transaction, so under load each
+	// query is still prepared once per batch.
+	stmts map[string]*sql.Stmt
+}
+
+var _ storage.Tx = (*txn)(nil)
+
+func (t *txn) stmt(q string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(t.ctx, q)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if t.stmts == nil {
+		t.stmts = make(map[string]*sql.Stmt)
+	}
+	t.stmts[q] = st
+	return st, nil
+}
+
+func (t *txn) exec(q string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	res, err := st.ExecContext(t.ctx, args...)
+	return res, classify(err)
+}
+
+func (t *txn) queryRow(q string, args ...any) (*sql.Row, error) {
+	st, err := t.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryRowContext(t.ctx, args...), nil
+}
+
+func (t *txn) query(q string, args ...any) (*sql.Rows, error) {
+	st, err := t.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(t.ctx, args...)
+	return rows, classify(err)
+}
+
+func scanErr(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	return classify(err)
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sqlite: bad stored time %q: %w", s, err)
+	}
+	return t.UTC(), nil
+}
+
+// ---- meta
+
+func (t *txn) Meta(key string) (string, error) {
+	row, err := t.queryRow(`SELECT value FROM meta WHERE key = ?`, key)
+	if err != nil {
+		return "", err
+	}
+	var v string
+	if err := row.Scan(&v); err != nil {
+		return "", scanErr(err)
+	}
+	return v, nil
+}
+
+func (t *txn) PutMeta(key, value string) error {
+	_, err := t.exec(`INSERT INTO meta(key, value) VALUES(?, ?)
+		ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value)
+	return err
+}
+
+// ---- areas
+
+func (t *txn) Areas() ([]storage.Area, error) {
+	rows, err := t.query(`SELECT code, parent, level, name, planned FROM areas ORDER BY seq`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []storage.Area
+	for rows.Next() {
+		var a storage.Area
+		if err := rows.Scan(&a.Code, &a.Parent, &a.Level, &a.Name, &a.Planned); err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, a)
+	}
+	return out, classify(rows.Err())
+}
+
+func (t *txn) InsertAreas(areas []storage.Area) error {
+	for _, a := range areas {
+		if _, err := t.exec(`INSERT INTO areas(code, parent, level, name, planned) VALUES(?, ?, ?, ?, ?)`,
+			a.Code, a.Parent, a.Level, a.Name, a.Planned); err != nil {
+			return fmt.Errorf("area %q: %w", a.Code, err)
+		}
+	}
+	return nil
+}
+
+// ---- users
+
+const userCols = `name, token_hash, created_at, expires_at, revoked_at`
+
+func (t *txn) scanUser(row *sql.Row) (*storage.User, error) {
+	var u storage.User
+	var created, expires, revoked string
+	if err := row.Scan(&u.Name, &u.TokenHash, &created, &expires, &revoked); err != nil {
+		return nil, scanErr(err)
+	}
+	var err error
+	if u.CreatedAt, err = parseTime(created); err != nil {
+		return nil, err
+	}
+	if u.ExpiresAt, err = parseTime(expires); err != nil {
+		return nil, err
+	}
+	if u.RevokedAt, err = parseTime(revoked); err != nil {
+		return nil, err
+	}
+	rows, err := t.query(`SELECT role, area, deny FROM grants WHERE user = ? ORDER BY role, area, deny`, u.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var g storage.Grant
+		if err := rows.Scan(&g.Role, &g.Area, &g.Deny); err != nil {
+			return nil, classify(err)
+		}
+		u.Grants = append(u.Grants, g)
+	}
+	return &u, classify(rows.Err())
+}
+
+func (t *txn) UserByTokenHash(h string) (*storage.User, error) {
+	row, err := t.queryRow(`SELECT `+userCols+` FROM users WHERE token_hash = ?`, h)
+	if err != nil {
+		return nil, err
+	}
+	return t.scanUser(row)
+}
+
+func (t *txn) User(name string) (*storage.User, error) {
+	row, err := t.queryRow(`SELECT `+userCols+` FROM users WHERE name = ?`, name)
+	if err != nil {
+		return nil, err
+	}
+	return t.scanUser(row)
+}
+
+func (t *txn) Grants(fn func(user string, g storage.Grant) error) error {
+	rows, err := t.query(`SELECT user, role, area, deny FROM grants ORDER BY user, role, area, deny`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u string
+		var g storage.Grant
+		if err := rows.Scan(&u, &g.Role, &g.Area, &g.Deny); err != nil {
+			return classify(err)
+		}
+		if err := fn(u, g); err != nil {
+			return err
+		}
+	}
+	return classify(rows.Err())
+}
+
+func (t *txn) InsertUser(u *storage.User) error {
+	if _, err := t.exec(`INSERT INTO users(`+userCols+`) VALUES(?, ?, ?, ?, ?)`,
+		u.Name, u.TokenHash, fmtTime(u.CreatedAt), fmtTime(u.ExpiresAt), fmtTime(u.RevokedAt)); err != nil {
+		return err
+	}
+	for _, g := range u.Grants {
+		if err := t.AddGrant(u.Name, g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *txn) AddGrant(user string, g storage.Grant) error {
+	_, err := t.exec(`INSERT INTO grants(user, role, area, deny) VALUES(?, ?, ?, ?)`, user, g.Role, g.Area, g.Deny)
+	return err
+}
+
+func (t *txn) RevokeUser(name string, at time.Time) error {
+	res, err := t.exec(`UPDATE users SET revoked_at = ? WHERE name = ?`, fmtTime(at), name)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// ---- submissions
+
+const subCols = `id, area, commune, household_no, form, form_version, interviewed_at, received_at,
+	depositor, payload_sha256, supersedes, superseded_by, operational, ident_kv, ident, analytic_kv, analytic,
+	audit_index, receipt`
+
+func (t *txn) scanSubmission(row *sql.Row) (*storage.Submission, error) {
+	var s storage.Submission
+	var interviewed, received string
+	var supersededBy sql.NullString
+	var identKV, analyticKV sql.NullInt64
+	var ident, analytic []byte
+	if err := row.Scan(&s.ID, &s.Area, &s.Commune, &s.HouseholdNo, &s.Form, &s.FormVersion, &interviewed, &received,
+		&s.Depositor, &s.PayloadSHA256, &s.Supersedes, &supersededBy, &s.Operational, &identKV, &ident, &analyticKV, &analytic,
+		&s.AuditIndex, &s.Receipt); err != nil {
+		return nil, scanErr(err)
+	}
+	var err error
+	if s.InterviewedAt, err = parseTime(interviewed); err != nil {
+		return nil, err
+	}
+	if s.ReceivedAt, err = parseTime(received); err != nil {
+		return nil, err
+	}
+	s.SupersededBy = supersededBy.String
+	if identKV.Valid {
+		s.Sealed = append(s.Sealed, storage.Sealed{Class: "identifying", KeyVersion: int(identKV.Int64), Data: ident})
+	}
+	if analyticKV.Valid {
+		s.Sealed = append(s.Sealed, storage.Sealed{Class: "analytic", KeyVersion: int(analyticKV.Int64), Data: analytic})
+	}
+	return &s, nil
+}
+
+func (t *txn) Submission(id string) (*storage.Submission, error) {
+	row, err := t.queryRow(`SELECT `+subCols+` FROM submissions WHERE id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	return t.scanSubmission(row)
+}
+
+func (t *txn) CurrentSubmission(area string, hh int64) (*storage.Submission, error) {
+	row, err := t.queryRow(`SELECT `+subCols+` FROM submissions
+		WHERE area = ? AND household_no = ? AND superseded_by IS NULL`, area, hh)
+	if err != nil {
+		return nil, err
+	}
+	return t.scanSubmission(row)
+}
+
+func (t *txn) InsertSubmission(s *storage.Submission) error {
+	var identKV, analyticKV sql.NullInt64
+	var ident, analytic []byte
+	for _, p := range s.Sealed {
+		switch p.Class {
+		case "identifying":
+			identKV, ident = sql.NullInt64{Int64: int64(p.KeyVersion), Valid: true}, p.Data
+		case "analytic":
+			analyticKV, analytic = sql.NullInt64{Int64: int64(p.KeyVersion), Valid: true}, p.Data
+		default:
+			return fmt.Errorf("sqlite: unknown sealed class %q", p.Class)
+		}
+	}
+	var supersededBy any
+	if s.SupersededBy != "" {
+		supersededBy = s.SupersededBy
+	}
+	_, err := t.exec(`INSERT INTO submissions(`+subCols+`) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.ID, s.Area, s.Commune, s.HouseholdNo, s.Form, s.FormVersion, fmtTime(s.InterviewedAt), fmtTime(s.ReceivedAt),
+		s.Depositor, s.PayloadSHA256, s.Supersedes, supersededBy, s.Operational, identKV, ident, analyticKV, analytic,
+		s.AuditIndex, s.Receipt)
+	return err
+}
+
+func (t *txn) MarkSuperseded(id, by string) error {
+	res, err := t.exec(`UPDATE submissions SET superseded_by = ? WHERE id = ? AND superseded_by IS NULL`, by, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := t.Submission(id); err != nil {
+			return err // ErrNotFound for an unknown id
+		}
+		return fmt.Errorf("%w: submission %s is not current", storage.ErrConflict, id)
+	}
+	return nil
+}
+
+func (t *txn) AddDeposited(ea string, delta int64) error {
+	_, err := t.exec(`INSERT INTO deposited(ea, n) VALUES(?, ?) ON CONFLICT(ea) DO UPDATE SET n = n + excluded.n`, ea, delta)
+	return err
+}
+
+func (t *txn) Deposited(eas []string) (map[string]int64, error) {
+	out := make(map[string]int64)
+	const chunk = 500
+	for len(eas) > 0 {
+		n := min(len(eas), chunk)
+		part := eas[:n]
+		eas = eas[n:]
+		args := make([]any, len(part))
+		for i, e := range part {
+			args[i] = e
+		}
+		q := `SELECT ea, n FROM deposited WHERE ea IN (?` + strings.Repeat(", ?", len(part)-1) + `)`
+		rows, err := t.tx.QueryContext(t.ctx, q, args...)
+		if err != nil {
+			return nil, classify(err)
+		}
+		for rows.Next() {
+			var ea string
+			var c int64
+			if err := rows.Scan(&ea, &c); err != nil {
+				rows.Close()
+				return nil, classify(err)
+			}
+			if c != 0 {
+				out[ea] = c
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, classify(err)
+		}
+	}
+	return out, nil
+}
+
+// ---- keys
+
+func (t *txn) DataKey(class, commune string, version int) (*storage.DataKey, error) {
+	row, err := t.queryRow(`SELECT wrapped, created_at FROM data_keys WHERE class = ? AND commune = ? AND version = ?`, class, commune, version)
+	if err != nil {
+		return nil, err
+	}
+	k := storage.DataKey{Class: class, Commune: commune, Version: version}
+	var created string
+	if err := row.Scan(&k.Wrapped, &created); err != nil {
+		return nil, scanErr(err)
+	}
+	if k.CreatedAt, err = parseTime(created); err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+func (t *txn) PutDataKey(k *storage.DataKey) error {
+	_, err := t.exec(`INSERT INTO data_keys(class, commune, version, wrapped, created_at) VALUES(?, ?, ?, ?, ?)`,
+		k.Class, k.Commune, k.Version, k.Wrapped, fmtTime(k.CreatedAt))
+	return err
+}
+
+func (t *txn) Keys(purpose string) ([]storage.Key, error) {
+	rows, err := t.query(`SELECT version, wrapped, created_at, not_after FROM keys WHERE purpose = ? ORDER BY version DESC`, purpose)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []storage.Key
+	for rows.Next() {
+		k := storage.Key{Purpose: purpose}
+		var created, notAfter string
+		if err := rows.Scan(&k.Version, &k.Wrapped, &created, &notAfter); err != nil {
+			return nil, classify(err)
+		}
+		if k.CreatedAt, err = parseTime(created); err != nil {
+			return nil, err
+		}
+		if k.NotAfter, err = parseTime(notAfter); err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, classify(rows.Err())
+}
+
+func (t *txn) PutKey(k *storage.Key) error {
+	_, err := t.exec(`INSERT INTO keys(purpose, version, wrapped, created_at, not_after) VALUES(?, ?, ?, ?, ?)`,
+		k.Purpose, k.Version, k.Wrapped, fmtTime(k.CreatedAt), fmtTime(k.NotAfter))
+	return err
+}
+
+func (t *txn) RetireKey(purpose string, version int, notAfter time.Time) error {
+	res, err := t.exec(`UPDATE keys SET not_after = ? WHERE purpose = ? AND version = ?`, fmtTime(notAfter), purpose, version)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// ---- audit
+
+func (t *txn) AuditHead() (storage.AuditHead, error) {
+	row, err := t.queryRow(`SELECT idx, chain_hash FROM audit_events ORDER BY idx DESC LIMIT 1`)
+	if err != nil {
+		return storage.AuditHead{}, err
+	}
+	var idx int64
+	var chain []byte
+	if err := row.Scan(&idx, &chain); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return storage.AuditHead{}, nil
+		}
+		return storage.AuditHead{}, classify(err)
+	}
+	h := storage.AuditHead{Next: idx + 1}
+	if len(chain) != len(h.ChainHash) {
+		return storage.AuditHead{}, fmt.Errorf("sqlite: audit event %d has a malformed chain hash", idx)
+	}
+	copy(h.ChainHash[:], chain)
+	return h, nil
+}
+
+func (t *txn) AppendAudit(build func(storage.AuditHead) (storage.AuditRecord, error)) (storage.AuditRecord, error) {
+	head, err := t.AuditHead()
+	if err != nil {
+		return storage.AuditRecord{}, err
+	}
+	rec, err := build(head)
+	if err != nil {
+		return storage.AuditRecord{}, err
+	}
+	if rec.Index != head.Next {
+		return storage.AuditRecord{}, fmt.Errorf("sqlite: audit record index %d, want %d", rec.Index, head.Next)
+	}
+	if _, err := t.exec(`INSERT INTO audit_events(idx, event, leaf_hash, chain_hash) VALUES(?, ?, ?, ?)`,
+		rec.Index, rec.Event, rec.LeafHash[:], rec.ChainHash[:]); err != nil {
+		return storage.AuditRecord{}, fmt.Errorf("failed to append audit event: %w", err)
+	}
+	return rec, nil
+}
+
+func (t *txn) AuditRecords(from int64, limit int, fn func(storage.AuditRecord) (bool, error)) error {
+	q := `SELECT idx, event, leaf_hash, chain_hash FROM audit_events WHERE idx >= ? ORDER BY idx`
+	args := []any{from}
+	if limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	rows, err := t.tx.QueryContext(t.ctx, q, args...)
+	if err != nil {
+		return classify(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r storage.AuditRecord
+		var leaf, chain []byte
+		if err := rows.Scan(&r.Index, &r.Event, &leaf, &chain); err != nil {
+			return classify(err)
+		}
+		// A wrong length is kept visible (zero-padded/truncated copy
+		// would hide it): report it as an error naming the index.
+		if len(leaf) != 32 || len(chain) != 32 {
+			return fmt.Errorf("sqlite: audit event %d has a malformed hash column", r.Index)
+		}
+		copy(r.LeafHash[:], leaf)
+		copy(r.ChainHash[:], chain)
+		more, err := fn(r)
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+	}
+	return classify(rows.Err())
+}

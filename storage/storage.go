@@ -1,0 +1,213 @@
+// Package storage defines what the vault keeps and the transactional
+// interface every backend implements.
+//
+// storage is a leaf: it knows nothing of policy, crypto or audit. It stores
+// sealed bytes it cannot read, wrapped keys it cannot unwrap, and audit
+// records it does not interpret. The broker composes those packages and
+// calls storage inside one transaction per change, so a change and the
+// audit event that records it commit together or not at all.
+//
+// Invariants every backend keeps:
+//   - Update returns nil only after its transaction is durable (committed
+//     and synced): nothing is acknowledged before that.
+//   - At most one current submission per (area, household number).
+//   - The audit log is append-only and gap-free: AppendAudit is serialized
+//     with every other write and sees the head left by the previous one.
+//
+// Backends: storage/sqlite (the embedded default). Conformance tests that
+// every backend must pass live in storage/storagetest.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors a backend returns; callers check them with errors.Is.
+var (
+	// ErrNotFound: no such row.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a uniqueness rule would be broken (same id, or a
+	// second current household under one number).
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: the database could not be reached or is busy past
+	// its timeout; the caller may retry later. Nothing was written.
+	ErrUnavailable = errors.New("storage unavailable")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store closed")
+)
+
+// Store is one vault database.
+type Store interface {
+	// Update runs fn in a write transaction and commits it if fn returns
+	// nil. Writes are serialized. When Update returns nil the change is
+	// durable. If fn returns an error nothing it wrote is kept and that
+	// error is returned. Backends may commit several Updates together
+	// (group commit); fn must not have effects outside the transaction.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only transaction over a consistent snapshot.
+	View(ctx context.Context, fn func(ReadTx) error) error
+	Close() error
+}
+
+// ReadTx reads within a transaction.
+type ReadTx interface {
+	// Meta returns a small named value (schema version, policy, digests).
+	Meta(key string) (string, error)
+
+	// Areas returns every area row, in insertion order.
+	Areas() ([]Area, error)
+
+	// UserByTokenHash finds the user holding the token whose SHA-256 is
+	// tokenHash (hex). Revoked and expired users are returned too: the
+	// caller decides.
+	UserByTokenHash(tokenHash string) (*User, error)
+	User(name string) (*User, error)
+	// Grants calls fn for every grant of every user, ordered by user,
+	// role, area, deny.
+	Grants(fn func(user string, g Grant) error) error
+
+	Submission(id string) (*Submission, error)
+	// CurrentSubmission is the submission that is not superseded at
+	// (area, householdNo).
+	CurrentSubmission(area string, householdNo int64) (*Submission, error)
+	// Deposited returns the number of current households per EA for the
+	// given EA codes; EAs with none are absent from the map.
+	Deposited(eas []string) (map[string]int64, error)
+
+	DataKey(class, commune string, version int) (*DataKey, error)
+	// Keys returns the stored key material for one purpose, newest
+	// version first.
+	Keys(purpose string) ([]Key, error)
+
+	// AuditHead is the position the next audit record takes.
+	AuditHead() (AuditHead, error)
+	// AuditRecords calls fn for each record with from <= index, in order,
+	// until fn returns false, an error, or limit records (limit <= 0: all).
+	AuditRecords(from int64, limit int, fn func(AuditRecord) (bool, error)) error
+}
+
+// Tx reads and writes within a transaction.
+type Tx interface {
+	ReadTx
+	PutMeta(key, value string) error
+	// InsertAreas adds areas; ErrConflict if a code exists.
+	InsertAreas(areas []Area) error
+
+	// InsertUser adds a user with its grants; ErrConflict if the name or
+	// token hash exists.
+	InsertUser(u *User) error
+	AddGrant(user string, g Grant) error
+	// RevokeUser marks the user revoked at t; ErrNotFound if unknown.
+	RevokeUser(name string, t time.Time) error
+
+	// InsertSubmission stores a new submission; ErrConflict if its id
+	// exists or another current submission holds (area, household_no).
+	InsertSubmission(s *Submission) error
+	// MarkSuperseded marks id superseded by another submission.
+	MarkSuperseded(id, by string) error
+	// AddDeposited adds delta to an EA's count of current households.
+	AddDeposited(ea string, delta int64) error
+
+	// PutDataKey stores a wrapped DEK; ErrConflict if that (class,
+	// commune, version) exists.
+	PutDataKey(k *DataKey) error
+	// PutKey stores wrapped key material; ErrConflict if (purpose,
+	// version) exists.
+	PutKey(k *Key) error
+	// RetireKey sets NotAfter on one key version.
+	RetireKey(purpose string, version int, notAfter time.Time) error
+
+	// AppendAudit calls build with the current head and stores the
+	// record it returns, which must carry head.Next as its index. It
+	// returns the stored record.
+	AppendAudit(build func(AuditHead) (AuditRecord, error)) (AuditRecord, error)
+}
+
+// Area is one node of the area tree as stored.
+type Area struct {
+	Code    string
+	Parent  string // "" for the root
+	Level   string // nation, province, district, commune, ea
+	Name    string
+	Planned int64 // planned households; EAs only
+}
+
+// User is a person or service that holds a bearer token.
+type User struct {
+	Name      string
+	TokenHash string    // hex SHA-256 of the bearer token; the token itself is never stored
+	CreatedAt time.Time // UTC
+	ExpiresAt time.Time // zero: no expiry
+	RevokedAt time.Time // zero: not revoked
+	Grants    []Grant
+}
+
+// Grant gives a role over an area's subtree, or with Deny takes it away.
+type Grant struct {
+	Role string
+	Area string
+	Deny bool
+}
+
+// Sealed is one class of a submission's fields, sealed under the DEK for
+// (Class, the submission's commune, KeyVersion).
+type Sealed struct {
+	Class      string // identifying | analytic
+	KeyVersion int
+	Data       []byte
+}
+
+// Submission is a stored household questionnaire: operational fields in
+// clear, everything else sealed.
+type Submission struct {
+	ID            string
+	Area          string // the EA
+	Commune       string // whose DEKs seal it
+	HouseholdNo   int64
+	Form          string
+	FormVersion   int
+	InterviewedAt time.Time
+	ReceivedAt    time.Time
+	Depositor     string
+	PayloadSHA256 string // hex SHA-256 of the decrypted bytes: decides idempotency
+	Supersedes    string
+	SupersededBy  string
+	Operational   []byte // clear JSON of operational-class form fields, may be empty
+	Sealed        []Sealed
+	AuditIndex    int64
+	Receipt       []byte // the signed receipt as returned to the depositor
+}
+
+// DataKey is a wrapped data-encryption key.
+type DataKey struct {
+	Class     string
+	Commune   string
+	Version   int
+	Wrapped   []byte
+	CreatedAt time.Time
+}
+
+// Key is other key material (ingest identities, signing keys), wrapped.
+type Key struct {
+	Purpose   string
+	Version   int
+	Wrapped   []byte
+	CreatedAt time.Time
+	NotAfter  time.Time // zero: no end; after it the key is no longer used
+}
+
+// AuditHead is where the next audit record goes.
+type AuditHead struct {
+	Next      int64    // index of the next record
+	ChainHash [32]byte // chain hash of the last record (zero for an empty log)
+}
+
+// AuditRecord is an opaque audit event and its hashes.
+type AuditRecord struct {
+	Index     int64
+	Event     []byte
+	LeafHash  [32]byte
+	ChainHash [32]byte
+}
