@@ -1,0 +1,405 @@
+// Package form holds questionnaire definitions and the strict decoder and
+// validator of the submissions made with them.
+//
+// A form definition (JSON, versioned) lists the household fields and the
+// person fields of a questionnaire. Every field has a type and a class:
+// identifying (names, phone, address), analytic (sex, birth, ethnicity …) or
+// operational (visit counts, who answered). The class decides how a value is
+// sealed and who may ever see it again, so Split cuts a submission into one
+// canonical JSON document per class and Join puts the classes a viewer may
+// see back together.
+//
+// Submissions come from field devices and are untrusted. Decode accepts
+// exactly one shape — fixed top-level keys, one household object, 1 to
+// MaxPersons person objects, scalar values only — and refuses everything
+// else: unknown or duplicate keys, nesting, trailing data, more than MaxBody
+// bytes. Validate then checks every value against the form and lists every
+// problem it finds.
+//
+// Field values are personal data and errors end up in logs, so no error of
+// this package ever contains a submitted value: problems name the field
+// path and the rule only ("persons[2].sex: code not allowed"). Value has no
+// way to print its content through fmt either.
+//
+// The embedded default form is census2019 version 1, shaped like the 2019
+// Population and Housing Census of Viet Nam. Two of its choices: an unknown
+// month of birth is an absent birth_month (not a magic 99 that would pollute
+// numeric tables), and a phone number is 9 to 11 digits, optionally after
+// +84.
+package form
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"unicode/utf8"
+)
+
+// Class is the sensitivity class of a field; each class is sealed apart.
+type Class string
+
+// The classes.
+const (
+	Identifying Class = "identifying"
+	Analytic    Class = "analytic"
+	Operational Class = "operational"
+)
+
+// Classes lists every class in a fixed order.
+func Classes() []Class { return []Class{Identifying, Analytic, Operational} }
+
+func (c Class) valid() bool { return c == Identifying || c == Analytic || c == Operational }
+
+// Field types.
+const (
+	TypeString  = "string"  // text up to MaxLen characters
+	TypeInt     = "int"     // whole number within [Min, Max]
+	TypeDecimal = "decimal" // number within [Min, Max]
+	TypeCode    = "code"    // whole number from Codes
+	TypeDate    = "date"    // "YYYY-MM-DD", a real calendar date
+	TypePhone   = "phone"   // 9 to 11 digits, optionally after "+84"
+)
+
+// Field defines one question.
+type Field struct {
+	Name     string   `json:"name"`
+	Type     string   `json:"type"`
+	Class    Class    `json:"class"`
+	Required bool     `json:"required,omitempty"`
+	Codes    []Code   `json:"codes,omitempty"`   // code fields only; includes 1
+	Min      *float64 `json:"min,omitempty"`     // int and decimal fields only
+	Max      *float64 `json:"max,omitempty"`     // int and decimal fields only
+	MaxLen   int      `json:"max_len,omitempty"` // string fields only, in characters
+	Label    string   `json:"label,omitempty"`
+}
+
+// Code is one answer of a code field.
+type Code struct {
+	Code  int    `json:"code"`
+	Label string `json:"label"`
+}
+
+// Form is a questionnaire definition. Make one with Parse (or Default) and
+// do not modify it afterwards: Parse prepares the lookups that Validate,
+// Split and Join use from the fields as they were then.
+type Form struct {
+	Name      string  `json:"name"`
+	Version   int     `json:"version"`
+	Household []Field `json:"household"`
+	Person    []Field `json:"person"`
+
+	c *compiled
+}
+
+// Limits on a form definition.
+const (
+	MaxFields     = 100     // fields per list (household, person)
+	MaxCodes      = 1000    // codes per code field
+	MaxCodeValue  = 9999    // largest code
+	MaxStringLen  = 1000    // largest max_len, in characters
+	maxDefinition = 1 << 20 // bytes of definition JSON
+	maxLabel      = 300     // bytes of a label
+	maxBound      = 1e15    // |min|, |max|: well inside float64's exact integers
+	maxVersion    = 1_000_000
+	maxNameLen    = 64
+)
+
+//go:embed census2019.json
+var census2019 []byte
+
+// Default returns the built-in census2019 version 1 form. Each call returns
+// a new Form.
+func Default() *Form {
+	f, err := Parse(census2019)
+	if err != nil {
+		// The embedded file is tested; this cannot happen in a build that
+		// passed its tests.
+		panic("form: embedded census2019.json is invalid: " + err.Error())
+	}
+	return f
+}
+
+// Parse reads a form definition and checks it: unknown keys and trailing
+// data are refused; names are [a-z][a-z0-9_]* and unique within their list;
+// types and classes are known; code fields have 1…MaxCodes distinct codes in
+// 0…MaxCodeValue including 1; int and decimal fields have min ≤ max (whole
+// numbers for int); string fields have a max_len of 1…MaxStringLen; no field
+// carries a setting that its type does not use.
+func Parse(b []byte) (*Form, error) {
+	if len(b) > maxDefinition {
+		return nil, fmt.Errorf("form definition larger than %d bytes", maxDefinition)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var f Form
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("failed to parse form definition: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("failed to parse form definition: trailing data after the definition")
+	}
+	c, err := compile(&f)
+	if err != nil {
+		return nil, err
+	}
+	f.c = c
+	return &f, nil
+}
+
+// Registry holds the forms a vault accepts, by name and version.
+type Registry struct {
+	forms map[formKey]*Form
+}
+
+type formKey struct {
+	name    string
+	version int
+}
+
+// NewRegistry checks the forms and indexes them; a (name, version) may
+// appear only once.
+func NewRegistry(forms ...*Form) (*Registry, error) {
+	r := &Registry{forms: make(map[formKey]*Form, len(forms))}
+	for i, f := range forms {
+		if f == nil {
+			return nil, fmt.Errorf("form registry: form %d is nil", i)
+		}
+		if _, err := f.rules(); err != nil {
+			return nil, err
+		}
+		k := formKey{f.Name, f.Version}
+		if _, dup := r.forms[k]; dup {
+			return nil, fmt.Errorf("form registry: %s version %d given twice", f.Name, f.Version)
+		}
+		r.forms[k] = f
+	}
+	return r, nil
+}
+
+// Get returns the form with this name and version.
+func (r *Registry) Get(name string, version int) (*Form, bool) {
+	if r == nil {
+		return nil, false
+	}
+	f, ok := r.forms[formKey{name, version}]
+	return f, ok
+}
+
+// kind is a field type, resolved once.
+type kind uint8
+
+const (
+	kString kind = iota + 1
+	kInt
+	kDecimal
+	kCode
+	kDate
+	kPhone
+)
+
+func kindOf(typ string) (kind, bool) {
+	switch typ {
+	case TypeString:
+		return kString, true
+	case TypeInt:
+		return kInt, true
+	case TypeDecimal:
+		return kDecimal, true
+	case TypeCode:
+		return kCode, true
+	case TypeDate:
+		return kDate, true
+	case TypePhone:
+		return kPhone, true
+	}
+	return 0, false
+}
+
+// rule is a Field prepared for checking.
+type rule struct {
+	name     string
+	kind     kind
+	class    Class
+	required bool
+	min, max float64 // decimal
+	minI     int64   // int
+	maxI     int64
+	maxLen   int
+	codes    []bool // codes[c] reports whether c is allowed
+}
+
+type fieldSet struct {
+	rules  []rule         // in definition order, the order problems are listed in
+	index  map[string]int // name → rules index
+	sorted []int          // rules indexes by name, the order of canonical JSON
+}
+
+type compiled struct {
+	name      string
+	version   int
+	household fieldSet
+	person    fieldSet
+}
+
+// rules returns the prepared form, preparing (and checking) it now if f was
+// not made by Parse.
+func (f *Form) rules() (*compiled, error) {
+	if f == nil {
+		return nil, errors.New("form: nil form")
+	}
+	if f.c != nil {
+		return f.c, nil
+	}
+	return compile(f)
+}
+
+func compile(f *Form) (*compiled, error) {
+	if !validName(f.Name) {
+		return nil, fmt.Errorf("form: name %q must be 1 to %d of a-z 0-9 _ starting with a letter", clipName(f.Name), maxNameLen)
+	}
+	if f.Version < 1 || f.Version > maxVersion {
+		return nil, fmt.Errorf("form %s: version must be between 1 and %d", f.Name, maxVersion)
+	}
+	c := &compiled{name: f.Name, version: f.Version}
+	var err error
+	if c.household, err = compileSet(f, "household", f.Household); err != nil {
+		return nil, err
+	}
+	if c.person, err = compileSet(f, "person", f.Person); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func compileSet(f *Form, list string, fields []Field) (fieldSet, error) {
+	var fs fieldSet
+	if len(fields) == 0 {
+		return fs, fmt.Errorf("form %s: no %s fields", f.Name, list)
+	}
+	if len(fields) > MaxFields {
+		return fs, fmt.Errorf("form %s: more than %d %s fields", f.Name, MaxFields, list)
+	}
+	fs.index = make(map[string]int, len(fields))
+	for i := range fields {
+		fd := &fields[i]
+		fail := func(format string, args ...any) error {
+			return fmt.Errorf("form %s: %s field %q: %s", f.Name, list, clipName(fd.Name), fmt.Sprintf(format, args...))
+		}
+		if !validName(fd.Name) {
+			return fs, fail("name must be 1 to %d of a-z 0-9 _ starting with a letter", maxNameLen)
+		}
+		if _, dup := fs.index[fd.Name]; dup {
+			return fs, fail("defined twice")
+		}
+		k, ok := kindOf(fd.Type)
+		if !ok {
+			return fs, fail("unknown type %q", clipName(fd.Type))
+		}
+		if !fd.Class.valid() {
+			return fs, fail("unknown class %q (want identifying, analytic or operational)", clipName(string(fd.Class)))
+		}
+		if len(fd.Label) > maxLabel || !utf8.ValidString(fd.Label) {
+			return fs, fail("label must be valid UTF-8 of at most %d bytes", maxLabel)
+		}
+		r := rule{name: fd.Name, kind: k, class: fd.Class, required: fd.Required}
+		hasRange := fd.Min != nil || fd.Max != nil
+		switch k {
+		case kString:
+			if fd.MaxLen < 1 || fd.MaxLen > MaxStringLen {
+				return fs, fail("max_len must be between 1 and %d", MaxStringLen)
+			}
+			r.maxLen = fd.MaxLen
+		case kInt, kDecimal:
+			if fd.Min == nil || fd.Max == nil {
+				return fs, fail("min and max are required for a %s field", fd.Type)
+			}
+			lo, hi := *fd.Min, *fd.Max
+			if math.IsNaN(lo) || math.IsNaN(hi) || math.Abs(lo) > maxBound || math.Abs(hi) > maxBound {
+				return fs, fail("min and max must be within ±%g", float64(maxBound))
+			}
+			if lo > hi {
+				return fs, fail("min is larger than max")
+			}
+			if k == kInt && (lo != math.Trunc(lo) || hi != math.Trunc(hi)) {
+				return fs, fail("min and max of an int field must be whole numbers")
+			}
+			r.min, r.max = lo, hi
+			r.minI, r.maxI = int64(lo), int64(hi)
+		case kCode:
+			if len(fd.Codes) == 0 || len(fd.Codes) > MaxCodes {
+				return fs, fail("a code field needs 1 to %d codes", MaxCodes)
+			}
+			top := 0
+			for _, cd := range fd.Codes {
+				if cd.Code < 0 || cd.Code > MaxCodeValue {
+					return fs, fail("code %d outside 0…%d", cd.Code, MaxCodeValue)
+				}
+				top = max(top, cd.Code)
+			}
+			r.codes = make([]bool, top+1)
+			for _, cd := range fd.Codes {
+				if r.codes[cd.Code] {
+					return fs, fail("code %d listed twice", cd.Code)
+				}
+				if cd.Label == "" || len(cd.Label) > maxLabel || !utf8.ValidString(cd.Label) {
+					return fs, fail("code %d needs a label of valid UTF-8, at most %d bytes", cd.Code, maxLabel)
+				}
+				r.codes[cd.Code] = true
+			}
+			if len(r.codes) < 2 || !r.codes[1] {
+				return fs, fail("codes must include 1")
+			}
+		}
+		if k != kString && fd.MaxLen != 0 {
+			return fs, fail("max_len is only for string fields")
+		}
+		if k != kInt && k != kDecimal && hasRange {
+			return fs, fail("min and max are only for int and decimal fields")
+		}
+		if k != kCode && len(fd.Codes) != 0 {
+			return fs, fail("codes are only for code fields")
+		}
+		fs.index[fd.Name] = len(fs.rules)
+		fs.rules = append(fs.rules, r)
+	}
+	fs.sorted = make([]int, len(fs.rules))
+	for i := range fs.sorted {
+		fs.sorted[i] = i
+	}
+	sort.Slice(fs.sorted, func(a, b int) bool { return fs.rules[fs.sorted[a]].name < fs.rules[fs.sorted[b]].name })
+	return fs, nil
+}
+
+// validName reports whether s is [a-z][a-z0-9_]{0,63}: the grammar of form
+// and field names. Only names in this grammar are ever quoted in an error.
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > maxNameLen || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// clipName bounds a definition string quoted in an error (definitions come
+// from administrators, not devices, but a wrong file should still give a
+// short message).
+func clipName(s string) string {
+	if len(s) <= maxNameLen {
+		return s
+	}
+	cut := maxNameLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

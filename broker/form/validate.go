@@ -1,0 +1,256 @@
+package form
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// ErrInvalid matches every *Error with errors.Is.
+var ErrInvalid = errors.New("invalid submission")
+
+// Error lists what is wrong with a submission. Problems name a field path
+// and a rule, never a submitted value: values are personal data and errors
+// end up in logs.
+type Error struct {
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	return "invalid submission: " + strings.Join(e.Problems, "; ")
+}
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+// MaxProblems is how many problems Validate lists before it stops looking.
+const MaxProblems = 20
+
+// MaxFuture is how far after the validating clock interviewed_at may be:
+// device clocks drift and time zones are easy to get wrong, but a date in
+// next month is a broken device.
+const MaxFuture = 24 * time.Hour
+
+// Validate checks s against f with the current time; see ValidateAt.
+func (f *Form) Validate(s *Submission) error { return f.ValidateAt(s, time.Now()) }
+
+// ValidateAt checks s against f and returns an *Error listing every problem
+// found, up to MaxProblems: form and version must be f's; id (and
+// supersedes, if set) a canonical UUID, supersedes not id itself; area an
+// area code; household_no ≥ 1; interviewed_at set and at most MaxFuture
+// after now; 1 to MaxPersons persons; every field known to the form, of its
+// type, within its range, code list or length; every required field present.
+// A string field must not be blank nor hold control characters.
+func (f *Form) ValidateAt(s *Submission, now time.Time) error {
+	c, err := f.rules()
+	if err != nil {
+		return err
+	}
+	if e := c.check(s, now, true); e != nil {
+		return e
+	}
+	return nil
+}
+
+type problems struct {
+	list []string
+	more bool
+}
+
+func (p *problems) add(s string) {
+	if len(p.list) == MaxProblems {
+		p.more = true
+		return
+	}
+	p.list = append(p.list, s)
+}
+
+func (p *problems) err() *Error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	if p.more {
+		p.list = append(p.list, fmt.Sprintf("more problems not listed (limit %d)", MaxProblems))
+	}
+	return &Error{Problems: p.list}
+}
+
+// check validates s; the time is checked only if checkTime.
+func (c *compiled) check(s *Submission, now time.Time, checkTime bool) *Error {
+	if s == nil {
+		return problem("no submission")
+	}
+	var p problems
+	if s.Form != c.name || s.FormVersion != c.version {
+		p.add(fmt.Sprintf("form: must be %s version %d", c.name, c.version))
+	}
+	if id, ok := parseUUID(s.ID); !ok || id != s.ID {
+		p.add("id: must be a canonical UUID")
+	}
+	if !validAreaCode(s.Area) {
+		p.add("area: must be an area code")
+	}
+	if s.HouseholdNo < 1 || s.HouseholdNo > maxHouseholdNo {
+		p.add(fmt.Sprintf("household_no: must be a whole number from 1 to %d", maxHouseholdNo))
+	}
+	switch {
+	case s.InterviewedAt.IsZero():
+		p.add("interviewed_at: required")
+	case checkTime && s.InterviewedAt.After(now.Add(MaxFuture)):
+		p.add("interviewed_at: more than a day in the future")
+	}
+	if s.Supersedes != "" {
+		if id, ok := parseUUID(s.Supersedes); !ok || id != s.Supersedes {
+			p.add("supersedes: must be a canonical UUID")
+		} else if s.Supersedes == s.ID {
+			p.add("supersedes: must not be the submission's own id")
+		}
+	}
+	c.household.check(&p, loc{idx: -1}, s.Household)
+	switch {
+	case len(s.Persons) == 0:
+		p.add("persons: at least 1 person required")
+	case len(s.Persons) > MaxPersons:
+		p.add(fmt.Sprintf("persons: more than %d", MaxPersons))
+	default:
+		for i, m := range s.Persons {
+			if p.more {
+				break
+			}
+			c.person.check(&p, loc{idx: i}, m)
+		}
+	}
+	return p.err()
+}
+
+func (fs *fieldSet) check(p *problems, at loc, m map[string]Value) {
+	known := 0
+	for i := range fs.rules {
+		r := &fs.rules[i]
+		v, ok := m[r.name]
+		if ok {
+			known++
+		}
+		if !ok || v.kind == vAbsent {
+			if r.required {
+				p.add(at.field(r.name) + ": required")
+			}
+			continue
+		}
+		if msg := r.check(v); msg != "" {
+			p.add(at.field(r.name) + ": " + msg)
+		}
+	}
+	if known == len(m) {
+		return
+	}
+	var unknown []string
+	for k := range m {
+		if _, ok := fs.index[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		// Only names in the field grammar are echoed: a key is chosen by
+		// the device and could itself carry personal data.
+		if validName(k) {
+			p.add(at.field(k) + ": unknown field")
+		} else {
+			p.add(at.path() + ": unknown field (invalid name)")
+		}
+	}
+}
+
+// check returns what is wrong with v for this field, or "".
+func (r *rule) check(v Value) string {
+	switch r.kind {
+	case kString:
+		t, ok := v.Text()
+		if !ok {
+			return "must be a string"
+		}
+		if !utf8.ValidString(t) {
+			return "must be valid UTF-8"
+		}
+		n := 0
+		blank := true
+		for _, c := range t {
+			if unicode.IsControl(c) {
+				return "must not contain control characters"
+			}
+			if blank && !unicode.IsSpace(c) {
+				blank = false
+			}
+			n++
+		}
+		if blank {
+			return "must not be blank"
+		}
+		if n > r.maxLen {
+			return fmt.Sprintf("longer than %d characters", r.maxLen)
+		}
+	case kInt, kCode:
+		if v.kind != vNumber {
+			return "must be a number"
+		}
+		n, ok := v.Int()
+		if !ok {
+			return "must be a whole number"
+		}
+		if r.kind == kCode {
+			if n < 0 || n >= int64(len(r.codes)) || !r.codes[n] {
+				return "code not allowed"
+			}
+		} else if n < r.minI || n > r.maxI {
+			return fmt.Sprintf("must be between %d and %d", r.minI, r.maxI)
+		}
+	case kDecimal:
+		if v.kind != vNumber {
+			return "must be a number"
+		}
+		x, ok := v.Float()
+		if !ok || x < r.min || x > r.max {
+			return fmt.Sprintf("must be between %g and %g", r.min, r.max)
+		}
+	case kDate:
+		t, ok := v.Text()
+		if !ok {
+			return "must be a string"
+		}
+		if len(t) != len(time.DateOnly) {
+			return "must be a date (YYYY-MM-DD)"
+		}
+		if _, err := time.Parse(time.DateOnly, t); err != nil {
+			return "must be a date (YYYY-MM-DD)"
+		}
+	case kPhone:
+		t, ok := v.Text()
+		if !ok {
+			return "must be a string"
+		}
+		if !validPhone(t) {
+			return "must be a phone number (9 to 11 digits, optionally after +84)"
+		}
+	}
+	return ""
+}
+
+// validPhone accepts 9 to 11 digits, optionally after "+84": 0912345678,
+// 02393856789, +84912345678.
+func validPhone(s string) bool {
+	s = strings.TrimPrefix(s, "+84")
+	if len(s) < 9 || len(s) > 11 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
