@@ -1,0 +1,259 @@
+// Package broker holds the vault's use cases: deposit, progress, audit
+// reads, users and keys. It is the one place that composes policy,
+// crypto, storage and audit, and the one place that asks policy before it
+// touches storage or crypto.
+//
+// Invariants:
+//   - Every request — allowed, denied or invalid — appends one audit event
+//     before anything is released. If the event cannot be written the
+//     request fails with Unavailable and nothing is stored or released.
+//   - A change and the audit event that records it commit in one storage
+//     transaction.
+//   - Plaintext field values exist only in memory: they are sealed by
+//     crypto before they reach storage, and never reach logs, errors or
+//     audit events (which carry ids, codes and field paths only).
+//   - Bearer tokens are stored as SHA-256 digests and compared in constant
+//     time.
+//
+// Threat model: the broker trusts its own process memory and the key
+// provider. It does not trust clients (every input is bounded and
+// validated), nor the database to keep secrets (it only ever sees sealed
+// values and wrapped keys), nor the operators to keep the log honest (the
+// hash chain, and later signed checkpoints, make rewriting detectable).
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/censusvault/censusvault/broker/area"
+	"github.com/censusvault/censusvault/broker/form"
+	"github.com/censusvault/censusvault/crypto"
+	"github.com/censusvault/censusvault/policy"
+	"github.com/censusvault/censusvault/storage"
+)
+
+// Named ids, so the API says what each string is.
+type (
+	SubmissionID string
+	UserID       string
+	AreaCode     = area.Code
+)
+
+// Meta keys the broker keeps in the store.
+const (
+	metaPolicyModel  = "policy_model"
+	metaPolicyCSV    = "policy_csv"
+	metaPolicyHash   = "policy_hash"
+	metaGrantsDigest = "grants_digest"
+	metaDEKVersion   = "dek_version"
+	metaVaultName    = "vault_name"
+)
+
+// Key purposes in the store.
+const (
+	keyIngest  = "ingest"
+	keyReceipt = "receipt-signer"
+	keyAudit   = "audit-signer"
+)
+
+// Opts are what New needs.
+type Opts struct {
+	Store    storage.Store
+	Keys     crypto.KeyProvider
+	Forms    *form.Registry // nil: the embedded census2019 form
+	Log      *slog.Logger   // nil: discard
+	Now      func() time.Time
+	MaxBody  int64         // deposit body limit; default form.MaxBody
+	AuthWin  time.Duration // window for rate-limited auth-failure events; default 1 minute
+	MaxCache int           // unwrapped DEKs kept in memory; default 4096
+}
+
+// Broker runs the use cases. Safe for concurrent use.
+type Broker struct {
+	store   storage.Store
+	keys    crypto.KeyProvider
+	forms   *form.Registry
+	log     *slog.Logger
+	now     func() time.Time
+	maxBody int64
+
+	tree    *area.Tree
+	policy  *policy.Engine
+	keyring *crypto.Keyring
+	dekVer  int
+	name    string
+
+	receiptSigner *crypto.Signer
+	auditSigner   *crypto.Signer
+
+	mu       sync.RWMutex // guards ingest
+	ingest   []ingestKey  // newest first
+	ingestAt int          // number of ingest key rows loaded (to notice rotations)
+
+	dekMu sync.Mutex // serializes creating DEKs in this process
+
+	authFail *authLimiter
+}
+
+type ingestKey struct {
+	version  int
+	id       *crypto.IngestIdentity
+	notAfter time.Time
+}
+
+// New loads the vault from the store: areas, policy, keys.
+func New(ctx context.Context, o Opts) (*Broker, error) {
+	if o.Store == nil {
+		return nil, errors.New("broker: no store")
+	}
+	if o.Keys == nil {
+		return nil, errors.New("broker: no key provider")
+	}
+	b := &Broker{store: o.Store, keys: o.Keys, forms: o.Forms, log: o.Log, now: o.Now, maxBody: o.MaxBody}
+	if b.forms == nil {
+		reg, err := form.NewRegistry(form.Default())
+		if err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		b.forms = reg
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if b.maxBody <= 0 {
+		b.maxBody = form.MaxBody
+	}
+	win := o.AuthWin
+	if win <= 0 {
+		win = time.Minute
+	}
+	b.authFail = newAuthLimiter(win)
+	kr, err := crypto.NewKeyring(crypto.KeyringOptions{Provider: o.Keys, MaxCached: o.MaxCache})
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b.keyring = kr
+
+	var rows []storage.Area
+	var model, csv, dekVer, name string
+	var receiptKeys, auditKeys []storage.Key
+	err = o.Store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		if model, err = tx.Meta(metaPolicyModel); err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return errors.New("the vault is not initialized (run `censusvault init`)")
+			}
+			return err
+		}
+		if csv, err = tx.Meta(metaPolicyCSV); err != nil {
+			return err
+		}
+		if dekVer, err = tx.Meta(metaDEKVersion); err != nil {
+			return err
+		}
+		if name, err = tx.Meta(metaVaultName); err != nil {
+			return err
+		}
+		if rows, err = tx.Areas(); err != nil {
+			return err
+		}
+		if receiptKeys, err = tx.Keys(keyReceipt); err != nil {
+			return err
+		}
+		auditKeys, err = tx.Keys(keyAudit)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: failed to load the vault: %w", err)
+	}
+	b.name = name
+	if _, err := fmt.Sscan(dekVer, &b.dekVer); err != nil || b.dekVer < 1 {
+		return nil, fmt.Errorf("broker: bad stored data key version %q", dekVer)
+	}
+	if b.tree, err = treeFromRows(rows); err != nil {
+		return nil, fmt.Errorf("broker: stored areas: %w", err)
+	}
+	if b.policy, err = policy.New(policy.Options{Model: model, Policy: csv}); err != nil {
+		return nil, fmt.Errorf("broker: stored policy: %w", err)
+	}
+	if len(receiptKeys) == 0 || len(auditKeys) == 0 {
+		return nil, errors.New("broker: the vault has no signing keys (was `censusvault init` interrupted?)")
+	}
+	if b.receiptSigner, err = crypto.LoadSigner(ctx, o.Keys, receiptKeys[0].Wrapped); err != nil {
+		return nil, fmt.Errorf("broker: failed to unwrap the receipt key (is this the right key provider?): %w", err)
+	}
+	if b.auditSigner, err = crypto.LoadSigner(ctx, o.Keys, auditKeys[0].Wrapped); err != nil {
+		return nil, fmt.Errorf("broker: failed to unwrap the audit key: %w", err)
+	}
+	if err := b.RefreshKeys(ctx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Close flushes pending rate-limited audit summaries. It does not close
+// the store.
+func (b *Broker) Close(ctx context.Context) error {
+	return b.flushAuthFailures(ctx, true)
+}
+
+// Run does the broker's periodic work until ctx ends: it picks up ingest
+// keys rotated by another process and writes summaries of rate-limited
+// authentication failures.
+func (b *Broker) Run(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := b.RefreshKeys(ctx); err != nil {
+				b.log.Warn("failed to refresh ingest keys", "err", err)
+			}
+			if err := b.flushAuthFailures(ctx, false); err != nil {
+				b.log.Warn("failed to write auth-failure summary", "err", err)
+			}
+		}
+	}
+}
+
+// Tree is the area tree the broker serves.
+func (b *Broker) Tree() *area.Tree { return b.tree }
+
+// PolicyHash is the hash of the policy and grants now in force.
+func (b *Broker) PolicyHash(ctx context.Context) (string, error) {
+	var h string
+	err := b.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		h, err = tx.Meta(metaPolicyHash)
+		return err
+	})
+	return h, err
+}
+
+func treeFromRows(rows []storage.Area) (*area.Tree, error) {
+	ar := make([]area.Row, len(rows))
+	for i, r := range rows {
+		lvl, err := area.ParseLevel(r.Level)
+		if err != nil {
+			return nil, err
+		}
+		ar[i] = area.Row{Line: i + 2, Code: area.Code(r.Code), Parent: area.Code(r.Parent), Level: lvl, Name: r.Name, Planned: r.Planned}
+	}
+	return area.NewTree(ar)
+}
+
+// MaxBody is the largest deposit body accepted.
+func (b *Broker) MaxBody() int64 { return b.maxBody }
+
+// Name is the vault's name in signed notes.
+func (b *Broker) Name() string { return b.name }

@@ -1,0 +1,245 @@
+// Package client is a Go client of the vault's HTTP API, as a field device
+// or a desk tool would use it. Deposits are encrypted on the client with
+// age to the vault's ingest recipient; they are retried on network errors
+// and 503 with the same bytes, which the vault answers idempotently, so a
+// retry after a lost reply returns the original receipt.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+	"github.com/censusvault/censusvault/broker"
+)
+
+// Client talks to one vault as one user.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+	// Retries is how many times a deposit is retried after a network
+	// error or 503 (default 5), with backoff from 100 ms.
+	Retries int
+}
+
+// Opts configure New.
+type Opts struct {
+	BaseURL string // e.g. http://127.0.0.1:8440
+	Token   string
+	HTTP    *http.Client // nil: a client with a 30 s timeout
+}
+
+// New returns a client.
+func New(o Opts) (*Client, error) {
+	u, err := url.Parse(o.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("client: bad base URL %q", o.BaseURL)
+	}
+	hc := o.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	return &Client{base: strings.TrimSuffix(o.BaseURL, "/"), token: o.Token, http: hc, Retries: 5}, nil
+}
+
+// StatusError is a non-2xx answer.
+type StatusError struct {
+	Status   int
+	Message  string
+	Problems []string
+}
+
+func (e *StatusError) Error() string {
+	if len(e.Problems) > 0 {
+		return fmt.Sprintf("HTTP %d: %s (%s)", e.Status, e.Message, strings.Join(e.Problems, "; "))
+	}
+	return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message)
+}
+
+// Recipient fetches the ingest recipient.
+func (c *Client) Recipient(ctx context.Context) (*age.HybridRecipient, error) {
+	b, err := c.getText(ctx, "/v1/ingest/recipient")
+	if err != nil {
+		return nil, err
+	}
+	return age.ParseHybridRecipient(strings.TrimSpace(b))
+}
+
+// VerifierKey fetches a note verifier key: "receipt" or "audit".
+func (c *Client) VerifierKey(ctx context.Context, which string) (string, error) {
+	b, err := c.getText(ctx, "/v1/keys/"+which)
+	return strings.TrimSpace(b), err
+}
+
+// Encrypt encrypts a submission's JSON to r.
+func Encrypt(r age.Recipient, plaintext []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := age.Encrypt(&buf, r)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(plaintext); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// DepositResult is the vault's answer to a deposit.
+type DepositResult struct {
+	Receipt broker.Receipt
+	Created bool // 201: stored now; false: 200, it was already stored
+}
+
+// Deposit posts an encrypted submission, retrying on network errors and
+// 503 with the same bytes.
+func (c *Client) Deposit(ctx context.Context, ciphertext []byte) (*DepositResult, error) {
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		res, err := c.depositOnce(ctx, ciphertext)
+		var se *StatusError
+		retry := err != nil && (!errors.As(err, &se) || se.Status == http.StatusServiceUnavailable)
+		if !retry || attempt >= c.Retries || ctx.Err() != nil {
+			return res, err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		backoff *= 2
+	}
+}
+
+func (c *Client) depositOnce(ctx context.Context, ciphertext []byte) (*DepositResult, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/submissions", bytes.NewReader(ciphertext))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	var res DepositResult
+	st, err := c.do(req, &res.Receipt)
+	if err != nil {
+		return nil, err
+	}
+	res.Created = st == http.StatusCreated
+	return &res, nil
+}
+
+// Progress fetches a progress report.
+func (c *Client) Progress(ctx context.Context, area string, depth int) (*broker.ProgressReport, error) {
+	q := url.Values{}
+	if area != "" {
+		q.Set("area", area)
+	}
+	q.Set("depth", fmt.Sprint(depth))
+	var rep broker.ProgressReport
+	if err := c.getJSON(ctx, "/v1/progress?"+q.Encode(), &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
+// Receipt fetches the caller's own receipt of a submission.
+func (c *Client) Receipt(ctx context.Context, id string) (*broker.Receipt, error) {
+	var r broker.Receipt
+	if err := c.getJSON(ctx, "/v1/receipts/"+url.PathEscape(id), &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Submission asks to view a submission.
+func (c *Client) Submission(ctx context.Context, id string) (json.RawMessage, error) {
+	var r json.RawMessage
+	err := c.getJSON(ctx, "/v1/submissions/"+url.PathEscape(id), &r)
+	return r, err
+}
+
+// AuditEvents fetches a page of audit events (their exact bytes).
+func (c *Client) AuditEvents(ctx context.Context, from int64, limit int) (events []json.RawMessage, next int64, err error) {
+	var out struct {
+		Events []json.RawMessage `json:"events"`
+		Next   *int64            `json:"next"`
+	}
+	if err := c.getJSON(ctx, fmt.Sprintf("/v1/audit/events?from=%d&limit=%d", from, limit), &out); err != nil {
+		return nil, 0, err
+	}
+	next = -1
+	if out.Next != nil {
+		next = *out.Next
+	}
+	return out.Events, next, nil
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return err
+	}
+	_, err = c.do(req, v)
+	return err
+}
+
+func (c *Client) getText(ctx context.Context, path string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", &StatusError{Status: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+	}
+	return string(b), nil
+}
+
+func (c *Client) do(req *http.Request, v any) (int, error) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error    string   `json:"error"`
+			Problems []string `json:"problems"`
+		}
+		json.Unmarshal(b, &e)
+		if e.Error == "" {
+			e.Error = http.StatusText(resp.StatusCode)
+		}
+		return resp.StatusCode, &StatusError{Status: resp.StatusCode, Message: e.Error, Problems: e.Problems}
+	}
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			return resp.StatusCode, fmt.Errorf("client: bad response: %w", err)
+		}
+	}
+	return resp.StatusCode, nil
+}

@@ -1,0 +1,473 @@
+// Package demo runs the vault end to end on the embedded default: the
+// census of Hồng Lĩnh town (Hà Tĩnh) after its first 10 days, deposited by
+// one enumerator per enumeration area through the real HTTP API, then the
+// progress table, some refused requests, and the audit verification.
+package demo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/censusvault/censusvault/broker"
+	"github.com/censusvault/censusvault/broker/area"
+	"github.com/censusvault/censusvault/broker/client"
+	"github.com/censusvault/censusvault/broker/form"
+	"github.com/censusvault/censusvault/broker/httpapi"
+	"github.com/censusvault/censusvault/crypto/agekey"
+	"github.com/censusvault/censusvault/policy"
+	"github.com/censusvault/censusvault/storage/sqlite"
+	"github.com/google/uuid"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Ward is one commune/ward of the town with its plan and the households
+// interviewed after 10 days.
+type Ward struct {
+	Code        string
+	Name        string
+	Planned     int
+	Interviewed int
+}
+
+// HongLinh is the seed's table: Thị xã Hồng Lĩnh (district 437 of Hà Tĩnh,
+// province 42) after the first 10 days of the 2019 census. Commune codes
+// are illustrative.
+var HongLinh = []Ward{
+	{"18070", "Phường Bắc Hồng", 2465, 1976},
+	{"18073", "Phường Nam Hồng", 2350, 1704},
+	{"18076", "Phường Trung Lương", 1571, 1312},
+	{"18079", "Phường Đức Thuận", 1766, 1289},
+	{"18082", "Phường Đậu Liêu", 1888, 1486},
+	{"18085", "Xã Thuận Lộc", 1746, 1294},
+}
+
+const (
+	town     = "437"
+	townName = "Thị xã Hồng Lĩnh"
+	eaSize   = 120 // households an EA is planned for, about
+)
+
+// Opts configure Run.
+type Opts struct {
+	Dir      string    // data directory (must be empty or absent)
+	Out      io.Writer // the report
+	Progress io.Writer // progress lines; nil: none
+	Clients  int       // concurrent devices; default 8
+}
+
+// ea is one enumeration area of the demo.
+type ea struct {
+	code, ward, wardName string
+	planned, interviewed int
+}
+
+// Plan splits each ward into EAs of about 120 households and spreads the
+// interviewed households over them, never more than an EA's plan.
+func Plan(wards []Ward) []ea {
+	var out []ea
+	for _, w := range wards {
+		n := max(1, (w.Planned+eaSize/2)/eaSize)
+		left := w.Interviewed
+		for i := 0; i < n; i++ {
+			p := w.Planned / n
+			if i < w.Planned%n {
+				p++
+			}
+			// Share of the interviewed households, the remainder to
+			// the first EAs.
+			iv := w.Interviewed * p / w.Planned
+			out = append(out, ea{code: fmt.Sprintf("%s-%02d", w.Code, i+1), ward: w.Code, wardName: w.Name, planned: p, interviewed: iv})
+			left -= iv
+		}
+		for i := len(out) - n; left > 0; i++ {
+			if out[i].interviewed < out[i].planned {
+				out[i].interviewed++
+				left--
+			}
+		}
+	}
+	return out
+}
+
+// AreasCSV is the demo's area tree in the import format.
+func AreasCSV(wards []Ward) string {
+	var b strings.Builder
+	b.WriteString("code,parent,level,name,planned_households\n")
+	b.WriteString("VN,,nation,Việt Nam,\n42,VN,province,Tỉnh Hà Tĩnh,\n")
+	fmt.Fprintf(&b, "%s,42,district,%s,\n", town, townName)
+	for _, w := range wards {
+		fmt.Fprintf(&b, "%s,%s,commune,%s,\n", w.Code, town, w.Name)
+	}
+	for _, e := range Plan(wards) {
+		fmt.Fprintf(&b, "%s,%s,ea,Địa bàn %s,%d\n", e.code, e.ward, e.code[len(e.ward)+1:], e.planned)
+	}
+	return b.String()
+}
+
+// Run runs the demo.
+func Run(ctx context.Context, o Opts) error {
+	if o.Clients <= 0 {
+		o.Clients = 8
+	}
+	progress := o.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	out := o.Out
+	start := time.Now()
+	fmt.Fprintf(out, "censusvault demo — Thị xã Hồng Lĩnh, Hà Tĩnh: census after 10 days\n")
+	fmt.Fprintf(out, "vault in %s (embedded SQLite, local age key provider)\n\n", o.Dir)
+
+	// 1. A new vault.
+	csv := AreasCSV(HongLinh)
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(o.Dir, "areas.csv"), []byte(csv), 0o600); err != nil {
+		return err
+	}
+	tree, err := area.Load(strings.NewReader(csv))
+	if err != nil {
+		return fmt.Errorf("demo areas: %w", err)
+	}
+	kp, err := agekey.Create(filepath.Join(o.Dir, agekey.FileName))
+	if err != nil {
+		return err
+	}
+	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(o.Dir, sqlite.FileName), Create: true})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := broker.Init(ctx, broker.InitOpts{Store: st, Keys: kp, Areas: tree, Name: "demo.censusvault", Actor: "cli:demo"}); err != nil {
+		return err
+	}
+	b, err := broker.New(ctx, broker.Opts{Store: st, Keys: kp})
+	if err != nil {
+		return err
+	}
+
+	// 2. Users: an enumerator per EA, a team leader, steering, a
+	// researcher and an auditor.
+	plan := Plan(HongLinh)
+	tokens := map[string]string{}
+	add := func(name string, role policy.Role, code string) error {
+		tok, err := b.AddUser(ctx, "cli:demo", broker.NewUser{Name: broker.UserID(name), Role: role, Area: broker.AreaCode(code)})
+		if err != nil {
+			return fmt.Errorf("add user %s: %w", name, err)
+		}
+		tokens[name] = tok.Reveal()
+		return nil
+	}
+	for _, e := range plan {
+		if err := add("enum-"+e.code, policy.Enumerator, e.code); err != nil {
+			return err
+		}
+	}
+	for _, u := range []struct {
+		name string
+		role policy.Role
+		area string
+	}{
+		{"tl-18070", policy.TeamLeader, "18070"},
+		{"steering-437", policy.Steering, town},
+		{"researcher-1", policy.Researcher, town},
+		{"auditor-1", policy.Auditor, "VN"},
+	} {
+		if err := add(u.name, u.role, u.area); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "areas: 1 town, %d wards, %d enumeration areas of about %d households; users: %d enumerators, a team leader, steering, a researcher, an auditor\n",
+		len(HongLinh), len(plan), eaSize, len(plan))
+
+	// 3. The real HTTP server on a loopback port.
+	h, err := httpapi.New(httpapi.Opts{Broker: b})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(out, "serving on %s\n\n", base)
+	httpc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.Clients * 2}}
+	newClient := func(user string) *client.Client {
+		c, err := client.New(client.Opts{BaseURL: base, Token: tokens[user], HTTP: httpc})
+		if err != nil {
+			panic(err) // base is ours
+		}
+		return c
+	}
+	rcpt, err := newClient("").Recipient(ctx)
+	if err != nil {
+		return fmt.Errorf("fetch ingest recipient: %w", err)
+	}
+	fmt.Fprintf(out, "ingest recipient (age, hybrid ML-KEM-768 + X25519): %.40s…\n", rcpt.String())
+
+	// 4. Deposits: every interviewed household, encrypted on the
+	// "device", posted by its EA's enumerator.
+	type job struct {
+		e    ea
+		hhNo int
+	}
+	jobs := make(chan job, 256)
+	total := 0
+	for _, e := range plan {
+		total += e.interviewed
+	}
+	var done atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var first struct {
+		sync.Mutex
+		id, user string
+		ct       []byte
+		receipt  broker.Receipt
+	}
+	var wg sync.WaitGroup
+	f := form.Default()
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for w := 0; w < o.Clients; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			clients := map[string]*client.Client{}
+			for j := range jobs {
+				user := "enum-" + j.e.code
+				c := clients[user]
+				if c == nil {
+					c = newClient(user)
+					clients[user] = c
+				}
+				seed := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", j.e.code, j.hhNo)))
+				s := newSynth(uint64(seed[0])<<56|uint64(seed[1])<<48|uint64(seed[2])<<40|uint64(seed[3])<<32|uint64(seed[4])<<24|uint64(seed[5])<<16|uint64(seed[6])<<8|uint64(seed[7]), f)
+				id := uuid.NewSHA1(uuid.NameSpaceOID, seed[:]).String()
+				day := time.Date(2019, 4, 1+j.hhNo%10, 8+j.hhNo%10, (j.hhNo*7)%60, 0, 0, time.FixedZone("+07", 7*3600))
+				plain, err := s.household(id, j.e.code, j.e.wardName, j.hhNo, day)
+				if err == nil {
+					var ct []byte
+					ct, err = client.Encrypt(rcpt, plain)
+					if err == nil {
+						var res *client.DepositResult
+						res, err = c.Deposit(dctx, ct)
+						if err == nil && j.e.code == plan[0].code && j.hhNo == 1 {
+							first.Lock()
+							first.id, first.user, first.ct, first.receipt = id, user, ct, res.Receipt
+							first.Unlock()
+						}
+					}
+				}
+				if err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("deposit %s household %d: %w", j.e.code, j.hhNo, err); cancel() })
+					continue
+				}
+				done.Add(1)
+			}
+		}(w)
+	}
+	depStart := time.Now()
+	ticker := time.NewTicker(250 * time.Millisecond)
+	stopTicker := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ticker.C:
+				n := done.Load()
+				fmt.Fprintf(progress, "\rdepositing: %s/%s households (%.0f/s)   ", viNum(n), viNum(int64(total)), float64(n)/time.Since(depStart).Seconds())
+			case <-stopTicker:
+				return
+			}
+		}
+	}()
+feed:
+	for _, e := range plan {
+		for hh := 1; hh <= e.interviewed; hh++ {
+			select {
+			case jobs <- job{e, hh}:
+			case <-dctx.Done():
+				break feed
+			}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	ticker.Stop()
+	close(stopTicker)
+	fmt.Fprintf(progress, "\r%60s\r", "")
+	if firstErr != nil {
+		return firstErr
+	}
+	depTime := time.Since(depStart)
+	fmt.Fprintf(out, "deposited %s households over HTTP in %.1fs (%.0f/s, %d devices at once), each acknowledged with a signed receipt\n\n",
+		viNum(done.Load()), depTime.Seconds(), float64(done.Load())/depTime.Seconds(), o.Clients)
+
+	// 5. The progress table, as the town's steering committee sees it.
+	rep, err := newClient("steering-437").Progress(ctx, town, 1)
+	if err != nil {
+		return fmt.Errorf("progress: %w", err)
+	}
+	if err := printProgress(out, rep); err != nil {
+		return err
+	}
+	if err := checkProgress(rep); err != nil {
+		return err
+	}
+
+	// 6. What the vault refuses, and what it repeats.
+	fmt.Fprintf(out, "\nrequests the policy refuses (each one is in the audit log):\n")
+	enum := newClient("enum-" + plan[0].code)
+	_, err = enum.Progress(ctx, "18073", 1)
+	fmt.Fprintf(out, "  enumerator of %s asks for progress of Phường Nam Hồng: %s\n", plan[0].code, outcome(err))
+	_, err = enum.Submission(ctx, first.id)
+	fmt.Fprintf(out, "  the same enumerator asks to read back a household it deposited: %s\n", outcome(err))
+	_, err = newClient("auditor-1").Progress(ctx, "18070", 0)
+	fmt.Fprintf(out, "  the auditor asks for progress of Phường Bắc Hồng: %s\n", outcome(err))
+	_, err = newClient("researcher-1").Submission(ctx, first.id)
+	fmt.Fprintf(out, "  the researcher asks for a single household: %s\n", outcome(err))
+	bad, _ := client.New(client.Opts{BaseURL: base, Token: "not-a-token", HTTP: httpc})
+	_, err = bad.Progress(ctx, town, 0)
+	fmt.Fprintf(out, "  a request with a made-up token: %s\n", outcome(err))
+
+	res, err := enum.Deposit(ctx, first.ct)
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	same := !res.Created && res.Receipt.AuditIndex == first.receipt.AuditIndex && res.Receipt.Note == first.receipt.Note
+	fmt.Fprintf(out, "\nthe first household sent again (a device retrying after a lost reply): HTTP 200, same receipt: %v\n", same)
+	if !same {
+		return errors.New("a replayed deposit did not return the original receipt")
+	}
+	vkey, err := enum.VerifierKey(ctx, "receipt")
+	if err != nil {
+		return err
+	}
+	if err := verifyReceipt(&first.receipt, vkey); err != nil {
+		return fmt.Errorf("receipt: %w", err)
+	}
+	fmt.Fprintf(out, "its receipt verifies against %s: audit index %d, payload sha256 %.16s…\n", strings.SplitN(vkey, "+", 2)[0], first.receipt.AuditIndex, first.receipt.PayloadSHA256)
+
+	// 7. The audit log.
+	srv.Close()
+	if err := b.Close(ctx); err != nil {
+		return err
+	}
+	vr, err := broker.VerifyAudit(ctx, st, nil)
+	if err != nil {
+		return fmt.Errorf("audit chain BROKEN: %w", err)
+	}
+	fmt.Fprintf(out, "\naudit chain OK: %s events, every request above included (head %x…)\n", viNum(vr.Events), vr.Head[:8])
+	fmt.Fprintf(out, "demo finished in %.1fs\n", time.Since(start).Seconds())
+	return nil
+}
+
+func outcome(err error) string {
+	var se *client.StatusError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("HTTP %d (%s)", se.Status, se.Message)
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "allowed (unexpected!)"
+}
+
+func printProgress(w io.Writer, rep *broker.ProgressReport) error {
+	if len(rep.Rows) == 0 {
+		return errors.New("empty progress report")
+	}
+	fmt.Fprintf(w, "%-6s  %-22s %9s %13s %9s\n", "code", "ward / commune", "planned", "interviewed", "percent")
+	line := func(r broker.ProgressRow) {
+		fmt.Fprintf(w, "%-6s  %s %9s %13s %9s\n", r.Area, pad(r.Name, 22), viNum(r.Planned), viNum(r.Deposited), viPercent(r.Percent))
+	}
+	for _, r := range rep.Rows[1:] {
+		line(r)
+	}
+	fmt.Fprintf(w, "%s\n", strings.Repeat("-", 63))
+	line(rep.Rows[0])
+	fmt.Fprintf(w, "\n%s: %s/%s households, %s\n", rep.Rows[0].Name, viNum(rep.Rows[0].Deposited), viNum(rep.Rows[0].Planned), viPercent(rep.Rows[0].Percent))
+	return nil
+}
+
+// checkProgress makes the demo fail loudly if the vault's numbers are not
+// the seed's.
+func checkProgress(rep *broker.ProgressReport) error {
+	want := map[string][2]int{}
+	tp, ti := 0, 0
+	for _, w := range HongLinh {
+		want[w.Code] = [2]int{w.Planned, w.Interviewed}
+		tp += w.Planned
+		ti += w.Interviewed
+	}
+	want[town] = [2]int{tp, ti}
+	if len(rep.Rows) != len(want) {
+		return fmt.Errorf("progress has %d rows, want %d", len(rep.Rows), len(want))
+	}
+	for _, r := range rep.Rows {
+		wv, ok := want[string(r.Area)]
+		if !ok || int(r.Planned) != wv[0] || int(r.Deposited) != wv[1] {
+			return fmt.Errorf("progress of %s: %d/%d, want %d/%d", r.Area, r.Deposited, r.Planned, wv[1], wv[0])
+		}
+	}
+	return nil
+}
+
+func verifyReceipt(r *broker.Receipt, vkey string) error {
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return err
+	}
+	n, err := note.Open([]byte(r.Note), note.VerifierList(v))
+	if err != nil {
+		return err
+	}
+	if n.Text != broker.ReceiptText(r) {
+		return errors.New("signed text does not match the receipt")
+	}
+	return nil
+}
+
+// viNum formats like the statistics office: 11.786
+func viNum(n int64) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte('.')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// viPercent formats 76.88 as "76,88 %".
+func viPercent(p float64) string {
+	return strings.Replace(fmt.Sprintf("%.2f %%", p), ".", ",", 1)
+}
+
+func pad(s string, n int) string {
+	l := len([]rune(s))
+	if l >= n {
+		return s
+	}
+	return s + strings.Repeat(" ", n-l)
+}
+
+var _ = json.Marshal

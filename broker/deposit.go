@@ -1,0 +1,461 @@
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/censusvault/censusvault/audit"
+	"github.com/censusvault/censusvault/broker/area"
+	"github.com/censusvault/censusvault/broker/form"
+	"github.com/censusvault/censusvault/crypto"
+	"github.com/censusvault/censusvault/policy"
+	"github.com/censusvault/censusvault/storage"
+)
+
+// Receipt is the vault's signed acknowledgement of a durable deposit.
+type Receipt struct {
+	SubmissionID  SubmissionID `json:"submission_id"`
+	Area          AreaCode     `json:"area"`
+	ReceivedAt    string       `json:"received_at"`
+	PayloadSHA256 string       `json:"payload_sha256"`
+	AuditIndex    int64        `json:"audit_index"`
+	LeafHash      string       `json:"leaf_hash"`
+	// Note is a C2SP signed note over the lines above, signed by the
+	// receipt key (GET /v1/keys/receipt).
+	Note string `json:"note"`
+}
+
+// ReceiptNoteHeader is the first line of a receipt's signed note.
+const ReceiptNoteHeader = "censusvault-receipt/v1"
+
+// ReceiptText is the text a receipt's note signs.
+func ReceiptText(r *Receipt) string {
+	return strings.Join([]string{ReceiptNoteHeader, string(r.SubmissionID), string(r.Area), r.ReceivedAt,
+		r.PayloadSHA256, fmt.Sprint(r.AuditIndex), r.LeafHash}, "\n") + "\n"
+}
+
+// DepositResult is a receipt and whether this request stored it (false:
+// the same submission was already stored, and this is its receipt).
+type DepositResult struct {
+	Receipt *Receipt
+	Created bool
+}
+
+// Deposit takes one encrypted submission. The order of checks is fixed:
+// may the caller deposit at all → size → decrypt → authorize for the
+// submission's EA → validate → seal → store with its audit event and
+// receipt in one transaction. contentLength is the declared size (-1 if
+// unknown); body is read only after the first two checks pass.
+func (b *Broker) Deposit(ctx context.Context, c *Caller, contentLength int64, body io.Reader) (*DepositResult, error) {
+	action := string(policy.Deposit)
+	d := b.anyGrantAllows(ctx, c, policy.Deposit)
+	if !d.Allow {
+		ev := b.event(c, action, d)
+		ev.Outcome = "denied"
+		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to deposit submissions"))
+	}
+	tooLarge := func() error {
+		ev := b.event(c, action, policy.Decision{})
+		ev.Outcome = "too_large"
+		ev.Reason = fmt.Sprintf("body over %d bytes", b.maxBody)
+		return b.refuse(ctx, ev, errorf(TooLarge, nil, "submission body over %d bytes", b.maxBody))
+	}
+	if contentLength > b.maxBody {
+		return nil, tooLarge()
+	}
+	ct, err := io.ReadAll(io.LimitReader(body, b.maxBody+1))
+	if err != nil {
+		ev := b.event(c, action, policy.Decision{})
+		ev.Outcome = "invalid"
+		ev.Reason = "failed to read body"
+		return nil, b.refuse(ctx, ev, errorf(Invalid, err, "failed to read the request body"))
+	}
+	if int64(len(ct)) > b.maxBody {
+		return nil, tooLarge()
+	}
+	invalid := func(ev *audit.Event, msg string, problems []string, err error) error {
+		ev.Outcome = "invalid"
+		ev.Reason = msg
+		if len(problems) > 0 {
+			ev.Reason += ": " + joinProblems(problems)
+		}
+		e := errorf(Invalid, err, "%s", msg)
+		e.Problems = problems
+		return b.refuse(ctx, ev, e)
+	}
+	plain, err := crypto.OpenSubmission(ct, b.activeIngest(), form.MaxBody)
+	if errors.Is(err, crypto.ErrTooLarge) {
+		return nil, tooLarge()
+	}
+	if err != nil {
+		return nil, invalid(b.event(c, action, policy.Decision{}),
+			"body is not an age file encrypted to a current ingest recipient (GET /v1/ingest/recipient)", nil, err)
+	}
+	sum := sha256.Sum256(plain)
+	payloadHash := hex.EncodeToString(sum[:])
+
+	sub, err := form.Decode(plain)
+	if err != nil {
+		return nil, invalid(b.event(c, action, policy.Decision{}), "submission is malformed", problemsOf(err), nil)
+	}
+	ea := AreaCode(sub.Area)
+	a, ok := b.tree.Get(ea)
+	if !ok || a.Level != area.EA {
+		ev := b.event(c, action, policy.Decision{})
+		ev.Resources = []string{"submission:" + sub.ID}
+		return nil, invalid(ev, "area is not a known enumeration area", nil, nil)
+	}
+	d, err = b.policy.Allow(ctx, c.subject(), policy.Deposit, policy.Resource{Path: b.tree.PathStrings(ea)})
+	if err != nil {
+		return nil, errorf(Internal, err, "policy failed")
+	}
+	ev := b.event(c, action, d)
+	ev.Area = string(ea)
+	ev.Resources = []string{"submission:" + sub.ID}
+	if !d.Allow {
+		ev.Outcome = "denied"
+		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to deposit in area %s", ea))
+	}
+	f, ok := b.forms.Get(sub.Form, sub.FormVersion)
+	if !ok {
+		return nil, invalid(ev, fmt.Sprintf("unknown form %q version %d", sub.Form, sub.FormVersion), nil, nil)
+	}
+	if err := f.Validate(sub); err != nil {
+		return nil, invalid(ev, "submission fails validation", problemsOf(err), nil)
+	}
+	parts, err := f.Split(sub)
+	if err != nil {
+		return nil, invalid(ev, "submission fails validation", problemsOf(err), nil)
+	}
+	commune, ok := b.tree.Ancestor(ea, area.Commune)
+	if !ok {
+		return nil, errorf(Internal, nil, "EA %s has no commune", ea)
+	}
+	rec := &storage.Submission{
+		ID: sub.ID, Area: string(ea), Commune: string(commune), HouseholdNo: sub.HouseholdNo,
+		Form: sub.Form, FormVersion: sub.FormVersion, InterviewedAt: sub.InterviewedAt.UTC(),
+		Depositor: string(c.User), PayloadSHA256: payloadHash, Supersedes: sub.Supersedes,
+		Operational: parts[form.Operational],
+	}
+	ad := crypto.AD{Submission: sub.ID, Form: sub.Form, FormVersion: sub.FormVersion, Area: string(ea), HouseholdNo: sub.HouseholdNo}
+	for _, class := range []crypto.Class{crypto.Identifying, crypto.Analytic} {
+		id := crypto.DataKeyID{Class: class, Commune: string(commune), Version: b.dekVer}
+		sealed, err := b.seal(ctx, id, parts[form.Class(class)], ad)
+		if err != nil {
+			ev.Outcome = "error"
+			ev.Reason = "key provider unavailable"
+			return nil, b.refuse(ctx, ev, errorf(Unavailable, err, "the key provider is unavailable; nothing was stored, try again later"))
+		}
+		rec.Sealed = append(rec.Sealed, storage.Sealed{Class: string(class), KeyVersion: b.dekVer, Data: sealed})
+	}
+	return b.commitDeposit(ctx, c, rec, ev)
+}
+
+// commitDeposit stores the sealed submission, its audit event and its
+// receipt in one transaction, deciding idempotency and supersession
+// inside it so that concurrent deposits of the same id cannot both win.
+func (b *Broker) commitDeposit(ctx context.Context, c *Caller, rec *storage.Submission, ev *audit.Event) (*DepositResult, error) {
+	var (
+		result  DepositResult
+		refusal *Error
+	)
+	err := b.store.Update(ctx, func(tx storage.Tx) error {
+		result, refusal = DepositResult{}, nil
+		now := b.now().UTC()
+		ev.Time = now
+		ev.Reason = ""
+		if prev, err := tx.Submission(rec.ID); err == nil {
+			if prev.PayloadSHA256 == rec.PayloadSHA256 {
+				var r Receipt
+				if err := json.Unmarshal(prev.Receipt, &r); err != nil {
+					return fmt.Errorf("stored receipt of %s is corrupt: %w", rec.ID, err)
+				}
+				ev.Outcome = "replayed"
+				ev.Reason = fmt.Sprintf("same content as the deposit at audit index %d", prev.AuditIndex)
+				result.Receipt = &r
+				_, err := appendEvent(tx, ev)
+				return err
+			}
+			ev.Outcome = "conflict"
+			ev.Reason = "submission id already used for different content"
+			refusal = errorf(Conflict, nil, "submission %s was already deposited with different content", rec.ID)
+			_, err := appendEvent(tx, ev)
+			return err
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		cur, err := tx.CurrentSubmission(rec.Area, rec.HouseholdNo)
+		switch {
+		case err == nil:
+			if rec.Supersedes != cur.ID {
+				ev.Outcome = "conflict"
+				ev.Reason = fmt.Sprintf("household %d is already deposited as submission %s", rec.HouseholdNo, cur.ID)
+				refusal = errorf(Conflict, nil, "household %d of area %s is already deposited as submission %s; to replace it, name it in \"supersedes\"", rec.HouseholdNo, rec.Area, cur.ID)
+				_, err := appendEvent(tx, ev)
+				return err
+			}
+			if cur.Depositor != rec.Depositor {
+				d, err := b.policy.Allow(ctx, c.subject(), policy.SupersedeAny, policy.Resource{Path: b.tree.PathStrings(AreaCode(rec.Area))})
+				if err != nil {
+					return err
+				}
+				if !d.Allow {
+					ev.Decision, ev.Rule = "deny", d.Rule
+					ev.Outcome = "denied"
+					ev.Reason = "only the depositing enumerator or a team leader in scope may supersede"
+					refusal = errorf(Permission, nil, "only the enumerator who deposited submission %s or a team leader may supersede it", cur.ID)
+					_, err := appendEvent(tx, ev)
+					return err
+				}
+				ev.Rule = d.Rule
+			}
+			if err := tx.MarkSuperseded(cur.ID, rec.ID); err != nil {
+				return err
+			}
+			ev.Resources = append(ev.Resources, "supersedes:"+cur.ID)
+		case errors.Is(err, storage.ErrNotFound):
+			if rec.Supersedes != "" {
+				ev.Outcome = "conflict"
+				ev.Reason = "supersedes names a submission that is not the current one for this household"
+				refusal = errorf(Conflict, nil, "submission %s is not the current submission for household %d of area %s", rec.Supersedes, rec.HouseholdNo, rec.Area)
+				_, err := appendEvent(tx, ev)
+				return err
+			}
+			if err := tx.AddDeposited(rec.Area, 1); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+		ev.Outcome = "ok"
+		ar, err := appendEvent(tx, ev)
+		if err != nil {
+			return err
+		}
+		r := &Receipt{
+			SubmissionID: SubmissionID(rec.ID), Area: AreaCode(rec.Area),
+			ReceivedAt: now.Format(time.RFC3339Nano), PayloadSHA256: rec.PayloadSHA256,
+			AuditIndex: ar.Index, LeafHash: base64.StdEncoding.EncodeToString(ar.LeafHash[:]),
+		}
+		note, err := b.receiptSigner.Sign(ReceiptText(r))
+		if err != nil {
+			return fmt.Errorf("failed to sign receipt: %w", err)
+		}
+		r.Note = string(note)
+		rb, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		rec.ReceivedAt, rec.AuditIndex, rec.Receipt = now, ar.Index, rb
+		if err := tx.InsertSubmission(rec); err != nil {
+			return err
+		}
+		result = DepositResult{Receipt: r, Created: true}
+		return nil
+	})
+	if err != nil {
+		b.log.Error("deposit not stored", "submission", rec.ID, "err", err)
+		// Best effort: say in the log that a deposit failed. If the log
+		// itself is what failed, this fails too, and that is all right:
+		// nothing was stored or acknowledged.
+		fev := *ev
+		fev.Outcome, fev.Reason = "error", "storage failed; nothing stored"
+		b.record(ctx, &fev)
+		return nil, errorf(Unavailable, err, "the deposit could not be stored; nothing was acknowledged, try again later")
+	}
+	if refusal != nil {
+		return nil, refusal
+	}
+	return &result, nil
+}
+
+// refuse records a refused request and returns its error; if the event
+// cannot be written the refusal becomes Unavailable.
+func (b *Broker) refuse(ctx context.Context, ev *audit.Event, e *Error) error {
+	if err := b.record(ctx, ev); err != nil {
+		return err
+	}
+	return e
+}
+
+// anyGrantAllows reports whether any of the caller's grants permits the
+// action somewhere: "may this user deposit at all".
+func (b *Broker) anyGrantAllows(ctx context.Context, c *Caller, a policy.Action) policy.Decision {
+	last := policy.Decision{Rule: fmt.Sprintf("no grant permits %s", a)}
+	for _, g := range c.Grants {
+		if g.Deny {
+			continue
+		}
+		path := b.tree.PathStrings(AreaCode(g.Area))
+		if path == nil {
+			continue
+		}
+		d, err := b.policy.Allow(ctx, c.subject(), a, policy.Resource{Path: path})
+		if err == nil && d.Allow {
+			return d
+		}
+		if err == nil {
+			last = d
+		}
+	}
+	return last
+}
+
+// seal seals one class's fields, creating the commune's data key on first
+// use.
+func (b *Broker) seal(ctx context.Context, id crypto.DataKeyID, plaintext []byte, ad crypto.AD) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		out, err := b.keyring.Seal(id, plaintext, ad)
+		if !errors.Is(err, crypto.ErrKeyNotLoaded) || attempt == 2 {
+			return out, err
+		}
+		if err := b.loadOrCreateDEK(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// loadOrCreateDEK makes id's data key usable: from the store if it exists,
+// otherwise a new one, stored before anything is sealed under it.
+func (b *Broker) loadOrCreateDEK(ctx context.Context, id crypto.DataKeyID) error {
+	b.dekMu.Lock()
+	defer b.dekMu.Unlock()
+	if b.keyring.Loaded(id) {
+		return nil
+	}
+	load := func() (bool, error) {
+		var k *storage.DataKey
+		err := b.store.View(ctx, func(tx storage.ReadTx) error {
+			var err error
+			k, err = tx.DataKey(string(id.Class), id.Commune, id.Version)
+			return err
+		})
+		if errors.Is(err, storage.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return true, b.keyring.LoadDataKeys(ctx, []crypto.DataKeyID{id}, [][]byte{k.Wrapped})
+	}
+	if ok, err := load(); ok || err != nil {
+		return err
+	}
+	wrapped, err := b.keyring.NewDataKey(ctx, id)
+	if err != nil {
+		return err
+	}
+	err = b.store.Update(ctx, func(tx storage.Tx) error {
+		return tx.PutDataKey(&storage.DataKey{Class: string(id.Class), Commune: id.Commune, Version: id.Version, Wrapped: wrapped, CreatedAt: b.now().UTC()})
+	})
+	if errors.Is(err, storage.ErrConflict) {
+		// Another instance made it first: use theirs.
+		b.keyring.Forget(id)
+		_, err = load()
+		return err
+	}
+	if err != nil {
+		b.keyring.Forget(id)
+	}
+	return err
+}
+
+func problemsOf(err error) []string {
+	var fe *form.Error
+	if errors.As(err, &fe) {
+		return fe.Problems
+	}
+	return []string{err.Error()}
+}
+
+// Open decrypts the given classes of one stored submission, in memory. It
+// checks no policy and has no HTTP route: it is the building block of
+// views (which authorize first), key tests and shredding tests.
+func (b *Broker) Open(ctx context.Context, id SubmissionID, classes ...crypto.Class) (*Opened, error) {
+	var s *storage.Submission
+	err := b.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		s, err = tx.Submission(string(id))
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, errorf(NotFound, nil, "no submission %s", id)
+	}
+	if err != nil {
+		return nil, errorf(Unavailable, err, "failed to read submission")
+	}
+	f, ok := b.forms.Get(s.Form, s.FormVersion)
+	if !ok {
+		return nil, errorf(Internal, nil, "submission %s uses unknown form %s v%d", id, s.Form, s.FormVersion)
+	}
+	ad := crypto.AD{Submission: s.ID, Form: s.Form, FormVersion: s.FormVersion, Area: s.Area, HouseholdNo: s.HouseholdNo}
+	parts := map[form.Class][]byte{}
+	if len(s.Operational) > 0 {
+		parts[form.Operational] = s.Operational
+	}
+	for _, class := range classes {
+		for _, p := range s.Sealed {
+			if p.Class != string(class) {
+				continue
+			}
+			kid := crypto.DataKeyID{Class: class, Commune: s.Commune, Version: p.KeyVersion}
+			var plain []byte
+			for attempt := 0; ; attempt++ {
+				plain, err = b.keyring.Open(kid, p.Data, ad)
+				if !errors.Is(err, crypto.ErrKeyNotLoaded) || attempt == 2 {
+					break
+				}
+				if err := b.loadDEK(ctx, kid); err != nil {
+					return nil, err
+				}
+			}
+			if err != nil {
+				return nil, errorf(Internal, err, "failed to open the %s fields of %s", class, id)
+			}
+			parts[form.Class(class)] = plain
+		}
+	}
+	hh, persons, err := f.Join(parts)
+	if err != nil {
+		return nil, errorf(Internal, err, "failed to decode opened fields")
+	}
+	return &Opened{ID: id, Area: AreaCode(s.Area), HouseholdNo: s.HouseholdNo, Superseded: s.SupersededBy != "", Household: hh, Persons: persons}, nil
+}
+
+// loadDEK loads an existing data key (never creates one).
+func (b *Broker) loadDEK(ctx context.Context, id crypto.DataKeyID) error {
+	var k *storage.DataKey
+	err := b.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		k, err = tx.DataKey(string(id.Class), id.Commune, id.Version)
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return errorf(Unavailable, err, "the data key for %s fields of commune %s is gone (shredded?)", id.Class, id.Commune)
+	}
+	if err != nil {
+		return errorf(Unavailable, err, "failed to read a data key")
+	}
+	if err := b.keyring.LoadDataKeys(ctx, []crypto.DataKeyID{id}, [][]byte{k.Wrapped}); err != nil {
+		return errorf(Unavailable, err, "the key provider could not unwrap a data key")
+	}
+	return nil
+}
+
+// Opened is a submission's fields of the classes asked for, in memory.
+type Opened struct {
+	ID          SubmissionID
+	Area        AreaCode
+	HouseholdNo int64
+	Superseded  bool
+	Household   map[string]form.Value
+	Persons     []map[string]form.Value
+}

@@ -1,0 +1,74 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies a broker error. Each Kind maps to exactly one HTTP
+// status, in broker/httpapi. The list only grows.
+type Kind int
+
+const (
+	Internal        Kind = iota // a bug or an unexpected failure
+	Invalid                     // the request is malformed or fails validation
+	Unauthenticated             // no valid credentials
+	Permission                  // authenticated, but policy says no
+	NotFound                    // no such thing (or not visible to the caller)
+	Conflict                    // clashes with what is stored
+	TooLarge                    // body over the limit
+	Unavailable                 // a dependency (database, key provider, audit log) failed; retry later
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Invalid:
+		return "invalid"
+	case Unauthenticated:
+		return "unauthenticated"
+	case Permission:
+		return "permission denied"
+	case NotFound:
+		return "not found"
+	case Conflict:
+		return "conflict"
+	case TooLarge:
+		return "too large"
+	case Unavailable:
+		return "unavailable"
+	default:
+		return "internal error"
+	}
+}
+
+// Error is what every broker use case returns on failure. Msg is safe to
+// show the client; Err is the detail, for the server log only. Neither
+// ever holds a field value, key or token.
+type Error struct {
+	Kind     Kind
+	Msg      string
+	Problems []string // validation problems (field paths and rules, never values)
+	Err      error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Kind, e.Msg, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Kind, e.Msg)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func errorf(k Kind, err error, format string, args ...any) *Error {
+	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...), Err: err}
+}
+
+// KindOf reports the Kind of err (Internal for errors not made here).
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return Internal
+}

@@ -1,0 +1,201 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/censusvault/censusvault/broker/area"
+	"github.com/censusvault/censusvault/policy"
+	"github.com/censusvault/censusvault/storage"
+)
+
+// MaxProgressDepth bounds how many levels below the asked area a progress
+// report lists.
+const MaxProgressDepth = 4
+
+// ProgressRow is one area's households deposited against plan.
+type ProgressRow struct {
+	Area      AreaCode `json:"area"`
+	Name      string   `json:"name"`
+	Level     string   `json:"level"`
+	Planned   int64    `json:"planned"`
+	Deposited int64    `json:"deposited"`
+	Percent   float64  `json:"percent"` // deposited / planned × 100, two decimals; 0 when nothing is planned
+}
+
+// ProgressReport is an area and its descendants down to Depth levels.
+type ProgressReport struct {
+	Area  AreaCode      `json:"area"`
+	Depth int           `json:"depth"`
+	Rows  []ProgressRow `json:"rows"`
+}
+
+// Progress reports current households against plan for an area and its
+// descendants down to depth levels below it (an empty code means the area
+// of the caller's first grant that allows it). It is operational data,
+// exact, never microdata; the caller must be allowed progress.read on the
+// area itself.
+func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth int) (*ProgressReport, error) {
+	ev := b.event(c, string(policy.ReadProgress), policy.Decision{})
+	if code == "" {
+		d := b.anyGrantAllows(ctx, c, policy.ReadProgress)
+		for _, g := range c.Grants {
+			if !g.Deny && d.Allow {
+				if dd, err := b.policy.Allow(ctx, c.subject(), policy.ReadProgress, policy.Resource{Path: b.tree.PathStrings(AreaCode(g.Area))}); err == nil && dd.Allow {
+					code = AreaCode(g.Area)
+					break
+				}
+			}
+		}
+		if code == "" {
+			ev = b.event(c, string(policy.ReadProgress), d)
+			ev.Outcome = "denied"
+			return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to read progress"))
+		}
+	}
+	ev.Area = string(code)
+	if depth < 0 || depth > MaxProgressDepth {
+		ev.Outcome, ev.Reason = "invalid", "depth out of range"
+		return nil, b.refuse(ctx, ev, errorf(Invalid, nil, "depth must be between 0 and %d", MaxProgressDepth))
+	}
+	path := b.tree.PathStrings(code)
+	if path == nil {
+		ev.Outcome, ev.Reason = "invalid", "unknown area"
+		return nil, b.refuse(ctx, ev, errorf(NotFound, nil, "no area %s", code))
+	}
+	d, err := b.policy.Allow(ctx, c.subject(), policy.ReadProgress, policy.Resource{Path: path})
+	if err != nil {
+		return nil, errorf(Internal, err, "policy failed")
+	}
+	ev = b.event(c, string(policy.ReadProgress), d)
+	ev.Area = string(code)
+	if !d.Allow {
+		ev.Outcome = "denied"
+		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to read progress of area %s", code))
+	}
+
+	// Count every EA of the subtree, then roll up.
+	var eas []string
+	b.tree.Walk(code, math.MaxInt, func(a area.Area, _ int) bool {
+		if a.Level == area.EA {
+			eas = append(eas, string(a.Code))
+		}
+		return true
+	})
+	var counts map[string]int64
+	err = b.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		counts, err = tx.Deposited(eas)
+		return err
+	})
+	if err != nil {
+		return nil, errorf(Unavailable, err, "the vault database is unavailable; try again later")
+	}
+	rep := &ProgressReport{Area: code, Depth: depth, Rows: []ProgressRow{}}
+	b.tree.Walk(code, depth, func(a area.Area, _ int) bool {
+		var n int64
+		b.tree.Walk(a.Code, math.MaxInt, func(e area.Area, _ int) bool {
+			if e.Level == area.EA {
+				n += counts[string(e.Code)]
+			}
+			return true
+		})
+		rep.Rows = append(rep.Rows, ProgressRow{
+			Area: a.Code, Name: a.Name, Level: a.Level.String(), Planned: a.Planned, Deposited: n,
+			Percent: percent(n, a.Planned),
+		})
+		return true
+	})
+	ev.Outcome = "ok"
+	ev.Reason = fmt.Sprintf("depth %d, %d rows", depth, len(rep.Rows))
+	if err := b.record(ctx, ev); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func percent(n, planned int64) float64 {
+	if planned <= 0 {
+		return 0
+	}
+	return math.Round(float64(n)*10000/float64(planned)) / 100
+}
+
+// ReadSubmission is the route to view one submission. Views come in a
+// later issue: today policy denies it to every role, and the refusal is
+// logged. Unknown ids get the same answer as forbidden ones.
+func (b *Broker) ReadSubmission(ctx context.Context, c *Caller, id SubmissionID) error {
+	var s *storage.Submission
+	err := b.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		s, err = tx.Submission(string(id))
+		return err
+	})
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return errorf(Unavailable, err, "the vault database is unavailable; try again later")
+	}
+	d := policy.Decision{Rule: "no such submission"}
+	ev := b.event(c, string(policy.ReadSubmission), d)
+	ev.Decision = "deny"
+	ev.Resources = []string{"submission:" + string(id)}
+	if s != nil {
+		d, err = b.policy.Allow(ctx, c.subject(), policy.ReadSubmission, policy.Resource{Path: b.tree.PathStrings(AreaCode(s.Area))})
+		if err != nil {
+			return errorf(Internal, err, "policy failed")
+		}
+		ev = b.event(c, string(policy.ReadSubmission), d)
+		ev.Area = s.Area
+		ev.Resources = []string{"submission:" + string(id)}
+		if d.Allow {
+			// No view exists yet: refuse even if a policy allows it.
+			ev.Decision = "deny"
+			ev.Rule += "; views are not available in this version"
+		}
+	}
+	ev.Outcome = "denied"
+	return b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to read submission %s", id))
+}
+
+// ReceiptOf returns the receipt of a submission the caller deposited. An
+// enumerator who lost the network after depositing can fetch it; nobody
+// else can (unknown and foreign ids look the same).
+func (b *Broker) ReceiptOf(ctx context.Context, c *Caller, id SubmissionID) (*Receipt, error) {
+	var s *storage.Submission
+	err := b.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		s, err = tx.Submission(string(id))
+		return err
+	})
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, errorf(Unavailable, err, "the vault database is unavailable; try again later")
+	}
+	d := policy.Decision{Rule: "receipts are shown to their depositor only"}
+	if s != nil && s.Depositor == string(c.User) {
+		d, err = b.policy.Allow(ctx, c.subject(), policy.ReadReceipt, policy.Resource{Path: b.tree.PathStrings(AreaCode(s.Area))})
+		if err != nil {
+			return nil, errorf(Internal, err, "policy failed")
+		}
+	}
+	ev := b.event(c, string(policy.ReadReceipt), d)
+	ev.Decision = map[bool]string{true: "allow", false: "deny"}[d.Allow]
+	ev.Resources = []string{"submission:" + string(id)}
+	if s != nil {
+		ev.Area = s.Area
+	}
+	if !d.Allow {
+		ev.Outcome = "denied"
+		return nil, b.refuse(ctx, ev, errorf(NotFound, nil, "no receipt of yours for submission %s", id))
+	}
+	var r Receipt
+	if err := json.Unmarshal(s.Receipt, &r); err != nil {
+		return nil, errorf(Internal, err, "stored receipt is corrupt")
+	}
+	ev.Outcome = "ok"
+	if err := b.record(ctx, ev); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

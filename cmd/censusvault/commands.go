@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/censusvault/censusvault/audit"
+	"github.com/censusvault/censusvault/broker"
+	"github.com/censusvault/censusvault/broker/area"
+	"github.com/censusvault/censusvault/broker/demo"
+	"github.com/censusvault/censusvault/broker/httpapi"
+	"github.com/censusvault/censusvault/policy"
+)
+
+func cmdInit(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("init", "init --data DIR --areas FILE [--name NAME] [--model FILE] [--policy FILE]", e)
+	var sf storeFlags
+	sf.add(fs)
+	areasFile := fs.String("areas", "", "areas CSV: code,parent,level,name,planned_households (required)")
+	name := fs.String("name", "censusvault", "the vault's name in signed receipts and checkpoints")
+	modelFile := fs.String("model", "", "Casbin model file (default: the embedded one)")
+	policyFile := fs.String("policy", "", "Casbin role policy file (default: the embedded one)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *areasFile == "" {
+		return &exitError{code: 2, err: errors.New("--areas FILE is required (CSV: code,parent,level,name,planned_households)")}
+	}
+	f, err := os.Open(*areasFile)
+	if err != nil {
+		return err
+	}
+	tree, err := area.Load(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", *areasFile, err)
+	}
+	var model, pol string
+	if *modelFile != "" {
+		b, err := os.ReadFile(*modelFile)
+		if err != nil {
+			return err
+		}
+		model = string(b)
+	}
+	if *policyFile != "" {
+		b, err := os.ReadFile(*policyFile)
+		if err != nil {
+			return err
+		}
+		pol = string(b)
+	}
+	st, kp, err := sf.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := broker.Init(ctx, broker.InitOpts{Store: st, Keys: kp, Areas: tree, Model: model, Policy: pol, Name: *name, Actor: cliActor()}); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "initialized vault %q in %s: %d areas, %s planned households\n", *name, sf.data, tree.Len(), groupDigits(tree.Get(tree.Root())))
+	fmt.Fprintf(e.stderr, "next: add users with `censusvault user add NAME --role ROLE --area CODE --data %s`, then `censusvault serve --data %s`\n", sf.data, sf.data)
+	return nil
+}
+
+func groupDigits(a area.Area, _ bool) string { return fmt.Sprint(a.Planned) }
+
+func cmdServe(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("serve", "serve --data DIR [--addr 127.0.0.1:8440]", e)
+	var sf storeFlags
+	sf.add(fs)
+	addr := fs.String("addr", "127.0.0.1:8440", "listen address")
+	proxies := fs.StringSlice("trusted-proxy", nil, "address of a load balancer whose X-Forwarded-For is trusted (repeatable)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	b, st, err := sf.openBroker(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	h, err := httpapi.New(httpapi.Opts{Broker: b, Log: log, TrustedProxies: *proxies})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("failed to listen on %s: %w", *addr, err)
+	}
+	srv := newServer(h)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go b.Run(runCtx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "vault", b.Name(), "ingest_recipient", b.IngestRecipient())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer scancel()
+	err = srv.Shutdown(sctx)
+	b.Close(sctx)
+	return err
+}
+
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+func cmdUser(ctx context.Context, e *env, args []string) error {
+	sub := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	synopsis := map[string]string{
+		"add":    "user add NAME --role ROLE --area CODE [--expires 90d]",
+		"grant":  "user grant NAME --role ROLE --area CODE [--deny]",
+		"revoke": "user revoke NAME",
+		"show":   "user show NAME",
+	}
+	syn, ok := synopsis[sub]
+	if !ok {
+		fmt.Fprintln(e.stderr, "usage: censusvault user add|grant|revoke|show NAME [flags]")
+		if sub == "" {
+			return &exitError{code: 2}
+		}
+		return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q", sub)}
+	}
+	fs := newFlags("user "+sub, syn, e)
+	var sf storeFlags
+	sf.add(fs)
+	var role, areaCode, expires *string
+	var deny *bool
+	if sub == "add" || sub == "grant" {
+		role = fs.String("role", "", "one of: "+strings.Join(roleNames(), ", "))
+		areaCode = fs.String("area", "", "area code the role covers, with its whole subtree")
+	}
+	if sub == "add" {
+		expires = fs.String("expires", "", "token lifetime, e.g. 90d or 36h (default: no expiry)")
+	}
+	if sub == "grant" {
+		deny = fs.Bool("deny", false, "deny the role in the area's subtree instead (deny beats allow)")
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("expected exactly one user NAME")}
+	}
+	name := broker.UserID(fs.Arg(0))
+	if role != nil && (*role == "" || *areaCode == "") {
+		return &exitError{code: 2, err: errors.New("--role and --area are required")}
+	}
+	b, st, err := sf.openBroker(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch sub {
+	case "add":
+		var exp time.Time
+		if *expires != "" {
+			d, err := parseDuration(*expires)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			exp = time.Now().Add(d)
+		}
+		tok, err := b.AddUser(ctx, cliActor(), broker.NewUser{Name: name, Role: policy.Role(*role), Area: broker.AreaCode(*areaCode), Expires: exp})
+		if err != nil {
+			return err
+		}
+		// The token alone on stdout, so scripts can capture it.
+		fmt.Fprintln(e.stdout, tok.Reveal())
+		fmt.Fprintf(e.stderr, "added %s as %s at %s; the token above is shown once: give it to the user\n", name, *role, *areaCode)
+	case "grant":
+		if err := b.Grant(ctx, cliActor(), name, policy.Grant{Role: policy.Role(*role), Area: *areaCode, Deny: *deny}); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "granted\n")
+	case "revoke":
+		if err := b.RevokeUser(ctx, cliActor(), name); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "revoked %s\n", name)
+	case "show":
+		u, err := b.User(ctx, name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "user %s\n", u.Name)
+		for _, g := range u.Grants {
+			kind := "allow"
+			if g.Deny {
+				kind = "deny"
+			}
+			fmt.Fprintf(e.stdout, "  %s %s at %s\n", kind, g.Role, g.Area)
+		}
+		if !u.Expires.IsZero() {
+			fmt.Fprintf(e.stdout, "  expires %s\n", u.Expires.Format(time.RFC3339))
+		}
+		if !u.Revoked.IsZero() {
+			fmt.Fprintf(e.stdout, "  revoked %s\n", u.Revoked.Format(time.RFC3339))
+		}
+	}
+	return nil
+}
+
+func roleNames() []string {
+	var out []string
+	for _, r := range policy.Roles() {
+		out = append(out, string(r))
+	}
+	return out
+}
+
+func cmdKeys(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] != "rotate-ingest" {
+		fmt.Fprintln(e.stderr, "usage: censusvault keys rotate-ingest [--grace 30d]")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return &exitError{code: 2}
+	}
+	fs := newFlags("keys rotate-ingest", "keys rotate-ingest [--grace 30d]", e)
+	var sf storeFlags
+	sf.add(fs)
+	grace := fs.String("grace", "30d", "how long the previous ingest recipient stays accepted")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	g, err := parseDuration(*grace)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	b, st, err := sf.openBroker(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	v, rcpt, err := b.RotateIngest(ctx, cliActor(), g)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, rcpt)
+	fmt.Fprintf(e.stderr, "ingest key v%d is now current; the previous one is accepted for %s more. Running servers pick it up within seconds.\n", v, g)
+	return nil
+}
+
+func cmdAudit(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] != "verify" {
+		fmt.Fprintln(e.stderr, "usage: censusvault audit verify [--data DIR] [--store DSN]")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return &exitError{code: 2}
+	}
+	fs := newFlags("audit verify", "audit verify [--data DIR] [--store DSN]\n\nExit status: 0 intact, 1 broken (the first bad event is named), 2 could not read", e)
+	var sf storeFlags
+	sf.add(fs)
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	st, _, err := sf.openStoreOnly(ctx)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer st.Close()
+	start := time.Now()
+	res, err := broker.VerifyAudit(ctx, st, func(n int64) {
+		fmt.Fprintf(e.stderr, "\rverified %d events…", n)
+	})
+	var ve *audit.VerifyError
+	if errors.As(err, &ve) {
+		fmt.Fprintf(e.stderr, "\n")
+		return &exitError{code: 1, err: fmt.Errorf("audit chain BROKEN: %v", ve)}
+	}
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("could not read the audit log: %w", err)}
+	}
+	fmt.Fprintf(e.stderr, "\r")
+	fmt.Fprintf(e.stdout, "audit chain OK: %d events, head %s (%.1fs)\n", res.Events, hex.EncodeToString(res.Head[:]), time.Since(start).Seconds())
+	return nil
+}
+
+func cmdDemo(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("demo", "demo [--keep DIR] [--clients N]", e)
+	keep := fs.String("keep", "", "keep the demo vault in DIR (default: a temporary directory, removed afterwards)")
+	clients := fs.Int("clients", 8, "concurrent depositing devices")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	dir := *keep
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "censusvault-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	return demo.Run(ctx, demo.Opts{Dir: dir, Out: e.stdout, Progress: e.stderr, Clients: *clients})
+}

@@ -1,0 +1,253 @@
+// Command censusvault runs the census data vault: init, serve, users,
+// keys, audit verification and a demo. It parses flags, wires the
+// concrete parts (SQLite store, local age key provider) and calls into
+// the broker; the logic lives in the packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/censusvault/censusvault/broker"
+	"github.com/censusvault/censusvault/crypto"
+	"github.com/censusvault/censusvault/crypto/agekey"
+	"github.com/censusvault/censusvault/storage"
+	"github.com/censusvault/censusvault/storage/sqlite"
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// exitError carries a specific exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *env, args []string) error
+}
+
+// env is what a command writes to.
+type env struct {
+	stdout, stderr io.Writer
+}
+
+func commands() []command {
+	return []command{
+		{"init", "create a new vault: data directory, keys, areas, policy", cmdInit},
+		{"serve", "run the HTTP API", cmdServe},
+		{"demo", "run the Hồng Lĩnh census demo end to end over HTTP", cmdDemo},
+		{"user", "add, grant, revoke or show users (user add|grant|revoke|show)", cmdUser},
+		{"keys", "key operations (keys rotate-ingest)", cmdKeys},
+		{"audit", "audit log operations (audit verify)", cmdAudit},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: censusvault <command> [flags] [arguments]")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun `censusvault <command> --help` for a command's flags. Every flag can also be set")
+	fmt.Fprintln(w, "from the environment as CENSUSVAULT_<FLAG> (e.g. CENSUSVAULT_DATA=/srv/vault).")
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	e := &env{stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, e, args[1:])
+		if err == nil {
+			return 0
+		}
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.err != nil {
+				fmt.Fprintf(stderr, "censusvault %s: %v\n", c.name, ee.err)
+			}
+			return ee.code
+		}
+		fmt.Fprintf(stderr, "censusvault %s: %v\n", c.name, err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "censusvault: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+// flags makes a flag set that allows flags after positional arguments and
+// reads unset flags from CENSUSVAULT_* variables.
+func newFlags(name, synopsis string, e *env) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetInterspersed(true)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: censusvault %s\n\nflags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return &exitError{code: 2, err: err}
+	}
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || err != nil {
+			return
+		}
+		key := "CENSUSVAULT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(key); ok {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = &exitError{code: 2, err: fmt.Errorf("%s: %w", key, serr)}
+			}
+		}
+	})
+	return err
+}
+
+// storeFlags are the flags of every command that touches the store.
+type storeFlags struct {
+	data  string
+	store string
+}
+
+func (s *storeFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&s.data, "data", "censusvault-data", "data directory (holds the local key-provider identity and, by default, the database)")
+	fs.StringVar(&s.store, "store", "", "database: empty for <data>/vault.db, or sqlite:PATH")
+}
+
+// open wires the store and key provider.
+func (s *storeFlags) open(ctx context.Context, create bool) (storage.Store, crypto.KeyProvider, error) {
+	path := filepath.Join(s.data, sqlite.FileName)
+	switch {
+	case s.store == "":
+	case strings.HasPrefix(s.store, "sqlite:"):
+		path = strings.TrimPrefix(s.store, "sqlite:")
+	case strings.HasPrefix(s.store, "postgres://"), strings.HasPrefix(s.store, "postgresql://"):
+		return nil, nil, errors.New("PostgreSQL stores are not supported by this version yet; use the embedded SQLite store (omit --store)")
+	default:
+		return nil, nil, fmt.Errorf("--store %q: expected sqlite:PATH (or nothing, for <data>/vault.db)", s.store)
+	}
+	kpPath := filepath.Join(s.data, agekey.FileName)
+	var kp *agekey.Provider
+	var err error
+	if create {
+		if err := os.MkdirAll(s.data, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("failed to create data directory: %w", err)
+		}
+		kp, err = agekey.Create(kpPath)
+	} else {
+		kp, err = agekey.Load(kpPath)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := sqlite.Open(ctx, sqlite.Options{Path: path, Create: create})
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, kp, nil
+}
+
+// openBroker opens the vault for a CLI command.
+func (s *storeFlags) openBroker(ctx context.Context, log *slog.Logger) (*broker.Broker, storage.Store, error) {
+	st, kp, err := s.open(ctx, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := broker.New(ctx, broker.Opts{Store: st, Keys: kp, Log: log})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return b, st, nil
+}
+
+// cliActor names the operator in audit events.
+func cliActor() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	return "cli:" + name
+}
+
+// parseDuration accepts Go durations and whole days ("90d").
+func parseDuration(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("bad duration %q (use e.g. 90d or 36h)", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("bad duration %q (use e.g. 90d or 36h)", s)
+	}
+	return d, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// openStoreOnly opens the database without the key provider: enough to
+// verify the audit log, which needs no keys.
+func (s *storeFlags) openStoreOnly(ctx context.Context) (storage.Store, string, error) {
+	path := filepath.Join(s.data, sqlite.FileName)
+	switch {
+	case s.store == "":
+	case strings.HasPrefix(s.store, "sqlite:"):
+		path = strings.TrimPrefix(s.store, "sqlite:")
+	default:
+		return nil, "", fmt.Errorf("--store %q: expected sqlite:PATH (or nothing, for <data>/vault.db)", s.store)
+	}
+	st, err := sqlite.Open(ctx, sqlite.Options{Path: path})
+	return st, path, err
+}
