@@ -70,7 +70,7 @@ type Opts struct {
 	Now      func() time.Time
 	MaxBody  int64         // deposit body limit; default form.MaxBody
 	AuthWin  time.Duration // window for rate-limited auth-failure events; default 1 minute
-	MaxCache int           // unwrapped DEKs kept in memory; default 4096
+	MaxCache int           // unwrapped DEKs kept in memory; default 32768 (two classes × a national set of communes)
 }
 
 // Broker runs the use cases. Safe for concurrent use.
@@ -136,6 +136,9 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 		win = time.Minute
 	}
 	b.authFail = newAuthLimiter(win)
+	if o.MaxCache <= 0 {
+		o.MaxCache = 32768
+	}
 	kr, err := crypto.NewKeyring(crypto.KeyringOptions{Provider: o.Keys, MaxCached: o.MaxCache})
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)

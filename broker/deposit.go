@@ -56,14 +56,14 @@ type DepositResult struct {
 // unknown); body is read only after the first two checks pass.
 func (b *Broker) Deposit(ctx context.Context, c *Caller, contentLength int64, body io.Reader) (*DepositResult, error) {
 	action := string(policy.Deposit)
-	d := b.anyGrantAllows(ctx, c, policy.Deposit)
-	if !d.Allow {
-		ev := b.event(c, action, d)
+	d0 := b.anyGrantAllows(ctx, c, policy.Deposit)
+	if !d0.Allow {
+		ev := b.event(c, action, d0)
 		ev.Outcome = "denied"
 		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to deposit submissions"))
 	}
 	tooLarge := func() error {
-		ev := b.event(c, action, policy.Decision{})
+		ev := b.event(c, action, d0)
 		ev.Outcome = "too_large"
 		ev.Reason = fmt.Sprintf("body over %d bytes", b.maxBody)
 		return b.refuse(ctx, ev, errorf(TooLarge, nil, "submission body over %d bytes", b.maxBody))
@@ -73,7 +73,7 @@ func (b *Broker) Deposit(ctx context.Context, c *Caller, contentLength int64, bo
 	}
 	ct, err := io.ReadAll(io.LimitReader(body, b.maxBody+1))
 	if err != nil {
-		ev := b.event(c, action, policy.Decision{})
+		ev := b.event(c, action, d0)
 		ev.Outcome = "invalid"
 		ev.Reason = "failed to read body"
 		return nil, b.refuse(ctx, ev, errorf(Invalid, err, "failed to read the request body"))
@@ -96,7 +96,7 @@ func (b *Broker) Deposit(ctx context.Context, c *Caller, contentLength int64, bo
 		return nil, tooLarge()
 	}
 	if err != nil {
-		return nil, invalid(b.event(c, action, policy.Decision{}),
+		return nil, invalid(b.event(c, action, d0),
 			"body is not an age file encrypted to a current ingest recipient (GET /v1/ingest/recipient)", nil, err)
 	}
 	sum := sha256.Sum256(plain)
@@ -104,16 +104,16 @@ func (b *Broker) Deposit(ctx context.Context, c *Caller, contentLength int64, bo
 
 	sub, err := form.Decode(plain)
 	if err != nil {
-		return nil, invalid(b.event(c, action, policy.Decision{}), "submission is malformed", problemsOf(err), nil)
+		return nil, invalid(b.event(c, action, d0), "submission is malformed", problemsOf(err), nil)
 	}
 	ea := AreaCode(sub.Area)
 	a, ok := b.tree.Get(ea)
 	if !ok || a.Level != area.EA {
-		ev := b.event(c, action, policy.Decision{})
+		ev := b.event(c, action, d0)
 		ev.Resources = []string{"submission:" + sub.ID}
 		return nil, invalid(ev, "area is not a known enumeration area", nil, nil)
 	}
-	d, err = b.policy.Allow(ctx, c.subject(), policy.Deposit, policy.Resource{Path: b.tree.PathStrings(ea)})
+	d, err := b.policy.Allow(ctx, c.subject(), policy.Deposit, policy.Resource{Path: b.tree.PathStrings(ea)})
 	if err != nil {
 		return nil, errorf(Internal, err, "policy failed")
 	}
@@ -128,7 +128,7 @@ func (b *Broker) Deposit(ctx context.Context, c *Caller, contentLength int64, bo
 	if !ok {
 		return nil, invalid(ev, fmt.Sprintf("unknown form %q version %d", sub.Form, sub.FormVersion), nil, nil)
 	}
-	if err := f.Validate(sub); err != nil {
+	if err := f.ValidateAt(sub, b.now()); err != nil {
 		return nil, invalid(ev, "submission fails validation", problemsOf(err), nil)
 	}
 	parts, err := f.Split(sub)
