@@ -32,14 +32,15 @@ var noteNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // identity, the receipt and audit signing keys (all wrapped by the key
 // provider), and the first audit event.
 func Init(ctx context.Context, o InitOpts) error {
-	if o.Store == nil || o.Keys == nil || o.Areas == nil {
-		return errors.New("init: store, key provider and areas are required")
+	if o.Store == nil || o.Keys == nil {
+		return errors.New("init: store and key provider are required")
+	}
+	eng, err := o.check()
+	if err != nil {
+		return err
 	}
 	if o.Name == "" {
 		o.Name = "censusvault"
-	}
-	if !noteNameRE.MatchString(o.Name) {
-		return fmt.Errorf("init: vault name %q: use letters, digits, '.', '_' or '-' (at most 64)", o.Name)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -49,10 +50,6 @@ func Init(ctx context.Context, o InitOpts) error {
 	}
 	if o.Policy == "" {
 		o.Policy = policy.DefaultPolicy()
-	}
-	eng, err := policy.New(policy.Options{Model: o.Model, Policy: o.Policy})
-	if err != nil {
-		return fmt.Errorf("init: %w", err)
 	}
 	now := o.Now().UTC()
 	_, ingestWrapped, err := crypto.GenerateIngestIdentity(ctx, o.Keys)
@@ -111,6 +108,34 @@ func Init(ctx context.Context, o InitOpts) error {
 		})
 		return err
 	})
+}
+
+// Check validates everything Init would refuse that does not need the
+// store, so a caller can check before creating anything.
+func (o *InitOpts) Check() error {
+	_, err := o.check()
+	return err
+}
+
+func (o *InitOpts) check() (*policy.Engine, error) {
+	if o.Areas == nil {
+		return nil, errors.New("init: no areas")
+	}
+	if o.Name != "" && !noteNameRE.MatchString(o.Name) {
+		return nil, fmt.Errorf("init: vault name %q: use letters, digits, '.', '_' or '-' (at most 64)", o.Name)
+	}
+	model, pol := o.Model, o.Policy
+	if model == "" {
+		model = policy.DefaultModel()
+	}
+	if pol == "" {
+		pol = policy.DefaultPolicy()
+	}
+	eng, err := policy.New(policy.Options{Model: model, Policy: pol})
+	if err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	return eng, nil
 }
 
 // updatePolicyHash recomputes the digest of all grants and the policy hash

@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"regexp"
 	"time"
 
@@ -136,7 +135,7 @@ func (b *Broker) RevokeUser(ctx context.Context, actor string, user UserID) erro
 
 func (b *Broker) checkGrant(g policy.Grant) error {
 	if _, err := policy.ParseRole(string(g.Role)); err != nil {
-		return errorf(Invalid, err, "%v", err)
+		return errorf(Invalid, nil, "%v", err)
 	}
 	a, ok := b.tree.Get(AreaCode(g.Area))
 	if !ok {
@@ -177,4 +176,3 @@ func (b *Broker) User(ctx context.Context, name UserID) (*UserInfo, error) {
 	return info, nil
 }
 
-var _ = fmt.Sprint

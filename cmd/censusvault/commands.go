@@ -58,14 +58,25 @@ func cmdInit(ctx context.Context, e *env, args []string) error {
 		}
 		pol = string(b)
 	}
+	opts := broker.InitOpts{Areas: tree, Model: model, Policy: pol, Name: *name, Actor: cliActor()}
+	if err := opts.Check(); err != nil {
+		return err
+	}
+	// Remember what exists, so a failed init removes only what it made
+	// and can simply be run again.
+	made := sf.newFiles()
 	st, kp, err := sf.open(ctx, true)
 	if err != nil {
+		made.remove()
+		return err
+	}
+	opts.Store, opts.Keys = st, kp
+	if err := broker.Init(ctx, opts); err != nil {
+		st.Close()
+		made.remove()
 		return err
 	}
 	defer st.Close()
-	if err := broker.Init(ctx, broker.InitOpts{Store: st, Keys: kp, Areas: tree, Model: model, Policy: pol, Name: *name, Actor: cliActor()}); err != nil {
-		return err
-	}
 	fmt.Fprintf(e.stderr, "initialized vault %q in %s: %d areas, %s planned households\n", *name, sf.data, tree.Len(), groupDigits(tree.Get(tree.Root())))
 	fmt.Fprintf(e.stderr, "next: add users with `censusvault user add NAME --role ROLE --area CODE --data %s`, then `censusvault serve --data %s`\n", sf.data, sf.data)
 	return nil
@@ -141,6 +152,9 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 	syn, ok := synopsis[sub]
 	if !ok {
 		fmt.Fprintln(e.stderr, "usage: censusvault user add|grant|revoke|show NAME [flags]")
+		if sub == "" && len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
 		if sub == "" {
 			return &exitError{code: 2}
 		}

@@ -251,3 +251,26 @@ func (s *storeFlags) openStoreOnly(ctx context.Context) (storage.Store, string, 
 	st, err := sqlite.Open(ctx, sqlite.Options{Path: path})
 	return st, path, err
 }
+
+// createdFiles are the vault files that did not exist before a command.
+type createdFiles []string
+
+func (s *storeFlags) newFiles() createdFiles {
+	db := filepath.Join(s.data, sqlite.FileName)
+	if strings.HasPrefix(s.store, "sqlite:") {
+		db = strings.TrimPrefix(s.store, "sqlite:")
+	}
+	var out createdFiles
+	for _, p := range []string{filepath.Join(s.data, agekey.FileName), db, db + "-wal", db + "-shm"} {
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (c createdFiles) remove() {
+	for _, p := range c {
+		os.Remove(p)
+	}
+}

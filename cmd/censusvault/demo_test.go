@@ -1,0 +1,72 @@
+package main_test
+
+import (
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestDemo runs `censusvault demo` as the issue's acceptance does and
+// checks it prints the seed's table, then verifies the vault it kept with
+// the CLI.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo deposits 9,061 households (10–20 s)")
+	}
+	t.Parallel()
+	keep := filepath.Join(t.TempDir(), "demo")
+	r := mustCV(t, "demo", "--keep", keep)
+	out := r.stdout
+
+	// The table: code, name, planned, interviewed, percent, formatted as
+	// the statistics office writes them.
+	for _, row := range []struct{ code, name, planned, interviewed, percent string }{
+		{"18070", "Phường Bắc Hồng", "2.465", "1.976", "80,16 %"},
+		{"18073", "Phường Nam Hồng", "2.350", "1.704", "72,51 %"},
+		{"18076", "Phường Trung Lương", "1.571", "1.312", "83,51 %"},
+		{"18079", "Phường Đức Thuận", "1.766", "1.289", "72,99 %"},
+		{"18082", "Phường Đậu Liêu", "1.888", "1.486", "78,71 %"},
+		{"18085", "Xã Thuận Lộc", "1.746", "1.294", "74,11 %"},
+		{"437", "Thị xã Hồng Lĩnh", "11.786", "9.061", "76,88 %"},
+	} {
+		re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(row.code) + `\s+` + regexp.QuoteMeta(row.name) + `\s+` +
+			regexp.QuoteMeta(row.planned) + `\s+` + regexp.QuoteMeta(row.interviewed) + `\s+` + regexp.QuoteMeta(row.percent) + `$`)
+		if !re.MatchString(out) {
+			t.Errorf("demo output has no row %v", row)
+		}
+	}
+	for _, want := range []string{
+		"Thị xã Hồng Lĩnh: 9.061/11.786 households, 76,88 %",
+		"deposited 9.061 households over HTTP",
+		"asks for progress of Phường Nam Hồng: HTTP 403",
+		"asks to read back a household it deposited: HTTP 403",
+		"a request with a made-up token: HTTP 401",
+		"same receipt: true",
+		"audit chain OK: ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "unexpected") {
+		t.Errorf("demo reports an unexpected outcome:\n%s", out)
+	}
+	if !strings.Contains(r.stderr, "depositing: ") {
+		t.Errorf("no progress line on stderr while depositing")
+	}
+
+	// The kept vault verifies with the CLI, to the same number of events
+	// the demo reported.
+	m := regexp.MustCompile(`audit chain OK: ([0-9.]+) events`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("demo output:\n%s", out)
+	}
+	v := mustCV(t, "audit", "verify", "--data", keep)
+	if want := "audit chain OK: " + strings.ReplaceAll(m[1], ".", "") + " events"; !strings.Contains(v.stdout, want) {
+		t.Errorf("audit verify of the kept demo vault: %q, want %q", v.stdout, want)
+	}
+	if u := mustCV(t, "user", "show", "enum-18070-01", "--data", keep); !strings.Contains(u.stdout, "allow enumerator at 18070-01") {
+		t.Errorf("user show on the kept demo vault: %q", u.stdout)
+	}
+}
