@@ -33,6 +33,14 @@ func appendEvent(tx storage.Tx, ev *audit.Event) (storage.AuditRecord, error) {
 	})
 }
 
+// Invalid records a request refused as malformed before it reached a use
+// case (a bad query parameter, say) and returns its error.
+func (b *Broker) Invalid(ctx context.Context, c *Caller, action, msg string) error {
+	ev := b.event(c, action, policy.Decision{})
+	ev.Outcome, ev.Reason = "invalid", msg
+	return b.refuse(ctx, ev, errorf(Invalid, nil, "%s", msg))
+}
+
 // record appends one event in its own transaction. An error means the
 // event is not in the log, so the caller must not release anything.
 func (b *Broker) record(ctx context.Context, ev *audit.Event) error {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/google/uuid"
+
 	"github.com/censusvault/censusvault/broker/area"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage"
@@ -55,6 +57,10 @@ func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth i
 			ev.Outcome = "denied"
 			return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to read progress"))
 		}
+	}
+	if !area.ValidCode(code) {
+		ev.Outcome, ev.Reason = "invalid", "malformed area code"
+		return nil, b.refuse(ctx, ev, errorf(Invalid, nil, "area must be an area code ([A-Za-z0-9._-], at most %d characters)", area.MaxCodeLen))
 	}
 	ev.Area = string(code)
 	if depth < 0 || depth > MaxProgressDepth {
@@ -128,6 +134,9 @@ func percent(n, planned int64) float64 {
 // later issue: today policy denies it to every role, and the refusal is
 // logged. Unknown ids get the same answer as forbidden ones.
 func (b *Broker) ReadSubmission(ctx context.Context, c *Caller, id SubmissionID) error {
+	if err := b.checkID(ctx, c, string(policy.ReadSubmission), id); err != nil {
+		return err
+	}
 	var s *storage.Submission
 	err := b.store.View(ctx, func(tx storage.ReadTx) error {
 		var err error
@@ -163,6 +172,9 @@ func (b *Broker) ReadSubmission(ctx context.Context, c *Caller, id SubmissionID)
 // enumerator who lost the network after depositing can fetch it; nobody
 // else can (unknown and foreign ids look the same).
 func (b *Broker) ReceiptOf(ctx context.Context, c *Caller, id SubmissionID) (*Receipt, error) {
+	if err := b.checkID(ctx, c, string(policy.ReadReceipt), id); err != nil {
+		return nil, err
+	}
 	var s *storage.Submission
 	err := b.store.View(ctx, func(tx storage.ReadTx) error {
 		var err error
@@ -198,4 +210,15 @@ func (b *Broker) ReceiptOf(ctx context.Context, c *Caller, id SubmissionID) (*Re
 		return nil, err
 	}
 	return &r, nil
+}
+
+// checkID refuses (and logs, without the id) anything that is not a
+// canonical lowercase UUID, so caller-chosen text never reaches the log
+// unbounded.
+func (b *Broker) checkID(ctx context.Context, c *Caller, action string, id SubmissionID) error {
+	u, err := uuid.Parse(string(id))
+	if err == nil && u.String() == string(id) {
+		return nil
+	}
+	return b.Invalid(ctx, c, action, "submission id must be a lowercase UUID")
 }

@@ -175,4 +175,3 @@ func (b *Broker) User(ctx context.Context, name UserID) (*UserInfo, error) {
 	}
 	return info, nil
 }
-

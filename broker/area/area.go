@@ -175,3 +175,7 @@ func clip(s string) string {
 	}
 	return s[:cut] + "…"
 }
+
+// ValidCode reports whether c is a well-formed area code (whether or not
+// such an area exists).
+func ValidCode(c Code) bool { return validCode(string(c)) }

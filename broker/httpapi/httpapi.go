@@ -17,7 +17,7 @@
 package httpapi
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
 	"log/slog"
 	"net"
@@ -130,7 +130,7 @@ func (h *handler) progress(c *gin.Context, caller *broker.Caller) error {
 	if s := c.Query("depth"); s != "" {
 		d, err := strconv.Atoi(s)
 		if err != nil {
-			return &broker.Error{Kind: broker.Invalid, Msg: "depth must be a whole number"}
+			return h.b.Invalid(c.Request.Context(), caller, "progress.read", "depth must be a whole number")
 		}
 		depth = d
 	}
@@ -147,14 +147,14 @@ func (h *handler) auditEvents(c *gin.Context, caller *broker.Caller) error {
 	if s := c.Query("from"); s != "" {
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || v < 0 {
-			return &broker.Error{Kind: broker.Invalid, Msg: "from must be a whole number ≥ 0"}
+			return h.b.Invalid(c.Request.Context(), caller, "audit.read", "from must be a whole number ≥ 0")
 		}
 		from = v
 	}
 	if s := c.Query("limit"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 || v > 1000 {
-			return &broker.Error{Kind: broker.Invalid, Msg: "limit must be between 1 and 1000"}
+			return h.b.Invalid(c.Request.Context(), caller, "audit.read", "limit must be between 1 and 1000")
 		}
 		limit = v
 	}
@@ -162,18 +162,24 @@ func (h *handler) auditEvents(c *gin.Context, caller *broker.Caller) error {
 	if err != nil {
 		return err
 	}
-	events := make([]json.RawMessage, len(page.Events))
+	// Written by hand: the events must go out as exactly the bytes that
+	// were hashed, and encoding/json would HTML-escape them.
+	var buf bytes.Buffer
+	buf.WriteString(`{"events":[`)
 	for i, e := range page.Events {
-		events[i] = e
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(e)
 	}
-	out := struct {
-		Events []json.RawMessage `json:"events"`
-		Next   *int64            `json:"next"`
-	}{Events: events}
+	buf.WriteString(`],"next":`)
 	if page.Next >= 0 {
-		out.Next = &page.Next
+		buf.WriteString(strconv.FormatInt(page.Next, 10))
+	} else {
+		buf.WriteString("null")
 	}
-	c.JSON(http.StatusOK, out)
+	buf.WriteString("}\n")
+	c.Data(http.StatusOK, "application/json; charset=utf-8", buf.Bytes())
 	return nil
 }
 
