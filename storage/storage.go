@@ -211,3 +211,19 @@ type AuditRecord struct {
 	LeafHash  [32]byte
 	ChainHash [32]byte
 }
+
+// Topics of change notifications.
+const (
+	TopicKeys  = "keys"  // ingest identities, signing keys, data keys
+	TopicUsers = "users" // users and grants
+	TopicMeta  = "meta"  // policy and other meta values
+)
+
+// Watcher is an optional interface of stores shared by several broker
+// instances (PostgreSQL): Watch calls fn with a topic after another
+// transaction that changed it commits, until ctx ends or the connection
+// fails (then it returns the error and the caller watches again). A store
+// without it is polled.
+type Watcher interface {
+	Watch(ctx context.Context, fn func(topic string)) error
+}
