@@ -31,8 +31,11 @@ var (
 	// ErrConflict: a uniqueness rule would be broken (same id, or a
 	// second current household under one number).
 	ErrConflict = errors.New("conflict")
-	// ErrUnavailable: the database could not be reached or is busy past
-	// its timeout; the caller may retry later. Nothing was written.
+	// ErrUnavailable: the database could not be reached, was lost, or is
+	// busy past its timeout; the caller may retry later. Nothing was
+	// acknowledged — but if the connection failed during COMMIT the change
+	// may have been written, so writes must be idempotent (the broker's
+	// are: a retried deposit finds itself and returns its receipt).
 	ErrUnavailable = errors.New("storage unavailable")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store closed")

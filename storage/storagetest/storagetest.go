@@ -59,11 +59,13 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"AuditRejects", testAuditRejects},
 		{"AuditRecords", testAuditRecords},
 		{"UpdateAtomic", testUpdateAtomic},
+		{"RefusedWriteKeepsTransaction", testRefusedWriteKeepsTransaction},
 		{"ReadYourWrites", testReadYourWrites},
 		{"Concurrency", testConcurrency},
 		{"ViewSnapshot", testViewSnapshot},
 		{"ViewCannotWrite", testViewCannotWrite},
 		{"CanceledContext", testCanceledContext},
+		{"Watch", testWatch},
 		{"Closed", testClosed},
 	}
 	for _, c := range cases {

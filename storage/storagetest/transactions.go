@@ -390,3 +390,95 @@ func testClosed(t *testing.T, s storage.Store) {
 		t.Errorf("View after Close: err = %v, fn called: %v; want ErrClosed without calling fn", err, called)
 	}
 }
+
+// testRefusedWriteKeepsTransaction: a write refused with ErrConflict or
+// ErrNotFound fails alone. The Update may go on and commit its other
+// writes, as code that tries a write and falls back expects; the refused
+// writes change nothing. (A backend on which a failed statement aborts the
+// whole transaction must detect these refusals without raising them.)
+func testRefusedWriteKeepsTransaction(t *testing.T, s storage.Store) {
+	alice := &storage.User{Name: "alice", TokenHash: tokenHash("a"), CreatedAt: at(1, 0),
+		Grants: []storage.Grant{{Role: "auditor", Area: "VN"}}}
+	kept := submission("kept", "E1", 1)
+	dek := &storage.DataKey{Class: "analytic", Commune: "C1", Version: 1, Wrapped: []byte("dek"), CreatedAt: at(1, 0)}
+	key := &storage.Key{Purpose: "ingest", Version: 1, Wrapped: []byte("k1"), CreatedAt: at(1, 0)}
+	update(t, s, func(tx storage.Tx) error {
+		return errors.Join(
+			tx.InsertAreas([]storage.Area{{Code: "VN", Level: "nation", Name: "Việt Nam"}}),
+			tx.InsertUser(alice),
+			tx.InsertSubmission(kept),
+			tx.PutDataKey(dek),
+			tx.PutKey(key),
+		)
+	})
+
+	var problems []string
+	err := s.Update(t.Context(), func(tx storage.Tx) error {
+		refuse := func(name string, want, err error) {
+			if !errors.Is(err, want) {
+				problems = append(problems, fmt.Sprintf("%s: err = %v, want %v", name, err, want))
+			}
+		}
+		other := *kept
+		other.ID = "other"
+		dupDEK, dupKey := *dek, *key
+		dupDEK.Wrapped, dupKey.Wrapped = []byte("other"), []byte("other")
+		refuse("InsertAreas of an existing code", storage.ErrConflict,
+			tx.InsertAreas([]storage.Area{{Code: "VN", Level: "nation", Name: "again"}}))
+		refuse("InsertUser of an existing name", storage.ErrConflict,
+			tx.InsertUser(&storage.User{Name: "alice", TokenHash: tokenHash("b"), CreatedAt: at(2, 0)}))
+		refuse("InsertUser of an existing token hash", storage.ErrConflict,
+			tx.InsertUser(&storage.User{Name: "bob", TokenHash: tokenHash("a"), CreatedAt: at(2, 0)}))
+		refuse("AddGrant of an existing grant", storage.ErrConflict,
+			tx.AddGrant("alice", storage.Grant{Role: "auditor", Area: "VN"}))
+		refuse("InsertSubmission of an existing id", storage.ErrConflict, tx.InsertSubmission(kept))
+		refuse("InsertSubmission of a current household", storage.ErrConflict, tx.InsertSubmission(&other))
+		refuse("PutDataKey of an existing version", storage.ErrConflict, tx.PutDataKey(&dupDEK))
+		refuse("PutKey of an existing version", storage.ErrConflict, tx.PutKey(&dupKey))
+		refuse("RevokeUser of an unknown user", storage.ErrNotFound, tx.RevokeUser("mallory", at(3, 0)))
+		refuse("RetireKey of an unknown version", storage.ErrNotFound, tx.RetireKey("ingest", 2, at(3, 0)))
+		refuse("MarkSuperseded of an unknown id", storage.ErrNotFound, tx.MarkSuperseded("unknown", "kept"))
+		// And the transaction goes on.
+		_, err := tx.AppendAudit(appendEvent("after the refusals"))
+		return errors.Join(err, tx.PutMeta("after", "yes"), tx.InsertSubmission(submission("next", "E1", 2)))
+	})
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if err != nil {
+		t.Fatalf("Update that went on after refused writes: %v", err)
+	}
+	if n := len(auditLog(t, s)); n != 1 {
+		t.Errorf("audit log has %d records, want 1", n)
+	}
+	view(t, s, func(tx storage.ReadTx) error {
+		if v, err := tx.Meta("after"); err != nil || v != "yes" {
+			t.Errorf("Meta(after) = %q, %v; want the write after the refusals", v, err)
+		}
+		if _, err := tx.Submission("next"); err != nil {
+			t.Errorf("Submission(next): %v; want the write after the refusals", err)
+		}
+		if got, err := tx.Submission("kept"); err != nil || diffSubmission(got, kept) != nil {
+			t.Errorf("Submission(kept) = %v, %v; a refused write changed it", got, err)
+		}
+		if _, err := tx.Submission("other"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("Submission(other): err = %v; a refused write stored it", err)
+		}
+		if a, err := tx.Areas(); err != nil || len(a) != 1 || a[0].Name != "Việt Nam" {
+			t.Errorf("Areas = %v, %v; a refused write changed them", a, err)
+		}
+		if u, err := tx.User("alice"); err != nil || diffUser(u, alice) != nil {
+			t.Errorf("User(alice) = %+v, %v; a refused write changed it", u, err)
+		}
+		if _, err := tx.User("bob"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("User(bob): err = %v; a refused write stored it", err)
+		}
+		if k, err := tx.DataKey("analytic", "C1", 1); err != nil || string(k.Wrapped) != "dek" {
+			t.Errorf("DataKey = %+v, %v; a refused write changed it", k, err)
+		}
+		if k, err := tx.Keys("ingest"); err != nil || len(k) != 1 || string(k[0].Wrapped) != "k1" || !k[0].NotAfter.IsZero() {
+			t.Errorf("Keys(ingest) = %+v, %v; a refused write changed them", k, err)
+		}
+		return nil
+	})
+}
