@@ -209,9 +209,13 @@ func (b *Broker) Close(ctx context.Context) error {
 }
 
 // Run does the broker's periodic work until ctx ends: it picks up ingest
-// keys rotated by another process and writes summaries of rate-limited
-// authentication failures.
+// keys rotated by another process (at once when the store notifies, else
+// within two seconds) and writes summaries of rate-limited authentication
+// failures.
 func (b *Broker) Run(ctx context.Context) {
+	if w, ok := b.store.(storage.Watcher); ok {
+		go b.watch(ctx, w)
+	}
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
@@ -226,6 +230,38 @@ func (b *Broker) Run(ctx context.Context) {
 				b.log.Warn("failed to write auth-failure summary", "err", err)
 			}
 		}
+	}
+}
+
+// watch reacts to other instances' changes as they commit. Users and
+// grants need nothing here: every request reads them from the store, so
+// a revocation anywhere holds at once everywhere.
+func (b *Broker) watch(ctx context.Context, w storage.Watcher) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		// Changes made while nobody listened are not replayed: reload
+		// before each (re)connection.
+		if err := b.RefreshKeys(ctx); err != nil {
+			b.log.Warn("failed to refresh ingest keys", "err", err)
+		}
+		err := w.Watch(ctx, func(topic string) {
+			backoff = 100 * time.Millisecond
+			if topic == storage.TopicKeys {
+				if err := b.RefreshKeys(ctx); err != nil {
+					b.log.Warn("failed to refresh ingest keys", "err", err)
+				}
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		b.log.Warn("lost the store's change notifications; watching again", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"github.com/censusvault/censusvault/broker/demo"
 	"github.com/censusvault/censusvault/broker/httpapi"
 	"github.com/censusvault/censusvault/policy"
+	"github.com/censusvault/censusvault/storage/postgres"
+	"github.com/censusvault/censusvault/storage/sqlite"
 )
 
 func cmdInit(ctx context.Context, e *env, args []string) error {
@@ -296,7 +298,7 @@ func cmdAudit(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	st, _, err := sf.openStoreOnly(ctx)
+	st, err := sf.openStore(ctx, false)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -335,4 +337,32 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 		dir = tmp
 	}
 	return demo.Run(ctx, demo.Opts{Dir: dir, Out: e.stdout, Progress: e.stderr, Clients: *clients})
+}
+
+func cmdMigrate(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("migrate", "migrate --store postgres://… (or --data DIR for SQLite)", e)
+	var sf storeFlags
+	sf.add(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if sf.isPostgres() {
+		from, to, err := postgres.Migrate(ctx, sf.store)
+		if err != nil {
+			return err
+		}
+		if from == to {
+			fmt.Fprintf(e.stdout, "schema is up to date (version %d)\n", to)
+		} else {
+			fmt.Fprintf(e.stdout, "schema migrated from version %d to %d\n", from, to)
+		}
+		return nil
+	}
+	st, err := sf.openStore(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fmt.Fprintf(e.stdout, "schema is up to date (SQLite version %d)\n", sqlite.SchemaVersion)
+	return nil
 }

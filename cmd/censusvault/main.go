@@ -24,6 +24,7 @@ import (
 	"github.com/censusvault/censusvault/crypto"
 	"github.com/censusvault/censusvault/crypto/agekey"
 	"github.com/censusvault/censusvault/storage"
+	"github.com/censusvault/censusvault/storage/postgres"
 	"github.com/censusvault/censusvault/storage/sqlite"
 	"github.com/spf13/pflag"
 )
@@ -62,6 +63,7 @@ func commands() []command {
 		{"user", "add, grant, revoke or show users (user add|grant|revoke|show)", cmdUser},
 		{"keys", "key operations (keys rotate-ingest)", cmdKeys},
 		{"audit", "audit log operations (audit verify)", cmdAudit},
+		{"migrate", "bring the database schema up to date (also done on every start)", cmdMigrate},
 	}
 }
 
@@ -153,20 +155,43 @@ type storeFlags struct {
 
 func (s *storeFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&s.data, "data", "censusvault-data", "data directory (holds the local key-provider identity and, by default, the database)")
-	fs.StringVar(&s.store, "store", "", "database: empty for <data>/vault.db, or sqlite:PATH")
+	fs.StringVar(&s.store, "store", "", "database: empty for <data>/vault.db, sqlite:PATH, or postgres://user@host:port/db?sslmode=…")
 }
 
-// open wires the store and key provider.
-func (s *storeFlags) open(ctx context.Context, create bool) (storage.Store, crypto.KeyProvider, error) {
-	path := filepath.Join(s.data, sqlite.FileName)
+// isPostgres reports whether the store is a PostgreSQL DSN.
+func (s *storeFlags) isPostgres() bool {
+	return strings.HasPrefix(s.store, "postgres://") || strings.HasPrefix(s.store, "postgresql://")
+}
+
+// sqlitePath is the SQLite file the flags name, or "" for PostgreSQL.
+func (s *storeFlags) sqlitePath() (string, error) {
 	switch {
 	case s.store == "":
+		return filepath.Join(s.data, sqlite.FileName), nil
 	case strings.HasPrefix(s.store, "sqlite:"):
-		path = strings.TrimPrefix(s.store, "sqlite:")
-	case strings.HasPrefix(s.store, "postgres://"), strings.HasPrefix(s.store, "postgresql://"):
-		return nil, nil, errors.New("PostgreSQL stores are not supported by this version yet; use the embedded SQLite store (omit --store)")
-	default:
-		return nil, nil, fmt.Errorf("--store %q: expected sqlite:PATH (or nothing, for <data>/vault.db)", s.store)
+		return strings.TrimPrefix(s.store, "sqlite:"), nil
+	case s.isPostgres():
+		return "", nil
+	}
+	return "", fmt.Errorf("--store: expected nothing (for <data>/vault.db), sqlite:PATH or postgres://…")
+}
+
+// openStore opens (with create, creates) the database the flags name.
+func (s *storeFlags) openStore(ctx context.Context, create bool) (storage.Store, error) {
+	path, err := s.sqlitePath()
+	if err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return postgres.Open(ctx, postgres.Options{DSN: s.store})
+	}
+	return sqlite.Open(ctx, sqlite.Options{Path: path, Create: create})
+}
+
+// open wires the store and the local key provider.
+func (s *storeFlags) open(ctx context.Context, create bool) (storage.Store, crypto.KeyProvider, error) {
+	if _, err := s.sqlitePath(); err != nil {
+		return nil, nil, err
 	}
 	kpPath := filepath.Join(s.data, agekey.FileName)
 	var kp *agekey.Provider
@@ -182,7 +207,7 @@ func (s *storeFlags) open(ctx context.Context, create bool) (storage.Store, cryp
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := sqlite.Open(ctx, sqlite.Options{Path: path, Create: create})
+	st, err := s.openStore(ctx, create)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -237,31 +262,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// openStoreOnly opens the database without the key provider: enough to
-// verify the audit log, which needs no keys.
-func (s *storeFlags) openStoreOnly(ctx context.Context) (storage.Store, string, error) {
-	path := filepath.Join(s.data, sqlite.FileName)
-	switch {
-	case s.store == "":
-	case strings.HasPrefix(s.store, "sqlite:"):
-		path = strings.TrimPrefix(s.store, "sqlite:")
-	default:
-		return nil, "", fmt.Errorf("--store %q: expected sqlite:PATH (or nothing, for <data>/vault.db)", s.store)
-	}
-	st, err := sqlite.Open(ctx, sqlite.Options{Path: path})
-	return st, path, err
-}
-
 // createdFiles are the vault files that did not exist before a command.
 type createdFiles []string
 
 func (s *storeFlags) newFiles() createdFiles {
-	db := filepath.Join(s.data, sqlite.FileName)
-	if strings.HasPrefix(s.store, "sqlite:") {
-		db = strings.TrimPrefix(s.store, "sqlite:")
+	files := []string{filepath.Join(s.data, agekey.FileName)}
+	if db, err := s.sqlitePath(); err == nil && db != "" {
+		files = append(files, db, db+"-wal", db+"-shm")
 	}
 	var out createdFiles
-	for _, p := range []string{filepath.Join(s.data, agekey.FileName), db, db + "-wal", db + "-shm"} {
+	for _, p := range files {
 		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
 			out = append(out, p)
 		}

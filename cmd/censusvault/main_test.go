@@ -173,10 +173,10 @@ func freeAddr(t *testing.T) string {
 // startServer runs `serve --data dir` on a free loopback port and waits
 // until /healthz answers. The process is stopped (SIGKILL) at cleanup if
 // the test did not stop it itself.
-func startServer(t *testing.T, dir string) *server {
+func startServer(t *testing.T, dir string, extra ...string) *server {
 	t.Helper()
 	for attempt := 0; ; attempt++ {
-		s, err := tryStartServer(t, dir)
+		s, err := tryStartServer(t, dir, extra...)
 		if err == nil {
 			return s
 		}
@@ -189,10 +189,10 @@ func startServer(t *testing.T, dir string) *server {
 	}
 }
 
-func tryStartServer(t *testing.T, dir string) (*server, error) {
+func tryStartServer(t *testing.T, dir string, extra ...string) (*server, error) {
 	addr := freeAddr(t)
 	s := &server{base: "http://" + addr, log: &syncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(binary, "serve", "--data", dir, "--addr", addr)
+	s.cmd = exec.Command(binary, append([]string{"serve", "--data", dir, "--addr", addr}, extra...)...)
 	s.cmd.Env = cleanEnv()
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
