@@ -114,6 +114,11 @@ func appendAD(b []byte, id DataKeyID, ad AD) ([]byte, error) {
 type KeyringOptions struct {
 	// Provider wraps and unwraps data keys. Required.
 	Provider KeyProvider
+	// ClassProviders, if set, wrap the data keys of a class instead of
+	// Provider: one key-encryption key per class lets a class be
+	// crypto-shredded nationally, old backups included, by destroying its
+	// key-encryption key.
+	ClassProviders map[Class]KeyProvider
 	// MaxCached bounds the unwrapped DEKs kept in memory (least recently
 	// used are evicted first). Zero means 4096.
 	MaxCached int
@@ -125,7 +130,7 @@ type KeyringOptions struct {
 type Keyring struct {
 	_        incomparable
 	provider KeyProvider
-	batch    BatchKeyProvider // nil when the provider has no batch calls
+	byClass  map[Class]KeyProvider
 	max      int
 
 	mu   sync.Mutex
@@ -151,12 +156,29 @@ func NewKeyring(o KeyringOptions) (*Keyring, error) {
 	}
 	k := &Keyring{
 		provider: o.Provider,
+		byClass:  map[Class]KeyProvider{},
 		max:      o.MaxCached,
 		lru:      list.New(),
 		byID:     make(map[DataKeyID]*list.Element),
 	}
-	k.batch, _ = o.Provider.(BatchKeyProvider)
+	for c, p := range o.ClassProviders {
+		if c != Identifying && c != Analytic {
+			return nil, fmt.Errorf("keyring: no class %q", c)
+		}
+		if p == nil {
+			return nil, fmt.Errorf("keyring: nil key provider for class %s", c)
+		}
+		k.byClass[c] = p
+	}
 	return k, nil
+}
+
+// Provider is the key provider that wraps the data keys of class c.
+func (k *Keyring) Provider(c Class) KeyProvider {
+	if p, ok := k.byClass[c]; ok {
+		return p
+	}
+	return k.provider
 }
 
 // String describes the keyring without any key material.
@@ -215,7 +237,7 @@ func (k *Keyring) NewDataKey(ctx context.Context, id DataKeyID) (wrapped []byte,
 	rand.Read(key[:])
 	body := append(appendKeyID(nil, id), key[:]...)
 	defer clear(body)
-	wrapped, err = wrapPayload(ctx, k.provider, domainDEK, body)
+	wrapped, err = wrapPayload(ctx, k.Provider(id.Class), domainDEK, body)
 	if err != nil {
 		return nil, err
 	}
@@ -251,31 +273,34 @@ func (k *Keyring) LoadDataKeys(ctx context.Context, ids []DataKeyID, wrapped [][
 		return err
 	}
 
-	var payloads [][]byte
-	var err error
-	if k.batch != nil {
-		payloads, err = k.batch.UnwrapKeys(ctx, wrapped)
-		if err == nil && len(payloads) != len(wrapped) {
-			clearAll(payloads)
-			return errors.New("keyring: provider returned the wrong number of keys")
-		}
-	} else {
-		payloads = make([][]byte, 0, len(wrapped))
-		for _, w := range wrapped {
-			var p []byte
-			p, err = k.provider.UnwrapKey(ctx, w)
-			if err != nil {
-				break
-			}
-			payloads = append(payloads, p)
-		}
-	}
+	// One batch per provider (class), results back in input order.
+	payloads := make([][]byte, len(wrapped))
 	defer clearAll(payloads)
-	if err != nil {
-		if errors.Is(err, ErrDecrypt) {
-			return ErrDecrypt
+	groups := map[KeyProvider][]int{}
+	var order []KeyProvider
+	for i, id := range ids {
+		p := k.Provider(id.Class)
+		if _, ok := groups[p]; !ok {
+			order = append(order, p)
 		}
-		return fmt.Errorf("failed to unwrap data keys: %w", err)
+		groups[p] = append(groups[p], i)
+	}
+	for _, p := range order {
+		idx := groups[p]
+		in := make([][]byte, len(idx))
+		for j, i := range idx {
+			in[j] = wrapped[i]
+		}
+		out, err := UnwrapKeys(ctx, p, in)
+		if err != nil {
+			if errors.Is(err, ErrDecrypt) {
+				return ErrDecrypt
+			}
+			return fmt.Errorf("failed to unwrap data keys: %w", err)
+		}
+		for j, i := range idx {
+			payloads[i] = out[j]
+		}
 	}
 
 	keys := make([][dekSize]byte, len(ids))
@@ -296,6 +321,31 @@ func (k *Keyring) LoadDataKeys(ctx context.Context, ids []DataKeyID, wrapped [][
 		k.put(id, &keys[i])
 	}
 	return nil
+}
+
+// UnwrapKeys unwraps with p, in one batch when p supports it.
+func UnwrapKeys(ctx context.Context, p KeyProvider, wrapped [][]byte) ([][]byte, error) {
+	if b, ok := p.(BatchKeyProvider); ok {
+		out, err := b.UnwrapKeys(ctx, wrapped)
+		if err != nil {
+			return nil, err
+		}
+		if len(out) != len(wrapped) {
+			clearAll(out)
+			return nil, errors.New("keyring: provider returned the wrong number of keys")
+		}
+		return out, nil
+	}
+	out := make([][]byte, 0, len(wrapped))
+	for _, w := range wrapped {
+		k, err := p.UnwrapKey(ctx, w)
+		if err != nil {
+			clearAll(out)
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
 }
 
 func clearAll(bs [][]byte) {

@@ -111,3 +111,54 @@ func Rewrap(ctx context.Context, from, to KeyProvider, wrapped []byte) ([]byte, 
 	}
 	return w, nil
 }
+
+// RewrapKeys moves wrapped keys (data keys, ingest identities, signers)
+// from one provider to another without the keys leaving this package. With
+// from == to and a provider that implements Rewrapper, the provider does
+// it itself (Vault Transit rewrap: the keys never leave Vault either).
+func RewrapKeys(ctx context.Context, from, to KeyProvider, wrapped [][]byte) ([][]byte, error) {
+	if from == nil || to == nil {
+		return nil, errors.New("nil key provider")
+	}
+	if len(wrapped) == 0 {
+		return nil, nil
+	}
+	if rw, ok := to.(interface {
+		RewrapKeys(context.Context, [][]byte) ([][]byte, error)
+	}); ok && from == to {
+		return rw.RewrapKeys(ctx, wrapped)
+	}
+	payloads, err := UnwrapKeys(ctx, from, wrapped)
+	if err != nil {
+		if errors.Is(err, ErrDecrypt) {
+			return nil, ErrDecrypt
+		}
+		return nil, fmt.Errorf("failed to unwrap keys: %w", err)
+	}
+	defer clearAll(payloads)
+	for _, p := range payloads {
+		if len(p) > maxWrappedPayload || !(bytes.HasPrefix(p, []byte(domainDEK)) ||
+			bytes.HasPrefix(p, []byte(domainIngest)) || bytes.HasPrefix(p, []byte(domainSigner))) {
+			return nil, ErrDecrypt
+		}
+	}
+	var out [][]byte
+	if b, ok := to.(BatchKeyProvider); ok {
+		out, err = b.WrapKeys(ctx, payloads)
+	} else {
+		for _, p := range payloads {
+			var w []byte
+			if w, err = to.WrapKey(ctx, p); err != nil {
+				break
+			}
+			out = append(out, w)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to wrap keys: %w", err)
+	}
+	if len(out) != len(wrapped) {
+		return nil, errors.New("provider returned the wrong number of keys")
+	}
+	return out, nil
+}

@@ -12,6 +12,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -180,7 +182,41 @@ func (p *Provider) WrapKey(ctx context.Context, key []byte) ([]byte, error) {
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("failed to wrap key: %w", err)
 	}
-	return buf.Bytes(), nil
+	return append([]byte(wrapHeader+p.Fingerprint()+"\n"), buf.Bytes()...), nil
+}
+
+// wrapHeader starts every wrapped key, followed by the fingerprint of the
+// identity that wrapped it, so that status and rewrap can tell which
+// identity each stored key needs without trying to decrypt it.
+const wrapHeader = "agekey/v1 "
+
+// Fingerprint names the identity by a hash of its public recipient.
+func (p *Provider) Fingerprint() string {
+	sum := sha256.Sum256([]byte(p.recipient.String()))
+	return hex.EncodeToString(sum[:8])
+}
+
+// KEKOf names the identity that wrapped a key (crypto.KEKLabeler).
+func (p *Provider) KEKOf(wrapped []byte) (string, error) {
+	fp, _, ok := splitHeader(wrapped)
+	if !ok {
+		return "", errors.New("not a key wrapped by agekey")
+	}
+	return "age:" + fp, nil
+}
+
+// CurrentKEK names this identity (crypto.KEKLabeler).
+func (p *Provider) CurrentKEK(context.Context) (string, error) { return "age:" + p.Fingerprint(), nil }
+
+func splitHeader(wrapped []byte) (fp string, rest []byte, ok bool) {
+	if !bytes.HasPrefix(wrapped, []byte(wrapHeader)) {
+		return "", nil, false
+	}
+	line, rest, ok := bytes.Cut(wrapped[len(wrapHeader):], []byte("\n"))
+	if !ok || len(line) != 16 {
+		return "", nil, false
+	}
+	return string(line), rest, true
 }
 
 // UnwrapKey decrypts what WrapKey produced. Every failure to decrypt or
@@ -193,7 +229,11 @@ func (p *Provider) UnwrapKey(ctx context.Context, wrapped []byte) ([]byte, error
 	if len(wrapped) > maxWrapped {
 		return nil, crypto.ErrDecrypt
 	}
-	r, err := age.Decrypt(bytes.NewReader(wrapped), oneStanza{p.id})
+	fp, body, ok := splitHeader(wrapped)
+	if !ok || fp != p.Fingerprint() {
+		return nil, crypto.ErrDecrypt
+	}
+	r, err := age.Decrypt(bytes.NewReader(body), oneStanza{p.id})
 	if err != nil {
 		return nil, crypto.ErrDecrypt
 	}

@@ -163,8 +163,24 @@ func TestWrapUnwrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.HasPrefix(w, []byte("age-encryption.org/v1\n-> mlkem768x25519 ")) {
-		t.Fatalf("wrapped key is not a binary hybrid age file: %.40q", w)
+	hdr := "agekey/v1 " + p.Fingerprint() + "\n"
+	if !bytes.HasPrefix(w, []byte(hdr+"age-encryption.org/v1\n-> mlkem768x25519 ")) {
+		t.Fatalf("wrapped key is not a fingerprint line and a binary hybrid age file: %.60q", w)
+	}
+	if l, err := p.KEKOf(w); err != nil || l != "age:"+p.Fingerprint() {
+		t.Fatalf("KEKOf = %q, %v", l, err)
+	}
+	if cur, _ := p.CurrentKEK(ctx); cur != "age:"+p.Fingerprint() || other.Fingerprint() == p.Fingerprint() {
+		t.Fatalf("CurrentKEK = %q; fingerprints %s, %s", cur, p.Fingerprint(), other.Fingerprint())
+	}
+	// Another identity refuses it from the fingerprint alone; with the
+	// fingerprint forged, from the age file.
+	if _, err := other.UnwrapKey(ctx, w); !errors.Is(err, crypto.ErrDecrypt) {
+		t.Fatalf("other identity: %v", err)
+	}
+	forged := append([]byte("agekey/v1 "+other.Fingerprint()+"\n"), w[len(hdr):]...)
+	if _, err := other.UnwrapKey(ctx, forged); !errors.Is(err, crypto.ErrDecrypt) {
+		t.Fatalf("forged fingerprint: %v", err)
 	}
 	if got, err := p.UnwrapKey(ctx, w); err != nil || !bytes.Equal(got, key) {
 		t.Fatalf("UnwrapKey = %x, %v", got, err)
