@@ -14,7 +14,8 @@
 //   - The audit log is append-only and gap-free: AppendAudit is serialized
 //     with every other write and sees the head left by the previous one.
 //
-// Backends: storage/sqlite (the embedded default). Conformance tests that
+// Backends: storage/sqlite (the embedded default) and storage/postgres
+// (several broker instances on one database). Conformance tests that
 // every backend must pass live in storage/storagetest.
 package storage
 
@@ -79,7 +80,18 @@ type ReadTx interface {
 	// given EA codes; EAs with none are absent from the map.
 	Deposited(eas []string) (map[string]int64, error)
 
+	// DataKey returns one data key row, a tombstone too (ShreddedAt
+	// set, Wrapped empty): callers check ShreddedAt, so that a shredded
+	// key reads as "shredded", not "missing".
 	DataKey(class, commune string, version int) (*DataKey, error)
+	// DataKeys calls fn for every data key row, tombstones too, ordered
+	// by class, commune (both in byte order) and version, until fn
+	// returns false or an error (which DataKeys returns). Rows are read
+	// in pages and fn runs between reads, so fn may use the transaction,
+	// writes included (RewrapDataKey of the row it was given); rows
+	// another statement adds behind the current position are not
+	// promised.
+	DataKeys(fn func(DataKey) (bool, error)) error
 	// Keys returns the stored key material for one purpose, newest
 	// version first.
 	Keys(purpose string) ([]Key, error)
@@ -121,6 +133,24 @@ type Tx interface {
 	PutKey(k *Key) error
 	// RetireKey sets NotAfter on one key version.
 	RetireKey(purpose string, version int, notAfter time.Time) error
+
+	// RewrapDataKey replaces the wrapped bytes of a live DEK (the DEK
+	// itself is unchanged, only the key that wraps it); ErrNotFound if
+	// it is absent or shredded. wrapped must not be empty.
+	RewrapDataKey(class, commune string, version int, wrapped []byte) error
+	// RewrapKey replaces the wrapped bytes of a key (ingest identity,
+	// signer); ErrNotFound if absent. wrapped must not be empty.
+	RewrapKey(purpose string, version int, wrapped []byte) error
+	// ShredDataKeys destroys every version of the DEKs of class for the
+	// given communes (crypto-shredding): their wrapped bytes are
+	// removed and ShreddedAt set to at (which must not be zero). The
+	// rows stay as tombstones, so PutDataKey of a shredded (class,
+	// commune, version) is an ErrConflict. It returns how many live DEKs
+	// it destroyed, and is idempotent: tombstones keep their first
+	// ShreddedAt. It does not stop a later version being put for the
+	// same commune: that is the caller's policy. The old bytes may
+	// linger in the database's files until Compact (Compactor).
+	ShredDataKeys(class string, communes []string, at time.Time) (int, error)
 
 	// AppendAudit calls build with the current head and stores the
 	// record it returns, which must carry head.Next as its index. It
@@ -190,6 +220,10 @@ type DataKey struct {
 	Version   int
 	Wrapped   []byte
 	CreatedAt time.Time
+	// ShreddedAt, when not zero, says this DEK was destroyed
+	// (crypto-shredding) and Wrapped is empty. The row stays as a
+	// tombstone so readers can say "shredded" rather than "missing".
+	ShreddedAt time.Time
 }
 
 // Key is other key material (ingest identities, signing keys), wrapped.
@@ -229,4 +263,16 @@ const (
 // without it is polled.
 type Watcher interface {
 	Watch(ctx context.Context, fn func(topic string)) error
+}
+
+// Compactor is an optional interface of stores whose files can keep the
+// bytes of a row after it was overwritten or deleted (free pages, old
+// page images in a write-ahead log, dead tuples). After key material was
+// destroyed (ShredDataKeys) or replaced (RewrapDataKey, RewrapKey),
+// Compact makes sure the old bytes are gone from the database's own
+// files. It cannot reach copies elsewhere: backups, replicas, archived
+// logs, blocks the file system or the disk has not reused yet. Each
+// backend says what its Compact covers.
+type Compactor interface {
+	Compact(ctx context.Context) error
 }

@@ -45,7 +45,13 @@
 //
 // Changes to keys, users and grants, and meta values are announced with
 // pg_notify inside the transaction that makes them, so PostgreSQL delivers
-// them only if it commits; Watch listens for them.
+// them only if it commits; Watch listens for them. Shredding and
+// rewrapping keys announce TopicKeys, so every instance drops the keys
+// it cached.
+//
+// Compact (storage.Compactor) rewrites the key tables after keys were
+// shredded or rewrapped; the write-ahead log and backups still hold the
+// old bytes (see Compact).
 package postgres
 
 import (
@@ -134,8 +140,9 @@ type Store struct {
 }
 
 var (
-	_ storage.Store   = (*Store)(nil)
-	_ storage.Watcher = (*Store)(nil)
+	_ storage.Store     = (*Store)(nil)
+	_ storage.Watcher   = (*Store)(nil)
+	_ storage.Compactor = (*Store)(nil)
 )
 
 type op struct {
@@ -486,6 +493,127 @@ func (s *Store) readConn(ctx context.Context, first string) (*pgxpool.Conn, erro
 			return nil, fmt.Errorf("postgres: %s failed: %w", strings.Fields(first)[0], classify(err))
 		}
 		dropIdle(ctx, s.read)
+	}
+}
+
+// compactLockTimeout bounds how long Compact waits for a table's lock.
+// While VACUUM FULL waits for its exclusive lock, every statement on the
+// table queues behind it: a long wait would stall deposits, whereas a
+// failed Compact is only retried. It stays well inside a write batch's own
+// lock timeout (3/4 of WriteTimeout), so a batch queued behind Compact's
+// wait does not time out.
+func (s *Store) compactLockTimeout() time.Duration {
+	return max(min(5*time.Second, s.writeTimeout/4), time.Millisecond)
+}
+
+// Compact implements storage.Compactor: VACUUM (FULL) of data_keys and
+// keys rewrites both tables into new files and drops the old ones, which
+// held the old row versions that ShredDataKeys, RewrapDataKey and
+// RewrapKey left behind as dead tuples.
+//
+// VACUUM keeps an old row version that a transaction still open might
+// read, and it judges that by transaction ids, conservatively. So Compact
+// first waits until the transactions that began before it was called
+// have ended: those of this database, those of standbys (replication
+// slots, hot_standby_feedback), prepared ones, and any on the server
+// that holds a transaction id (a write in another database too: every
+// new snapshot counts it as running). If one stays open past
+// WriteTimeout (a long export, an operator's idle psql transaction)
+// Compact fails with ErrUnavailable, naming it, and may be retried.
+//
+// Each table is then locked exclusively while it is rewritten (both are
+// small: milliseconds). If a lock is not free within a few seconds (at
+// most 5 s, and a quarter of WriteTimeout) — a View reading keys, say —
+// Compact fails the same way.
+//
+// What Compact cannot reach: the write-ahead log's segments keep the old
+// bytes until PostgreSQL recycles them (after a checkpoint, or never if
+// they are archived), and so do base backups, WAL archives and replicas'
+// copies of them, and blocks the file system freed but has not reused.
+func (s *Store) Compact(ctx context.Context) error {
+	if s.isClosed() {
+		return storage.ErrClosed
+	}
+	c, err := s.readConn(ctx, fmt.Sprintf(`SET lock_timeout = %d`, s.compactLockTimeout().Milliseconds()))
+	if err != nil {
+		return err
+	}
+	// On failure the session is dropped rather than handed back with
+	// Compact's lock_timeout.
+	if err := s.awaitOlderTransactions(ctx, c.Conn()); err != nil {
+		discard(c)
+		return err
+	}
+	// No argument: a simple query, outside any transaction block, as
+	// VACUUM requires.
+	if _, err := c.Exec(ctx, `VACUUM (FULL) data_keys, keys`); err != nil {
+		discard(c)
+		return fmt.Errorf("postgres: compact: VACUUM failed: %w", classify(err))
+	}
+	if _, err := c.Exec(ctx, `RESET lock_timeout`); err != nil {
+		discard(c)
+		return nil // compacted; the session with its setting is dropped
+	}
+	release(ctx, c)
+	return nil
+}
+
+// olderTransaction names a transaction that began before the one whose
+// 32-bit id is $1 and is still open, and so could keep VACUUM from
+// removing row versions replaced before $1 began; the empty string when
+// there is none. That is any transaction of this database whose snapshot
+// is older, and any on the whole server holding an older transaction id:
+// every new snapshot, VACUUM's own included, counts that id as still
+// running. A lazy VACUUM (pg_stat_progress_vacuum) is left out:
+// PostgreSQL keeps no rows for its snapshot. age() counts back from one
+// point for the whole statement, so comparing ages compares ids,
+// wraparound included.
+const olderTransaction = `SELECT coalesce(
+	(SELECT format('session %s (%s, database %s, %s)', pid, coalesce(nullif(backend_type, ''), 'client'),
+			coalesce(datname, 'none'), coalesce(nullif(application_name, ''), 'no application name'))
+		FROM pg_stat_activity
+		WHERE pid <> pg_backend_pid()
+			AND (age(backend_xid) > age($1::text::xid)
+				OR (datname = current_database() OR backend_type = 'walsender')
+					AND pid NOT IN (SELECT pid FROM pg_stat_progress_vacuum)
+					AND age(backend_xmin) > age($1::text::xid))
+		LIMIT 1),
+	(SELECT format('prepared transaction %L', gid) FROM pg_prepared_xacts
+		WHERE age(transaction) > age($1::text::xid)
+		LIMIT 1),
+	(SELECT format('replication slot %L', slot_name) FROM pg_replication_slots
+		WHERE xmin IS NOT NULL AND age(xmin) > age($1::text::xid)
+		LIMIT 1),
+	'')`
+
+// awaitOlderTransactions waits until every transaction that began before
+// it was called has ended, for at most WriteTimeout.
+func (s *Store) awaitOlderTransactions(ctx context.Context, c *pgx.Conn) error {
+	// A new transaction id, newer than that of every shredding or rewrap
+	// that committed before Compact was called; as the 32-bit xid that
+	// pg_stat_activity shows.
+	var mark string
+	if err := c.QueryRow(ctx, `SELECT (pg_current_xact_id()::text::numeric % 4294967296)::text`).Scan(&mark); err != nil {
+		return fmt.Errorf("postgres: compact: %w", classify(err))
+	}
+	deadline := time.Now().Add(s.writeTimeout)
+	for {
+		var who string
+		if err := c.QueryRow(ctx, olderTransaction, mark).Scan(&who); err != nil {
+			return fmt.Errorf("postgres: compact: failed to look for older transactions: %w", classify(err))
+		}
+		if who == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: postgres: compact: %s has had a transaction open since before Compact began, which might still read the old bytes, so VACUUM would keep them; retry once it has ended",
+				storage.ErrUnavailable, who)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 

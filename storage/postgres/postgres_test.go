@@ -169,6 +169,16 @@ func schemaVersions(t *testing.T, dsn string) []int {
 	return vs
 }
 
+// allVersions is 1..SchemaVersion: what schema_migrations holds once every
+// migration was applied, each once.
+func allVersions() []int {
+	vs := make([]int, postgres.SchemaVersion)
+	for i := range vs {
+		vs[i] = i + 1
+	}
+	return vs
+}
+
 func TestMigrate(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
@@ -190,8 +200,8 @@ func TestMigrate(t *testing.T) {
 		}
 		s.Close()
 	}
-	if vs := schemaVersions(t, dsn); fmt.Sprint(vs) != "[1]" {
-		t.Errorf("schema_migrations = %v after Migrate twice and Open twice, want [1]", vs)
+	if vs := schemaVersions(t, dsn); fmt.Sprint(vs) != fmt.Sprint(allVersions()) {
+		t.Errorf("schema_migrations = %v after Migrate twice and Open twice, want %v", vs, allVersions())
 	}
 }
 
@@ -219,8 +229,8 @@ func TestOpenRace(t *testing.T) {
 		}
 		stores[i].Close()
 	}
-	if vs := schemaVersions(t, dsn); fmt.Sprint(vs) != "[1]" {
-		t.Errorf("schema_migrations = %v, want [1]", vs)
+	if vs := schemaVersions(t, dsn); fmt.Sprint(vs) != fmt.Sprint(allVersions()) {
+		t.Errorf("schema_migrations = %v, want %v", vs, allVersions())
 	}
 }
 
@@ -629,12 +639,21 @@ func TestWatchAcrossInstances(t *testing.T) {
 	a := open(t, postgres.Options{DSN: dsn, MaxConns: 4})
 	b := open(t, postgres.Options{DSN: dsn, MaxConns: 4})
 	if err := a.Update(context.Background(), func(tx storage.Tx) error {
-		return tx.InsertUser(&storage.User{Name: "alice", TokenHash: "aa", CreatedAt: time.Now()})
+		return errors.Join(tx.InsertUser(&storage.User{Name: "alice", TokenHash: "aa", CreatedAt: time.Now()}),
+			tx.PutDataKey(&storage.DataKey{Class: "identifying", Commune: "C1", Version: 1, Wrapped: []byte("d"), CreatedAt: time.Now()}))
 	}); err != nil {
 		t.Fatal(err)
 	}
 	topics, done, cancel := watch(t, b, a)
 	defer cancel()
+	// A shredded key must leave every instance's cache.
+	shredC1 := func(tx storage.Tx) error {
+		n, err := tx.ShredDataKeys("identifying", []string{"C1"}, time.Now())
+		if err == nil && n != 1 {
+			err = fmt.Errorf("ShredDataKeys = %d, want 1", n)
+		}
+		return err
+	}
 
 	abort := errors.New("abort")
 	for _, step := range []struct {
@@ -651,6 +670,8 @@ func TestWatchAcrossInstances(t *testing.T) {
 		}},
 		{"rolled-back RevokeUser", storage.TopicUsers, false, func(tx storage.Tx) error { return tx.RevokeUser("alice", time.Now()) }},
 		{"RevokeUser", storage.TopicUsers, true, func(tx storage.Tx) error { return tx.RevokeUser("alice", time.Now()) }},
+		{"rolled-back ShredDataKeys", storage.TopicKeys, false, shredC1},
+		{"ShredDataKeys", storage.TopicKeys, true, shredC1},
 		{"rolled-back PutMeta", storage.TopicMeta, false, func(tx storage.Tx) error { return tx.PutMeta("policy_sha256", "x") }},
 		{"PutMeta", storage.TopicMeta, true, func(tx storage.Tx) error { return tx.PutMeta("policy_sha256", "y") }},
 	} {

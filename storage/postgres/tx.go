@@ -436,25 +436,126 @@ func (t *reader) Deposited(eas []string) (map[string]int64, error) {
 
 // ---- keys
 
-func (t *reader) DataKey(class, commune string, version int) (*storage.DataKey, error) {
-	k := storage.DataKey{Class: class, Commune: commune, Version: version}
-	var created string
-	err := t.c.QueryRow(t.ctx, `SELECT wrapped, created_at FROM data_keys WHERE class = $1 AND commune = $2 AND version = $3`,
-		class, commune, version).Scan(&k.Wrapped, &created)
-	if err != nil {
+const dataKeyCols = `class, commune, version, wrapped, created_at, shredded_at`
+
+// scanDataKey reads one data_keys row of dataKeyCols.
+func (t *reader) scanDataKey(row pgx.Row) (*storage.DataKey, error) {
+	var k storage.DataKey
+	var created, shredded string
+	if err := row.Scan(&k.Class, &k.Commune, &k.Version, &k.Wrapped, &created, &shredded); err != nil {
 		return nil, t.fail(err)
 	}
-	if k.CreatedAt, err = parseTime(created); err != nil {
+	if err := parseTimes([]*time.Time{&k.CreatedAt, &k.ShreddedAt}, created, shredded); err != nil {
 		return nil, err
 	}
 	return &k, nil
 }
 
+func (t *reader) DataKey(class, commune string, version int) (*storage.DataKey, error) {
+	return t.scanDataKey(t.c.QueryRow(t.ctx, `SELECT `+dataKeyCols+` FROM data_keys
+		WHERE class = $1 AND commune = $2 AND version = $3`, class, commune, version))
+}
+
+// dataKeysPage is how many rows DataKeys reads at a time: fn runs between
+// pages, not while a query is open, so it may use the transaction, and
+// the keys of a whole country are never all held in memory.
+const dataKeysPage = 500
+
+func (t *reader) DataKeys(fn func(storage.DataKey) (bool, error)) error {
+	page := make([]storage.DataKey, 0, dataKeysPage)
+	var last *storage.DataKey
+	for {
+		var rows pgx.Rows
+		var err error
+		// class and commune collate "C" (migration 2): byte order, as
+		// the contract says, served by the primary key.
+		if last == nil {
+			rows, err = t.c.Query(t.ctx, `SELECT `+dataKeyCols+` FROM data_keys
+				ORDER BY class, commune, version LIMIT $1`, dataKeysPage)
+		} else {
+			rows, err = t.c.Query(t.ctx, `SELECT `+dataKeyCols+` FROM data_keys
+				WHERE (class, commune, version) > ($1, $2, $3)
+				ORDER BY class, commune, version LIMIT $4`, last.Class, last.Commune, last.Version, dataKeysPage)
+		}
+		if err != nil {
+			return t.fail(err)
+		}
+		page = page[:0]
+		for rows.Next() {
+			k, err := t.scanDataKey(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			page = append(page, *k)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return t.fail(err)
+		}
+		for _, k := range page {
+			more, err := fn(k)
+			if err != nil {
+				return err
+			}
+			if !more {
+				return nil
+			}
+		}
+		if len(page) < dataKeysPage {
+			return nil
+		}
+		k := page[len(page)-1]
+		last = &k
+	}
+}
+
 func (t *writer) PutDataKey(k *storage.DataKey) error {
+	if len(k.Wrapped) == 0 {
+		return errors.New("postgres: a data key with no wrapped bytes")
+	}
+	if !k.ShreddedAt.IsZero() {
+		return errors.New("postgres: PutDataKey of a shredded data key (ShredDataKeys makes tombstones)")
+	}
 	t.notify(storage.TopicKeys)
 	return t.insert(fmt.Sprintf("data key %s/%s/%d", k.Class, k.Commune, k.Version),
 		`INSERT INTO data_keys(class, commune, version, wrapped, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
 		k.Class, k.Commune, k.Version, k.Wrapped, fmtTime(k.CreatedAt))
+}
+
+func (t *writer) RewrapDataKey(class, commune string, version int, wrapped []byte) error {
+	if len(wrapped) == 0 {
+		return errors.New("postgres: rewrap with no wrapped bytes")
+	}
+	t.notify(storage.TopicKeys)
+	tag, err := t.exec(`UPDATE data_keys SET wrapped = $1
+		WHERE class = $2 AND commune = $3 AND version = $4 AND shredded_at = ''`, wrapped, class, commune, version)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: no live data key %s/%s/%d", storage.ErrNotFound, class, commune, version)
+	}
+	return nil
+}
+
+// ShredDataKeys empties wrapped. The old row version stays in the table
+// (a dead tuple) until a vacuum: Compact clears it.
+func (t *writer) ShredDataKeys(class string, communes []string, at time.Time) (int, error) {
+	if at.IsZero() {
+		return 0, errors.New("postgres: shred with a zero time (a zero ShreddedAt means live)")
+	}
+	if len(communes) == 0 {
+		return 0, nil
+	}
+	// Every instance must drop the keys from its cache.
+	t.notify(storage.TopicKeys)
+	tag, err := t.exec(`UPDATE data_keys SET wrapped = ''::bytea, shredded_at = $1
+		WHERE class = $2 AND commune = ANY($3) AND shredded_at = ''`, fmtTime(at), class, communes)
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 func (t *reader) Keys(purpose string) ([]storage.Key, error) {
@@ -483,6 +584,21 @@ func (t *writer) PutKey(k *storage.Key) error {
 	return t.insert(fmt.Sprintf("key %s version %d", k.Purpose, k.Version),
 		`INSERT INTO keys(purpose, version, wrapped, created_at, not_after) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
 		k.Purpose, k.Version, k.Wrapped, fmtTime(k.CreatedAt), fmtTime(k.NotAfter))
+}
+
+func (t *writer) RewrapKey(purpose string, version int, wrapped []byte) error {
+	if len(wrapped) == 0 {
+		return errors.New("postgres: rewrap with no wrapped bytes")
+	}
+	t.notify(storage.TopicKeys)
+	tag, err := t.exec(`UPDATE keys SET wrapped = $1 WHERE purpose = $2 AND version = $3`, wrapped, purpose, version)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: no key %s version %d", storage.ErrNotFound, purpose, version)
+	}
+	return nil
 }
 
 func (t *writer) RetireKey(purpose string, version int, notAfter time.Time) error {

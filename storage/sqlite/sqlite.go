@@ -8,6 +8,11 @@
 // syncs and commits them together (group commit), each in its own
 // savepoint, so one failing Update does not undo its neighbours. Reads use
 // a separate pool of connections and never block writes.
+//
+// Open upgrades an older database in place, applying the missing steps of
+// the schema in one transaction, and refuses a newer one. The writer runs
+// with secure_delete, and Compact (storage.Compactor) clears what a
+// shredded or rewrapped key leaves in the write-ahead log and old pages.
 package sqlite
 
 import (
@@ -18,6 +23,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,8 +37,21 @@ import (
 const FileName = "vault.db"
 
 // SchemaVersion is the schema this binary writes. Opening a database with
-// a newer schema fails rather than risk misreading it.
-const SchemaVersion = 1
+// a newer schema fails rather than risk misreading it; an older one is
+// upgraded.
+const SchemaVersion = 2
+
+// migrations are the steps of the schema, in order: step i (from 0)
+// brings a database from version i to i+1. A released step is never
+// edited, since a database at version i was made by exactly the first i
+// steps; a change is a new step.
+func migrations() []string {
+	return []string{
+		schemaV1,
+		// Version 2: crypto-shredding leaves a tombstone; "" is live.
+		`ALTER TABLE data_keys ADD COLUMN shredded_at TEXT NOT NULL DEFAULT ''`,
+	}
+}
 
 // Options configure Open.
 type Options struct {
@@ -63,7 +82,10 @@ type Store struct {
 	closeErr  error
 }
 
-var _ storage.Store = (*Store)(nil)
+var (
+	_ storage.Store     = (*Store)(nil)
+	_ storage.Compactor = (*Store)(nil)
+)
 
 type op struct {
 	ctx  context.Context
@@ -71,7 +93,8 @@ type op struct {
 	done chan error
 }
 
-// Open opens (or with Create, creates) the database and applies the schema.
+// Open opens (or with Create, creates) the database and brings its schema
+// to SchemaVersion.
 func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Path == "" {
 		return nil, errors.New("sqlite: no database path")
@@ -191,6 +214,61 @@ func (s *Store) View(ctx context.Context, fn func(storage.ReadTx) error) error {
 	}
 	defer tx.Rollback()
 	return fn(&txn{ctx: ctx, tx: tx})
+}
+
+// Compact implements storage.Compactor: it makes sure the bytes of rows
+// overwritten or deleted (shredded data keys, the old wrapping of
+// rewrapped keys) are gone from the database file and its write-ahead
+// log.
+//
+// The writer runs with secure_delete, so SQLite zeroes what it frees
+// inside the database file; but the file keeps the old image of a page
+// until a checkpoint copies the new one over it, and the write-ahead log
+// keeps old images until it is overwritten. Compact therefore
+// checkpoints and truncates the log, rebuilds the file (VACUUM), and
+// checkpoints and truncates again, since VACUUM itself writes through
+// the log. It runs on the writer's one connection, outside any
+// transaction, so Updates wait for it (and it for the batch being
+// committed): a VACUUM rewrites the whole file, which on a large vault
+// takes a while. A View still reading keeps the log from being reset;
+// past the busy timeout Compact gives up with ErrUnavailable and may be
+// retried (what it did so far is harmless).
+//
+// Copies outside the data directory are beyond it: backups, and blocks
+// the file system or the disk freed but has not overwritten yet. VACUUM
+// builds its copy in a temporary file (deleted afterwards) that holds
+// only live rows.
+func (s *Store) Compact(ctx context.Context) error {
+	if s.isClosed() {
+		return storage.ErrClosed
+	}
+	// Taking the writer's only connection serializes Compact with the
+	// committer, which needs it for every batch.
+	c, err := s.w.Conn(ctx)
+	if err != nil {
+		if s.isClosed() {
+			return storage.ErrClosed
+		}
+		return fmt.Errorf("sqlite: compact: %w", classify(err))
+	}
+	defer c.Close()
+	checkpoint := func() error {
+		var busy, log, done int
+		if err := c.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &log, &done); err != nil {
+			return fmt.Errorf("sqlite: compact: checkpoint failed: %w", classify(err))
+		}
+		if busy != 0 {
+			return fmt.Errorf("%w: sqlite: compact: a reader kept the write-ahead log busy past the busy timeout; retry", storage.ErrUnavailable)
+		}
+		return nil
+	}
+	if err := checkpoint(); err != nil {
+		return err
+	}
+	if _, err := c.ExecContext(ctx, `VACUUM`); err != nil {
+		return fmt.Errorf("sqlite: compact: VACUUM failed: %w", classify(err))
+	}
+	return checkpoint()
 }
 
 func (s *Store) isClosed() bool {
@@ -352,47 +430,91 @@ func classify(err error) error {
 	return err
 }
 
+// migrate applies the missing migrations in one transaction: either all
+// of them are applied or none. The transaction is BEGIN IMMEDIATE (the
+// writer's), so it holds the write lock from the start, and two processes
+// opening one old database together do not both upgrade it: the second
+// reads the version the first left.
 func (s *Store) migrate(ctx context.Context) error {
-	var tables int
-	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'`).Scan(&tables); err != nil {
-		return fmt.Errorf("sqlite: failed to read schema: %w", classify(err))
+	ms := migrations()
+	if len(ms) != SchemaVersion {
+		return fmt.Errorf("sqlite: %d migrations for schema version %d", len(ms), SchemaVersion)
 	}
-	if tables == 1 {
-		var v string
-		err := s.w.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='schema_version'`).Scan(&v)
-		if err != nil {
-			return fmt.Errorf("sqlite: failed to read schema version: %w", classify(err))
-		}
-		var n int
-		fmt.Sscan(v, &n)
-		if n > SchemaVersion {
-			return fmt.Errorf("sqlite: database schema version %d is newer than this binary knows (%d): upgrade censusvault", n, SchemaVersion)
-		}
-		if n == SchemaVersion {
-			return nil
-		}
+	// Most Opens find the schema up to date: they need no write lock.
+	v, err := schemaVersion(ctx, s.w)
+	if err != nil {
+		return err
+	}
+	if v == SchemaVersion {
+		return nil
+	}
+	if v > SchemaVersion {
+		return newerSchema(v)
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", classify(err))
 	}
 	defer tx.Rollback()
-	for _, q := range strings.Split(schema, ";\n") {
-		if strings.TrimSpace(q) == "" {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("sqlite: failed to apply schema: %w", err)
+	if v, err = schemaVersion(ctx, tx); err != nil {
+		return err
+	}
+	if v > SchemaVersion {
+		return newerSchema(v)
+	}
+	if v == SchemaVersion {
+		return nil
+	}
+	for i, m := range ms[v:] {
+		for _, q := range strings.Split(m, ";\n") {
+			if strings.TrimSpace(q) == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("sqlite: migration to schema version %d failed: %w", v+i+1, classify(err))
+			}
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES('schema_version', ?)
-		ON CONFLICT(key) DO UPDATE SET value=excluded.value`, fmt.Sprint(SchemaVersion)); err != nil {
-		return fmt.Errorf("sqlite: %w", err)
+		ON CONFLICT(key) DO UPDATE SET value=excluded.value`, strconv.Itoa(SchemaVersion)); err != nil {
+		return fmt.Errorf("sqlite: failed to record the schema version: %w", classify(err))
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: failed to commit the migration: %w", classify(err))
+	}
+	return nil
 }
 
-const schema = `
+func newerSchema(v int) error {
+	return fmt.Errorf("sqlite: database schema version %d is newer than this binary knows (%d): upgrade censusvault", v, SchemaVersion)
+}
+
+// schemaVersion reads the database's schema version: 0 for a database
+// with no tables yet.
+func schemaVersion(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (int, error) {
+	var tables int
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'`).Scan(&tables); err != nil {
+		return 0, fmt.Errorf("sqlite: failed to read schema: %w", classify(err))
+	}
+	if tables == 0 {
+		return 0, nil
+	}
+	var text string
+	if err := q.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='schema_version'`).Scan(&text); err != nil {
+		return 0, fmt.Errorf("sqlite: failed to read schema version: %w", classify(err))
+	}
+	v, err := strconv.Atoi(text)
+	if err != nil || v < 1 {
+		return 0, fmt.Errorf("sqlite: the database's schema version %.32q is not a version number", text)
+	}
+	return v, nil
+}
+
+// schemaV1 is the first schema, exactly as released: databases at
+// version 1 were made by it.
+const schemaV1 = `
 CREATE TABLE IF NOT EXISTS meta (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL

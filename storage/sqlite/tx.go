@@ -372,26 +372,146 @@ func (t *txn) Deposited(eas []string) (map[string]int64, error) {
 
 // ---- keys
 
-func (t *txn) DataKey(class, commune string, version int) (*storage.DataKey, error) {
-	row, err := t.queryRow(`SELECT wrapped, created_at FROM data_keys WHERE class = ? AND commune = ? AND version = ?`, class, commune, version)
-	if err != nil {
-		return nil, err
-	}
-	k := storage.DataKey{Class: class, Commune: commune, Version: version}
-	var created string
-	if err := row.Scan(&k.Wrapped, &created); err != nil {
+const dataKeyCols = `class, commune, version, wrapped, created_at, shredded_at`
+
+// scanDataKey reads one data_keys row of dataKeyCols.
+func scanDataKey(scan func(...any) error) (*storage.DataKey, error) {
+	var k storage.DataKey
+	var created, shredded string
+	if err := scan(&k.Class, &k.Commune, &k.Version, &k.Wrapped, &created, &shredded); err != nil {
 		return nil, scanErr(err)
 	}
+	var err error
 	if k.CreatedAt, err = parseTime(created); err != nil {
+		return nil, err
+	}
+	if k.ShreddedAt, err = parseTime(shredded); err != nil {
 		return nil, err
 	}
 	return &k, nil
 }
 
+func (t *txn) DataKey(class, commune string, version int) (*storage.DataKey, error) {
+	row, err := t.queryRow(`SELECT `+dataKeyCols+` FROM data_keys WHERE class = ? AND commune = ? AND version = ?`, class, commune, version)
+	if err != nil {
+		return nil, err
+	}
+	return scanDataKey(row.Scan)
+}
+
+// dataKeysPage is how many rows DataKeys reads at a time: fn runs between
+// pages, with no statement open, so it may write data_keys (SQLite does
+// not promise what a cursor sees of a table changed under it), and the
+// keys of a whole country are never all held in memory.
+const dataKeysPage = 256
+
+func (t *txn) DataKeys(fn func(storage.DataKey) (bool, error)) error {
+	page := make([]storage.DataKey, 0, dataKeysPage)
+	var last *storage.DataKey
+	for {
+		var rows *sql.Rows
+		var err error
+		if last == nil {
+			rows, err = t.query(`SELECT `+dataKeyCols+` FROM data_keys
+				ORDER BY class, commune, version LIMIT ?`, dataKeysPage)
+		} else {
+			rows, err = t.query(`SELECT `+dataKeyCols+` FROM data_keys
+				WHERE (class, commune, version) > (?, ?, ?)
+				ORDER BY class, commune, version LIMIT ?`, last.Class, last.Commune, last.Version, dataKeysPage)
+		}
+		if err != nil {
+			return err
+		}
+		page = page[:0]
+		for rows.Next() {
+			k, err := scanDataKey(rows.Scan)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			page = append(page, *k)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return classify(err)
+		}
+		for _, k := range page {
+			more, err := fn(k)
+			if err != nil {
+				return err
+			}
+			if !more {
+				return nil
+			}
+		}
+		if len(page) < dataKeysPage {
+			return nil
+		}
+		k := page[len(page)-1]
+		last = &k
+	}
+}
+
 func (t *txn) PutDataKey(k *storage.DataKey) error {
+	if len(k.Wrapped) == 0 {
+		return errors.New("sqlite: a data key with no wrapped bytes")
+	}
+	if !k.ShreddedAt.IsZero() {
+		return errors.New("sqlite: PutDataKey of a shredded data key (ShredDataKeys makes tombstones)")
+	}
 	_, err := t.exec(`INSERT INTO data_keys(class, commune, version, wrapped, created_at) VALUES(?, ?, ?, ?, ?)`,
 		k.Class, k.Commune, k.Version, k.Wrapped, fmtTime(k.CreatedAt))
 	return err
+}
+
+func (t *txn) RewrapDataKey(class, commune string, version int, wrapped []byte) error {
+	if len(wrapped) == 0 {
+		return errors.New("sqlite: rewrap with no wrapped bytes")
+	}
+	res, err := t.exec(`UPDATE data_keys SET wrapped = ?
+		WHERE class = ? AND commune = ? AND version = ? AND shredded_at = ''`, wrapped, class, commune, version)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: no live data key %s/%s/%d", storage.ErrNotFound, class, commune, version)
+	}
+	return nil
+}
+
+// ShredDataKeys empties wrapped rather than overwrite it in place: either
+// way SQLite writes the row anew, and with secure_delete (the writer's
+// setting) zeroes the space the old one held. Compact clears the copies
+// left in the write-ahead log and old page images.
+func (t *txn) ShredDataKeys(class string, communes []string, at time.Time) (int, error) {
+	if at.IsZero() {
+		return 0, errors.New("sqlite: shred with a zero time (a zero ShreddedAt means live)")
+	}
+	shredded := fmtTime(at)
+	total := 0
+	// Chunked like Deposited: one statement's variables are bounded.
+	const chunk = 500
+	for len(communes) > 0 {
+		n := min(len(communes), chunk)
+		part := communes[:n]
+		communes = communes[n:]
+		args := make([]any, 0, len(part)+2)
+		args = append(args, shredded, class)
+		for _, c := range part {
+			args = append(args, c)
+		}
+		res, err := t.tx.ExecContext(t.ctx, `UPDATE data_keys SET wrapped = X'', shredded_at = ?
+			WHERE class = ? AND shredded_at = '' AND commune IN (?`+strings.Repeat(", ?", len(part)-1)+`)`, args...)
+		if err != nil {
+			return total, classify(err)
+		}
+		affected, err := res.RowsAffected()
+		if err != nil {
+			return total, classify(err)
+		}
+		total += int(affected)
+	}
+	return total, nil
 }
 
 func (t *txn) Keys(purpose string) ([]storage.Key, error) {
@@ -422,6 +542,20 @@ func (t *txn) PutKey(k *storage.Key) error {
 	_, err := t.exec(`INSERT INTO keys(purpose, version, wrapped, created_at, not_after) VALUES(?, ?, ?, ?, ?)`,
 		k.Purpose, k.Version, k.Wrapped, fmtTime(k.CreatedAt), fmtTime(k.NotAfter))
 	return err
+}
+
+func (t *txn) RewrapKey(purpose string, version int, wrapped []byte) error {
+	if len(wrapped) == 0 {
+		return errors.New("sqlite: rewrap with no wrapped bytes")
+	}
+	res, err := t.exec(`UPDATE keys SET wrapped = ? WHERE purpose = ? AND version = ?`, wrapped, purpose, version)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: no key %s version %d", storage.ErrNotFound, purpose, version)
+	}
+	return nil
 }
 
 func (t *txn) RetireKey(purpose string, version int, notAfter time.Time) error {

@@ -22,6 +22,8 @@ func testUpdateAtomic(t *testing.T, s storage.Store) {
 			tx.InsertSubmission(submission("kept", "E1", 1)),
 			tx.PutKey(&storage.Key{Purpose: "ingest", Version: 1, Wrapped: []byte("k1"), CreatedAt: at(1, 0)}),
 			tx.AddDeposited("E1", 1),
+			tx.PutDataKey(&storage.DataKey{Class: "identifying", Commune: "C1", Version: 1, Wrapped: []byte("kept-dek"), CreatedAt: at(1, 0)}),
+			tx.PutDataKey(&storage.DataKey{Class: "identifying", Commune: "C2", Version: 1, Wrapped: []byte("kept-dek2"), CreatedAt: at(1, 0)}),
 		)
 	})
 	before := auditLog(t, s)
@@ -44,8 +46,13 @@ func testUpdateAtomic(t *testing.T, s storage.Store) {
 			tx.PutDataKey(&storage.DataKey{Class: "analytic", Commune: "C1", Version: 1, Wrapped: []byte("dek"), CreatedAt: at(1, 0)}),
 			tx.PutKey(&storage.Key{Purpose: "ingest", Version: 2, Wrapped: []byte("k2"), CreatedAt: at(1, 0)}),
 			tx.RetireKey("ingest", 1, at(3, 0)),
+			tx.RewrapKey("ingest", 1, []byte("k1-rewrapped")),
+			tx.RewrapDataKey("identifying", "C1", 1, []byte("rewrapped-dek")),
 		); err != nil {
 			return fmt.Errorf("a write failed before the deliberate abort: %w", err)
+		}
+		if n, err := tx.ShredDataKeys("identifying", []string{"C2"}, at(4, 0)); err != nil || n != 1 {
+			return fmt.Errorf("a write failed before the deliberate abort: ShredDataKeys = %d, %v", n, err)
 		}
 		return abort
 	})
@@ -86,8 +93,14 @@ func testUpdateAtomic(t *testing.T, s storage.Store) {
 		if _, err := tx.DataKey("analytic", "C1", 1); !errors.Is(err, storage.ErrNotFound) {
 			note("DataKey: err = %v", err)
 		}
-		if k, err := tx.Keys("ingest"); err != nil || len(k) != 1 || !k[0].NotAfter.IsZero() {
+		if k, err := tx.Keys("ingest"); err != nil || len(k) != 1 || !k[0].NotAfter.IsZero() || string(k[0].Wrapped) != "k1" {
 			note("Keys(ingest) = %+v, %v", k, err)
+		}
+		if k, err := tx.DataKey("identifying", "C1", 1); err != nil || string(k.Wrapped) != "kept-dek" {
+			note("DataKey(identifying, C1, 1) = %+v, %v; want the wrapping before the rewrap", k, err)
+		}
+		if k, err := tx.DataKey("identifying", "C2", 1); err != nil || string(k.Wrapped) != "kept-dek2" || !k.ShreddedAt.IsZero() {
+			note("DataKey(identifying, C2, 1) = %+v, %v; want it live", k, err)
 		}
 		for _, p := range problems {
 			t.Errorf("a write of the aborted Update is visible: %s", p)
@@ -438,6 +451,8 @@ func testRefusedWriteKeepsTransaction(t *testing.T, s storage.Store) {
 		refuse("RevokeUser of an unknown user", storage.ErrNotFound, tx.RevokeUser("mallory", at(3, 0)))
 		refuse("RetireKey of an unknown version", storage.ErrNotFound, tx.RetireKey("ingest", 2, at(3, 0)))
 		refuse("MarkSuperseded of an unknown id", storage.ErrNotFound, tx.MarkSuperseded("unknown", "kept"))
+		refuse("RewrapDataKey of an unknown version", storage.ErrNotFound, tx.RewrapDataKey("analytic", "C1", 2, []byte("other")))
+		refuse("RewrapKey of an unknown version", storage.ErrNotFound, tx.RewrapKey("ingest", 2, []byte("other")))
 		// And the transaction goes on.
 		_, err := tx.AppendAudit(appendEvent("after the refusals"))
 		return errors.Join(err, tx.PutMeta("after", "yes"), tx.InsertSubmission(submission("next", "E1", 2)))

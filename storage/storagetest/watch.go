@@ -64,6 +64,13 @@ func testWatch(t *testing.T, s storage.Store) {
 			t.Fatalf("Update: err = %v, want %v", err, abort)
 		}
 	}
+	shredC1 := func(tx storage.Tx) error {
+		n, err := tx.ShredDataKeys("analytic", []string{"C1"}, at(4, 0))
+		if err == nil && n != 1 {
+			err = fmt.Errorf("ShredDataKeys = %d, want 1", n)
+		}
+		return err
+	}
 	key := func(v int) *storage.Key {
 		return &storage.Key{Purpose: "ingest", Version: v, Wrapped: []byte("k"), CreatedAt: at(1, v)}
 	}
@@ -87,6 +94,13 @@ func testWatch(t *testing.T, s storage.Store) {
 		{storage.TopicKeys, func(tx storage.Tx) error {
 			return tx.PutDataKey(&storage.DataKey{Class: "analytic", Commune: "C1", Version: 1, Wrapped: []byte("d"), CreatedAt: at(1, 0)})
 		}},
+		{"", func(tx storage.Tx) error { return tx.RewrapKey("ingest", 1, []byte("k2")) }},
+		{storage.TopicKeys, func(tx storage.Tx) error { return tx.RewrapKey("ingest", 1, []byte("k2")) }},
+		{"", func(tx storage.Tx) error { return tx.RewrapDataKey("analytic", "C1", 1, []byte("d2")) }},
+		{storage.TopicKeys, func(tx storage.Tx) error { return tx.RewrapDataKey("analytic", "C1", 1, []byte("d2")) }},
+		{"", func(tx storage.Tx) error { return shredC1(tx) }},
+		// Every instance must evict a shredded key from its cache.
+		{storage.TopicKeys, func(tx storage.Tx) error { return shredC1(tx) }},
 	}
 	var want []string
 	for _, st := range steps {
