@@ -63,14 +63,15 @@ const (
 
 // Opts are what New needs.
 type Opts struct {
-	Store    storage.Store
-	Keys     crypto.KeyProvider
-	Forms    *form.Registry // nil: the embedded census2019 form
-	Log      *slog.Logger   // nil: discard
-	Now      func() time.Time
-	MaxBody  int64         // deposit body limit; default form.MaxBody
-	AuthWin  time.Duration // window for rate-limited auth-failure events; default 1 minute
-	MaxCache int           // unwrapped DEKs kept in memory; default 32768 (two classes × a national set of communes)
+	Store     storage.Store
+	Keys      crypto.KeyProvider                  // wraps system keys, and DEKs of classes without their own
+	ClassKeys map[crypto.Class]crypto.KeyProvider // optional: one key-encryption key per class
+	Forms     *form.Registry                      // nil: the embedded census2019 form
+	Log       *slog.Logger                        // nil: discard
+	Now       func() time.Time
+	MaxBody   int64         // deposit body limit; default form.MaxBody
+	AuthWin   time.Duration // window for rate-limited auth-failure events; default 1 minute
+	MaxCache  int           // unwrapped DEKs kept in memory; default 32768 (two classes × a national set of communes)
 }
 
 // Broker runs the use cases. Safe for concurrent use.
@@ -139,7 +140,7 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	if o.MaxCache <= 0 {
 		o.MaxCache = 32768
 	}
-	kr, err := crypto.NewKeyring(crypto.KeyringOptions{Provider: o.Keys, MaxCached: o.MaxCache})
+	kr, err := crypto.NewKeyring(crypto.KeyringOptions{Provider: o.Keys, ClassProviders: o.ClassKeys, MaxCached: o.MaxCache})
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -199,6 +200,9 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	if err := b.RefreshKeys(ctx); err != nil {
 		return nil, err
 	}
+	if err := b.preloadDEKs(ctx, o.MaxCache/2); err != nil {
+		return nil, fmt.Errorf("broker: failed to load data keys (is the key provider reachable?): %w", err)
+	}
 	return b, nil
 }
 
@@ -246,9 +250,14 @@ func (b *Broker) watch(ctx context.Context, w storage.Watcher) {
 		}
 		err := w.Watch(ctx, func(topic string) {
 			backoff = 100 * time.Millisecond
-			if topic == storage.TopicKeys {
+			if topic == storage.TopicKeys || topic == storage.TopicMeta {
 				if err := b.RefreshKeys(ctx); err != nil {
 					b.log.Warn("failed to refresh ingest keys", "err", err)
+				}
+			}
+			if topic == storage.TopicKeys {
+				if err := b.forgetShredded(ctx); err != nil {
+					b.log.Warn("failed to drop shredded data keys", "err", err)
 				}
 			}
 		})

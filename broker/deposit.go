@@ -146,15 +146,21 @@ func (b *Broker) Deposit(ctx context.Context, c *Caller, contentLength int64, bo
 		Operational: parts[form.Operational],
 	}
 	ad := crypto.AD{Submission: sub.ID, Form: sub.Form, FormVersion: sub.FormVersion, Area: string(ea), HouseholdNo: sub.HouseholdNo}
+	dekVer := b.dekVersion()
 	for _, class := range []crypto.Class{crypto.Identifying, crypto.Analytic} {
-		id := crypto.DataKeyID{Class: class, Commune: string(commune), Version: b.dekVer}
+		id := crypto.DataKeyID{Class: class, Commune: string(commune), Version: dekVer}
 		sealed, err := b.seal(ctx, id, parts[form.Class(class)], ad)
+		var be *Error
+		if errors.As(err, &be) && be.Kind == Gone {
+			ev.Outcome, ev.Reason = "error", be.Msg
+			return nil, b.refuse(ctx, ev, be)
+		}
 		if err != nil {
 			ev.Outcome = "error"
 			ev.Reason = "key provider unavailable"
 			return nil, b.refuse(ctx, ev, errorf(Unavailable, err, "the key provider is unavailable; nothing was stored, try again later"))
 		}
-		rec.Sealed = append(rec.Sealed, storage.Sealed{Class: string(class), KeyVersion: b.dekVer, Data: sealed})
+		rec.Sealed = append(rec.Sealed, storage.Sealed{Class: string(class), KeyVersion: dekVer, Data: sealed})
 	}
 	return b.commitDeposit(ctx, c, rec, ev)
 }
@@ -344,6 +350,9 @@ func (b *Broker) loadOrCreateDEK(ctx context.Context, id crypto.DataKeyID) error
 		if err != nil {
 			return false, err
 		}
+		if !k.ShreddedAt.IsZero() {
+			return false, errorf(Gone, nil, "the %s data key of commune %s (version %d) was shredded; an operator must run `censusvault keys rotate` before more submissions can be sealed there", id.Class, id.Commune, id.Version)
+		}
 		return true, b.keyring.LoadDataKeys(ctx, []crypto.DataKeyID{id}, [][]byte{k.Wrapped})
 	}
 	if ok, err := load(); ok || err != nil {
@@ -418,7 +427,10 @@ func (b *Broker) Open(ctx context.Context, id SubmissionID, classes ...crypto.Cl
 				}
 			}
 			if err != nil {
-				return nil, errorf(Internal, err, "failed to open the %s fields of %s", class, id)
+				if errors.Is(err, crypto.ErrDecrypt) {
+					return nil, errorf(Internal, err, "failed to open the %s fields of %s", class, id)
+				}
+				return nil, errorf(Unavailable, err, "failed to open the %s fields of %s", class, id)
 			}
 			parts[form.Class(class)] = plain
 		}
@@ -443,6 +455,9 @@ func (b *Broker) loadDEK(ctx context.Context, id crypto.DataKeyID) error {
 	}
 	if err != nil {
 		return errorf(Unavailable, err, "failed to read a data key")
+	}
+	if !k.ShreddedAt.IsZero() {
+		return errorf(Gone, nil, "the %s fields of commune %s are unreadable: their data key was shredded on %s", id.Class, id.Commune, k.ShreddedAt.Format(time.DateOnly))
 	}
 	if err := b.keyring.LoadDataKeys(ctx, []crypto.DataKeyID{id}, [][]byte{k.Wrapped}); err != nil {
 		return errorf(Unavailable, err, "the key provider could not unwrap a data key")

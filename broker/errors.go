@@ -18,6 +18,7 @@ const (
 	Conflict                    // clashes with what is stored
 	TooLarge                    // body over the limit
 	Unavailable                 // a dependency (database, key provider, audit log) failed; retry later
+	Gone                        // destroyed on purpose (crypto-shredded keys); retrying will not help
 )
 
 func (k Kind) String() string {
@@ -36,6 +37,8 @@ func (k Kind) String() string {
 		return "too large"
 	case Unavailable:
 		return "unavailable"
+	case Gone:
+		return "gone"
 	default:
 		return "internal error"
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/censusvault/censusvault/audit"
@@ -159,12 +160,19 @@ func updatePolicyHash(tx storage.Tx, eng *policy.Engine) error {
 // (a rotation by another process).
 func (b *Broker) RefreshKeys(ctx context.Context) error {
 	var rows []storage.Key
+	var dekVer string
 	if err := b.store.View(ctx, func(tx storage.ReadTx) error {
 		var err error
+		if dekVer, err = tx.Meta(metaDEKVersion); err != nil {
+			return err
+		}
 		rows, err = tx.Keys(keyIngest)
 		return err
 	}); err != nil {
 		return fmt.Errorf("failed to read ingest keys: %w", err)
+	}
+	if v, err := strconv.Atoi(dekVer); err == nil && v >= 1 {
+		b.setDEKVersion(v)
 	}
 	b.mu.RLock()
 	same := len(rows) == b.ingestAt && len(rows) > 0 && len(b.ingest) > 0 && rows[0].Version == b.ingest[0].version

@@ -200,6 +200,8 @@ func status(k broker.Kind) int {
 		return http.StatusRequestEntityTooLarge
 	case broker.Unavailable:
 		return http.StatusServiceUnavailable
+	case broker.Gone:
+		return http.StatusGone
 	default:
 		return http.StatusInternalServerError
 	}

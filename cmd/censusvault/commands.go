@@ -72,7 +72,7 @@ func cmdInit(ctx context.Context, e *env, args []string) error {
 		made.remove()
 		return err
 	}
-	opts.Store, opts.Keys = st, kp
+	opts.Store, opts.Keys = st, kp.system
 	if err := broker.Init(ctx, opts); err != nil {
 		st.Close()
 		made.remove()
@@ -249,39 +249,6 @@ func roleNames() []string {
 		out = append(out, string(r))
 	}
 	return out
-}
-
-func cmdKeys(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 || args[0] != "rotate-ingest" {
-		fmt.Fprintln(e.stderr, "usage: censusvault keys rotate-ingest [--grace 30d]")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return &exitError{code: 2}
-	}
-	fs := newFlags("keys rotate-ingest", "keys rotate-ingest [--grace 30d]", e)
-	var sf storeFlags
-	sf.add(fs)
-	grace := fs.String("grace", "30d", "how long the previous ingest recipient stays accepted")
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	g, err := parseDuration(*grace)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	b, st, err := sf.openBroker(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	v, rcpt, err := b.RotateIngest(ctx, cliActor(), g)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, rcpt)
-	fmt.Fprintf(e.stderr, "ingest key v%d is now current; the previous one is accepted for %s more. Running servers pick it up within seconds.\n", v, g)
-	return nil
 }
 
 func cmdAudit(ctx context.Context, e *env, args []string) error {

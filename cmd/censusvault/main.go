@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/broker"
-	"github.com/censusvault/censusvault/crypto"
 	"github.com/censusvault/censusvault/crypto/agekey"
 	"github.com/censusvault/censusvault/storage"
 	"github.com/censusvault/censusvault/storage/postgres"
@@ -151,11 +150,13 @@ func parse(fs *pflag.FlagSet, args []string) error {
 type storeFlags struct {
 	data  string
 	store string
+	keys  string
 }
 
 func (s *storeFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&s.data, "data", "censusvault-data", "data directory (holds the local key-provider identity and, by default, the database)")
 	fs.StringVar(&s.store, "store", "", "database: empty for <data>/vault.db, sqlite:PATH, or postgres://user@host:port/db?sslmode=…")
+	fs.StringVar(&s.keys, "keys", "age", "key provider: age (the identity in <data>/keyprovider.age) or vault://MOUNT/KEY (HashiCorp Vault Transit keys KEY-system, KEY-identifying, KEY-analytic; VAULT_ADDR, VAULT_TOKEN or VAULT_ROLE_ID/VAULT_SECRET_ID, VAULT_NAMESPACE, VAULT_CACERT from the environment)")
 }
 
 // isPostgres reports whether the store is a PostgreSQL DSN.
@@ -188,22 +189,12 @@ func (s *storeFlags) openStore(ctx context.Context, create bool) (storage.Store,
 	return sqlite.Open(ctx, sqlite.Options{Path: path, Create: create})
 }
 
-// open wires the store and the local key provider.
-func (s *storeFlags) open(ctx context.Context, create bool) (storage.Store, crypto.KeyProvider, error) {
+// open wires the store and the key providers.
+func (s *storeFlags) open(ctx context.Context, create bool) (storage.Store, *keySet, error) {
 	if _, err := s.sqlitePath(); err != nil {
 		return nil, nil, err
 	}
-	kpPath := filepath.Join(s.data, agekey.FileName)
-	var kp *agekey.Provider
-	var err error
-	if create {
-		if err := os.MkdirAll(s.data, 0o700); err != nil {
-			return nil, nil, fmt.Errorf("failed to create data directory: %w", err)
-		}
-		kp, err = agekey.Create(kpPath)
-	} else {
-		kp, err = agekey.Load(kpPath)
-	}
+	ks, err := s.openKeys(ctx, s.keys, create)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -211,21 +202,26 @@ func (s *storeFlags) open(ctx context.Context, create bool) (storage.Store, cryp
 	if err != nil {
 		return nil, nil, err
 	}
-	return st, kp, nil
+	return st, ks, nil
 }
 
 // openBroker opens the vault for a CLI command.
 func (s *storeFlags) openBroker(ctx context.Context, log *slog.Logger) (*broker.Broker, storage.Store, error) {
-	st, kp, err := s.open(ctx, false)
+	b, st, _, err := s.openBrokerKeys(ctx, log)
+	return b, st, err
+}
+
+func (s *storeFlags) openBrokerKeys(ctx context.Context, log *slog.Logger) (*broker.Broker, storage.Store, *keySet, error) {
+	st, ks, err := s.open(ctx, false)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	b, err := broker.New(ctx, broker.Opts{Store: st, Keys: kp, Log: log})
+	b, err := broker.New(ctx, broker.Opts{Store: st, Keys: ks.system, ClassKeys: ks.classes, Log: log})
 	if err != nil {
 		st.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return b, st, nil
+	return b, st, ks, nil
 }
 
 // cliActor names the operator in audit events.
