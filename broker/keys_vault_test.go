@@ -294,10 +294,11 @@ func TestVaultNationalShred(t *testing.T) {
 		t.Errorf("unwrapping a backed-up identifying data key with its destroyed key: %v, want ErrDecrypt", err)
 	}
 
-	// A new broker, with fresh providers for the keys that remain.
+	// A new broker, with fresh providers for the keys that remain (New
+	// refuses a missing Transit key).
+	delete(tk.cfg, "identifying")
 	fresh := tk.fresh(t)
-	classes := classMap(fresh)
-	classes[crypto.Identifying] = tk.p["identifying"]
+	classes := map[crypto.Class]crypto.KeyProvider{crypto.Identifying: tk.p["identifying"], crypto.Analytic: fresh["analytic"]}
 	b, err := kv.tryOpen(fresh["system"], classes, 0)
 	if err != nil {
 		t.Fatalf("a broker does not start after the national shred: %v", err)
@@ -491,6 +492,7 @@ func TestVaultOutageUnderLoad(t *testing.T) {
 			}
 		case http.StatusServiceUnavailable:
 			unavailable++
+			t.Logf("503 for a deposit from %v to %v", o.start.Round(time.Millisecond), o.end.Round(time.Millisecond))
 			if o.retryAfter == "" {
 				t.Errorf("503 without Retry-After")
 			}
