@@ -66,6 +66,12 @@ type Opts struct {
 	Store     storage.Store
 	Keys      crypto.KeyProvider                  // wraps system keys, and DEKs of classes without their own
 	ClassKeys map[crypto.Class]crypto.KeyProvider // optional: one key-encryption key per class
+	// MigrateFrom (and MigrateFromClass) are the providers stored keys are
+	// wrapped by while a rewrap moves them to Keys/ClassKeys (age →
+	// Vault, or a new age identity): keys not moved yet are unwrapped with
+	// them, and Rewrap moves from them.
+	MigrateFrom      crypto.KeyProvider
+	MigrateFromClass map[crypto.Class]crypto.KeyProvider
 	Forms     *form.Registry                      // nil: the embedded census2019 form
 	Log       *slog.Logger                        // nil: discard
 	Now       func() time.Time
@@ -99,6 +105,9 @@ type Broker struct {
 	dekMu sync.Mutex // serializes creating DEKs in this process
 
 	authFail *authLimiter
+
+	from      crypto.KeyProvider // MigrateFrom, while switching providers
+	fromClass map[crypto.Class]crypto.KeyProvider
 }
 
 type ingestKey struct {
@@ -139,6 +148,22 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	b.authFail = newAuthLimiter(win)
 	if o.MaxCache <= 0 {
 		o.MaxCache = 32768
+	}
+	if o.MigrateFrom != nil {
+		b.from, b.fromClass = o.MigrateFrom, o.MigrateFromClass
+		classKeys := map[crypto.Class]crypto.KeyProvider{}
+		for _, c := range []crypto.Class{crypto.Identifying, crypto.Analytic} {
+			to, from := o.Keys, o.MigrateFrom
+			if p, ok := o.ClassKeys[c]; ok {
+				to = p
+			}
+			if p, ok := o.MigrateFromClass[c]; ok {
+				from = p
+			}
+			classKeys[c] = crypto.Migrating(to, from)
+		}
+		o.Keys, o.ClassKeys = crypto.Migrating(o.Keys, o.MigrateFrom), classKeys
+		b.keys = o.Keys
 	}
 	kr, err := crypto.NewKeyring(crypto.KeyringOptions{Provider: o.Keys, ClassProviders: o.ClassKeys, MaxCached: o.MaxCache})
 	if err != nil {

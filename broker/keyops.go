@@ -193,8 +193,10 @@ func (b *Broker) dekVersion() int {
 // RewrapOpts configure Rewrap.
 type RewrapOpts struct {
 	// From are the providers the keys are wrapped by now, when switching
-	// providers (age → Vault); nil: the broker's own, re-wrapping under
-	// their newest key-encryption key.
+	// providers (age → Vault); nil: the broker's MigrateFrom if it has
+	// one, else its own providers, re-wrapping under their newest
+	// key-encryption key. The broker must have been made with MigrateFrom
+	// to start at all before the keys move.
 	From      crypto.KeyProvider
 	FromClass map[crypto.Class]crypto.KeyProvider
 	Batch     int                   // keys per provider call and per transaction; default 250
@@ -209,6 +211,9 @@ type RewrapOpts struct {
 func (b *Broker) Rewrap(ctx context.Context, actor string, o RewrapOpts) (int, error) {
 	if o.Batch <= 0 {
 		o.Batch = 250
+	}
+	if o.From == nil && b.from != nil {
+		o.From, o.FromClass = b.from, b.fromClass
 	}
 	switching := o.From != nil
 	fromOf := func(c crypto.Class) crypto.KeyProvider {
@@ -248,8 +253,11 @@ func (b *Broker) Rewrap(ctx context.Context, actor string, o RewrapOpts) (int, e
 			if !k.ShreddedAt.IsZero() {
 				return true, nil
 			}
+			// Keys already under the target's current key-encryption key
+			// are done (also when switching providers: a resumed or
+			// repeated rewrap skips what it moved).
 			c := crypto.Class(k.Class)
-			if switching || cur[k.Class] == "" || kekOf(b.keyring.Provider(c), k.Wrapped) != cur[k.Class] {
+			if cur[k.Class] == "" || kekOf(b.keyring.Provider(c), k.Wrapped) != cur[k.Class] {
 				todo = append(todo, item{class: k.Class, commune: k.Commune, version: k.Version, wrapped: k.Wrapped})
 			}
 			return true, nil
@@ -262,7 +270,7 @@ func (b *Broker) Rewrap(ctx context.Context, actor string, o RewrapOpts) (int, e
 				return err
 			}
 			for _, k := range ks {
-				if switching || sysCur == "" || kekOf(b.keys, k.Wrapped) != sysCur {
+				if sysCur == "" || kekOf(b.keys, k.Wrapped) != sysCur {
 					todo = append(todo, item{purpose: p, version: k.Version, wrapped: k.Wrapped})
 				}
 			}

@@ -23,6 +23,7 @@ import (
 	"github.com/censusvault/censusvault/broker/form"
 	"github.com/censusvault/censusvault/crypto"
 	"github.com/censusvault/censusvault/crypto/agekey"
+	"github.com/censusvault/censusvault/crypto/vaulttransit"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage"
 	"github.com/censusvault/censusvault/storage/sqlite"
@@ -137,6 +138,17 @@ func (kv *keyVault) open(keys crypto.KeyProvider, class map[crypto.Class]crypto.
 		kv.t.Fatalf("broker.New: %v", err)
 	}
 	return b
+}
+
+// tryOpenFrom starts a broker on new providers while the stored keys are
+// still wrapped by from, as a rewrap that switches providers does.
+func (kv *keyVault) tryOpenFrom(keys crypto.KeyProvider, class map[crypto.Class]crypto.KeyProvider, from crypto.KeyProvider) (*broker.Broker, error) {
+	b, err := broker.New(context.Background(), broker.Opts{Store: kv.store, Keys: keys, ClassKeys: class, MigrateFrom: from})
+	if err != nil {
+		return nil, err
+	}
+	kv.t.Cleanup(func() { b.Close(context.Background()) })
+	return b, nil
 }
 
 func (kv *keyVault) tryOpen(keys crypto.KeyProvider, class map[crypto.Class]crypto.KeyProvider, maxCache int) (*broker.Broker, error) {
@@ -576,7 +588,7 @@ func TestRewrapToNewAgeIdentity(t *testing.T) {
 		t.Fatal("two identities with one label")
 	}
 
-	b, err := kv.tryOpen(newKP, nil, 0)
+	b, err := kv.tryOpenFrom(newKP, nil, oldKP)
 	if err != nil {
 		// Rewrap(From) is the switching operation, and it runs on a
 		// broker built on the providers it switches to.
@@ -659,7 +671,7 @@ func TestRewrapResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := kv.tryOpen(newKP, nil, 0)
+	b, err := kv.tryOpenFrom(newKP, nil, oldKP)
 	if err != nil {
 		t.Fatalf("broker.New on the new identity, to run Rewrap(From: old) on it: %v", err)
 	}
@@ -906,5 +918,65 @@ func TestShredAreas(t *testing.T) {
 	p, err := kv.b.Progress(ctx, kv.steer, keyNation, 0)
 	if err != nil || len(p.Rows) != 1 || p.Rows[0].Deposited != int64(len(keyCommunes)) {
 		t.Errorf("national progress after shredding everything: %+v, %v", p, err)
+	}
+}
+
+// Switching a vault from the local age identity to HashiCorp Vault: a
+// broker built on the Transit keys (one per class) re-wraps every stored
+// key from the age identity, batch by batch; an interrupted run is simply
+// run again. (Not run: it needs a Vault server.)
+func ExampleBroker_Rewrap() {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Options{Path: "censusvault-data/vault.db"})
+	if err != nil {
+		panic(err)
+	}
+	defer st.Close()
+	from, err := agekey.Load("censusvault-data/keyprovider.age")
+	if err != nil {
+		panic(err)
+	}
+	to := map[string]crypto.KeyProvider{}
+	for _, use := range []string{"system", "identifying", "analytic"} {
+		cfg, err := vaulttransit.ConfigFromEnv("vault://transit/censusvault-" + use) // VAULT_ADDR, VAULT_TOKEN …
+		if err != nil {
+			panic(err)
+		}
+		if to[use], err = vaulttransit.New(ctx, cfg); err != nil {
+			panic(err)
+		}
+	}
+	b, err := broker.New(ctx, broker.Opts{Store: st, Keys: to["system"], ClassKeys: map[crypto.Class]crypto.KeyProvider{
+		crypto.Identifying: to["identifying"], crypto.Analytic: to["analytic"],
+	}, MigrateFrom: from})
+	if err != nil {
+		panic(err)
+	}
+	n, err := b.Rewrap(ctx, "cli:ops", broker.RewrapOpts{From: from, Progress: func(done, total int) {
+		fmt.Printf("\rre-wrapped %d/%d keys", done, total)
+	}})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("\n%d keys now wrapped by Vault\n", n)
+}
+
+// Crypto-shredding the identifying fields of one commune: its records
+// stay, their analytic fields and progress still work, and new deposits
+// there wait for a rotation.
+func ExampleBroker_Shred() {
+	ctx := context.Background()
+	var b *broker.Broker // broker.New(ctx, broker.Opts{…})
+	res, err := b.Shred(ctx, "cli:ops", crypto.Identifying, "18070")
+	if broker.KindOf(err) == broker.Invalid {
+		fmt.Println("refused:", err) // an EA, an unknown area or class
+		return
+	}
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%d data keys of %d communes destroyed\n", res.DataKeys, res.Communes)
+	if _, err := b.RotateDEK(ctx, "cli:ops"); err != nil { // deposits there may resume
+		panic(err)
 	}
 }

@@ -239,7 +239,7 @@ func TestVaultSwitchFromAge(t *testing.T) {
 	ids, total := rewrapScenario(t, kv)
 	tk := newTransitKeys(t, v, "", 0)
 
-	b, err := kv.tryOpen(tk.p["system"], classMap(tk.p), 0)
+	b, err := kv.tryOpenFrom(tk.p["system"], classMap(tk.p), ageKP)
 	if err != nil {
 		t.Fatalf("broker.New on the Transit keys, to run Rewrap(From: age) on it: %v", err)
 	}
@@ -480,6 +480,7 @@ func TestVaultOutageUnderLoad(t *testing.T) {
 	time.Sleep(restoreAt - time.Since(t0))
 	proxy.set(true)
 	wg.Wait()
+	kv.no = int(seq.Load()) // household numbers kv.deposit goes on from
 
 	var acked []broker.SubmissionID
 	var unavailable, upFailures, afterOK int

@@ -162,3 +162,44 @@ func RewrapKeys(ctx context.Context, from, to KeyProvider, wrapped [][]byte) ([]
 	}
 	return out, nil
 }
+
+// Migrating returns a provider for the time keys move from one provider
+// to another (a rewrap that switches providers): it wraps with to, and
+// unwraps with to, falling back to from for keys that to cannot
+// authenticate — those not moved yet. Key labels are to's.
+func Migrating(to, from KeyProvider) KeyProvider {
+	return &migrating{to: to, from: from}
+}
+
+type migrating struct {
+	_        incomparable
+	to, from KeyProvider
+}
+
+func (m *migrating) WrapKey(ctx context.Context, key []byte) ([]byte, error) {
+	return m.to.WrapKey(ctx, key)
+}
+
+func (m *migrating) UnwrapKey(ctx context.Context, wrapped []byte) ([]byte, error) {
+	k, err := m.to.UnwrapKey(ctx, wrapped)
+	if errors.Is(err, ErrDecrypt) {
+		return m.from.UnwrapKey(ctx, wrapped)
+	}
+	return k, err
+}
+
+func (m *migrating) KEKOf(wrapped []byte) (string, error) {
+	if l, ok := m.to.(KEKLabeler); ok {
+		return l.KEKOf(wrapped)
+	}
+	return "", errors.New("provider has no key labels")
+}
+
+func (m *migrating) CurrentKEK(ctx context.Context) (string, error) {
+	if l, ok := m.to.(KEKLabeler); ok {
+		return l.CurrentKEK(ctx)
+	}
+	return "", nil
+}
+
+func (m *migrating) String() string { return "Migrating(key provider)" }

@@ -30,8 +30,11 @@ var classNames = []string{"system", string(crypto.Identifying), string(crypto.An
 // data directory; create makes it) or "vault://MOUNT/KEY".
 func (s *storeFlags) openKeys(ctx context.Context, spec string, create bool) (*keySet, error) {
 	switch {
-	case spec == "" || spec == "age":
+	case spec == "" || spec == "age" || strings.HasPrefix(spec, "age:"):
 		path := filepath.Join(s.data, agekey.FileName)
+		if p, ok := strings.CutPrefix(spec, "age:"); ok {
+			path = p
+		}
 		var kp *agekey.Provider
 		var err error
 		if create {
@@ -54,6 +57,12 @@ func (s *storeFlags) openKeys(ctx context.Context, spec string, create bool) (*k
 				return nil, err
 			}
 			p, err := vaulttransit.New(ctx, cfg)
+			if c != "system" && errors.Is(err, vaulttransit.ErrKeyNotFound) {
+				// Destroyed by a national shred: that class's keys stay
+				// unreadable, and nothing new is wrapped for it.
+				ks.classes[crypto.Class(c)] = destroyedKEK{name: spec + "-" + c}
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -66,7 +75,19 @@ func (s *storeFlags) openKeys(ctx context.Context, spec string, create bool) (*k
 		}
 		return ks, nil
 	}
-	return nil, fmt.Errorf("--keys %q: expected age or vault://MOUNT/KEY", spec)
+	return nil, fmt.Errorf("--keys %q: expected age, age:PATH or vault://MOUNT/KEY", spec)
+}
+
+// destroyedKEK stands for a class's Transit key deleted by a national
+// shred: it unwraps nothing and wraps nothing.
+type destroyedKEK struct{ name string }
+
+func (d destroyedKEK) WrapKey(context.Context, []byte) ([]byte, error) {
+	return nil, fmt.Errorf("the Transit key %s was destroyed by a national shred; create a new one with `censusvault keys init-vault` and run `censusvault keys rotate` before sealing this class again", d.name)
+}
+
+func (d destroyedKEK) UnwrapKey(context.Context, []byte) ([]byte, error) {
+	return nil, crypto.ErrDecrypt
 }
 
 func cmdKeys(ctx context.Context, e *env, args []string) error {
@@ -140,7 +161,24 @@ func cmdKeys(ctx context.Context, e *env, args []string) error {
 		}
 		return nil
 	}
-	b, st, ks, err := sf.openBrokerKeys(ctx, nil)
+	var from *keySet
+	if sub == "rewrap" && *fromKeys != "" {
+		var err error
+		if from, err = sf.openKeys(ctx, *fromKeys, false); err != nil {
+			return fmt.Errorf("--from-keys: %w", err)
+		}
+		// Moving to a new local identity: make it if it is not there yet.
+		if sf.keys == "" || sf.keys == "age" {
+			path := filepath.Join(sf.data, agekey.FileName)
+			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+				if _, err := agekey.Create(path); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "made a new age identity in %s\n", path)
+			}
+		}
+	}
+	b, st, ks, err := sf.openBrokerKeys(ctx, nil, from)
 	if err != nil {
 		return err
 	}
@@ -184,7 +222,7 @@ func cmdKeys(ctx context.Context, e *env, args []string) error {
 	case "rotate":
 		if *kek {
 			if ks.vault == nil {
-				return errors.New("--kek rotates Vault Transit keys; for the local age identity, rewrap to a new one with `keys rewrap --from-keys age --keys age` after replacing it")
+				return fmt.Errorf("--kek rotates Vault Transit keys. To move to a new local age identity: mv %[1]s/%[2]s %[1]s/old-%[2]s && censusvault keys rewrap --from-keys age:%[1]s/old-%[2]s --data %[1]s (it makes the new identity), copy the new %[2]s to every instance, then destroy the old one", sf.data, agekey.FileName)
 			}
 			for _, c := range classNames {
 				v, err := ks.vault[c].Rotate(ctx)
@@ -203,13 +241,6 @@ func cmdKeys(ctx context.Context, e *env, args []string) error {
 		o := broker.RewrapOpts{Progress: func(done, total int) {
 			fmt.Fprintf(e.stderr, "\rre-wrapped %d/%d keys", done, total)
 		}}
-		if *fromKeys != "" {
-			from, err := sf.openKeys(ctx, *fromKeys, false)
-			if err != nil {
-				return fmt.Errorf("--from-keys: %w", err)
-			}
-			o.From, o.FromClass = from.system, from.classes
-		}
 		n, err := b.Rewrap(ctx, actor, o)
 		fmt.Fprintln(e.stderr)
 		if err != nil {

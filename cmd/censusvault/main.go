@@ -207,16 +207,22 @@ func (s *storeFlags) open(ctx context.Context, create bool) (storage.Store, *key
 
 // openBroker opens the vault for a CLI command.
 func (s *storeFlags) openBroker(ctx context.Context, log *slog.Logger) (*broker.Broker, storage.Store, error) {
-	b, st, _, err := s.openBrokerKeys(ctx, log)
+	b, st, _, err := s.openBrokerKeys(ctx, log, nil)
 	return b, st, err
 }
 
-func (s *storeFlags) openBrokerKeys(ctx context.Context, log *slog.Logger) (*broker.Broker, storage.Store, *keySet, error) {
+// openBrokerKeys opens the vault; with from, while keys move from those
+// providers to the ones the flags name.
+func (s *storeFlags) openBrokerKeys(ctx context.Context, log *slog.Logger, from *keySet) (*broker.Broker, storage.Store, *keySet, error) {
 	st, ks, err := s.open(ctx, false)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	b, err := broker.New(ctx, broker.Opts{Store: st, Keys: ks.system, ClassKeys: ks.classes, Log: log})
+	o := broker.Opts{Store: st, Keys: ks.system, ClassKeys: ks.classes, Log: log}
+	if from != nil {
+		o.MigrateFrom, o.MigrateFromClass = from.system, from.classes
+	}
+	b, err := broker.New(ctx, o)
 	if err != nil {
 		st.Close()
 		return nil, nil, nil, err
