@@ -72,12 +72,12 @@ type Opts struct {
 	// them, and Rewrap moves from them.
 	MigrateFrom      crypto.KeyProvider
 	MigrateFromClass map[crypto.Class]crypto.KeyProvider
-	Forms     *form.Registry                      // nil: the embedded census2019 form
-	Log       *slog.Logger                        // nil: discard
-	Now       func() time.Time
-	MaxBody   int64         // deposit body limit; default form.MaxBody
-	AuthWin   time.Duration // window for rate-limited auth-failure events; default 1 minute
-	MaxCache  int           // unwrapped DEKs kept in memory; default 32768 (two classes × a national set of communes)
+	Forms            *form.Registry // nil: the embedded census2019 form
+	Log              *slog.Logger   // nil: discard
+	Now              func() time.Time
+	MaxBody          int64         // deposit body limit; default form.MaxBody
+	AuthWin          time.Duration // window for rate-limited auth-failure events; default 1 minute
+	MaxCache         int           // unwrapped DEKs kept in memory; default 32768 (two classes × a national set of communes)
 }
 
 // Broker runs the use cases. Safe for concurrent use.
