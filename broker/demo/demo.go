@@ -25,6 +25,7 @@ import (
 	"github.com/censusvault/censusvault/broker/client"
 	"github.com/censusvault/censusvault/broker/form"
 	"github.com/censusvault/censusvault/broker/httpapi"
+	"github.com/censusvault/censusvault/crypto"
 	"github.com/censusvault/censusvault/crypto/agekey"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage/sqlite"
@@ -146,6 +147,14 @@ func Run(ctx context.Context, o Opts) error {
 	if err != nil {
 		return err
 	}
+	classKeys := map[crypto.Class]crypto.KeyProvider{}
+	for _, c := range []crypto.Class{crypto.Identifying, crypto.Analytic} {
+		p, err := agekey.Create(filepath.Join(o.Dir, agekey.ClassFileName(string(c))))
+		if err != nil {
+			return err
+		}
+		classKeys[c] = p
+	}
 	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(o.Dir, sqlite.FileName), Create: true})
 	if err != nil {
 		return err
@@ -154,7 +163,7 @@ func Run(ctx context.Context, o Opts) error {
 	if err := broker.Init(ctx, broker.InitOpts{Store: st, Keys: kp, Areas: tree, Name: "demo.censusvault", Actor: "cli:demo"}); err != nil {
 		return err
 	}
-	b, err := broker.New(ctx, broker.Opts{Store: st, Keys: kp})
+	b, err := broker.New(ctx, broker.Opts{Store: st, Keys: kp, ClassKeys: classKeys})
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,32 @@ func (s *storeFlags) openKeys(ctx context.Context, spec string, create bool) (*k
 		if err != nil {
 			return nil, err
 		}
-		return &keySet{desc: "age identity " + path, system: kp}, nil
+		ks := &keySet{desc: "age identities in " + filepath.Dir(path), system: kp, classes: map[crypto.Class]crypto.KeyProvider{}}
+		if spec != "age" && spec != "" {
+			return ks, nil // age:PATH names one identity
+		}
+		// One identity per class, so that a class can be shredded
+		// nationally, backups included, by destroying its identity.
+		for _, c := range []crypto.Class{crypto.Identifying, crypto.Analytic} {
+			cp := classIdentityPath(s.data, c)
+			switch {
+			case create:
+				p, err := agekey.Create(cp)
+				if err != nil {
+					return nil, err
+				}
+				ks.classes[c] = p
+			case fileExists(cp + destroyedSuffix):
+				ks.classes[c] = destroyedKEK{name: cp}
+			default:
+				p, err := agekey.Load(cp)
+				if err != nil {
+					return nil, fmt.Errorf("%w (every instance needs all the vault's keyprovider*.age files)", err)
+				}
+				ks.classes[c] = p
+			}
+		}
+		return ks, nil
 	case strings.HasPrefix(spec, "vault://"):
 		ks := &keySet{desc: spec, classes: map[crypto.Class]crypto.KeyProvider{}, vault: map[string]*vaulttransit.Provider{}}
 		for _, c := range classNames {
@@ -78,8 +103,21 @@ func (s *storeFlags) openKeys(ctx context.Context, spec string, create bool) (*k
 	return nil, fmt.Errorf("--keys %q: expected age, age:PATH or vault://MOUNT/KEY", spec)
 }
 
-// destroyedKEK stands for a class's Transit key deleted by a national
-// shred: it unwraps nothing and wraps nothing.
+// classIdentityPath is the local age identity of a class's data keys.
+func classIdentityPath(data string, c crypto.Class) string {
+	return filepath.Join(data, agekey.ClassFileName(string(c)))
+}
+
+// destroyedSuffix marks a class identity destroyed by a national shred.
+const destroyedSuffix = ".destroyed"
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// destroyedKEK stands for a class's key-encryption key destroyed by a
+// national shred: it unwraps nothing and wraps nothing.
 type destroyedKEK struct{ name string }
 
 func (d destroyedKEK) WrapKey(context.Context, []byte) ([]byte, error) {
@@ -274,8 +312,16 @@ func cmdKeys(ctx context.Context, e *env, args []string) error {
 					return fmt.Errorf("the data keys are destroyed, but deleting the Transit key failed: %w", err)
 				}
 				fmt.Fprintf(e.stdout, "deleted the Transit key %s-%s: backups of the database can no longer unwrap %s data keys either\n", sf.keys, *class, *class)
+			} else if p := classIdentityPath(sf.data, crypto.Class(*class)); ks.vault == nil && fileExists(p) {
+				if err := os.WriteFile(p+destroyedSuffix, []byte("destroyed by `censusvault keys shred` "+time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+					return fmt.Errorf("the data keys are destroyed, but marking the identity failed: %w", err)
+				}
+				if err := os.Remove(p); err != nil {
+					return fmt.Errorf("the data keys are destroyed, but deleting %s failed: %w", p, err)
+				}
+				fmt.Fprintf(e.stdout, "deleted the %s identity %s: backups of the database can no longer unwrap %s data keys either (delete every other instance's copy too)\n", *class, p, *class)
 			} else {
-				fmt.Fprintf(e.stderr, "note: with the local age provider, older backups of the database still hold wrapped %s data keys that the identity can unwrap; use Vault (one Transit key per class) to make national shredding reach backups\n", *class)
+				fmt.Fprintf(e.stderr, "note: this vault has no separate %s key-encryption key, so older backups still hold wrapped %s data keys that the key provider can unwrap\n", *class, *class)
 			}
 		} else {
 			fmt.Fprintf(e.stderr, "note: older backups of the database still hold the wrapped data keys\n")

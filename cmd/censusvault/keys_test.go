@@ -126,7 +126,17 @@ func TestKeysAge(t *testing.T) {
 	token := addUser(t, dir, "lan", "enumerator", "18070-01")
 	depositOne(t, dir, token, 1)
 	r = mustCV(t, "keys", "status", "--data", dir)
-	want := []string{"analytic 1 " + kek[1] + " 1 0", "identifying 1 " + kek[1] + " 1 0"}
+	// Each class has its own identity (so that it can be shredded
+	// nationally, backups included).
+	classKEK := map[string]string{}
+	for _, c := range []string{"identifying", "analytic"} {
+		m := regexp.MustCompile(`current key-encryption key \(` + c + `\): (age:[0-9a-f]{16})\n`).FindStringSubmatch(r.stdout)
+		if m == nil || m[1] == kek[1] {
+			t.Fatalf("keys status names no separate %s key-encryption key:\n%s", c, r.stdout)
+		}
+		classKEK[c] = m[1]
+	}
+	want := []string{"analytic 1 " + classKEK["analytic"] + " 1 0", "identifying 1 " + classKEK["identifying"] + " 1 0"}
 	if got := statusRows(r.stdout); strings.Join(got, ";") != strings.Join(want, ";") {
 		t.Errorf("data keys after a deposit: %q, want %q", got, want)
 	}
@@ -171,7 +181,7 @@ func TestKeysAge(t *testing.T) {
 		t.Errorf("keys shred:\n%s", r)
 	}
 	r = mustCV(t, "keys", "status", "--data", dir)
-	want = []string{"analytic 1 " + kek[1] + " 1 0", "identifying 1 - 0 1"}
+	want = []string{"analytic 1 " + classKEK["analytic"] + " 1 0", "identifying 1 - 0 1"}
 	if got := statusRows(r.stdout); strings.Join(got, ";") != strings.Join(want, ";") {
 		t.Errorf("data keys after the shred: %q, want %q", got, want)
 	}
@@ -197,21 +207,26 @@ func TestKeysAge(t *testing.T) {
 	}
 	// Moving to a new identity, as `keys rotate --kek` tells an age user
 	// to: every live key (the analytic data key and three system keys)
-	// moves, with progress.
+	// moves, with progress. (The class identities are not replaced here,
+	// so the data keys stay as they are.)
 	oldID := filepath.Join(dir, "old-keyprovider.age")
 	if err := os.Rename(filepath.Join(dir, "keyprovider.age"), oldID); err != nil {
 		t.Fatal(err)
 	}
 	r = mustCV(t, "keys", "rewrap", "--from-keys", "age:"+oldID, "--data", dir)
-	if !regexp.MustCompile(`re-wrapped \d+/4 keys`).MatchString(r.stderr) || !strings.Contains(r.stderr, "re-wrapped 4/4 keys") {
+	if !strings.Contains(r.stderr, "re-wrapped 3/3 keys") {
 		t.Errorf("keys rewrap --from-keys age: no progress line on stderr:\n%s", r)
 	}
-	if !strings.Contains(r.stdout, "re-wrapped 4 keys; no record was touched") {
+	if !strings.Contains(r.stdout, "re-wrapped 3 keys; no record was touched") {
 		t.Errorf("keys rewrap --from-keys age:\n%s", r)
 	}
 	for name, w := range storedWrapped(t, dir) {
-		if old, ok := wrapped[name]; ok && string(old) == string(w) {
-			t.Errorf("the %s was not re-wrapped", name)
+		old, ok := wrapped[name]
+		if !ok {
+			continue
+		}
+		if dataKey := strings.HasPrefix(name, "data key"); dataKey != (string(old) == string(w)) {
+			t.Errorf("the %s: re-wrapped %v, want %v", name, string(old) != string(w), !dataKey)
 		}
 	}
 	noKeyMaterial(t, "keys rewrap", r, wrapped, string(identity))
@@ -372,4 +387,43 @@ func TestKeysSwitchAgeToVault(t *testing.T) {
 		t.Errorf("keys status after switching to Vault: want every key on Vault:\n%s", r.stdout)
 	}
 	depositOne(t, dir, token, 2, "--keys", spec)
+}
+
+// A national shred on the age provider deletes that class's identity, so
+// backups cannot unwrap its data keys either; the vault keeps working for
+// the other class.
+func TestKeysAgeNationalShred(t *testing.T) {
+	t.Parallel()
+	dir := newVault(t)
+	token := addUser(t, dir, "lan", "enumerator", "18070-01")
+	depositOne(t, dir, token, 1)
+	idFile := filepath.Join(dir, "keyprovider-identifying.age")
+	if _, err := os.Stat(idFile); err != nil {
+		t.Fatalf("init made no identifying identity: %v", err)
+	}
+	r := mustCV(t, "keys", "shred", "--class", "identifying", "--area", "VN", "--confirm", "VN", "--data", dir)
+	if !strings.Contains(r.stdout, "deleted the identifying identity") {
+		t.Errorf("national shred:\n%s", r)
+	}
+	if _, err := os.Stat(idFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the identifying identity is still there: %v", err)
+	}
+	if _, err := os.Stat(idFile + ".destroyed"); err != nil {
+		t.Errorf("no marker of the destroyed identity: %v", err)
+	}
+	r = mustCV(t, "keys", "status", "--data", dir)
+	if rows := statusRows(r.stdout); len(rows) != 2 || rows[1] != "identifying 1 - 0 1" {
+		t.Errorf("status after the national shred: %q", rows)
+	}
+	// The analytic identity and the system keys are intact: the vault
+	// still serves; a new identifying field cannot be sealed.
+	srv := startServer(t, dir)
+	st, body := srv.do(t, http.MethodPost, "/v1/submissions", token, encrypt(t, srv.recipient(t), household(t, 2)))
+	if st != http.StatusGone {
+		t.Errorf("deposit after the identifying class was shredded nationally: %d %s, want 410", st, body)
+	}
+	if st, _ := srv.do(t, http.MethodGet, "/v1/progress?area=18070-01", token, nil); st != http.StatusOK {
+		t.Errorf("progress after the shred: %d", st)
+	}
+	srv.stop(t)
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/broker"
+	"github.com/censusvault/censusvault/crypto"
 	"github.com/censusvault/censusvault/crypto/agekey"
 	"github.com/censusvault/censusvault/storage"
 	"github.com/censusvault/censusvault/storage/postgres"
@@ -268,7 +269,8 @@ func sortedKeys[V any](m map[string]V) []string {
 type createdFiles []string
 
 func (s *storeFlags) newFiles() createdFiles {
-	files := []string{filepath.Join(s.data, agekey.FileName)}
+	files := []string{filepath.Join(s.data, agekey.FileName),
+		classIdentityPath(s.data, crypto.Identifying), classIdentityPath(s.data, crypto.Analytic)}
 	if db, err := s.sqlitePath(); err == nil && db != "" {
 		files = append(files, db, db+"-wal", db+"-shm")
 	}

@@ -33,20 +33,26 @@ func pgVault(t *testing.T) (dsn, dir string) {
 	return dsn, dir
 }
 
-// secondInstance makes another data directory holding a copy of the key
-// provider identity, as an operator does for a second broker.
+// secondInstance makes another data directory holding copies of the key
+// provider identities, as an operator does for a second broker.
 func secondInstance(t *testing.T, dir string) string {
 	t.Helper()
-	id, err := os.ReadFile(filepath.Join(dir, "keyprovider.age"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	d2 := filepath.Join(t.TempDir(), "b")
 	if err := os.MkdirAll(d2, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(d2, "keyprovider.age"), id, 0o600); err != nil {
-		t.Fatal(err)
+	ids, _ := filepath.Glob(filepath.Join(dir, "keyprovider*.age"))
+	if len(ids) != 3 {
+		t.Fatalf("want the system and two class identities, found %v", ids)
+	}
+	for _, p := range ids {
+		id, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d2, filepath.Base(p)), id, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return d2
 }

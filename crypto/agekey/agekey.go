@@ -286,3 +286,8 @@ func (o oneStanza) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 	}
 	return o.id.Unwrap(stanzas)
 }
+
+// ClassFileName is the identity file of one class's data keys (one
+// identity per class lets a class be shredded nationally, backups
+// included, by destroying its identity).
+func ClassFileName(class string) string { return "keyprovider-" + class + ".age" }
