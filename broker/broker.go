@@ -102,7 +102,8 @@ type Broker struct {
 	ingest   []ingestKey  // newest first
 	ingestAt int          // number of ingest key rows loaded (to notice rotations)
 
-	dekMu sync.Mutex // serializes creating DEKs in this process
+	dekMu    sync.Mutex                       // guards dekLocks
+	dekLocks map[crypto.DataKeyID]*sync.Mutex // one per DEK: loading or creating it happens once at a time
 
 	authFail *authLimiter
 

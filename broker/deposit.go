@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/censusvault/censusvault/audit"
@@ -329,11 +330,28 @@ func (b *Broker) seal(ctx context.Context, id crypto.DataKeyID, plaintext []byte
 	}
 }
 
+func (b *Broker) dekLock(id crypto.DataKeyID) *sync.Mutex {
+	b.dekMu.Lock()
+	defer b.dekMu.Unlock()
+	if b.dekLocks == nil {
+		b.dekLocks = map[crypto.DataKeyID]*sync.Mutex{}
+	}
+	l := b.dekLocks[id]
+	if l == nil {
+		l = &sync.Mutex{}
+		b.dekLocks[id] = l
+	}
+	return l
+}
+
 // loadOrCreateDEK makes id's data key usable: from the store if it exists,
 // otherwise a new one, stored before anything is sealed under it.
 func (b *Broker) loadOrCreateDEK(ctx context.Context, id crypto.DataKeyID) error {
-	b.dekMu.Lock()
-	defer b.dekMu.Unlock()
+	// Only deposits needing this same key wait here: a slow key provider
+	// holds up one commune's first deposits, not everyone's.
+	l := b.dekLock(id)
+	l.Lock()
+	defer l.Unlock()
 	if b.keyring.Loaded(id) {
 		return nil
 	}
