@@ -59,6 +59,7 @@ const (
 	keyIngest  = "ingest"
 	keyReceipt = "receipt-signer"
 	keyAudit   = "audit-signer"
+	keyRecord  = "record-key" // the secret record keys are derived under
 )
 
 // Opts are what New needs.
@@ -97,6 +98,7 @@ type Broker struct {
 
 	receiptSigner *crypto.Signer
 	auditSigner   *crypto.Signer
+	recordKeys    *crypto.RecordKeyer
 
 	mu       sync.RWMutex // guards ingest
 	ingest   []ingestKey  // newest first
@@ -222,6 +224,9 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	}
 	if b.auditSigner, err = crypto.LoadSigner(ctx, o.Keys, auditKeys[0].Wrapped); err != nil {
 		return nil, fmt.Errorf("broker: failed to unwrap the audit key: %w", err)
+	}
+	if err := b.loadRecordKeys(ctx); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
 	}
 	if err := b.RefreshKeys(ctx); err != nil {
 		return nil, err

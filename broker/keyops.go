@@ -20,8 +20,8 @@ import (
 //	HashiCorp Vault Transit key per class)
 //	├── wrap the data keys (DEKs), one per (class, commune, version)
 //	│   └── seal the identifying / analytic fields of each submission
-//	└── (system) wrap the ingest identities and the receipt and audit
-//	    signing keys
+//	└── (system) wrap the ingest identities, the receipt and audit
+//	    signing keys, and the secret record keys are derived under
 //
 // Rotation starts a new DEK version for new writes; rewrap re-wraps every
 // stored DEK and system key under the newest key-encryption key without
@@ -117,7 +117,7 @@ func (b *Broker) KeyStatus(ctx context.Context) (*KeyStatus, error) {
 		}); err != nil {
 			return err
 		}
-		for _, p := range []string{keyIngest, keyReceipt, keyAudit} {
+		for _, p := range []string{keyIngest, keyReceipt, keyAudit, keyRecord} {
 			ks, err := tx.Keys(p)
 			if err != nil {
 				return err
@@ -264,7 +264,7 @@ func (b *Broker) Rewrap(ctx context.Context, actor string, o RewrapOpts) (int, e
 		}); err != nil {
 			return err
 		}
-		for _, p := range []string{keyIngest, keyReceipt, keyAudit} {
+		for _, p := range []string{keyIngest, keyReceipt, keyAudit, keyRecord} {
 			ks, err := tx.Keys(p)
 			if err != nil {
 				return err

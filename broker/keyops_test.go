@@ -416,8 +416,8 @@ func checkAllWrappedBy(t testing.TB, st *broker.KeyStatus, want map[string]strin
 			t.Errorf("KeyStatus: %d %s data keys v%d wrapped by %q, want %q", d.Live, d.Class, d.Version, d.KEK, want[d.Class])
 		}
 	}
-	if len(st.Keys) != 3 {
-		t.Errorf("KeyStatus lists %d system keys, want 3 (ingest, receipt, audit)", len(st.Keys))
+	if len(st.Keys) != 4 {
+		t.Errorf("KeyStatus lists %d system keys, want 4 (ingest, receipt, audit, record)", len(st.Keys))
 	}
 	for _, k := range st.Keys {
 		if k.KEK != want["system"] {
@@ -554,7 +554,7 @@ func TestKeyStatusHasNoKeyMaterial(t *testing.T) {
 
 // rewrapScenario deposits under two data-key versions in two communes and
 // returns the ids and how many keys a switching rewrap must move: every
-// data key and the three system keys.
+// data key and the four system keys.
 func rewrapScenario(t *testing.T, kv *keyVault) (ids []broker.SubmissionID, keys int) {
 	t.Helper()
 	ids = []broker.SubmissionID{kv.deposit(ea(communeA, 1)), kv.deposit(ea(communeA, 2)), kv.deposit(ea(communeB, 1)), kv.deposit(ea(communeB, 2))}
@@ -562,7 +562,7 @@ func rewrapScenario(t *testing.T, kv *keyVault) (ids []broker.SubmissionID, keys
 		t.Fatal(err)
 	}
 	ids = append(ids, kv.deposit(ea(communeA, 2)), kv.deposit(ea(communeB, 1)))
-	return ids, 2*2*2 + 3
+	return ids, 2*2*2 + 4
 }
 
 // TestRewrapToNewAgeIdentity: switching to a new age identity with

@@ -30,8 +30,8 @@ type InitOpts struct {
 var noteNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // Init writes a new vault into an empty store: areas, policy, an ingest
-// identity, the receipt and audit signing keys (all wrapped by the key
-// provider), and the first audit event.
+// identity, the receipt and audit signing keys, the record-key secret (all
+// wrapped by the key provider), and the first audit event.
 func Init(ctx context.Context, o InitOpts) error {
 	if o.Store == nil || o.Keys == nil {
 		return errors.New("init: store and key provider are required")
@@ -65,6 +65,10 @@ func Init(ctx context.Context, o InitOpts) error {
 	if err != nil {
 		return fmt.Errorf("init: failed to make the audit key: %w", err)
 	}
+	_, recordWrapped, err := crypto.GenerateRecordKeyer(ctx, o.Keys)
+	if err != nil {
+		return fmt.Errorf("init: failed to make the record-key secret: %w", err)
+	}
 	rows := o.Areas.Rows()
 	areas := make([]storage.Area, len(rows))
 	for i, r := range rows {
@@ -93,6 +97,7 @@ func Init(ctx context.Context, o InitOpts) error {
 			{Purpose: keyIngest, Version: 1, Wrapped: ingestWrapped, CreatedAt: now},
 			{Purpose: keyReceipt, Version: 1, Wrapped: receiptWrapped, CreatedAt: now},
 			{Purpose: keyAudit, Version: 1, Wrapped: auditWrapped, CreatedAt: now},
+			{Purpose: keyRecord, Version: 1, Wrapped: recordWrapped, CreatedAt: now},
 		} {
 			if err := tx.PutKey(&k); err != nil {
 				return err

@@ -187,9 +187,9 @@ func TestVaultRotateRewrap(t *testing.T) {
 	}
 	var last [2]int
 	n, err := kv.b.Rewrap(ctx, actor, broker.RewrapOpts{Batch: 3, Progress: func(done, total int) { last = [2]int{done, total} }})
-	// Two classes × two communes of version 1, and the three system keys.
-	if err != nil || n != 7 || last != [2]int{7, 7} {
-		t.Fatalf("Rewrap = %d, %v (progress %v); want 7 keys", n, err, last)
+	// Two classes × two communes of version 1, and the four system keys.
+	if err != nil || n != 8 || last != [2]int{8, 8} {
+		t.Fatalf("Rewrap = %d, %v (progress %v); want 8 keys", n, err, last)
 	}
 	for _, id := range ids {
 		if after, _ := json.Marshal(kv.sealed(id)); !bytes.Equal(after, before[id]) {

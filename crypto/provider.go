@@ -30,7 +30,23 @@ const (
 	domainDEK    = "censusvault-dek/v1\n"
 	domainIngest = "censusvault-ingest/v1\n"
 	domainSigner = "censusvault-signer/v1\n"
+	// domainRecordKey wraps the secret record keys are derived under.
+	domainRecordKey = "censusvault-recordkey/v1\n"
 )
+
+// rewrappable reports whether payload is key material of a known domain,
+// the only payloads Rewrap and RewrapKeys move.
+func rewrappable(payload []byte) bool {
+	if len(payload) > maxWrappedPayload {
+		return false
+	}
+	for _, d := range []string{domainDEK, domainIngest, domainSigner, domainRecordKey} {
+		if bytes.HasPrefix(payload, []byte(d)) {
+			return true
+		}
+	}
+	return false
+}
 
 // maxWrappedPayload bounds what we accept back from a provider: the largest
 // payload we ever wrap is an age hybrid secret key string or a note signer
@@ -85,10 +101,10 @@ func checkPayload(payload []byte, domain string) ([]byte, []byte, error) {
 	return payload, payload[len(domain):], nil
 }
 
-// Rewrap moves a wrapped blob (data key, ingest identity or signer) from one
-// KeyProvider to another, for key-encryption-key rotation, without the key
-// material ever leaving this package. Records sealed under a rewrapped data
-// key are untouched.
+// Rewrap moves a wrapped blob (data key, ingest identity, signer or
+// record-key secret) from one KeyProvider to another, for
+// key-encryption-key rotation, without the key material ever leaving this
+// package. Records sealed under a rewrapped data key are untouched.
 func Rewrap(ctx context.Context, from, to KeyProvider, wrapped []byte) ([]byte, error) {
 	if from == nil || to == nil {
 		return nil, errors.New("nil key provider")
@@ -101,8 +117,7 @@ func Rewrap(ctx context.Context, from, to KeyProvider, wrapped []byte) ([]byte, 
 		return nil, fmt.Errorf("failed to unwrap key: %w", err)
 	}
 	defer clear(payload)
-	if len(payload) > maxWrappedPayload || !(bytes.HasPrefix(payload, []byte(domainDEK)) ||
-		bytes.HasPrefix(payload, []byte(domainIngest)) || bytes.HasPrefix(payload, []byte(domainSigner))) {
+	if !rewrappable(payload) {
 		return nil, ErrDecrypt
 	}
 	w, err := to.WrapKey(ctx, payload)
@@ -112,10 +127,11 @@ func Rewrap(ctx context.Context, from, to KeyProvider, wrapped []byte) ([]byte, 
 	return w, nil
 }
 
-// RewrapKeys moves wrapped keys (data keys, ingest identities, signers)
-// from one provider to another without the keys leaving this package. With
-// from == to and a provider that implements Rewrapper, the provider does
-// it itself (Vault Transit rewrap: the keys never leave Vault either).
+// RewrapKeys moves wrapped keys (data keys, ingest identities, signers,
+// the record-key secret) from one provider to another without the keys
+// leaving this package. With from == to and a provider that implements
+// Rewrapper, the provider does it itself (Vault Transit rewrap: the keys
+// never leave Vault either).
 func RewrapKeys(ctx context.Context, from, to KeyProvider, wrapped [][]byte) ([][]byte, error) {
 	if from == nil || to == nil {
 		return nil, errors.New("nil key provider")
@@ -137,8 +153,7 @@ func RewrapKeys(ctx context.Context, from, to KeyProvider, wrapped [][]byte) ([]
 	}
 	defer clearAll(payloads)
 	for _, p := range payloads {
-		if len(p) > maxWrappedPayload || !(bytes.HasPrefix(p, []byte(domainDEK)) ||
-			bytes.HasPrefix(p, []byte(domainIngest)) || bytes.HasPrefix(p, []byte(domainSigner))) {
+		if !rewrappable(p) {
 			return nil, ErrDecrypt
 		}
 	}

@@ -104,7 +104,7 @@ func TestKeysAge(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A fresh vault: version 1, the three system keys, no data keys.
+	// A fresh vault: version 1, the four system keys, no data keys.
 	r := mustCV(t, "keys", "status", "--data", dir)
 	if !strings.Contains(r.stdout, "data-key version for new writes: 1\n") {
 		t.Errorf("keys status on a fresh vault:\n%s", r.stdout)
@@ -113,7 +113,7 @@ func TestKeysAge(t *testing.T) {
 	if kek == nil {
 		t.Fatalf("keys status names no current age key-encryption key:\n%s", r.stdout)
 	}
-	for _, p := range []string{"ingest", "receipt-signer", "audit-signer"} {
+	for _, p := range []string{"ingest", "receipt-signer", "audit-signer", "record-key"} {
 		if !regexp.MustCompile(`(?m)^` + p + `\s+1\s+` + kek[1] + `\s`).MatchString(r.stdout) {
 			t.Errorf("keys status does not list %s v1 wrapped by %s:\n%s", p, kek[1], r.stdout)
 		}
@@ -206,18 +206,18 @@ func TestKeysAge(t *testing.T) {
 		t.Errorf("keys rewrap --from-keys age (the same identity):\n%s", r)
 	}
 	// Moving to a new identity, as `keys rotate --kek` tells an age user
-	// to: every live key (the analytic data key and three system keys)
-	// moves, with progress. (The class identities are not replaced here,
-	// so the data keys stay as they are.)
+	// to: the four system keys (ingest, receipt and audit signers, record
+	// key) move, with progress. (The class identities are not replaced
+	// here, so the data keys stay as they are.)
 	oldID := filepath.Join(dir, "old-keyprovider.age")
 	if err := os.Rename(filepath.Join(dir, "keyprovider.age"), oldID); err != nil {
 		t.Fatal(err)
 	}
 	r = mustCV(t, "keys", "rewrap", "--from-keys", "age:"+oldID, "--data", dir)
-	if !strings.Contains(r.stderr, "re-wrapped 3/3 keys") {
+	if !strings.Contains(r.stderr, "re-wrapped 4/4 keys") {
 		t.Errorf("keys rewrap --from-keys age: no progress line on stderr:\n%s", r)
 	}
-	if !strings.Contains(r.stdout, "re-wrapped 3 keys; no record was touched") {
+	if !strings.Contains(r.stdout, "re-wrapped 4 keys; no record was touched") {
 		t.Errorf("keys rewrap --from-keys age:\n%s", r)
 	}
 	for name, w := range storedWrapped(t, dir) {
@@ -313,8 +313,8 @@ func TestKeysVault(t *testing.T) {
 		t.Errorf("keys rotate --kek:\n%s", r)
 	}
 	r = mustCV(t, "keys", "rewrap", "--data", dir, "--keys", spec)
-	// Two data keys and three system keys.
-	if !strings.Contains(r.stderr, "re-wrapped 5/5 keys") || !strings.Contains(r.stdout, "re-wrapped 5 keys") {
+	// Two data keys and four system keys.
+	if !strings.Contains(r.stderr, "re-wrapped 6/6 keys") || !strings.Contains(r.stdout, "re-wrapped 6 keys") {
 		t.Errorf("keys rewrap: no progress line on stderr, or not every key:\n%s", r)
 	}
 	if strings.Count(r.stderr, "min_decryption_version raised to 2") != 3 {
@@ -322,7 +322,7 @@ func TestKeysVault(t *testing.T) {
 	}
 	noKeyMaterial(t, "keys rewrap", r, storedWrapped(t, dir), os.Getenv("VAULT_TOKEN"))
 	r = mustCV(t, "keys", "status", "--data", dir, "--keys", spec)
-	if strings.Contains(r.stdout, ":v1") || strings.Count(r.stdout, ":v2") != 3+2+3 {
+	if strings.Contains(r.stdout, ":v1") || strings.Count(r.stdout, ":v2") != 3+2+4 {
 		t.Errorf("keys status after rotate --kek and rewrap: want everything on v2:\n%s", r.stdout)
 	}
 	for _, use := range []string{"system", "identifying", "analytic"} {
@@ -376,14 +376,14 @@ func TestKeysSwitchAgeToVault(t *testing.T) {
 	mustCV(t, "keys", "init-vault", "--keys", spec)
 
 	r := mustCV(t, "keys", "rewrap", "--from-keys", "age", "--keys", spec, "--data", dir)
-	if !strings.Contains(r.stderr, "re-wrapped 5/5 keys") || !strings.Contains(r.stdout, "re-wrapped 5 keys") {
+	if !strings.Contains(r.stderr, "re-wrapped 6/6 keys") || !strings.Contains(r.stdout, "re-wrapped 6 keys") {
 		t.Errorf("keys rewrap --from-keys age --keys %s:\n%s", spec, r)
 	}
 	if err := os.Remove(filepath.Join(dir, "keyprovider.age")); err != nil {
 		t.Fatal(err)
 	}
 	r = mustCV(t, "keys", "status", "--data", dir, "--keys", spec)
-	if strings.Contains(r.stdout, "age:") || strings.Count(r.stdout, "vault:transit/") != 3+2+3 {
+	if strings.Contains(r.stdout, "age:") || strings.Count(r.stdout, "vault:transit/") != 3+2+4 {
 		t.Errorf("keys status after switching to Vault: want every key on Vault:\n%s", r.stdout)
 	}
 	depositOne(t, dir, token, 2, "--keys", spec)
