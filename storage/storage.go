@@ -22,6 +22,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -101,6 +102,13 @@ type ReadTx interface {
 	// AuditRecords calls fn for each record with from <= index, in order,
 	// until fn returns false, an error, or limit records (limit <= 0: all).
 	AuditRecords(from int64, limit int, fn func(AuditRecord) (bool, error)) error
+
+	// Project returns one research project; ErrNotFound if unknown.
+	Project(id string) (*Project, error)
+	// Projects calls fn for every project, ordered by id (byte order),
+	// until fn returns false or an error (which Projects returns). The
+	// rows are read before fn first runs, so fn may use the transaction.
+	Projects(fn func(Project) (bool, error)) error
 }
 
 // Tx reads and writes within a transaction.
@@ -156,6 +164,22 @@ type Tx interface {
 	// record it returns, which must carry head.Next as its index. It
 	// returns the stored record.
 	AppendAudit(build func(AuditHead) (AuditRecord, error)) (AuditRecord, error)
+
+	// InsertProject stores a new project; ErrConflict if its id exists.
+	// Spent must be 0 and Budget positive: a ledger starts empty.
+	InsertProject(p *Project) error
+	// CloseProject marks an open project closed at at (not zero);
+	// ErrNotFound if unknown, ErrConflict if it is already closed (the
+	// first closing time is kept).
+	CloseProject(id string, at time.Time) error
+	// DebitProject adds cells (>= 0) to a project's Spent and returns
+	// Budget-Spent after it. It is one atomic step: when Spent+cells
+	// would pass Budget it changes nothing and returns an error wrapping
+	// ErrConflict that says the budget is exhausted, so two requests
+	// racing for the last cells cannot both be granted. ErrNotFound if
+	// the project is unknown. It does not look at ClosedAt or Expires:
+	// that is the caller's policy.
+	DebitProject(id string, cells int64) (remaining int64, err error)
 }
 
 // Area is one node of the area tree as stored.
@@ -248,6 +272,24 @@ type AuditRecord struct {
 	LeafHash  [32]byte
 	ChainHash [32]byte
 }
+
+// Project is an approved research project and its release ledger.
+type Project struct {
+	ID        string // [a-z0-9][a-z0-9._-]{0,63}
+	Title     string
+	Purpose   string
+	Areas     []string // area codes it covers, each with its subtree
+	Variables []string // analytic variables and derived bands it may use
+	Expires   time.Time
+	Budget    int64     // cells it may release in total
+	Spent     int64     // cells released so far
+	CreatedAt time.Time // UTC
+	ClosedAt  time.Time // zero: open
+}
+
+// ErrBudgetExhausted is what DebitProject returns when the debit would
+// pass the budget; it wraps ErrConflict.
+var ErrBudgetExhausted = fmt.Errorf("%w: budget exhausted", ErrConflict)
 
 // Topics of change notifications.
 const (

@@ -64,6 +64,7 @@ func commands() []command {
 		{"keys", "key operations (keys rotate-ingest)", cmdKeys},
 		{"audit", "audit log operations (audit verify)", cmdAudit},
 		{"migrate", "bring the database schema up to date (also done on every start)", cmdMigrate},
+		{"project", "research projects: add|list|show|close", cmdProject},
 	}
 }
 

@@ -39,7 +39,7 @@ const FileName = "vault.db"
 // SchemaVersion is the schema this binary writes. Opening a database with
 // a newer schema fails rather than risk misreading it; an older one is
 // upgraded.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrations are the steps of the schema, in order: step i (from 0)
 // brings a database from version i to i+1. A released step is never
@@ -50,6 +50,8 @@ func migrations() []string {
 		schemaV1,
 		// Version 2: crypto-shredding leaves a tombstone; "" is live.
 		`ALTER TABLE data_keys ADD COLUMN shredded_at TEXT NOT NULL DEFAULT ''`,
+		// Version 3: research projects and their cell budgets.
+		schemaV3Projects,
 	}
 }
 
@@ -590,4 +592,22 @@ CREATE TABLE IF NOT EXISTS audit_events (
 	leaf_hash  BLOB NOT NULL,
 	chain_hash BLOB NOT NULL
 );
+`
+
+// schemaV3Projects adds research projects. Areas and variables are JSON
+// arrays of strings; the CHECKs keep the ledger sane even against a
+// statement that forgot DebitProject's guard.
+const schemaV3Projects = `
+CREATE TABLE projects (
+	id         TEXT PRIMARY KEY,
+	title      TEXT NOT NULL,
+	purpose    TEXT NOT NULL,
+	areas      TEXT NOT NULL,
+	variables  TEXT NOT NULL,
+	expires_at TEXT NOT NULL,
+	budget     INTEGER NOT NULL CHECK (budget > 0),
+	spent      INTEGER NOT NULL CHECK (spent >= 0 AND spent <= budget),
+	created_at TEXT NOT NULL,
+	closed_at  TEXT NOT NULL
+) WITHOUT ROWID;
 `

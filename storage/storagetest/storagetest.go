@@ -71,6 +71,9 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"CanceledContext", testCanceledContext},
 		{"Watch", testWatch},
 		{"Closed", testClosed},
+		{"Projects", testProjects},
+		{"DebitProject", testDebitProject},
+		{"DebitConcurrent", testDebitConcurrent},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
