@@ -82,43 +82,63 @@ func (b *Broker) Deposit(ctx context.Context, c *Caller, contentLength int64, bo
 	if int64(len(ct)) > b.maxBody {
 		return nil, tooLarge()
 	}
-	invalid := func(ev *audit.Event, msg string, problems []string, err error) error {
-		ev.Outcome = "invalid"
-		ev.Reason = msg
-		if len(problems) > 0 {
-			ev.Reason += ": " + joinProblems(problems)
-		}
-		e := errorf(Invalid, err, "%s", msg)
-		e.Problems = problems
-		return b.refuse(ctx, ev, e)
-	}
 	plain, err := crypto.OpenSubmission(ct, b.activeIngest(), form.MaxBody)
 	if errors.Is(err, crypto.ErrTooLarge) {
 		return nil, tooLarge()
 	}
 	if err != nil {
-		return nil, invalid(b.event(c, action, d0),
+		return nil, b.refuseInvalid(ctx, b.event(c, action, d0),
 			"body is not an age file encrypted to a current ingest recipient (GET /v1/ingest/recipient)", nil, err)
+	}
+	newEvent := func(d policy.Decision) *audit.Event { return b.event(c, action, d) }
+	authorize := func(ea AreaCode) (policy.Decision, error) {
+		return b.policy.Allow(ctx, c.subject(), policy.Deposit, policy.Resource{Path: b.tree.PathStrings(ea)})
+	}
+	return b.depositPlain(ctx, c, plain, d0, newEvent, authorize)
+}
+
+// refuseInvalid records and returns the refusal of an invalid submission.
+func (b *Broker) refuseInvalid(ctx context.Context, ev *audit.Event, msg string, problems []string, err error) error {
+	ev.Outcome = "invalid"
+	ev.Reason = msg
+	if len(problems) > 0 {
+		ev.Reason += ": " + joinProblems(problems)
+	}
+	e := errorf(Invalid, err, "%s", msg)
+	e.Problems = problems
+	return b.refuse(ctx, ev, e)
+}
+
+// depositPlain is everything a deposit does after decryption: decode →
+// area check → authorize for the EA → validate → split → seal → commit.
+// Deposit and IngestSynthetic share it so that synthetic data takes
+// exactly the path real data takes. d0 is the decision recorded while
+// the area is unknown; newEvent starts an event for a decision; authorize
+// decides for the submission's EA.
+func (b *Broker) depositPlain(ctx context.Context, c *Caller, plain []byte, d0 policy.Decision,
+	newEvent func(policy.Decision) *audit.Event, authorize func(AreaCode) (policy.Decision, error)) (*DepositResult, error) {
+	invalid := func(ev *audit.Event, msg string, problems []string, err error) error {
+		return b.refuseInvalid(ctx, ev, msg, problems, err)
 	}
 	sum := sha256.Sum256(plain)
 	payloadHash := hex.EncodeToString(sum[:])
 
 	sub, err := form.Decode(plain)
 	if err != nil {
-		return nil, invalid(b.event(c, action, d0), "submission is malformed", problemsOf(err), nil)
+		return nil, invalid(newEvent(d0), "submission is malformed", problemsOf(err), nil)
 	}
 	ea := AreaCode(sub.Area)
 	a, ok := b.tree.Get(ea)
 	if !ok || a.Level != area.EA {
-		ev := b.event(c, action, d0)
+		ev := newEvent(d0)
 		ev.Resources = []string{"submission:" + sub.ID}
 		return nil, invalid(ev, "area is not a known enumeration area", nil, nil)
 	}
-	d, err := b.policy.Allow(ctx, c.subject(), policy.Deposit, policy.Resource{Path: b.tree.PathStrings(ea)})
+	d, err := authorize(ea)
 	if err != nil {
 		return nil, errorf(Internal, err, "policy failed")
 	}
-	ev := b.event(c, action, d)
+	ev := newEvent(d)
 	ev.Area = string(ea)
 	ev.Resources = []string{"submission:" + sub.ID}
 	if !d.Allow {

@@ -65,6 +65,7 @@ func commands() []command {
 		{"audit", "audit log operations (audit verify)", cmdAudit},
 		{"migrate", "bring the database schema up to date (also done on every start)", cmdMigrate},
 		{"project", "research projects: add|list|show|close", cmdProject},
+		{"gen", "generate a synthetic census and load it through the ingest path (for tests and benchmarks)", cmdGen},
 	}
 }
 
