@@ -69,6 +69,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/storage"
+	groupcommit "github.com/censusvault/censusvault/storage/internal/batch"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -667,33 +668,7 @@ func (s *Store) Watch(ctx context.Context, fn func(topic string)) error {
 
 func (s *Store) committer() {
 	defer close(s.done)
-	for {
-		var first *op
-		select {
-		case first = <-s.ops:
-		case <-s.closing:
-			// Drain what was queued before Close.
-			for {
-				select {
-				case o := <-s.ops:
-					s.commit([]*op{o})
-				default:
-					return
-				}
-			}
-		}
-		batch := []*op{first}
-	gather:
-		for len(batch) < s.maxBatch {
-			select {
-			case o := <-s.ops:
-				batch = append(batch, o)
-			default:
-				break gather
-			}
-		}
-		s.commit(batch)
-	}
+	groupcommit.Run(s.ops, s.closing, s.maxBatch, s.commit)
 }
 
 // begin takes the committer's connection and starts a batch's transaction

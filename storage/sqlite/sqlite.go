@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/storage"
+	"github.com/censusvault/censusvault/storage/internal/batch"
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
 )
@@ -281,33 +282,7 @@ func (s *Store) isClosed() bool {
 
 func (s *Store) committer() {
 	defer close(s.done)
-	for {
-		var first *op
-		select {
-		case first = <-s.ops:
-		case <-s.closing:
-			// Drain what was queued before Close.
-			for {
-				select {
-				case o := <-s.ops:
-					s.commit([]*op{o})
-				default:
-					return
-				}
-			}
-		}
-		batch := []*op{first}
-	gather:
-		for len(batch) < s.maxBatch {
-			select {
-			case o := <-s.ops:
-				batch = append(batch, o)
-			default:
-				break gather
-			}
-		}
-		s.commit(batch)
-	}
+	batch.Run(s.ops, s.closing, s.maxBatch, s.commit)
 }
 
 // commit runs a batch of Updates in one transaction, each in a savepoint.
