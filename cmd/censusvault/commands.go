@@ -141,26 +141,14 @@ func newServer(h http.Handler) *http.Server {
 }
 
 func cmdUser(ctx context.Context, e *env, args []string) error {
-	sub := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		sub, args = args[0], args[1:]
-	}
-	synopsis := map[string]string{
+	sub, syn, args, done, err := subcommand(e, args, "usage: censusvault user add|grant|revoke|show NAME [flags]", map[string]string{
 		"add":    "user add NAME --role ROLE --area CODE [--expires 90d]",
 		"grant":  "user grant NAME --role ROLE --area CODE [--deny]",
 		"revoke": "user revoke NAME",
 		"show":   "user show NAME",
-	}
-	syn, ok := synopsis[sub]
-	if !ok {
-		fmt.Fprintln(e.stderr, "usage: censusvault user add|grant|revoke|show NAME [flags]")
-		if sub == "" && len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		if sub == "" {
-			return &exitError{code: 2}
-		}
-		return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q", sub)}
+	})
+	if done {
+		return err
 	}
 	fs := newFlags("user "+sub, syn, e)
 	var sf storeFlags

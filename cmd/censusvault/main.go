@@ -290,3 +290,23 @@ func (c createdFiles) remove() {
 		os.Remove(p)
 	}
 }
+
+// subcommand splits "GROUP SUB args…" and returns SUB's synopsis. When SUB
+// is missing or unknown it prints the group's usage and done is true: the
+// caller returns err (nil for --help, exit status 2 otherwise).
+func subcommand(e *env, args []string, usage string, synopses map[string]string) (sub, syn string, rest []string, done bool, err error) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	if syn, ok := synopses[sub]; ok {
+		return sub, syn, args, false, nil
+	}
+	fmt.Fprintln(e.stderr, usage)
+	switch {
+	case sub == "" && len(args) > 0 && (args[0] == "-h" || args[0] == "--help"):
+		return "", "", nil, true, nil
+	case sub == "":
+		return "", "", nil, true, &exitError{code: 2}
+	}
+	return "", "", nil, true, &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q", sub)}
+}

@@ -14,26 +14,14 @@ import (
 // cmdProject registers and reports research projects: what areas and
 // variables a project may tabulate, until when, and its cell budget.
 func cmdProject(ctx context.Context, e *env, args []string) error {
-	sub := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		sub, args = args[0], args[1:]
-	}
-	synopsis := map[string]string{
+	sub, syn, args, done, err := subcommand(e, args, "usage: censusvault project add|list|show|close [ID] [flags]", map[string]string{
 		"add":   "project add ID --title T --purpose P --areas CODE,… --variables VAR,… --expires 180d --budget CELLS",
 		"list":  "project list",
 		"show":  "project show ID",
 		"close": "project close ID",
-	}
-	syn, ok := synopsis[sub]
-	if !ok {
-		fmt.Fprintln(e.stderr, "usage: censusvault project add|list|show|close [ID] [flags]")
-		if sub == "" && len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		if sub == "" {
-			return &exitError{code: 2}
-		}
-		return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q", sub)}
+	})
+	if done {
+		return err
 	}
 	fs := newFlags("project "+sub, syn, e)
 	var sf storeFlags
