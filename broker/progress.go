@@ -83,9 +83,12 @@ func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth i
 		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to read progress of area %s", code))
 	}
 
-	// Count every EA of the subtree, then roll up.
+	// One pass over the subtree: its EAs' counts, then a roll-up from the
+	// leaves (pre-order reversed visits children before parents).
+	var sub []area.Area
 	var eas []string
 	b.tree.Walk(code, math.MaxInt, func(a area.Area, _ int) bool {
+		sub = append(sub, a)
 		if a.Level == area.EA {
 			eas = append(eas, string(a.Code))
 		}
@@ -100,15 +103,19 @@ func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth i
 	if err != nil {
 		return nil, errorf(Unavailable, err, "the vault database is unavailable; try again later")
 	}
+	total := make(map[AreaCode]int64, len(sub))
+	for i := len(sub) - 1; i >= 0; i-- {
+		a := sub[i]
+		if a.Level == area.EA {
+			total[a.Code] += counts[string(a.Code)]
+		}
+		if a.Code != code {
+			total[a.Parent] += total[a.Code]
+		}
+	}
 	rep := &ProgressReport{Area: code, Depth: depth, Rows: []ProgressRow{}}
 	b.tree.Walk(code, depth, func(a area.Area, _ int) bool {
-		var n int64
-		b.tree.Walk(a.Code, math.MaxInt, func(e area.Area, _ int) bool {
-			if e.Level == area.EA {
-				n += counts[string(e.Code)]
-			}
-			return true
-		})
+		n := total[a.Code]
 		rep.Rows = append(rep.Rows, ProgressRow{
 			Area: a.Code, Name: a.Name, Level: a.Level.String(), Planned: a.Planned, Deposited: n,
 			Percent: percent(n, a.Planned),
