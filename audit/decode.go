@@ -22,36 +22,44 @@ const (
 	fPurpose
 	fReason
 	fReleaseDigest
+	fRequest
 	fResources
 	fRoles
 	fRule
 	fTime
 	fV
 	fAll = 1<<iota - 1
+	// fOptional are the keys an event may leave out: "request" is present
+	// exactly when it is not empty.
+	fOptional = fRequest
+	fRequired = fAll &^ fOptional
 )
 
 // keyNames lists the keys in canonical order; key i has bit 1<<i.
 var keyNames = [...]string{
 	"action", "actor", "area", "decision", "index", "outcome", "policy_hash",
-	"purpose", "reason", "release_digest", "resources", "roles", "rule",
-	"time", "v",
+	"purpose", "reason", "release_digest", "request", "resources", "roles",
+	"rule", "time", "v",
 }
 
 var keyBits = map[string]int{
 	"action": fAction, "actor": fActor, "area": fArea,
 	"decision": fDecision, "index": fIndex, "outcome": fOutcome,
 	"policy_hash": fPolicyHash, "purpose": fPurpose, "reason": fReason,
-	"release_digest": fReleaseDigest, "resources": fResources,
-	"roles": fRoles, "rule": fRule, "time": fTime, "v": fV,
+	"release_digest": fReleaseDigest, "request": fRequest,
+	"resources": fResources, "roles": fRoles, "rule": fRule, "time": fTime,
+	"v": fV,
 }
 
 func keyName(bit int) string { return keyNames[bits.TrailingZeros(uint(bit))] }
 
 // Decode parses an event strictly: the bytes must be one JSON object with
-// exactly the version-1 keys, each once and of the right type, and must be
-// the event's canonical encoding. Errors wrap ErrTooLarge, ErrMalformed,
-// ErrVersion or ErrNotCanonical. Empty arrays decode as nil slices; Time is
-// in UTC.
+// exactly the version-1 keys (every required key, and "request" at most
+// once), each once and of the right type, and must be the event's
+// canonical encoding. Errors wrap ErrTooLarge, ErrMalformed, ErrVersion or
+// ErrNotCanonical; "request":"" is ErrNotCanonical, since the canonical
+// form leaves an empty request out. Empty arrays decode as nil slices;
+// Time is in UTC.
 //
 // Non-canonical but well-formed JSON (whitespace, another key order, other
 // escapes) is parsed first and then refused with ErrNotCanonical, so an
@@ -64,6 +72,9 @@ func Decode(b []byte) (*Event, error) {
 	e, err := p.event()
 	if err != nil {
 		return nil, err
+	}
+	if p.emptyRequest {
+		return nil, fmt.Errorf(`%w: "request" is empty; the canonical form leaves the key out when there is no request`, ErrNotCanonical)
 	}
 	enc, err := e.Encode()
 	if err != nil {
@@ -85,6 +96,9 @@ func Decode(b []byte) (*Event, error) {
 type parser struct {
 	b []byte
 	i int
+	// emptyRequest records a "request" key with an empty string, which
+	// parses but is not canonical.
+	emptyRequest bool
 }
 
 func (p *parser) errorf(format string, args ...any) error {
@@ -183,17 +197,17 @@ func (p *parser) event() (*Event, error) {
 	if p.i != len(p.b) {
 		return nil, p.errorf("trailing data after event")
 	}
-	if seen != fAll {
+	if seen&fRequired != fRequired {
 		return nil, fmt.Errorf("%w: missing key %q", ErrMalformed, firstMissing(seen))
 	}
 	return e, nil
 }
 
-// firstMissing names the first missing key in canonical order, so the
-// error is the same on every run.
+// firstMissing names the first missing required key in canonical order,
+// so the error is the same on every run.
 func firstMissing(seen int) string {
 	for i, name := range keyNames {
-		if seen&(1<<i) == 0 {
+		if seen&(1<<i) == 0 && fRequired&(1<<i) != 0 {
 			return name
 		}
 	}
@@ -287,6 +301,9 @@ func (p *parser) value(e *Event, bit int) error {
 			e.Reason = s
 		case fReleaseDigest:
 			e.ReleaseDigest = s
+		case fRequest:
+			e.Request = s
+			p.emptyRequest = s == ""
 		case fRule:
 			e.Rule = s
 		}

@@ -35,6 +35,12 @@ func TestRoundTrip(t *testing.T) {
 			Resources:     many,
 		},
 		"control and unicode": {Actor: "\x00\x01\x1f\x7f\u2028🙂Phường Bắc Hồng\\\"/"},
+		"table release":       releaseEvent(),
+		"release log event":   logEvent(4),
+		"request only":        {Request: "x"},
+		"request with escapes": {
+			Action: "table.request", Request: "{\"purpose\":\"di cư \\\"nội tỉnh\\\"\\n\",\"k\":[1,2]}\n\x00\u2028",
+		},
 	}
 	for name, e := range events {
 		t.Run(name, func(t *testing.T) {
@@ -170,6 +176,20 @@ func TestDecodeRejects(t *testing.T) {
 		{"time trailing zero", swap(t, `07:30:00.12Z`, `07:30:00.120Z`), canonical},
 		{"time zero fraction", swap(t, `07:30:00.12Z`, `07:30:00.000Z`), canonical},
 		{"time comma fraction", swap(t, `07:30:00.12Z`, `07:30:00,12Z`), canonical},
+		// Request: optional, but a string and not empty when present.
+		{"request empty", swap(t, `"release_digest":"",`, `"release_digest":"","request":"",`), canonical},
+		{"request number", swap(t, `"release_digest":"",`, `"release_digest":"","request":1,`), malformed},
+		{"request null", swap(t, `"release_digest":"",`, `"release_digest":"","request":null,`), malformed},
+		{"request object", swap(t, `"release_digest":"",`, `"release_digest":"","request":{"as_of":1},`), malformed},
+		{"request array", swap(t, `"release_digest":"",`, `"release_digest":"","request":["x"],`), malformed},
+		{"request boolean", swap(t, `"release_digest":"",`, `"release_digest":"","request":false,`), malformed},
+		{"request duplicate", swap(t, `"release_digest":"",`, `"release_digest":"","request":"x","request":"x",`), malformed},
+		{"request empty then malformed", swap(t, `"release_digest":"",`, `"release_digest":"","request":"","index":1,`), malformed},
+		{"request key escaped", swap(t, `"release_digest":"",`, `"release_digest":"","re\u0071uest":"x",`), canonical},
+		{"request out of order", swap(t, `"rule":`, `"request":"x","rule":`), canonical},
+		{"request first", swap(t, `{"action":`, `{"request":"x","action":`), canonical},
+		{"request unneeded escape", swap(t, `"release_digest":"",`, `"release_digest":"","request":"\u0078",`), canonical},
+		{"request key without value", swap(t, `"release_digest":"",`, `"release_digest":"","request",`), malformed},
 		// Size.
 		{"too large", katBytes + strings.Repeat(" ", audit.MaxEventSize+1-len(katBytes)), tooLarge},
 	}
@@ -191,6 +211,30 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// TestDecodeRequest checks that "request" decodes when present and
+// non-empty, and that events without it (all events written before the
+// key existed) decode as before.
+func TestDecodeRequest(t *testing.T) {
+	e, err := audit.Decode([]byte(releaseBytes))
+	if err != nil {
+		t.Fatalf("Decode(releaseBytes): %v", err)
+	}
+	if want := releaseEvent().Request; e.Request != want {
+		t.Errorf("Request = %q, want %q", e.Request, want)
+	}
+	for _, b := range []string{katBytes, zeroBytes} {
+		e, err := audit.Decode([]byte(b))
+		if err != nil || e.Request != "" {
+			t.Errorf("Decode(%.40s…) = Request %q, %v; want no request", b, e.Request, err)
+		}
+	}
+	// An empty request names the key and the fix, not just a byte offset.
+	_, err = audit.Decode([]byte(strings.Replace(katBytes, `"release_digest":"",`, `"release_digest":"","request":"",`, 1)))
+	if !errors.Is(err, audit.ErrNotCanonical) || !strings.Contains(err.Error(), `"request" is empty`) {
+		t.Errorf("empty request: %v", err)
+	}
+}
+
 func TestDecodeEveryPrefixFails(t *testing.T) {
 	for n := range len(katBytes) {
 		if _, err := audit.Decode([]byte(katBytes[:n])); !errors.Is(err, audit.ErrMalformed) {
@@ -199,6 +243,11 @@ func TestDecodeEveryPrefixFails(t *testing.T) {
 	}
 	if _, err := audit.Decode([]byte(katBytes)); err != nil {
 		t.Errorf("Decode(katBytes): %v", err)
+	}
+	for n := range len(releaseBytes) {
+		if _, err := audit.Decode([]byte(releaseBytes[:n])); !errors.Is(err, audit.ErrMalformed) {
+			t.Errorf("Decode(releaseBytes[:%d]) error %v, want ErrMalformed", n, err)
+		}
 	}
 }
 

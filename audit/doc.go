@@ -11,26 +11,39 @@
 //
 // # Event format, version 1
 //
-// An event is the RFC 8785 (JCS) canonical JSON of an object with exactly
-// these keys, in this order (JCS sorts keys), every key always present:
+// An event is the RFC 8785 (JCS) canonical JSON of an object with these
+// keys, in this order (JCS sorts keys):
 //
 //	action, actor, area, decision, index, outcome, policy_hash, purpose,
-//	reason, release_digest, resources, roles, rule, time, v
+//	reason, release_digest, [request,] resources, roles, rule, time, v
+//
+// Every key is always present except "request", which is present exactly
+// when the event has a non-empty request (research table releases) and is
+// left out otherwise; "request":"" is not canonical. Events written before
+// "request" existed therefore keep their bytes, hashes and validity. A
+// verifier that predates the key rejects events carrying it as having an
+// unknown key.
 //
 // "index" and "v" are integers, "resources" and "roles" are arrays of
 // strings ([] when empty, never null), "time" is UTC RFC 3339 with as many
 // fractional digits as needed ("2019-04-01T07:30:00.12Z") and everything
-// else is a string ("" when unused). There is no whitespace; strings escape
-// only '"', '\' and control characters below U+0020, as JSON.stringify does,
-// and carry everything else, including non-ASCII text, as literal UTF-8.
+// else is a string ("" when unused). "request", when present, is a string
+// holding the canonical JSON of a research table request (the normalized
+// request, its as-of point and disclosure-control parameters), escaped as
+// any other string. There is no whitespace; strings escape only '"', '\'
+// and control characters below U+0020, as JSON.stringify does, and carry
+// everything else, including non-ASCII text, as literal UTF-8.
 //
 // Because the encoding is canonical, an event has exactly one valid byte
 // form: [Decode] rejects any other spelling with [ErrNotCanonical]. The bytes
-// are hashed as they are, so the format is frozen; a change means a new "v".
+// are hashed as they are, so the format is frozen: a new key may only be
+// optional and absent when empty, as "request" is, and any other change
+// means a new "v".
 //
 // An event carries identifiers only (actor, roles, area, resource ids,
-// policy hash, release digest), never a field value, key or token: the log
-// is read by auditors who must not see census data.
+// policy hash, release digest, and for a table release the request's
+// parameters), never a field value, key or token: the log is read by
+// auditors who must not see census data.
 //
 // # Hashes
 //

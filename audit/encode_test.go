@@ -44,6 +44,15 @@ func TestEncodeKnownAnswer(t *testing.T) {
 			chainFrom: "ae97fcd0a26d31e72c6f12c52d00bb5314ab6434734777f77fd6e8e161d62e24",
 		},
 		{
+			// "request" sits between "release_digest" and "resources",
+			// its JSON carried as an escaped string.
+			name:      "table release with request",
+			event:     releaseEvent(),
+			want:      releaseBytes,
+			leaf:      "44eb9e0d2982c438a085c29df1356343a6c9acfe0d1bbf7d1d51268794c1f232",
+			chainFrom: "d39db525ceb7f3a0e68f717853932683b8135802c728e9239c05ff5ee9d46518",
+		},
+		{
 			name:      "zero event",
 			event:     &audit.Event{},
 			want:      zeroBytes,
@@ -161,6 +170,7 @@ func TestEncodeRejectsInvalidUTF8(t *testing.T) {
 		"PolicyHash":    func(e *audit.Event, s string) { e.PolicyHash = s },
 		"Outcome":       func(e *audit.Event, s string) { e.Outcome = s },
 		"ReleaseDigest": func(e *audit.Event, s string) { e.ReleaseDigest = s },
+		"Request":       func(e *audit.Event, s string) { e.Request = s },
 		"Roles[1]":      func(e *audit.Event, s string) { e.Roles = []string{"ok", s} },
 		"Resources[0]":  func(e *audit.Event, s string) { e.Resources = []string{s} },
 	}
@@ -262,6 +272,29 @@ func TestEncodeTime(t *testing.T) {
 	}
 }
 
+// TestEncodeRequestOptional checks that "request" appears only when
+// Request is set, so events from before the key keep their bytes.
+func TestEncodeRequestOptional(t *testing.T) {
+	for name, e := range map[string]*audit.Event{"known answer": katEvent(), "zero": {}, "log event": logEvent(3)} {
+		b, err := e.Encode()
+		if err != nil {
+			t.Fatalf("%s: Encode: %v", name, err)
+		}
+		if bytes.Contains(b, []byte(`"request"`)) {
+			t.Errorf("%s: event without a request encodes the key: %s", name, b)
+		}
+		e.Request = `{"as_of":1}`
+		withReq, err := e.Encode()
+		if err != nil {
+			t.Fatalf("%s: Encode with request: %v", name, err)
+		}
+		want := bytes.Replace(b, []byte(`,"resources":`), []byte(`,"request":"{\"as_of\":1}","resources":`), 1)
+		if !bytes.Equal(withReq, want) {
+			t.Errorf("%s: with request\n got %s\nwant %s", name, withReq, want)
+		}
+	}
+}
+
 func TestEncodeEmptyAndNilSlicesAgree(t *testing.T) {
 	a, errA := (&audit.Event{Roles: nil, Resources: nil}).Encode()
 	b, errB := (&audit.Event{Roles: []string{}, Resources: []string{}}).Encode()
@@ -298,6 +331,34 @@ func TestEncodeSizeBoundaries(t *testing.T) {
 		if _, err := audit.Decode(b); err != nil {
 			t.Errorf("size %d: Decode: %v", n, err)
 		}
+	}
+	// The request counts towards the limit like any other string.
+	for _, n := range []int{audit.MaxEventSize, audit.MaxEventSize + 1} {
+		e := releaseEvent()
+		base, err := e.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Request += strings.Repeat("x", n-len(base))
+		b, err := e.Encode()
+		if n > audit.MaxEventSize {
+			if !errors.Is(err, audit.ErrTooLarge) {
+				t.Errorf("request, size %d: Encode error %v, want ErrTooLarge", n, err)
+			}
+			continue
+		}
+		if err != nil || len(b) != n {
+			t.Fatalf("request, size %d: Encode = %d bytes, %v", n, len(b), err)
+		}
+		if d, err := audit.Decode(b); err != nil || d.Request != e.Request {
+			t.Errorf("request, size %d: Decode: %v", n, err)
+		}
+	}
+	// A request far over the limit is refused by the early size check.
+	huge := releaseEvent()
+	huge.Request = strings.Repeat("x", audit.MaxEventSize)
+	if _, err := huge.Encode(); !errors.Is(err, audit.ErrTooLarge) {
+		t.Errorf("huge request: Encode error %v, want ErrTooLarge", err)
 	}
 	// Escapes count towards the limit: 2^16 NULs become 6×2^16 bytes.
 	e := katEvent()

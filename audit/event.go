@@ -37,7 +37,7 @@ var (
 	ErrVersion = errors.New("unsupported audit event version")
 	// ErrNotCanonical is returned by Decode for an event that parses but is
 	// not spelled in its one canonical form (whitespace, key order, escapes,
-	// time or number form).
+	// time or number form, or an empty "request" that should be left out).
 	ErrNotCanonical = errors.New("audit event not in canonical form")
 )
 
@@ -62,10 +62,16 @@ type Event struct {
 	PolicyHash    string    // hash of the policy that decided
 	Outcome       string    // e.g. "ok", "invalid", "denied", "conflict", "replayed", "error"
 	ReleaseDigest string    // digest of released bytes, for releases
+	// Request is the canonical JSON of a research table request: the
+	// normalized request, its as-of point and disclosure-control
+	// parameters; empty for other events. Empty, it is left out of the
+	// encoding altogether, so events without it keep their bytes.
+	Request string
 }
 
 // Encode returns the event's canonical bytes (see the package
-// documentation). Empty slices encode as [], never null.
+// documentation). Empty slices encode as [], never null; an empty Request
+// leaves the "request" key out.
 func (e *Event) Encode() ([]byte, error) {
 	if e.Index < 0 || e.Index > MaxIndex {
 		return nil, fmt.Errorf("%w: index %d out of range [0, %d]", ErrInvalidEvent, e.Index, int64(MaxIndex))
@@ -74,7 +80,7 @@ func (e *Event) Encode() ([]byte, error) {
 	if y := t.Year(); y < 0 || y > 9999 {
 		return nil, fmt.Errorf("%w: time year %d outside 0000-9999", ErrInvalidEvent, y)
 	}
-	size := 256 // keys, punctuation, index and time
+	size := 256 // keys, punctuation, index and time (and the "request" key)
 	for _, f := range [...]struct {
 		name string
 		s    string
@@ -83,7 +89,7 @@ func (e *Event) Encode() ([]byte, error) {
 		{"decision", e.Decision}, {"outcome", e.Outcome},
 		{"policy_hash", e.PolicyHash}, {"purpose", e.Purpose},
 		{"reason", e.Reason}, {"release_digest", e.ReleaseDigest},
-		{"rule", e.Rule},
+		{"request", e.Request}, {"rule", e.Rule},
 	} {
 		if !utf8.ValidString(f.s) {
 			return nil, fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidEvent, f.name)
@@ -128,6 +134,12 @@ func (e *Event) Encode() ([]byte, error) {
 	b = appendString(b, e.Reason)
 	b = append(b, `,"release_digest":`...)
 	b = appendString(b, e.ReleaseDigest)
+	if e.Request != "" {
+		// Optional: absent when empty, so every event written before the
+		// key existed encodes exactly as it did.
+		b = append(b, `,"request":`...)
+		b = appendString(b, e.Request)
+	}
 	b = append(b, `,"resources":`...)
 	b = appendStrings(b, e.Resources)
 	b = append(b, `,"roles":`...)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/censusvault/censusvault/audit"
@@ -22,6 +23,7 @@ type jsonEvent struct {
 	Purpose       *string   `json:"purpose"`
 	Reason        *string   `json:"reason"`
 	ReleaseDigest *string   `json:"release_digest"`
+	Request       *string   `json:"request"`
 	Resources     *[]string `json:"resources"`
 	Roles         *[]string `json:"roles"`
 	Rule          *string   `json:"rule"`
@@ -35,6 +37,12 @@ type jsonEvent struct {
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(katBytes))
 	f.Add([]byte(zeroBytes))
+	f.Add([]byte(releaseBytes))
+	// Not accepted: an empty request, and a request that is not a string.
+	f.Add([]byte(strings.Replace(zeroBytes, `"release_digest":"",`, `"release_digest":"","request":"",`, 1)))
+	f.Add([]byte(strings.Replace(zeroBytes, `"release_digest":"",`, `"release_digest":"","request":{"as_of":1},`, 1)))
+	// Accepted: a request needing escapes.
+	f.Add([]byte(strings.Replace(zeroBytes, `"release_digest":"",`, `"release_digest":"","request":"{\"k\":\"\u0000\\n\"}",`, 1)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := audit.Decode(b)
 		if err != nil {
@@ -76,6 +84,10 @@ func FuzzDecode(f *testing.F) {
 			if s.got == nil || *s.got != s.want {
 				t.Fatalf("encoding/json and Decode disagree on %q: %v vs %q", b, s.got, s.want)
 			}
+		}
+		// "request" is present exactly when not empty.
+		if (j.Request == nil) != (e.Request == "") || j.Request != nil && *j.Request != e.Request {
+			t.Fatalf("encoding/json and Decode disagree on the request of %q: %v vs %q", b, j.Request, e.Request)
 		}
 		if len(*j.Roles) != len(e.Roles) || len(e.Roles) > 0 && !reflect.DeepEqual(*j.Roles, e.Roles) ||
 			len(*j.Resources) != len(e.Resources) || len(e.Resources) > 0 && !reflect.DeepEqual(*j.Resources, e.Resources) {

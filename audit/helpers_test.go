@@ -36,8 +36,9 @@ const katBytes = `{"action":"submission.deposit","actor":"user:alice","area":"42
 // strings and arrays, never null.
 const zeroBytes = `{"action":"","actor":"","area":"","decision":"","index":0,"outcome":"","policy_hash":"","purpose":"","reason":"","release_digest":"","resources":[],"roles":[],"rule":"","time":"0001-01-01T00:00:00Z","v":1}`
 
-// logEvent is the i-th event of a synthetic log: a mix of allowed deposits
-// and denied reads, as the broker would write them.
+// logEvent is the i-th event of a synthetic log: a mix of allowed deposits,
+// denied reads and table releases (which carry a request), as the broker
+// would write them.
 func logEvent(i int64) *audit.Event {
 	e := &audit.Event{
 		Index:      i,
@@ -52,12 +53,43 @@ func logEvent(i int64) *audit.Event {
 		PolicyHash: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
 		Outcome:    "ok",
 	}
-	if i%7 == 3 {
+	switch {
+	case i%7 == 3:
 		e.Action, e.Decision, e.Outcome = "submission.view", "deny", "denied"
 		e.Rule, e.Reason = "", "no grant for area"
+	case i%9 == 4:
+		e.Actor, e.Roles, e.Action = fmt.Sprintf("user:res%04d", i%20), []string{"researcher"}, "table.request"
+		e.Resources = []string{"project:p-2019-17"}
+		e.Rule = "grant researcher@42 project p-2019-17; p, researcher, table.request, allow"
+		e.Purpose = "internal migration"
+		e.ReleaseDigest = fmt.Sprintf("sha256:%064x", i)
+		e.Request = fmt.Sprintf(`{"area":"42","as_of":%d,"cols":["sex"],"min_cell":10,"rows":["age5"]}`, 1000+i)
 	}
 	return e
 }
+
+// releaseEvent is the known-answer table release; its bytes are written
+// out by hand in releaseBytes.
+func releaseEvent() *audit.Event {
+	return &audit.Event{
+		Index:         42,
+		Time:          time.Date(2019, 6, 1, 9, 0, 0, 0, time.UTC),
+		Actor:         "user:res7",
+		Roles:         []string{"researcher"},
+		Action:        "table.request",
+		Area:          "42",
+		Resources:     []string{"project:p-2019-17"},
+		Decision:      "allow",
+		Rule:          "grant researcher@42 project p-2019-17; p, researcher, table.request, allow",
+		Purpose:       "internal migration",
+		PolicyHash:    "sha256:00",
+		Outcome:       "ok",
+		ReleaseDigest: "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		Request:       `{"area":"42","as_of":1000,"cols":["sex"],"min_cell":10,"rows":["age5"]}`,
+	}
+}
+
+const releaseBytes = `{"action":"table.request","actor":"user:res7","area":"42","decision":"allow","index":42,"outcome":"ok","policy_hash":"sha256:00","purpose":"internal migration","reason":"","release_digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","request":"{\"area\":\"42\",\"as_of\":1000,\"cols\":[\"sex\"],\"min_cell\":10,\"rows\":[\"age5\"]}","resources":["project:p-2019-17"],"roles":["researcher"],"rule":"grant researcher@42 project p-2019-17; p, researcher, table.request, allow","time":"2019-06-01T09:00:00Z","v":1}`
 
 // buildLog seals n events into a chain from Genesis.
 func buildLog(tb testing.TB, n int) []audit.Record {

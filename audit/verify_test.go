@@ -193,6 +193,26 @@ func TestVerifyTamper(t *testing.T) {
 			wantIndex: k, wantCount: k, problem: "event bytes rejected: audit event not in canonical form",
 		},
 		{
+			name: "empty request added, resealed",
+			tamper: func(r []audit.Record) []audit.Record {
+				r[k].Event = bytes.Replace(r[k].Event, []byte(`,"resources":`), []byte(`,"request":"","resources":`), 1)
+				reseal(r, k)
+				return r
+			},
+			wantIndex: k, wantCount: k, problem: `event bytes rejected: audit event not in canonical form: "request" is empty`,
+		},
+		{
+			name: "alter a release's request",
+			tamper: func(r []audit.Record) []audit.Record {
+				// Record 13 is a table release in logEvent's mix; were it
+				// not, nothing would change and the log would verify.
+				const rel = 13
+				r[rel].Event = bytes.Replace(r[rel].Event, []byte(`"as_of\":1013,`), []byte(`"as_of\":1012,`), 1)
+				return r
+			},
+			wantIndex: 13, wantCount: 13, problem: "leaf hash mismatch",
+		},
+		{
 			name: "event replaced by garbage, resealed",
 			tamper: func(r []audit.Record) []audit.Record {
 				r[k].Event = []byte("{}")

@@ -301,6 +301,9 @@ func TestAllowMalformedInput(t *testing.T) {
 		{"grants max-1", manyGrants(policy.MaxGrants - 1), policy.Deposit, []string{"VN"}, nil},
 		{"grants max", manyGrants(policy.MaxGrants), policy.Deposit, []string{"VN"}, nil},
 		{"grants max+1", manyGrants(policy.MaxGrants + 1), policy.Deposit, []string{"VN"}, policy.ErrInvalidSubject},
+		{"grant project max", []policy.Grant{{Role: policy.Researcher, Area: "VN", Project: strings.Repeat("p", policy.MaxProjectLen)}}, policy.RequestTable, []string{"VN"}, nil},
+		{"grant project max+1", []policy.Grant{{Role: policy.Researcher, Area: "VN", Project: strings.Repeat("p", policy.MaxProjectLen+1)}}, policy.RequestTable, []string{"VN"}, policy.ErrInvalidSubject},
+		{"grant project max+1 off the path still rejected", []policy.Grant{ok[0], {Role: policy.Researcher, Area: "elsewhere", Project: strings.Repeat("p", policy.MaxProjectLen+1)}}, policy.Deposit, []string{"VN"}, policy.ErrInvalidSubject},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,5 +383,179 @@ func TestDecisionRolesNotShared(t *testing.T) {
 	d2, _ := e.Allow(context.Background(), s, policy.ReadProgress, policy.Resource{Path: []string{"VN"}})
 	if d2.Roles[0] != "supervisor" {
 		t.Fatalf("Roles slice is shared between decisions: %q", d2.Roles)
+	}
+}
+
+func projectGrant(role policy.Role, area, project string) policy.Grant {
+	return policy.Grant{Role: role, Area: area, Project: project}
+}
+func projectDeny(role policy.Role, area, project string) policy.Grant {
+	return policy.Grant{Role: role, Area: area, Project: project, Deny: true}
+}
+
+// TestAllowProjects checks project-scoped grants: a grant with a project
+// counts only for requests about that project; one without counts for
+// every request.
+func TestAllowProjects(t *testing.T) {
+	e := newDefault(t)
+	const req = policy.RequestTable
+	tests := []struct {
+		name      string
+		grants    []policy.Grant
+		action    policy.Action
+		path      []string
+		project   string
+		wantAllow bool
+		wantRule  string // exact
+		wantRoles []string
+	}{
+		{
+			name:   "researcher at the root for p1 requests for p1",
+			grants: []policy.Grant{projectGrant(policy.Researcher, "VN", "p1")}, action: req, path: pathTo("18070-001"), project: "p1",
+			wantAllow: true, wantRule: "grant researcher@VN project p1; p, researcher, table.request, allow", wantRoles: []string{"researcher"},
+		},
+		{
+			name:   "researcher for p1 may not request for p2",
+			grants: []policy.Grant{projectGrant(policy.Researcher, "VN", "p1")}, action: req, path: pathTo("18070-001"), project: "p2",
+			wantRule: "no grant covers 18070-001 for table.request",
+		},
+		{
+			name:   "researcher for p1 may not request outside any project",
+			grants: []policy.Grant{projectGrant(policy.Researcher, "VN", "p1")}, action: req, path: pathTo("18070-001"), project: "",
+			wantRule: "no grant covers 18070-001 for table.request",
+		},
+		{
+			name:   "project names are compared exactly",
+			grants: []policy.Grant{projectGrant(policy.Researcher, "VN", "p1")}, action: req, path: pathTo("436"), project: "P1",
+			wantRule: "no grant covers 436 for table.request",
+		},
+		{
+			name:   "province grant for p1 covers its subtree",
+			grants: []policy.Grant{projectGrant(policy.Researcher, "42", "p1")}, action: req, path: pathTo("18100"), project: "p1",
+			wantAllow: true, wantRule: "grant researcher@42 project p1; p, researcher, table.request, allow", wantRoles: []string{"researcher"},
+		},
+		{
+			name:   "province grant for p1 does not cover another province",
+			grants: []policy.Grant{projectGrant(policy.Researcher, "42", "p1")}, action: req, path: []string{"VN", "44", "452"}, project: "p1",
+			wantRule: "no grant covers 452 for table.request",
+		},
+		{
+			name:   "province grant for p1 does not cover the nation",
+			grants: []policy.Grant{projectGrant(policy.Researcher, "42", "p1")}, action: req, path: pathTo("VN"), project: "p1",
+			wantRule: "no grant covers VN for table.request",
+		},
+		{
+			name: "deny grant for p1 beats the allow for p1",
+			grants: []policy.Grant{
+				projectGrant(policy.Researcher, "VN", "p1"), projectGrant(policy.Researcher, "VN", "p2"), projectDeny(policy.Researcher, "436", "p1"),
+			},
+			action: req, path: pathTo("18070-001"), project: "p1",
+			wantRule: "deny-grant researcher@436 project p1 revokes p, researcher, table.request, allow", wantRoles: []string{"researcher"},
+		},
+		{
+			name: "deny grant for p1 leaves p2 allowed",
+			grants: []policy.Grant{
+				projectGrant(policy.Researcher, "VN", "p1"), projectGrant(policy.Researcher, "VN", "p2"), projectDeny(policy.Researcher, "436", "p1"),
+			},
+			action: req, path: pathTo("18070-001"), project: "p2",
+			wantAllow: true, wantRule: "grant researcher@VN project p2; p, researcher, table.request, allow", wantRoles: []string{"researcher"},
+		},
+		{
+			name:   "deny grant for p1 does not touch a grant without a project in p2",
+			grants: []policy.Grant{grant(policy.Researcher, "VN"), projectDeny(policy.Researcher, "436", "p1")}, action: req, path: pathTo("18070-001"), project: "p2",
+			wantAllow: true, wantRule: "grant researcher@VN; p, researcher, table.request, allow", wantRoles: []string{"researcher"},
+		},
+		{
+			name:   "deny grant without a project denies in p1",
+			grants: []policy.Grant{projectGrant(policy.Researcher, "VN", "p1"), deny(policy.Researcher, "436")}, action: req, path: pathTo("18070-001"), project: "p1",
+			wantRule: "deny-grant researcher@436 revokes p, researcher, table.request, allow", wantRoles: []string{"researcher"},
+		},
+		{
+			name:   "deny grant without a project only in its subtree",
+			grants: []policy.Grant{projectGrant(policy.Researcher, "VN", "p1"), deny(policy.Researcher, "436")}, action: req, path: pathTo("18100-001"), project: "p1",
+			wantAllow: true, wantRule: "grant researcher@VN project p1; p, researcher, table.request, allow", wantRoles: []string{"researcher"},
+		},
+		{
+			name:   "grant without a project holds in a project",
+			grants: []policy.Grant{grant(policy.Researcher, "42")}, action: req, path: pathTo("18070"), project: "p1",
+			wantAllow: true, wantRule: "grant researcher@42; p, researcher, table.request, allow", wantRoles: []string{"researcher"},
+		},
+		{
+			name:   "admin grant without a project blocks a researcher's project grant",
+			grants: []policy.Grant{projectGrant(policy.Researcher, "VN", "p1"), grant(policy.Admin, "436")}, action: req, path: pathTo("18070-001"), project: "p1",
+			wantRule: "grant admin@436; p, admin, table.request, deny", wantRoles: []string{"admin", "researcher"},
+		},
+		{
+			name:   "auditor grant without a project blocks a researcher's project grant",
+			grants: []policy.Grant{grant(policy.Auditor, "VN"), projectGrant(policy.Researcher, "42", "p1")}, action: req, path: pathTo("18070"), project: "p1",
+			wantRule: "grant auditor@VN; p, auditor, table.request, deny", wantRoles: []string{"auditor", "researcher"},
+		},
+		{
+			name:   "admin grant for another project is ignored",
+			grants: []policy.Grant{projectGrant(policy.Researcher, "VN", "p1"), projectGrant(policy.Admin, "VN", "p2")}, action: req, path: pathTo("18070"), project: "p1",
+			wantAllow: true, wantRule: "grant researcher@VN project p1; p, researcher, table.request, allow", wantRoles: []string{"researcher"},
+		},
+		{
+			name:   "roles leave out grants for other projects",
+			grants: []policy.Grant{projectGrant(policy.Researcher, "VN", "p2"), grant(policy.Supervisor, "42")}, action: policy.ReadProgress, path: pathTo("436"), project: "p1",
+			wantAllow: true, wantRule: "grant supervisor@42; p, supervisor, progress.read, allow", wantRoles: []string{"supervisor"},
+		},
+		{
+			name:   "roles leave out project grants for a request about no project",
+			grants: []policy.Grant{projectGrant(policy.Researcher, "VN", "p1"), grant(policy.Supervisor, "42")}, action: req, path: pathTo("436"),
+			wantRule: "role(s) supervisor not permitted table.request", wantRoles: []string{"supervisor"},
+		},
+		{
+			name:   "a project name that is not plain is quoted in the rule",
+			grants: []policy.Grant{projectGrant(policy.Researcher, "VN", "di cư; 2019")}, action: req, path: pathTo("42"), project: "di cư; 2019",
+			wantAllow: true, wantRule: `grant researcher@VN project "di cư; 2019"; p, researcher, table.request, allow`, wantRoles: []string{"researcher"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := policy.Subject{User: "r1", Grants: tt.grants}
+			d, err := e.Allow(context.Background(), s, tt.action, policy.Resource{Path: tt.path, Project: tt.project})
+			if err != nil {
+				t.Fatalf("Allow: %v", err)
+			}
+			if d.Allow != tt.wantAllow {
+				t.Errorf("Allow = %v, want %v (rule %q)", d.Allow, tt.wantAllow, d.Rule)
+			}
+			if d.Rule != tt.wantRule {
+				t.Errorf("Rule = %q, want %q", d.Rule, tt.wantRule)
+			}
+			if !slices.Equal(d.Roles, tt.wantRoles) {
+				t.Errorf("Roles = %q, want %q", d.Roles, tt.wantRoles)
+			}
+		})
+	}
+}
+
+func TestAllowProjectNameBounds(t *testing.T) {
+	e := newDefault(t)
+	for _, n := range []int{policy.MaxProjectLen - 1, policy.MaxProjectLen, policy.MaxProjectLen + 1} {
+		name := strings.Repeat("p", n)
+		s := policy.Subject{User: "r", Grants: []policy.Grant{projectGrant(policy.Researcher, "VN", name)}}
+		// The same name on both sides: the grant holds when the name is
+		// within bounds.
+		d, err := e.Allow(context.Background(), s, policy.RequestTable, policy.Resource{Path: []string{"VN"}, Project: name})
+		if n <= policy.MaxProjectLen {
+			if err != nil || !d.Allow {
+				t.Errorf("project of %d bytes: Allow = %v, %v; want allowed", n, d.Allow, err)
+			}
+			continue
+		}
+		if !errors.Is(err, policy.ErrInvalidResource) || d.Allow {
+			t.Errorf("resource project of %d bytes: Allow = %v, %v; want ErrInvalidResource", n, d.Allow, err)
+		}
+		if strings.Contains(err.Error(), name) {
+			t.Errorf("error quotes the project name: %v", err)
+		}
+		// A too long grant project is a subject error, whatever the
+		// request is about.
+		_, err = e.Allow(context.Background(), s, policy.RequestTable, policy.Resource{Path: []string{"VN"}, Project: "p1"})
+		if !errors.Is(err, policy.ErrInvalidSubject) {
+			t.Errorf("grant project of %d bytes: err = %v, want ErrInvalidSubject", n, err)
+		}
 	}
 }

@@ -275,16 +275,24 @@ func canonicalPolicy(buf *bytes.Buffer, rules policyRules) {
 
 // GrantLine returns the canonical one-line text of a user's grant, e.g.
 // "grant, alice, team_leader, 18070, allow" (or "…, deny" for a deny
-// grant). The broker hashes the sorted lines of all grants into the grants
-// digest given to PolicyHash. A field that is empty or holds anything but
-// ASCII letters, digits and ._@:/+- is written as a Go-quoted string, so
-// that distinct grants never share a line.
+// grant). A grant with a project has the project as a sixth field, e.g.
+// "grant, bob, researcher, 42, allow, p-2019-17"; a grant without one has
+// no sixth field, so its line (and the digest of a user without project
+// grants) is the same as before projects existed. The broker hashes the
+// sorted lines of all grants into the grants digest given to PolicyHash.
+// A field that is empty or holds anything but ASCII letters, digits and
+// ._@:/+- is written as a Go-quoted string, so that distinct grants never
+// share a line.
 func GrantLine(user string, g Grant) string {
 	eft := "allow"
 	if g.Deny {
 		eft = "deny"
 	}
-	return "grant, " + lineField(user) + ", " + lineField(string(g.Role)) + ", " + lineField(g.Area) + ", " + eft
+	line := "grant, " + lineField(user) + ", " + lineField(string(g.Role)) + ", " + lineField(g.Area) + ", " + eft
+	if g.Project != "" {
+		line += ", " + lineField(g.Project)
+	}
+	return line
 }
 
 func lineField(s string) string {

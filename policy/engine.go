@@ -165,16 +165,19 @@ func (e *Engine) Canonical() []byte { return bytes.Clone(e.canonical) }
 // Allow decides whether s may perform a at r.
 //
 // The grants considered are those whose Area is on r.Path (the target or
-// one of its ancestors), since a grant covers its area's subtree. If none
-// is, the answer is no. Otherwise any explicit deny wins: a grant whose
+// one of its ancestors), since a grant covers its area's subtree, and
+// whose Project is empty or equal to r.Project; any other grant is
+// ignored. If none is considered, the answer is no. Otherwise any explicit deny wins: a grant whose
 // role (with inheritance) is denied the action by a policy deny rule, or a
 // deny grant whose role would permit it. Failing that, any grant whose
 // role is permitted allows. Decision.Rule names the grant and the policy
-// line that decided.
+// line that decided; a project grant is named with its project, e.g.
+// "grant researcher@42 project p1; p, researcher, table.request, allow".
 //
 // The error is non-nil only for malformed input: an unknown action, an
-// empty, too deep or malformed path, too many grants, or a grant with an
-// unknown role or no area. ctx is not used: the decision does no I/O.
+// empty, too deep or malformed path, a too long r.Project, too many
+// grants, or a grant with an unknown role, no area or a too long project.
+// ctx is not used: the decision does no I/O.
 func (e *Engine) Allow(ctx context.Context, s Subject, a Action, r Resource) (Decision, error) {
 	ai, ok := actionIndex(a)
 	if !ok {
@@ -183,6 +186,9 @@ func (e *Engine) Allow(ctx context.Context, s Subject, a Action, r Resource) (De
 	}
 	if err := checkPath(r.Path); err != nil {
 		return Decision{}, err
+	}
+	if len(r.Project) > MaxProjectLen {
+		return Decision{}, fmt.Errorf("%w: project name is %d bytes, limit %d", ErrInvalidResource, len(r.Project), MaxProjectLen)
 	}
 	if len(s.Grants) > MaxGrants {
 		return Decision{}, fmt.Errorf("%w: %d grants, limit %d", ErrInvalidSubject, len(s.Grants), MaxGrants)
@@ -195,6 +201,9 @@ func (e *Engine) Allow(ctx context.Context, s Subject, a Action, r Resource) (De
 		}
 		if g.Area == "" {
 			return Decision{}, fmt.Errorf("%w: grant %d has no area", ErrInvalidSubject, i)
+		}
+		if len(g.Project) > MaxProjectLen {
+			return Decision{}, fmt.Errorf("%w: grant %d: project name is %d bytes, limit %d", ErrInvalidSubject, i, len(g.Project), MaxProjectLen)
 		}
 	}
 
@@ -209,7 +218,9 @@ func (e *Engine) Allow(ctx context.Context, s Subject, a Action, r Resource) (De
 	for _, area := range r.Path {
 		for i := range s.Grants {
 			g := &s.Grants[i]
-			if g.Area != area {
+			if g.Area != area || g.Project != "" && g.Project != r.Project {
+				// Off the path, or a grant for another project (or
+				// for a project when the request is about none).
 				continue
 			}
 			ri, _ := roleIndex(g.Role)
@@ -218,16 +229,22 @@ func (e *Engine) Allow(ctx context.Context, s Subject, a Action, r Resource) (De
 				continue // decided; keep collecting roles
 			}
 			rl := &e.rulings[ri][ai]
+			// Empty for a grant without a project, so the usual rule
+			// text costs one concatenation as before.
+			proj := ""
+			if g.Project != "" {
+				proj = " project " + lineField(g.Project)
+			}
 			switch {
 			case g.Deny && rl.v == allowed:
-				denyRule = "deny-grant " + string(g.Role) + "@" + area + " revokes " + rl.line
+				denyRule = "deny-grant " + string(g.Role) + "@" + area + proj + " revokes " + rl.line
 			case g.Deny:
 				// Revoking a permission the role does not give changes
 				// nothing.
 			case rl.v == denied:
-				denyRule = "grant " + string(g.Role) + "@" + area + "; " + rl.line
+				denyRule = "grant " + string(g.Role) + "@" + area + proj + "; " + rl.line
 			case rl.v == allowed && allowRule == "":
-				allowRule = "grant " + string(g.Role) + "@" + area + "; " + rl.line
+				allowRule = "grant " + string(g.Role) + "@" + area + proj + "; " + rl.line
 			}
 		}
 	}

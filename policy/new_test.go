@@ -237,6 +237,11 @@ func TestGrantLine(t *testing.T) {
 		{"a, b", grant(policy.Admin, "VN"), `grant, "a, b", admin, VN, allow`},
 		{"Nguyễn", grant(policy.Admin, "VN"), `grant, "Nguyễn", admin, VN, allow`},
 		{"x\ngrant, y", grant(policy.Admin, "VN"), `grant, "x\ngrant, y", admin, VN, allow`},
+		// A project is a sixth field; without one the line is unchanged.
+		{"bob", policy.Grant{Role: policy.Researcher, Area: "42", Project: "p-2019-17"}, "grant, bob, researcher, 42, allow, p-2019-17"},
+		{"bob", policy.Grant{Role: policy.Researcher, Area: "42", Project: "p1", Deny: true}, "grant, bob, researcher, 42, deny, p1"},
+		{"bob", policy.Grant{Role: policy.Researcher, Area: "42", Project: "di cư, 2019"}, `grant, bob, researcher, 42, allow, "di cư, 2019"`},
+		{"bob", policy.Grant{Role: policy.Researcher, Area: "42", Project: ""}, "grant, bob, researcher, 42, allow"},
 	}
 	for _, tt := range tests {
 		if got := policy.GrantLine(tt.user, tt.g); got != tt.want {
@@ -248,6 +253,29 @@ func TestGrantLine(t *testing.T) {
 	b := policy.GrantLine("a", policy.Grant{Role: "admin, VN", Area: "x"})
 	if a == b {
 		t.Errorf("distinct grants share the line %q", a)
+	}
+	// Nor by a project that looks like more fields, or an area that
+	// looks like an effect and a project.
+	distinct := []struct {
+		user string
+		g    policy.Grant
+	}{
+		{"a", policy.Grant{Role: policy.Researcher, Area: "42", Project: "p1"}},
+		{"a", policy.Grant{Role: policy.Researcher, Area: "42, allow, p1"}},
+		{"a", policy.Grant{Role: policy.Researcher, Area: "42", Project: "p1, x"}},
+		{"a", policy.Grant{Role: policy.Researcher, Area: "42", Project: `"p1"`}},
+		{"a", policy.Grant{Role: policy.Researcher, Area: "42", Project: "allow"}},
+		{"a", policy.Grant{Role: policy.Researcher, Area: "42", Project: "allow", Deny: true}},
+		{"a", policy.Grant{Role: policy.Researcher, Area: "42", Deny: true}},
+		{"a", policy.Grant{Role: policy.Researcher, Area: "42"}},
+	}
+	lines := map[string]int{}
+	for i, d := range distinct {
+		l := policy.GrantLine(d.user, d.g)
+		if j, dup := lines[l]; dup {
+			t.Errorf("grants %d and %d share the line %q", j, i, l)
+		}
+		lines[l] = i
 	}
 }
 

@@ -13,6 +13,13 @@
 // is immutable, New asks Casbin once per pair and Allow reads the answers.
 // No Casbin type appears in this package's API.
 //
+// Researchers are granted per research project: a grant with a Project
+// holds only for requests about that project (Resource.Project equal to
+// it) and is otherwise ignored, as if the user did not hold it; it neither
+// allows, denies nor appears in Decision.Roles. A grant without a project
+// holds for every request, those about a project included, so a deny grant
+// or an admin or auditor grant without a project reaches every project.
+//
 // Invariants:
 //   - An explicit deny beats any allow: a role-policy deny rule reached by
 //     any grant on the path, or a deny grant revoking a permission.
@@ -159,6 +166,11 @@ type Grant struct {
 	// Deny revokes, in Area's subtree, every permission Role would give,
 	// whatever other grants the user holds there.
 	Deny bool
+	// Project, when not empty, limits the grant to requests about that
+	// research project (Resource.Project equal to it); for any other
+	// request the grant is ignored. Empty means every request. At most
+	// MaxProjectLen bytes.
+	Project string
 }
 
 // Subject is the user asking, with every grant the broker holds for them.
@@ -172,6 +184,10 @@ type Resource struct {
 	// Path holds area codes, root first, the target last; it must be
 	// non-empty.
 	Path []string
+	// Project is the research project the request is about, "" for a
+	// request about none. Only grants without a project or with this
+	// project count. At most MaxProjectLen bytes.
+	Project string
 }
 
 // Decision is the answer to one question, with enough detail for the audit
@@ -181,8 +197,9 @@ type Decision struct {
 	// Rule is the rule that decided, human readable, e.g.
 	// "grant team_leader@18070; p, enumerator, submission.deposit, allow".
 	Rule string
-	// Roles are the roles of grants whose area is on the path, sorted and
-	// deduplicated; nil when no grant covers the target.
+	// Roles are the roles of grants whose area is on the path (and whose
+	// project, if any, is the request's), sorted and deduplicated; nil
+	// when no grant covers the target.
 	Roles []string
 }
 
@@ -192,6 +209,7 @@ type Decision struct {
 const (
 	MaxPathDepth   = 32       // areas in Resource.Path
 	MaxAreaCodeLen = 64       // bytes in one area code
+	MaxProjectLen  = 64       // bytes in Grant.Project and Resource.Project
 	MaxGrants      = 4096     // grants in Subject.Grants
 	MaxModelBytes  = 64 << 10 // bytes of Options.Model
 	MaxPolicyBytes = 1 << 20  // bytes of Options.Policy
@@ -203,9 +221,11 @@ var (
 	ErrUnknownRole = errors.New("unknown role")
 	// ErrUnknownAction: an action name not in Actions().
 	ErrUnknownAction = errors.New("unknown action")
-	// ErrInvalidResource: an empty, too deep or malformed area path.
+	// ErrInvalidResource: an empty, too deep or malformed area path, or a
+	// project name longer than MaxProjectLen.
 	ErrInvalidResource = errors.New("invalid resource")
-	// ErrInvalidSubject: too many grants or a grant without an area.
+	// ErrInvalidSubject: too many grants, a grant without an area, or a
+	// grant whose project name is longer than MaxProjectLen.
 	ErrInvalidSubject = errors.New("invalid subject")
 	// ErrInvalidModel: a model text Casbin cannot parse or this package
 	// cannot use.
