@@ -136,3 +136,35 @@ func group(n int64) string {
 	}
 	return neg + string(out)
 }
+
+// ParseCanonical reads what Canonical writes, so that an auditor can
+// recompute a release with the parameters it was made with. It refuses
+// anything Canonical would not have written, and parameters that do not
+// validate.
+func ParseCanonical(s string) (Params, error) {
+	var p Params
+	var mod uint64
+	var v string
+	n, err := fmt.Sscanf(s, "ckp/v1 D=%d V=%s js=%d dims=%d cells=%d universe=%d modulus=%d",
+		&p.MaxNoise, &v, &p.SmallCell, &p.MaxDims, &p.MaxCells, &p.MinUniverse, &mod)
+	if err != nil || n != 7 {
+		return Params{}, invalid("%q is not a ckp/v1 parameter text", clipText(s))
+	}
+	if p.Variance, err = strconv.ParseFloat(v, 64); err != nil {
+		return Params{}, invalid("variance %q is not a number", clipText(v))
+	}
+	if mod != Modulus {
+		return Params{}, invalid("modulus %d, this version uses %d", mod, Modulus)
+	}
+	if p.Canonical() != s {
+		return Params{}, invalid("%q is not in canonical form", clipText(s))
+	}
+	return p, p.Validate()
+}
+
+func clipText(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "…"
+	}
+	return s
+}

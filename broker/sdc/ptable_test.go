@@ -429,3 +429,20 @@ func BenchmarkPerturb(b *testing.B) {
 	}
 	_ = sink
 }
+
+func TestParseCanonical(t *testing.T) {
+	for _, p := range []sdc.Params{sdc.DefaultParams(), {MaxNoise: 3, Variance: 2.25, SmallCell: 5, MaxDims: 3, MaxCells: 1000, MinUniverse: 50}} {
+		got, err := sdc.ParseCanonical(p.Canonical())
+		if err != nil || got != p {
+			t.Errorf("sdc.ParseCanonical(%q) = %+v, %v", p.Canonical(), got, err)
+		}
+	}
+	good := sdc.DefaultParams().Canonical()
+	for _, s := range []string{"", "ckp/v2 D=2", good + " ", strings.Replace(good, "D=2", "D=02", 1),
+		strings.Replace(good, "modulus=4294967296", "modulus=65536", 1), strings.Replace(good, "D=2", "D=0", 1),
+		strings.Replace(good, "V=1", "V=x", 1)} {
+		if _, err := sdc.ParseCanonical(s); !errors.Is(err, sdc.ErrInvalidParams) {
+			t.Errorf("sdc.ParseCanonical(%q) = %v, want sdc.ErrInvalidParams", s, err)
+		}
+	}
+}
