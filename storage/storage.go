@@ -70,7 +70,8 @@ type ReadTx interface {
 	UserByTokenHash(tokenHash string) (*User, error)
 	User(name string) (*User, error)
 	// Grants calls fn for every grant of every user, ordered by user,
-	// role, area, deny.
+	// role, area, deny, project (strings in byte order). User and
+	// UserByTokenHash return a user's grants in the same order.
 	Grants(fn func(user string, g Grant) error) error
 
 	Submission(id string) (*Submission, error)
@@ -109,6 +110,32 @@ type ReadTx interface {
 	// until fn returns false or an error (which Projects returns). The
 	// rows are read before fn first runs, so fn may use the transaction.
 	Projects(fn func(Project) (bool, error)) error
+
+	// SubmissionsSince calls fn for every submission whose AuditIndex is
+	// greater than after, in AuditIndex order, with its sealed part of
+	// the given class only (Sealed.Data empty if it has none), until fn
+	// returns false or an error (which SubmissionsSince returns). Rows
+	// are read in pages (an index on audit_index makes each page a range
+	// read) and fn runs between reads. It is how the table engine builds
+	// and refreshes its column cache: superseded submissions are included
+	// (a table as of an earlier point needs them), with SupersedesIndex
+	// telling which earlier one a new submission replaced.
+	SubmissionsSince(after int64, class string, fn func(SubmissionRow) (bool, error)) error
+}
+
+// SubmissionRow is what the table engine reads of a submission.
+type SubmissionRow struct {
+	ID          string
+	Area        string // the EA
+	Commune     string
+	HouseholdNo int64
+	Form        string
+	FormVersion int
+	AuditIndex  int64
+	// SupersedesIndex is the AuditIndex of the submission this one
+	// replaced, or -1 if it replaced none.
+	SupersedesIndex int64
+	Sealed          Sealed // the class asked for
 }
 
 // Tx reads and writes within a transaction.
@@ -124,6 +151,9 @@ type Tx interface {
 	AddGrant(user string, g Grant) error
 	// RevokeUser marks the user revoked at t; ErrNotFound if unknown.
 	RevokeUser(name string, t time.Time) error
+	// SetRecipient sets (or with "" clears) the age recipient a user's
+	// research tables may be encrypted to; ErrNotFound if unknown.
+	SetRecipient(name, recipient string) error
 
 	// InsertSubmission stores a new submission; ErrConflict if its id
 	// exists or another current submission holds (area, household_no).
@@ -198,14 +228,19 @@ type User struct {
 	CreatedAt time.Time // UTC
 	ExpiresAt time.Time // zero: no expiry
 	RevokedAt time.Time // zero: not revoked
+	Recipient string    // age recipient for encrypted research tables; "" if none
 	Grants    []Grant
 }
 
 // Grant gives a role over an area's subtree, or with Deny takes it away.
+// A grant with a Project holds only for that research project's requests
+// (researchers are granted per project); (Role, Area, Deny, Project) is
+// unique per user.
 type Grant struct {
-	Role string
-	Area string
-	Deny bool
+	Role    string
+	Area    string
+	Deny    bool
+	Project string // "" for every request
 }
 
 // Sealed is one class of a submission's fields, sealed under the DEK for

@@ -201,25 +201,26 @@ func (t *writer) InsertAreas(areas []storage.Area) error {
 
 // ---- users
 
-const userCols = `name, token_hash, created_at, expires_at, revoked_at`
+const userCols = `name, token_hash, created_at, expires_at, revoked_at, recipient`
 
 func (t *reader) scanUser(row pgx.Row) (*storage.User, error) {
 	var u storage.User
 	var created, expires, revoked string
-	if err := row.Scan(&u.Name, &u.TokenHash, &created, &expires, &revoked); err != nil {
+	if err := row.Scan(&u.Name, &u.TokenHash, &created, &expires, &revoked, &u.Recipient); err != nil {
 		return nil, t.fail(err)
 	}
 	if err := parseTimes([]*time.Time{&u.CreatedAt, &u.ExpiresAt, &u.RevokedAt}, created, expires, revoked); err != nil {
 		return nil, err
 	}
-	rows, err := t.c.Query(t.ctx, `SELECT role, area, deny FROM grants WHERE "user" = $1 ORDER BY role, area, deny`, u.Name)
+	rows, err := t.c.Query(t.ctx, `SELECT role, area, deny, project FROM grants WHERE "user" = $1
+		ORDER BY role, area, deny, project`, u.Name)
 	if err != nil {
 		return nil, t.fail(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var g storage.Grant
-		if err := rows.Scan(&g.Role, &g.Area, &g.Deny); err != nil {
+		if err := rows.Scan(&g.Role, &g.Area, &g.Deny, &g.Project); err != nil {
 			return nil, t.fail(err)
 		}
 		u.Grants = append(u.Grants, g)
@@ -252,19 +253,20 @@ func (t *reader) Grants(fn func(user string, g storage.Grant) error) error {
 		var rows pgx.Rows
 		var err error
 		if last == nil {
-			rows, err = t.c.Query(t.ctx, `SELECT "user", role, area, deny FROM grants
-				ORDER BY "user", role, area, deny LIMIT $1`, grantsPage)
+			rows, err = t.c.Query(t.ctx, `SELECT "user", role, area, deny, project FROM grants
+				ORDER BY "user", role, area, deny, project LIMIT $1`, grantsPage)
 		} else {
-			rows, err = t.c.Query(t.ctx, `SELECT "user", role, area, deny FROM grants
-				WHERE ("user", role, area, deny) > ($1, $2, $3, $4)
-				ORDER BY "user", role, area, deny LIMIT $5`, last.user, last.g.Role, last.g.Area, last.g.Deny, grantsPage)
+			rows, err = t.c.Query(t.ctx, `SELECT "user", role, area, deny, project FROM grants
+				WHERE ("user", role, area, deny, project) > ($1, $2, $3, $4, $5)
+				ORDER BY "user", role, area, deny, project LIMIT $6`,
+				last.user, last.g.Role, last.g.Area, last.g.Deny, last.g.Project, grantsPage)
 		}
 		if err != nil {
 			return t.fail(err)
 		}
 		for rows.Next() {
 			var r row
-			if err := rows.Scan(&r.user, &r.g.Role, &r.g.Area, &r.g.Deny); err != nil {
+			if err := rows.Scan(&r.user, &r.g.Role, &r.g.Area, &r.g.Deny, &r.g.Project); err != nil {
 				rows.Close()
 				return t.fail(err)
 			}
@@ -290,8 +292,8 @@ func (t *reader) Grants(fn func(user string, g storage.Grant) error) error {
 func (t *writer) InsertUser(u *storage.User) error {
 	t.notify(storage.TopicUsers)
 	if err := t.insert("user "+u.Name+" or its token hash",
-		`INSERT INTO users(`+userCols+`) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-		u.Name, u.TokenHash, fmtTime(u.CreatedAt), fmtTime(u.ExpiresAt), fmtTime(u.RevokedAt)); err != nil {
+		`INSERT INTO users(`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+		u.Name, u.TokenHash, fmtTime(u.CreatedAt), fmtTime(u.ExpiresAt), fmtTime(u.RevokedAt), u.Recipient); err != nil {
 		return err
 	}
 	for _, g := range u.Grants {
@@ -304,8 +306,8 @@ func (t *writer) InsertUser(u *storage.User) error {
 
 func (t *writer) AddGrant(user string, g storage.Grant) error {
 	t.notify(storage.TopicUsers)
-	return t.insert("that grant", `INSERT INTO grants("user", role, area, deny) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-		user, g.Role, g.Area, g.Deny)
+	return t.insert("that grant", `INSERT INTO grants("user", role, area, deny, project) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT DO NOTHING`, user, g.Role, g.Area, g.Deny, g.Project)
 }
 
 func (t *writer) RevokeUser(name string, at time.Time) error {
@@ -316,6 +318,18 @@ func (t *writer) RevokeUser(name string, at time.Time) error {
 	}
 	if tag.RowsAffected() == 0 {
 		return storage.ErrNotFound
+	}
+	return nil
+}
+
+func (t *writer) SetRecipient(name, recipient string) error {
+	t.notify(storage.TopicUsers)
+	tag, err := t.exec(`UPDATE users SET recipient = $1 WHERE name = $2`, recipient, name)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: no user %q", storage.ErrNotFound, name)
 	}
 	return nil
 }
@@ -403,6 +417,82 @@ func (t *writer) MarkSuperseded(id, by string) error {
 		return fmt.Errorf("%w: submission %s is not current", storage.ErrConflict, id)
 	}
 	return nil
+}
+
+// submissionsPage is how many rows SubmissionsSince reads at a time: fn
+// runs between pages, not while a query is open, so it may use the
+// transaction, and a census of submissions is never held in memory.
+const submissionsPage = 1000
+
+// sinceQueries are SubmissionsSince's statements, one per sealed class,
+// so that a class names a fixed pair of columns and never reaches the SQL
+// text. A page is a range of submissions_audit_index (migration 4),
+// ordered by (audit_index, id): the keyset that resumes after the last
+// row read, even among rows sharing an audit index. On the first page
+// the last id is NULL, which makes the keyset audit_index > after. The
+// predecessor is found through the primary key; a supersedes naming no
+// stored row reads as none (-1), like an empty one. Neither the
+// operational fields nor the receipt are read.
+var sinceQueries = map[string]string{
+	"identifying": sinceQuery("ident_kv", "ident"),
+	"analytic":    sinceQuery("analytic_kv", "analytic"),
+}
+
+func sinceQuery(kv, data string) string {
+	return `SELECT s.id, s.area, s.commune, s.household_no, s.form, s.form_version, s.audit_index,
+		coalesce(p.audit_index, -1), s.` + kv + `, s.` + data + `
+	FROM submissions s LEFT JOIN submissions p ON s.supersedes <> '' AND p.id = s.supersedes
+	WHERE s.audit_index >= $1 AND (s.audit_index > $1 OR s.id > $2::text)
+	ORDER BY s.audit_index, s.id
+	LIMIT $3`
+}
+
+func (t *reader) SubmissionsSince(after int64, class string, fn func(storage.SubmissionRow) (bool, error)) error {
+	q, ok := sinceQueries[class]
+	if !ok {
+		return fmt.Errorf("postgres: SubmissionsSince: unknown sealed class %q (want identifying or analytic)", class)
+	}
+	lastIndex, lastID := after, (*string)(nil)
+	page := make([]storage.SubmissionRow, 0, submissionsPage)
+	for {
+		rows, err := t.c.Query(t.ctx, q, lastIndex, lastID, submissionsPage)
+		if err != nil {
+			return t.fail(err)
+		}
+		page = page[:0]
+		for rows.Next() {
+			r := storage.SubmissionRow{Sealed: storage.Sealed{Class: class}}
+			var kv *int32
+			var data []byte
+			if err := rows.Scan(&r.ID, &r.Area, &r.Commune, &r.HouseholdNo, &r.Form, &r.FormVersion,
+				&r.AuditIndex, &r.SupersedesIndex, &kv, &data); err != nil {
+				rows.Close()
+				return t.fail(err)
+			}
+			if kv != nil {
+				r.Sealed.KeyVersion, r.Sealed.Data = int(*kv), data
+			}
+			page = append(page, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return t.fail(err)
+		}
+		for _, r := range page {
+			more, err := fn(r)
+			if err != nil {
+				return err
+			}
+			if !more {
+				return nil
+			}
+		}
+		if len(page) < submissionsPage {
+			return nil
+		}
+		last := page[len(page)-1]
+		lastIndex, lastID = last.AuditIndex, &last.ID
+	}
 }
 
 func (t *writer) AddDeposited(ea string, delta int64) error {

@@ -66,6 +66,8 @@ func TestUpgradeFromV1(t *testing.T) {
 			('identifying', 'C00001', 1, X'00010203', '` + created + `'),
 			('analytic', 'C00001', 1, X'0405', '` + created + `')`,
 		`INSERT INTO keys(purpose, version, wrapped, created_at, not_after) VALUES ('ingest', 1, X'07', '` + created + `', '')`,
+		`INSERT INTO users(name, token_hash, created_at, expires_at, revoked_at) VALUES ('alice', 'hash-a', '` + created + `', '', '')`,
+		`INSERT INTO grants(user, role, area, deny) VALUES ('alice', 'auditor', 'VN', 0)`,
 	} {
 		if _, err := old.Exec(q); err != nil {
 			t.Fatalf("building the version 1 database: %v", err)
@@ -112,6 +114,9 @@ func TestUpgradeFromV1(t *testing.T) {
 		}
 		if k, err := tx.Keys("ingest"); err != nil || len(k) != 1 || !bytes.Equal(k[0].Wrapped, []byte{7}) {
 			t.Errorf("Keys(ingest) after the upgrade = %+v, %v", k, err)
+		}
+		if u, err := tx.User("alice"); err != nil || len(u.Grants) != 1 || u.Grants[0] != (storage.Grant{Role: "auditor", Area: "VN"}) {
+			t.Errorf("User(alice) after the upgrade = %+v, %v; want its one grant, for every request", u, err)
 		}
 		return nil
 	})

@@ -40,7 +40,7 @@ const FileName = "vault.db"
 // SchemaVersion is the schema this binary writes. Opening a database with
 // a newer schema fails rather than risk misreading it; an older one is
 // upgraded.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // migrations are the steps of the schema, in order: step i (from 0)
 // brings a database from version i to i+1. A released step is never
@@ -53,6 +53,9 @@ func migrations() []string {
 		`ALTER TABLE data_keys ADD COLUMN shredded_at TEXT NOT NULL DEFAULT ''`,
 		// Version 3: research projects and their cell budgets.
 		schemaV3Projects,
+		// Version 4: research tables (per-project grants, recipients,
+		// reading submissions in audit order).
+		schemaV4Research,
 	}
 }
 
@@ -585,4 +588,33 @@ CREATE TABLE projects (
 	created_at TEXT NOT NULL,
 	closed_at  TEXT NOT NULL
 ) WITHOUT ROWID;
+`
+
+// schemaV4Research is what research tables need:
+//   - users get the age recipient their tables may be encrypted to ("":
+//     none);
+//   - a grant may hold for one research project only ("": every request),
+//     so the project joins grants' primary key. SQLite cannot change a
+//     primary key in place: the table is rebuilt (new table, copy, drop,
+//     rename), which keeps its name and its reference to users. No table
+//     references grants, so dropping the old one checks no foreign key;
+//   - submissions are read in audit_index order (SubmissionsSince), a
+//     range of this index rather than a scan of the table.
+//
+// On a large vault the index is built while the upgrade holds the write
+// lock: Open takes as long as one pass over the submissions.
+const schemaV4Research = `
+ALTER TABLE users ADD COLUMN recipient TEXT NOT NULL DEFAULT '';
+CREATE TABLE grants_v4 (
+	user    TEXT NOT NULL REFERENCES users(name),
+	role    TEXT NOT NULL,
+	area    TEXT NOT NULL,
+	deny    INTEGER NOT NULL,
+	project TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (user, role, area, deny, project)
+) WITHOUT ROWID;
+INSERT INTO grants_v4(user, role, area, deny, project) SELECT user, role, area, deny, '' FROM grants;
+DROP TABLE grants;
+ALTER TABLE grants_v4 RENAME TO grants;
+CREATE INDEX submissions_audit_index ON submissions(audit_index);
 `

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -143,12 +144,12 @@ func (t *txn) InsertAreas(areas []storage.Area) error {
 
 // ---- users
 
-const userCols = `name, token_hash, created_at, expires_at, revoked_at`
+const userCols = `name, token_hash, created_at, expires_at, revoked_at, recipient`
 
 func (t *txn) scanUser(row *sql.Row) (*storage.User, error) {
 	var u storage.User
 	var created, expires, revoked string
-	if err := row.Scan(&u.Name, &u.TokenHash, &created, &expires, &revoked); err != nil {
+	if err := row.Scan(&u.Name, &u.TokenHash, &created, &expires, &revoked, &u.Recipient); err != nil {
 		return nil, scanErr(err)
 	}
 	var err error
@@ -161,14 +162,14 @@ func (t *txn) scanUser(row *sql.Row) (*storage.User, error) {
 	if u.RevokedAt, err = parseTime(revoked); err != nil {
 		return nil, err
 	}
-	rows, err := t.query(`SELECT role, area, deny FROM grants WHERE user = ? ORDER BY role, area, deny`, u.Name)
+	rows, err := t.query(`SELECT role, area, deny, project FROM grants WHERE user = ? ORDER BY role, area, deny, project`, u.Name)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var g storage.Grant
-		if err := rows.Scan(&g.Role, &g.Area, &g.Deny); err != nil {
+		if err := rows.Scan(&g.Role, &g.Area, &g.Deny, &g.Project); err != nil {
 			return nil, classify(err)
 		}
 		u.Grants = append(u.Grants, g)
@@ -193,7 +194,7 @@ func (t *txn) User(name string) (*storage.User, error) {
 }
 
 func (t *txn) Grants(fn func(user string, g storage.Grant) error) error {
-	rows, err := t.query(`SELECT user, role, area, deny FROM grants ORDER BY user, role, area, deny`)
+	rows, err := t.query(`SELECT user, role, area, deny, project FROM grants ORDER BY user, role, area, deny, project`)
 	if err != nil {
 		return err
 	}
@@ -201,7 +202,7 @@ func (t *txn) Grants(fn func(user string, g storage.Grant) error) error {
 	for rows.Next() {
 		var u string
 		var g storage.Grant
-		if err := rows.Scan(&u, &g.Role, &g.Area, &g.Deny); err != nil {
+		if err := rows.Scan(&u, &g.Role, &g.Area, &g.Deny, &g.Project); err != nil {
 			return classify(err)
 		}
 		if err := fn(u, g); err != nil {
@@ -212,8 +213,8 @@ func (t *txn) Grants(fn func(user string, g storage.Grant) error) error {
 }
 
 func (t *txn) InsertUser(u *storage.User) error {
-	if _, err := t.exec(`INSERT INTO users(`+userCols+`) VALUES(?, ?, ?, ?, ?)`,
-		u.Name, u.TokenHash, fmtTime(u.CreatedAt), fmtTime(u.ExpiresAt), fmtTime(u.RevokedAt)); err != nil {
+	if _, err := t.exec(`INSERT INTO users(`+userCols+`) VALUES(?, ?, ?, ?, ?, ?)`,
+		u.Name, u.TokenHash, fmtTime(u.CreatedAt), fmtTime(u.ExpiresAt), fmtTime(u.RevokedAt), u.Recipient); err != nil {
 		return err
 	}
 	for _, g := range u.Grants {
@@ -225,7 +226,8 @@ func (t *txn) InsertUser(u *storage.User) error {
 }
 
 func (t *txn) AddGrant(user string, g storage.Grant) error {
-	_, err := t.exec(`INSERT INTO grants(user, role, area, deny) VALUES(?, ?, ?, ?)`, user, g.Role, g.Area, g.Deny)
+	_, err := t.exec(`INSERT INTO grants(user, role, area, deny, project) VALUES(?, ?, ?, ?, ?)`,
+		user, g.Role, g.Area, g.Deny, g.Project)
 	return err
 }
 
@@ -236,6 +238,17 @@ func (t *txn) RevokeUser(name string, at time.Time) error {
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return storage.ErrNotFound
+	}
+	return nil
+}
+
+func (t *txn) SetRecipient(name, recipient string) error {
+	res, err := t.exec(`UPDATE users SET recipient = ? WHERE name = ?`, recipient, name)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: no user %q", storage.ErrNotFound, name)
 	}
 	return nil
 }
@@ -327,6 +340,83 @@ func (t *txn) MarkSuperseded(id, by string) error {
 		return fmt.Errorf("%w: submission %s is not current", storage.ErrConflict, id)
 	}
 	return nil
+}
+
+// submissionsPage is how many rows SubmissionsSince reads at a time: fn
+// runs between pages, with no statement open, so it may use the
+// transaction, and a census of submissions is never held in memory.
+const submissionsPage = 1000
+
+// sinceQueries are SubmissionsSince's statements, one per sealed class,
+// so that a class names a fixed pair of columns and never reaches the SQL
+// text. A page is a range of submissions_audit_index: (audit_index,
+// rowid) is that index's order, and the keyset that resumes after the
+// last row read, even among rows sharing an audit index. Rowids are
+// stable within a transaction (only VACUUM renumbers them, and it cannot
+// run inside one). The predecessor is found through the primary key; a
+// supersedes naming no stored row reads as none (-1), like an empty one.
+// Neither the operational fields nor the receipt are read.
+var sinceQueries = map[string]string{
+	"identifying": sinceQuery("ident_kv", "ident"),
+	"analytic":    sinceQuery("analytic_kv", "analytic"),
+}
+
+func sinceQuery(kv, data string) string {
+	return `SELECT s.rowid, s.id, s.area, s.commune, s.household_no, s.form, s.form_version, s.audit_index,
+		coalesce(p.audit_index, -1), s.` + kv + `, s.` + data + `
+	FROM submissions s LEFT JOIN submissions p ON s.supersedes <> '' AND p.id = s.supersedes
+	WHERE s.audit_index >= ?1 AND (s.audit_index > ?1 OR s.rowid > ?2)
+	ORDER BY s.audit_index, s.rowid
+	LIMIT ?3`
+}
+
+func (t *txn) SubmissionsSince(after int64, class string, fn func(storage.SubmissionRow) (bool, error)) error {
+	q, ok := sinceQueries[class]
+	if !ok {
+		return fmt.Errorf("sqlite: SubmissionsSince: unknown sealed class %q (want identifying or analytic)", class)
+	}
+	// The first page takes every rowid at audit index after+1 on: with
+	// lastRowid at its maximum, the keyset is audit_index > after.
+	lastIndex, lastRowid := after, int64(math.MaxInt64)
+	page := make([]storage.SubmissionRow, 0, submissionsPage)
+	for {
+		rows, err := t.query(q, lastIndex, lastRowid, submissionsPage)
+		if err != nil {
+			return err
+		}
+		page = page[:0]
+		for rows.Next() {
+			r := storage.SubmissionRow{Sealed: storage.Sealed{Class: class}}
+			var kv sql.NullInt64
+			var data []byte
+			if err := rows.Scan(&lastRowid, &r.ID, &r.Area, &r.Commune, &r.HouseholdNo, &r.Form, &r.FormVersion,
+				&r.AuditIndex, &r.SupersedesIndex, &kv, &data); err != nil {
+				rows.Close()
+				return classify(err)
+			}
+			if kv.Valid {
+				r.Sealed.KeyVersion, r.Sealed.Data = int(kv.Int64), data
+			}
+			lastIndex = r.AuditIndex
+			page = append(page, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return classify(err)
+		}
+		for _, r := range page {
+			more, err := fn(r)
+			if err != nil {
+				return err
+			}
+			if !more {
+				return nil
+			}
+		}
+		if len(page) < submissionsPage {
+			return nil
+		}
+	}
 }
 
 func (t *txn) AddDeposited(ea string, delta int64) error {

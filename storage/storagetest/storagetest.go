@@ -74,6 +74,10 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Projects", testProjects},
 		{"DebitProject", testDebitProject},
 		{"DebitConcurrent", testDebitConcurrent},
+		{"GrantProjects", testGrantProjects},
+		{"SetRecipient", testSetRecipient},
+		{"SubmissionsSince", testSubmissionsSince},
+		{"SubmissionsSinceTies", testSubmissionsSinceTies},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -226,6 +230,9 @@ func diffUser(got, want *storage.User) []string {
 	}
 	if got.TokenHash != want.TokenHash {
 		d = append(d, fmt.Sprintf("TokenHash = %q, want %q", got.TokenHash, want.TokenHash))
+	}
+	if got.Recipient != want.Recipient {
+		d = append(d, fmt.Sprintf("Recipient = %q, want %q", got.Recipient, want.Recipient))
 	}
 	for _, e := range []error{
 		checkTime("CreatedAt", got.CreatedAt, want.CreatedAt),

@@ -18,7 +18,7 @@ func testUpdateAtomic(t *testing.T, s storage.Store) {
 		_, err := tx.AppendAudit(appendEvent("setup"))
 		return errors.Join(err,
 			tx.PutMeta("policy_sha256", "old"),
-			tx.InsertUser(&storage.User{Name: "alice", TokenHash: tokenHash("a"), CreatedAt: at(1, 0)}),
+			tx.InsertUser(&storage.User{Name: "alice", TokenHash: tokenHash("a"), CreatedAt: at(1, 0), Recipient: "age1kept"}),
 			tx.InsertSubmission(submission("kept", "E1", 1)),
 			tx.PutKey(&storage.Key{Purpose: "ingest", Version: 1, Wrapped: []byte("k1"), CreatedAt: at(1, 0)}),
 			tx.AddDeposited("E1", 1),
@@ -38,6 +38,8 @@ func testUpdateAtomic(t *testing.T, s storage.Store) {
 			tx.InsertUser(&storage.User{Name: "bob", TokenHash: tokenHash("b"), CreatedAt: at(1, 0),
 				Grants: []storage.Grant{{Role: "admin", Area: "VN"}}}),
 			tx.AddGrant("alice", storage.Grant{Role: "auditor", Area: "VN"}),
+			tx.AddGrant("alice", storage.Grant{Role: "researcher", Area: "VN", Project: "p-1"}),
+			tx.SetRecipient("alice", "age1doomed"),
 			tx.RevokeUser("alice", at(2, 0)),
 			tx.MarkSuperseded("kept", "doomed"),
 			tx.InsertSubmission(submission("doomed", "E1", 1)),
@@ -78,7 +80,7 @@ func testUpdateAtomic(t *testing.T, s storage.Store) {
 		if _, err := tx.User("bob"); !errors.Is(err, storage.ErrNotFound) {
 			note("User(bob): err = %v", err)
 		}
-		if u, err := tx.User("alice"); err != nil || len(u.Grants) != 0 || !u.RevokedAt.IsZero() {
+		if u, err := tx.User("alice"); err != nil || len(u.Grants) != 0 || !u.RevokedAt.IsZero() || u.Recipient != "age1kept" {
 			note("User(alice) = %+v, %v", u, err)
 		}
 		if _, err := tx.Submission("doomed"); !errors.Is(err, storage.ErrNotFound) {
@@ -411,7 +413,7 @@ func testClosed(t *testing.T, s storage.Store) {
 // whole transaction must detect these refusals without raising them.)
 func testRefusedWriteKeepsTransaction(t *testing.T, s storage.Store) {
 	alice := &storage.User{Name: "alice", TokenHash: tokenHash("a"), CreatedAt: at(1, 0),
-		Grants: []storage.Grant{{Role: "auditor", Area: "VN"}}}
+		Grants: []storage.Grant{{Role: "auditor", Area: "VN"}, {Role: "researcher", Area: "VN", Project: "p-1"}}}
 	kept := submission("kept", "E1", 1)
 	dek := &storage.DataKey{Class: "analytic", Commune: "C1", Version: 1, Wrapped: []byte("dek"), CreatedAt: at(1, 0)}
 	key := &storage.Key{Purpose: "ingest", Version: 1, Wrapped: []byte("k1"), CreatedAt: at(1, 0)}
@@ -444,11 +446,14 @@ func testRefusedWriteKeepsTransaction(t *testing.T, s storage.Store) {
 			tx.InsertUser(&storage.User{Name: "bob", TokenHash: tokenHash("a"), CreatedAt: at(2, 0)}))
 		refuse("AddGrant of an existing grant", storage.ErrConflict,
 			tx.AddGrant("alice", storage.Grant{Role: "auditor", Area: "VN"}))
+		refuse("AddGrant of an existing project grant", storage.ErrConflict,
+			tx.AddGrant("alice", storage.Grant{Role: "researcher", Area: "VN", Project: "p-1"}))
 		refuse("InsertSubmission of an existing id", storage.ErrConflict, tx.InsertSubmission(kept))
 		refuse("InsertSubmission of a current household", storage.ErrConflict, tx.InsertSubmission(&other))
 		refuse("PutDataKey of an existing version", storage.ErrConflict, tx.PutDataKey(&dupDEK))
 		refuse("PutKey of an existing version", storage.ErrConflict, tx.PutKey(&dupKey))
 		refuse("RevokeUser of an unknown user", storage.ErrNotFound, tx.RevokeUser("mallory", at(3, 0)))
+		refuse("SetRecipient of an unknown user", storage.ErrNotFound, tx.SetRecipient("mallory", "age1x"))
 		refuse("RetireKey of an unknown version", storage.ErrNotFound, tx.RetireKey("ingest", 2, at(3, 0)))
 		refuse("MarkSuperseded of an unknown id", storage.ErrNotFound, tx.MarkSuperseded("unknown", "kept"))
 		refuse("RewrapDataKey of an unknown version", storage.ErrNotFound, tx.RewrapDataKey("analytic", "C1", 2, []byte("other")))

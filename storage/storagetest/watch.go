@@ -91,6 +91,8 @@ func testWatch(t *testing.T, s storage.Store) {
 		{storage.TopicKeys, func(tx storage.Tx) error { return tx.RetireKey("ingest", 1, at(3, 0)) }},
 		{"", func(tx storage.Tx) error { return tx.AddGrant("alice", storage.Grant{Role: "admin", Area: "VN"}) }},
 		{storage.TopicUsers, func(tx storage.Tx) error { return tx.RevokeUser("alice", at(2, 0)) }},
+		{"", func(tx storage.Tx) error { return tx.SetRecipient("alice", "age1x") }},
+		{storage.TopicUsers, func(tx storage.Tx) error { return tx.SetRecipient("alice", "age1x") }},
 		{storage.TopicKeys, func(tx storage.Tx) error {
 			return tx.PutDataKey(&storage.DataKey{Class: "analytic", Commune: "C1", Version: 1, Wrapped: []byte("d"), CreatedAt: at(1, 0)})
 		}},

@@ -1,0 +1,4 @@
+package postgres
+
+// Internals the package's external tests look at.
+var SinceQueries = sinceQueries

@@ -1,0 +1,7 @@
+package sqlite
+
+// Internals the package's external tests look at.
+var (
+	Migrations   = migrations
+	SinceQueries = sinceQueries
+)
