@@ -1,0 +1,282 @@
+package tables
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+
+	"github.com/censusvault/censusvault/broker/area"
+)
+
+// Household is one deposited submission as the cache takes it: where and
+// when it was deposited, its record keys and its opened analytic part.
+type Household struct {
+	AuditIndex      int64  // its place in the deposit sequence
+	SupersedesIndex int64  // AuditIndex of the submission it replaced, or -1
+	EA              string // area code of its EA
+	Key             uint32 // record key of the household (person 0)
+	// PersonKeys are the persons' record keys, in form order; there must
+	// be one per person of Analytic.
+	PersonKeys []uint32
+	// Analytic is the canonical analytic part as form.Split makes it:
+	// {"household":{…},"persons":[{…},…]}.
+	Analytic []byte
+}
+
+// column holds one coded variable (index+1, 0 for absent) in the
+// narrowest type its categories fit, or one numeric variable (NaN for
+// absent).
+type column struct {
+	u8  []uint8
+	u16 []uint16
+	f   []float64
+}
+
+func newColumn(v *variable) column {
+	switch {
+	case v.kind == numeric:
+		return column{f: []float64{}}
+	case len(v.values) < math.MaxUint8:
+		return column{u8: []uint8{}}
+	default:
+		return column{u16: []uint16{}}
+	}
+}
+
+// get returns the stored category index+1 (0: absent) of row i.
+func (c *column) get(i uint32) int {
+	if c.u8 != nil {
+		return int(c.u8[i])
+	}
+	return int(c.u16[i])
+}
+
+func (c *column) push(v int) {
+	if c.u8 != nil {
+		c.u8 = append(c.u8, uint8(v))
+	} else {
+		c.u16 = append(c.u16, uint16(v))
+	}
+}
+
+func (c *column) truncate(n int) {
+	switch {
+	case c.f != nil:
+		c.f = c.f[:n]
+	case c.u8 != nil:
+		c.u8 = c.u8[:n]
+	default:
+		c.u16 = c.u16[:n]
+	}
+}
+
+func (c *column) bytes() int64 {
+	return int64(cap(c.u8)) + 2*int64(cap(c.u16)) + 8*int64(cap(c.f))
+}
+
+// notAlive marks a household not superseded yet.
+const notAlive = math.MaxInt64
+
+// Cache is the engine's column store: the analytic variables of every
+// deposited household and person, decoded once and held in memory only
+// (never written anywhere), with each household's place in the deposit
+// sequence so that a table can be computed as of any earlier point.
+// Households are appended in deposit order. Safe for concurrent use:
+// tables read under a shared lock while Append takes it exclusively.
+type Cache struct {
+	schema *Schema
+	geo    *geo
+
+	mu   sync.RWMutex
+	upTo int64 // deposit sequence read through: the highest AuditIndex offered (or the caller's mark)
+
+	// Households, in AuditIndex order.
+	hAdded   []int64 // AuditIndex
+	hRemoved []int64 // AuditIndex of the submission that replaced it, or notAlive
+	hEA      []int32 // area index of the EA
+	hKey     []uint32
+	hFirst   []uint32 // its persons are [hFirst[h], hFirst[h+1]); one more entry than households
+	hCols    []column
+
+	// Persons, household by household.
+	pKey  []uint32
+	pAge  []uint8 // age+1, 0 when it cannot be computed
+	pCols []column
+
+	scratch parseScratch
+}
+
+// NewCache makes an empty cache for the areas of t and the variables of s.
+func NewCache(s *Schema, t *area.Tree) (*Cache, error) {
+	g, err := newGeo(t)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cache{schema: s, geo: g, upTo: -1, hFirst: []uint32{0}}
+	for _, v := range s.hhCols {
+		c.hCols = append(c.hCols, newColumn(v))
+	}
+	for _, v := range s.pCols {
+		c.pCols = append(c.pCols, newColumn(v))
+	}
+	c.scratch.init(s)
+	return c, nil
+}
+
+// UpTo returns the point of the deposit sequence the cache holds every
+// household through (-1 when it holds none).
+func (c *Cache) UpTo() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.upTo
+}
+
+// Size reports the households and persons held, and the bytes of their
+// columns.
+func (c *Cache) Size() (households, persons int, bytes int64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	bytes = 8*int64(cap(c.hAdded)+cap(c.hRemoved)) + 4*int64(cap(c.hEA)+cap(c.hKey)+cap(c.hFirst)+cap(c.pKey)) + int64(cap(c.pAge))
+	for i := range c.hCols {
+		bytes += c.hCols[i].bytes()
+	}
+	for i := range c.pCols {
+		bytes += c.pCols[i].bytes()
+	}
+	return len(c.hAdded), len(c.pKey), bytes
+}
+
+// ErrOutOfOrder is returned by Append for a household not after the last
+// one appended.
+var ErrOutOfOrder = errors.New("tables: households must be appended in deposit order")
+
+// Append adds households, which must come in increasing AuditIndex order
+// after everything appended before, then marks the cache as holding the
+// deposit sequence through upTo (≥ the last AuditIndex; pass the last
+// AuditIndex if unsure). A household that supersedes one in the cache
+// ends that one's life at its own AuditIndex. A household that fails to
+// decode is an error and nothing of the batch is kept.
+func (c *Cache) Append(batch []Household, upTo int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	nh, np := len(c.hAdded), len(c.pKey)
+	last := c.upTo
+	var removed []int // households whose hRemoved was set, to undo
+	fail := func(err error) error {
+		c.truncate(nh, np)
+		for _, h := range removed {
+			c.hRemoved[h] = notAlive
+		}
+		return err
+	}
+	for i := range batch {
+		h := &batch[i]
+		if h.AuditIndex <= last {
+			return fail(fmt.Errorf("%w: %d after %d", ErrOutOfOrder, h.AuditIndex, last))
+		}
+		last = h.AuditIndex
+		ea, ok := c.geo.ea(h.EA)
+		if !ok {
+			return fail(fmt.Errorf("tables: household at %d: %q is not an EA of the area tree", h.AuditIndex, clip(h.EA)))
+		}
+		if err := c.appendOne(h, ea); err != nil {
+			return fail(fmt.Errorf("tables: household at %d: %w", h.AuditIndex, err))
+		}
+		if h.SupersedesIndex >= 0 {
+			if old, ok := c.find(h.SupersedesIndex); ok && c.hRemoved[old] == notAlive {
+				c.hRemoved[old] = h.AuditIndex
+				removed = append(removed, old)
+			}
+			// Not found: the replaced household was never readable (its
+			// data key was shredded), so nothing to end.
+		}
+	}
+	if upTo < last {
+		upTo = last
+	}
+	c.upTo = upTo
+	return nil
+}
+
+// find returns the household appended with AuditIndex idx.
+func (c *Cache) find(idx int64) (int, bool) {
+	h := sort.Search(len(c.hAdded), func(i int) bool { return c.hAdded[i] >= idx })
+	return h, h < len(c.hAdded) && c.hAdded[h] == idx
+}
+
+func (c *Cache) truncate(nh, np int) {
+	c.hAdded, c.hRemoved, c.hEA, c.hKey = c.hAdded[:nh], c.hRemoved[:nh], c.hEA[:nh], c.hKey[:nh]
+	c.hFirst = c.hFirst[:nh+1]
+	for i := range c.hCols {
+		c.hCols[i].truncate(nh)
+	}
+	c.pKey, c.pAge = c.pKey[:np], c.pAge[:np]
+	for i := range c.pCols {
+		c.pCols[i].truncate(np)
+	}
+}
+
+func (c *Cache) appendOne(h *Household, ea int32) error {
+	s := &c.scratch
+	if err := s.parse(h.Analytic); err != nil {
+		return err
+	}
+	if len(s.persons) != len(h.PersonKeys) {
+		return fmt.Errorf("%d persons but %d person keys", len(s.persons), len(h.PersonKeys))
+	}
+	if len(c.pKey)+len(s.persons) > math.MaxUint32 {
+		return errors.New("the cache is full")
+	}
+	c.hAdded = append(c.hAdded, h.AuditIndex)
+	c.hRemoved = append(c.hRemoved, notAlive)
+	c.hEA = append(c.hEA, ea)
+	c.hKey = append(c.hKey, h.Key)
+	for i, v := range c.schema.hhCols {
+		pushValue(&c.hCols[i], v, s.household[i])
+	}
+	sc := c.schema
+	for p, vals := range s.persons {
+		c.pKey = append(c.pKey, h.PersonKeys[p])
+		for i, v := range sc.pCols {
+			pushValue(&c.pCols[i], v, vals[i])
+		}
+		age := 0
+		by, bm := vals[sc.birthYear.col], vals[sc.birthMon.col]
+		if !math.IsNaN(by) {
+			m := 0
+			if !math.IsNaN(bm) {
+				m = int(bm)
+			}
+			if a, ok := Age(int(by), m); ok && a < math.MaxUint8 {
+				age = a + 1
+			}
+		}
+		c.pAge = append(c.pAge, uint8(age))
+	}
+	c.hFirst = append(c.hFirst, uint32(len(c.pKey)))
+	return nil
+}
+
+// pushValue stores x (NaN: absent) in v's column. A value outside the
+// form's codes or range is stored as absent: the form validated it on
+// deposit, so this only happens for a record of another form version.
+func pushValue(col *column, v *variable, x float64) {
+	if v.kind == numeric {
+		col.f = append(col.f, x)
+		return
+	}
+	k := 0
+	if !math.IsNaN(x) && x == math.Trunc(x) {
+		k = v.category(int64(x)) + 1
+	}
+	col.push(k)
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}

@@ -1,0 +1,318 @@
+package tables
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/censusvault/censusvault/broker/sdc"
+)
+
+// acc accumulates one cell: contributors, the sum of their record keys
+// modulo 2^32, and the sum of the measured variable in thousandths.
+// Integer sums make the result independent of the order records are
+// added in, so a table is the same whatever the number of workers.
+type acc struct {
+	n     int64
+	key   uint32
+	milli int64
+}
+
+// Cell is one released cell.
+type Cell struct {
+	Count      int64   // perturbed count (measure count)
+	Value      float64 // perturbed sum or mean (measures sum, mean)
+	Suppressed bool
+}
+
+// Table is a released table: the plan it answers and its cells, row
+// block major: cell (r, c) is Cells[r*width+c], r = R and c = C being the
+// margins (totals over the row block and the column block).
+type Table struct {
+	Plan  *Plan
+	Cells []Cell
+}
+
+// chunk is how many households one unit of parallel work covers.
+const chunk = 1 << 16
+
+// Run computes the plan's table as of p.Norm.AsOf and applies disclosure
+// control: cell-key perturbation of every cell, margins included, from
+// its own contributors; then the small-cell rule. A universe smaller than
+// the minimum is refused without computing cells; the refusal does not
+// say how small it is.
+func (c *Cache) Run(p *Plan) (*Table, error) {
+	pt, err := sdc.NewPTable(p.params)
+	if err != nil {
+		return nil, err
+	}
+	total, u, err := c.aggregate(p)
+	if err != nil {
+		return nil, err
+	}
+	if u < int64(p.params.MinUniverse) {
+		return nil, invalidf("the table's universe after filtering is below the minimum of %d %s: widen the filter or the areas", p.params.MinUniverse, p.unit)
+	}
+	t := &Table{Plan: p, Cells: make([]Cell, len(total))}
+	for i, a := range total {
+		sc := sdc.Cell{Count: a.n, Key: a.key, Sum: float64(a.milli) / 1000}
+		switch p.op {
+		case "count":
+			v, sup := pt.ReleaseCount(sc)
+			t.Cells[i] = Cell{Count: v, Suppressed: sup}
+		case "sum":
+			v, sup := pt.ReleaseSum(sc, p.measure.bound)
+			t.Cells[i] = Cell{Value: v, Suppressed: sup}
+		case "mean":
+			v, sup := pt.ReleaseMean(sc, p.measure.bound)
+			t.Cells[i] = Cell{Value: v, Suppressed: sup}
+		}
+	}
+	return t, nil
+}
+
+// aggregate computes the true cells of p (margins included) and the
+// universe: the number of records that went into the table.
+func (c *Cache) aggregate(p *Plan) ([]acc, int64, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if p.Norm.AsOf > c.upTo {
+		return nil, 0, fmt.Errorf("tables: the cache holds deposits through %d, not %d", c.upTo, p.Norm.AsOf)
+	}
+	nh := len(c.hAdded)
+	workers := max(min(runtime.GOMAXPROCS(0), 8, (nh+chunk-1)/chunk), 1)
+	cells := p.Cells()
+	parts := make([][]acc, workers)
+	universe := make([]int64, workers)
+	var next int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range workers {
+		parts[w] = make([]acc, cells)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				lo := next
+				next += chunk
+				mu.Unlock()
+				if lo >= nh {
+					return
+				}
+				universe[w] += c.scan(p, parts[w], lo, min(lo+chunk, nh))
+			}
+		}()
+	}
+	wg.Wait()
+	total := parts[0]
+	for _, part := range parts[1:] {
+		for i := range part {
+			total[i].n += part[i].n
+			total[i].key += part[i].key
+			total[i].milli += part[i].milli
+		}
+	}
+	var u int64
+	for _, x := range universe {
+		u += x
+	}
+	return total, u, nil
+}
+
+// scan adds households [lo, hi) to cells and returns how many records
+// (persons or households) it added.
+func (c *Cache) scan(p *Plan, cells []acc, lo, hi int) int64 {
+	asOf := p.Norm.AsOf
+	width := p.width()
+	hasCols := len(p.cols) > 0
+	R, C := p.R, p.C
+	persons := p.unit == Persons
+	var n int64
+
+	add := func(r, col int, key uint32, milli int64) {
+		i := r*width + col
+		cells[i].n++
+		cells[i].key += key
+		cells[i].milli += milli
+		if hasCols {
+			cells[r*width+C].n++
+			cells[r*width+C].key += key
+			cells[r*width+C].milli += milli
+			cells[R*width+col].n++
+			cells[R*width+col].key += key
+			cells[R*width+col].milli += milli
+		}
+		t := R*width + (width - 1)
+		cells[t].n++
+		cells[t].key += key
+		cells[t].milli += milli
+	}
+
+	for h := lo; h < hi; h++ {
+		if c.hAdded[h] > asOf || c.hRemoved[h] <= asOf {
+			continue
+		}
+		ea := c.hEA[h]
+		if !p.universe[ea] {
+			continue
+		}
+		hu := uint32(h)
+		keep := true
+		for k := range p.filters {
+			f := &p.filters[k]
+			if f.src == srcHousehold && !f.allow[c.hCols[f.col].get(hu)] {
+				keep = false
+				break
+			}
+		}
+		if !keep {
+			continue
+		}
+		// The household's part of the row and column indexes.
+		rBase, okR := c.blockBase(p.rows, hu, ea)
+		cBase, okC := c.blockBase(p.cols, hu, ea)
+		if !okR || !okC {
+			continue
+		}
+		if !persons {
+			milli, ok := c.measureOf(p, hu, 0)
+			if !ok {
+				continue
+			}
+			add(rBase, cBase, c.hKey[h], milli)
+			n++
+			continue
+		}
+	person:
+		for i := c.hFirst[h]; i < c.hFirst[h+1]; i++ {
+			for k := range p.filters {
+				f := &p.filters[k]
+				switch f.src {
+				case srcPerson:
+					if !f.allow[c.pCols[f.col].get(i)] {
+						continue person
+					}
+				case srcAgeBand:
+					b := c.band(i)
+					if b < 0 || !f.allow[b] {
+						continue person
+					}
+				}
+			}
+			r, ok := c.personPart(p.rows, rBase, i)
+			if !ok {
+				continue
+			}
+			col, ok := c.personPart(p.cols, cBase, i)
+			if !ok {
+				continue
+			}
+			milli, ok := c.measureOf(p, hu, i)
+			if !ok {
+				continue
+			}
+			add(r, col, c.pKey[i], milli)
+			n++
+		}
+	}
+	return n
+}
+
+// blockBase is the index within a block (rows or cols) of its household
+// and area dimensions, person dimensions counting 0; false if the
+// household has no category in one of them.
+func (c *Cache) blockBase(ds []dim, h uint32, ea int32) (int, bool) {
+	idx := 0
+	for k := range ds {
+		d := &ds[k]
+		idx *= d.n
+		var cat int32
+		switch d.src {
+		case srcHousehold:
+			cat = d.catOf[c.hCols[d.col].get(h)]
+		case srcArea:
+			cat = d.catOf[ea]
+		default:
+			continue
+		}
+		if cat < 0 {
+			return 0, false
+		}
+		idx += int(cat)
+	}
+	return idx, true
+}
+
+// personPart adds the person dimensions of person i to a block's base
+// index.
+func (c *Cache) personPart(ds []dim, base int, i uint32) (int, bool) {
+	if len(ds) == 0 {
+		return base, true
+	}
+	idx, mul := base, 1
+	for k := len(ds) - 1; k >= 0; k-- {
+		d := &ds[k]
+		var cat int32
+		switch d.src {
+		case srcPerson:
+			cat = d.catOf[c.pCols[d.col].get(i)]
+		case srcAgeBand:
+			cat = int32(c.band(i))
+		default:
+			mul *= d.n
+			continue
+		}
+		if cat < 0 {
+			return 0, false
+		}
+		idx += int(cat) * mul
+		mul *= d.n
+	}
+	return idx, true
+}
+
+// band is person i's five-year age band, or -1.
+func (c *Cache) band(i uint32) int {
+	a := int(c.pAge[i])
+	if a == 0 {
+		return -1
+	}
+	return min((a-1)/5, AgeGroup5Bands-1)
+}
+
+// measureOf is the measured value of a record in thousandths; false if
+// the record has none (it is then left out of the table).
+func (c *Cache) measureOf(p *Plan, h, i uint32) (int64, bool) {
+	v := p.measure
+	if v == nil {
+		return 0, true
+	}
+	row := h
+	cols := c.hCols
+	if v.level == personLevel {
+		row, cols = i, c.pCols
+	}
+	var x float64
+	switch v.kind {
+	case derivedAge:
+		a := c.pAge[i]
+		if a == 0 {
+			return 0, false
+		}
+		x = float64(a - 1)
+	case numeric:
+		x = cols[v.col].f[row]
+		if math.IsNaN(x) {
+			return 0, false
+		}
+	default:
+		k := cols[v.col].get(row)
+		if k == 0 {
+			return 0, false
+		}
+		x = float64(v.values[k-1])
+	}
+	return int64(math.Round(x * 1000)), true
+}

@@ -1,0 +1,195 @@
+package tables
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// TableFormat names the layout of a released table.
+const TableFormat = "censusvault.table/v1"
+
+// Margin is the category of a margin cell: all categories of its block.
+const Margin = "*"
+
+// Method names the disclosure control applied.
+const Method = "cell-key perturbation (ABS/ONS), then small-cell suppression"
+
+// Render writes the table in its plan's format. The bytes depend only on
+// the normalized request (as-of point and parameters included) and the
+// data as of that point: no time, no budget, nothing about the requester,
+// so the same request as of the same point always gives the same bytes.
+func (t *Table) Render() []byte {
+	if t.Plan.Norm.Format == FormatCSV {
+		return t.csv()
+	}
+	return t.json()
+}
+
+func js(s string) []byte {
+	b, _ := json.Marshal(s) // a string always encodes
+	return b
+}
+
+func (t *Table) value(c Cell) string {
+	if t.Plan.op == "count" {
+		return strconv.FormatInt(c.Count, 10)
+	}
+	return strconv.FormatFloat(c.Value, 'f', 2, 64)
+}
+
+// cellCats returns the categories of cell i: one per row dimension, then
+// one per column dimension, Margin for a block's total.
+func (t *Table) cellCats(i int) (row, col []string) {
+	p := t.Plan
+	w := p.width()
+	r, c := i/w, i%w
+	row = blockCats(p.rows, r, p.R)
+	if len(p.cols) > 0 {
+		col = blockCats(p.cols, c, p.C)
+	}
+	return row, col
+}
+
+func blockCats(ds []dim, idx, total int) []string {
+	out := make([]string, len(ds))
+	if idx == total {
+		for k := range out {
+			out[k] = Margin
+		}
+		return out
+	}
+	for k := len(ds) - 1; k >= 0; k-- {
+		out[k] = ds[k].values[idx%ds[k].n]
+		idx /= ds[k].n
+	}
+	return out
+}
+
+func (t *Table) json() []byte {
+	p := t.Plan
+	n := &p.Norm
+	var b bytes.Buffer
+	b.WriteString(`{"table":`)
+	b.Write(js(TableFormat))
+	b.WriteString(`,"project":`)
+	b.Write(js(n.Project))
+	fmt.Fprintf(&b, `,"as_of":%d,"unit":`, n.AsOf)
+	b.Write(js(string(n.Unit)))
+	m, _ := n.Measure.MarshalJSON()
+	b.WriteString(`,"measure":`)
+	b.Write(m)
+	f, _ := json.Marshal(n.Filter)
+	b.WriteString(`,"filter":`)
+	b.Write(f)
+	for _, blk := range []struct {
+		name string
+		ds   []dim
+	}{{"rows", p.rows}, {"cols", p.cols}} {
+		fmt.Fprintf(&b, `,%q:[`, blk.name)
+		for k, d := range blk.ds {
+			if k > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`{"var":`)
+			b.Write(js(d.name))
+			b.WriteString(`,"categories":[`)
+			for j := range d.values {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(`{"value":`)
+				b.Write(js(d.values[j]))
+				b.WriteString(`,"label":`)
+				b.Write(js(d.labels[j]))
+				b.WriteByte('}')
+			}
+			b.WriteString("]}")
+		}
+		b.WriteByte(']')
+	}
+	pa := p.params
+	b.WriteString(`,"margin":`)
+	b.Write(js(Margin))
+	b.WriteString(`,"disclosure_control":{"method":`)
+	b.Write(js(Method))
+	fmt.Fprintf(&b, `,"max_noise":%d,"variance":%s,"small_cell":%d,"max_dims":%d,"max_cells":%d,"min_universe":%d,"params":`,
+		pa.MaxNoise, strconv.FormatFloat(pa.Variance, 'g', -1, 64), pa.SmallCell, pa.MaxDims, pa.MaxCells, pa.MinUniverse)
+	b.Write(js(pa.Canonical()))
+	b.WriteString(`},"cells":[`)
+	for i, c := range t.Cells {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		row, col := t.cellCats(i)
+		b.WriteString("\n")
+		b.WriteString(`{"row":`)
+		writeStrings(&b, row)
+		b.WriteString(`,"col":`)
+		writeStrings(&b, col)
+		if c.Suppressed {
+			b.WriteString(`,"suppressed":true}`)
+		} else {
+			b.WriteString(`,"value":`)
+			b.WriteString(t.value(c))
+			b.WriteByte('}')
+		}
+	}
+	b.WriteString("\n]}\n")
+	return b.Bytes()
+}
+
+func writeStrings(b *bytes.Buffer, ss []string) {
+	b.WriteByte('[')
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(js(s))
+	}
+	b.WriteByte(']')
+}
+
+// csv writes '#' comment lines with the request and the parameters, a
+// header (the row and column variables, "value", "status"), then one line
+// per cell: a suppressed cell has an empty value and status "suppressed".
+func (t *Table) csv() []byte {
+	p := t.Plan
+	n := &p.Norm
+	var b bytes.Buffer
+	m, _ := n.Measure.MarshalJSON()
+	f, _ := json.Marshal(n.Filter)
+	fmt.Fprintf(&b, "# %s project=%s as_of=%d unit=%s measure=%s filter=%s margin=%s\n", TableFormat, n.Project, n.AsOf, n.Unit, m, f, Margin)
+	fmt.Fprintf(&b, "# disclosure control: %s; %s\n", Method, p.params.Canonical())
+	w := csv.NewWriter(&b)
+	var head []string
+	for _, d := range p.rows {
+		head = append(head, d.name)
+	}
+	for _, d := range p.cols {
+		head = append(head, d.name)
+	}
+	head = append(head, "value", "status")
+	w.Write(head)
+	for i, c := range t.Cells {
+		row, col := t.cellCats(i)
+		rec := append(append(row, col...), "", "")
+		if c.Suppressed {
+			rec[len(rec)-1] = "suppressed"
+		} else {
+			rec[len(rec)-2] = t.value(c)
+		}
+		w.Write(rec)
+	}
+	w.Flush()
+	return b.Bytes()
+}
+
+// Describe is a one-line summary of a plan for logs and audit reasons:
+// never a value.
+func (p *Plan) Describe() string {
+	return fmt.Sprintf("%s %s by %s × %s, %d cells", p.Norm.Measure.Op, p.unit, strings.Join(p.Norm.Rows, "×"), strings.Join(p.Norm.Cols, "×"), p.Cells())
+}
