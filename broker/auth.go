@@ -89,7 +89,7 @@ func (b *Broker) Authenticate(ctx context.Context, authorization, source string)
 	}
 	c := &Caller{User: UserID(u.Name)}
 	for _, g := range u.Grants {
-		c.Grants = append(c.Grants, policy.Grant{Role: policy.Role(g.Role), Area: g.Area, Deny: g.Deny})
+		c.Grants = append(c.Grants, policy.Grant{Role: policy.Role(g.Role), Area: g.Area, Deny: g.Deny, Project: g.Project})
 	}
 	return c, nil
 }

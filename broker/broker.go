@@ -32,6 +32,7 @@ import (
 
 	"github.com/censusvault/censusvault/broker/area"
 	"github.com/censusvault/censusvault/broker/form"
+	"github.com/censusvault/censusvault/broker/sdc"
 	"github.com/censusvault/censusvault/crypto"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage"
@@ -79,6 +80,7 @@ type Opts struct {
 	MaxBody          int64         // deposit body limit; default form.MaxBody
 	AuthWin          time.Duration // window for rate-limited auth-failure events; default 1 minute
 	MaxCache         int           // unwrapped DEKs kept in memory; default 32768 (two classes × a national set of communes)
+	SDC              *sdc.Params   // disclosure control of research tables; nil: sdc.DefaultParams()
 }
 
 // Broker runs the use cases. Safe for concurrent use.
@@ -108,6 +110,8 @@ type Broker struct {
 	dekLocks map[crypto.DataKeyID]*sync.Mutex // one per DEK: loading or creating it happens once at a time
 
 	authFail *authLimiter
+
+	tables *tableState
 
 	from      crypto.KeyProvider // MigrateFrom, while switching providers
 	fromClass map[crypto.Class]crypto.KeyProvider
@@ -149,6 +153,11 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 		win = time.Minute
 	}
 	b.authFail = newAuthLimiter(win)
+	ts, err := newTableState(o.SDC)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b.tables = ts
 	if o.MaxCache <= 0 {
 		o.MaxCache = 32768
 	}

@@ -397,6 +397,9 @@ func (b *Broker) Shred(ctx context.Context, actor string, class crypto.Class, co
 		return nil, errorf(Unavailable, err, "failed to shred; nothing was destroyed")
 	}
 	b.forgetCommunes(class, communes)
+	if class == crypto.Analytic {
+		b.resetTables() // nothing opened under the destroyed keys stays in memory
+	}
 	if c, ok := b.store.(storage.Compactor); ok {
 		if err := c.Compact(ctx); err != nil {
 			return res, errorf(Unavailable, err, "the keys are destroyed, but compacting the database failed: run the shred again to retry the compaction")
@@ -414,16 +417,33 @@ func (b *Broker) forgetCommunes(class crypto.Class, communes []string) {
 	}
 }
 
-// forgetShredded drops from the cache every DEK another instance shredded.
+// forgetShredded drops from the cache every DEK another instance
+// shredded, and the table cache if analytic keys are among them.
 func (b *Broker) forgetShredded(ctx context.Context) error {
-	return b.store.View(ctx, func(tx storage.ReadTx) error {
+	var analytic int
+	err := b.store.View(ctx, func(tx storage.ReadTx) error {
+		analytic = 0
 		return tx.DataKeys(func(k storage.DataKey) (bool, error) {
 			if !k.ShreddedAt.IsZero() {
 				b.keyring.Forget(crypto.DataKeyID{Class: crypto.Class(k.Class), Commune: k.Commune, Version: k.Version})
+				if k.Class == string(crypto.Analytic) {
+					analytic++
+				}
 			}
 			return true, nil
 		})
 	})
+	if err != nil {
+		return err
+	}
+	b.tables.mu.Lock()
+	changed := analytic != b.tables.shredded
+	b.tables.shredded = analytic
+	b.tables.mu.Unlock()
+	if changed {
+		b.resetTables()
+	}
+	return nil
 }
 
 // preloadDEKs unwraps the current version's data keys in batches at

@@ -149,7 +149,7 @@ func (o *InitOpts) check() (*policy.Engine, error) {
 func updatePolicyHash(tx storage.Tx, eng *policy.Engine) error {
 	d := newGrantsDigest()
 	if err := tx.Grants(func(user string, g storage.Grant) error {
-		d.add(policy.GrantLine(user, policy.Grant{Role: policy.Role(g.Role), Area: g.Area, Deny: g.Deny}))
+		d.add(policy.GrantLine(user, policy.Grant{Role: policy.Role(g.Role), Area: g.Area, Deny: g.Deny, Project: g.Project}))
 		return nil
 	}); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/broker/form"
+	"github.com/censusvault/censusvault/broker/tables"
 	"github.com/censusvault/censusvault/storage"
 )
 
@@ -24,7 +25,8 @@ const (
 	MaxProjectAreas     = 1000 // area codes one project covers
 	MaxProjectVariables = 100  // variables one project may use
 	MaxProjectBudget    = 1e12 // cells; far beyond any real project, well inside int64
-	derivedAgeGroup5    = "age_group5"
+	derivedAgeGroup5    = tables.VarAgeGroup5
+	derivedAge          = tables.VarAge
 )
 
 // NewProject describes a research project to register.
@@ -55,7 +57,8 @@ type ProjectInfo struct {
 
 // ProjectVariables lists what a project may name, in form order: the
 // analytic fields of the default form (household, then person) and the
-// derived bands. Identifying and operational fields are never among them.
+// derived variables (age_group5, the five-year band, and age, completed
+// years, a measure only). Identifying and operational fields are never among them.
 func ProjectVariables() []string {
 	f := form.Default()
 	var out []string
@@ -66,12 +69,12 @@ func ProjectVariables() []string {
 			}
 		}
 	}
-	return append(out, derivedAgeGroup5)
+	return append(out, derivedAgeGroup5, derivedAge)
 }
 
 // checkVariable says why a project may not use v, or returns nil.
 func checkVariable(v string, f *form.Form) error {
-	if v == derivedAgeGroup5 {
+	if v == derivedAgeGroup5 || v == derivedAge {
 		return nil
 	}
 	for _, list := range [][]form.Field{f.Household, f.Person} {

@@ -19,6 +19,7 @@ type NewUser struct {
 	Name    UserID
 	Role    policy.Role
 	Area    AreaCode
+	Project string    // research project of a researcher grant; required for researchers, refused for other roles
 	Expires time.Time // zero: never
 }
 
@@ -30,7 +31,7 @@ func (b *Broker) AddUser(ctx context.Context, actor string, u NewUser) (crypto.T
 	if !userNameRE.MatchString(string(u.Name)) {
 		return crypto.Token{}, errorf(Invalid, nil, "user name %q: use 1–64 lowercase letters, digits, '.', '_' or '-'", u.Name)
 	}
-	if err := b.checkGrant(policy.Grant{Role: u.Role, Area: string(u.Area)}); err != nil {
+	if err := b.checkGrant(policy.Grant{Role: u.Role, Area: string(u.Area), Project: u.Project}); err != nil {
 		return crypto.Token{}, err
 	}
 	now := b.now().UTC()
@@ -42,9 +43,12 @@ func (b *Broker) AddUser(ctx context.Context, actor string, u NewUser) (crypto.T
 		return crypto.Token{}, errorf(Internal, err, "failed to make a token")
 	}
 	err = b.store.Update(ctx, func(tx storage.Tx) error {
+		if err := checkGrantProject(tx, u.Project); err != nil {
+			return err
+		}
 		if err := tx.InsertUser(&storage.User{
 			Name: string(u.Name), TokenHash: tok.Digest().Hex(), CreatedAt: now, ExpiresAt: u.Expires,
-			Grants: []storage.Grant{{Role: string(u.Role), Area: string(u.Area)}},
+			Grants: []storage.Grant{{Role: string(u.Role), Area: string(u.Area), Project: u.Project}},
 		}); err != nil {
 			return err
 		}
@@ -57,11 +61,15 @@ func (b *Broker) AddUser(ctx context.Context, actor string, u NewUser) (crypto.T
 		}
 		_, err := appendEvent(tx, &audit.Event{
 			Time: now, Actor: actor, Roles: []string{}, Action: "user.add", Area: string(u.Area),
-			Resources: []string{"user:" + string(u.Name), "grant:" + string(u.Role) + "@" + string(u.Area)},
+			Resources: []string{"user:" + string(u.Name), "grant:" + grantText(policy.Grant{Role: u.Role, Area: string(u.Area), Project: u.Project})},
 			Decision:  "allow", Rule: "operator with access to the data directory", Reason: reason, Outcome: "ok",
 		})
 		return err
 	})
+	var pe *Error
+	if errors.As(err, &pe) {
+		return crypto.Token{}, pe
+	}
 	if errors.Is(err, storage.ErrConflict) {
 		return crypto.Token{}, errorf(Conflict, err, "user %s already exists", u.Name)
 	}
@@ -82,7 +90,10 @@ func (b *Broker) Grant(ctx context.Context, actor string, user UserID, g policy.
 		if _, err := tx.User(string(user)); err != nil {
 			return err
 		}
-		if err := tx.AddGrant(string(user), storage.Grant{Role: string(g.Role), Area: g.Area, Deny: g.Deny}); err != nil {
+		if err := checkGrantProject(tx, g.Project); err != nil {
+			return err
+		}
+		if err := tx.AddGrant(string(user), storage.Grant{Role: string(g.Role), Area: g.Area, Deny: g.Deny, Project: g.Project}); err != nil {
 			return err
 		}
 		if err := updatePolicyHash(tx, b.policy); err != nil {
@@ -94,12 +105,15 @@ func (b *Broker) Grant(ctx context.Context, actor string, user UserID, g policy.
 		}
 		_, err := appendEvent(tx, &audit.Event{
 			Time: now, Actor: actor, Roles: []string{}, Action: "user.grant", Area: g.Area,
-			Resources: []string{"user:" + string(user), kind + ":" + string(g.Role) + "@" + g.Area},
+			Resources: []string{"user:" + string(user), kind + ":" + grantText(g)},
 			Decision:  "allow", Rule: "operator with access to the data directory", Outcome: "ok",
 		})
 		return err
 	})
+	var pe *Error
 	switch {
+	case errors.As(err, &pe):
+		return pe
 	case errors.Is(err, storage.ErrNotFound):
 		return errorf(NotFound, err, "no user %s", user)
 	case errors.Is(err, storage.ErrConflict):
@@ -144,15 +158,92 @@ func (b *Broker) checkGrant(g policy.Grant) error {
 	if g.Role == policy.Admin && a.Code != b.tree.Root() {
 		return errorf(Invalid, nil, "admin is a global role: grant it at the root area %s", b.tree.Root())
 	}
+	switch {
+	case g.Project != "" && g.Role != policy.Researcher:
+		return errorf(Invalid, nil, "only researcher grants name a project; %s is granted by area alone", g.Role)
+	case g.Project != "" && !projectIDRE.MatchString(g.Project):
+		return errorf(Invalid, nil, "project id %q is not a project id", clip(g.Project))
+	case g.Role == policy.Researcher && !g.Deny && g.Project == "":
+		return errorf(Invalid, nil, "a researcher is granted on a project: add --project ID (see `censusvault project list`)")
+	}
+	return nil
+}
+
+// checkGrantProject checks, in the granting transaction, that a grant's
+// project exists and is open.
+func checkGrantProject(tx storage.ReadTx, id string) error {
+	if id == "" {
+		return nil
+	}
+	p, err := tx.Project(id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return errorf(Invalid, nil, "no project %s: register it first with `censusvault project add`", id)
+	}
+	if err != nil {
+		return err
+	}
+	if !p.ClosedAt.IsZero() {
+		return errorf(Invalid, nil, "project %s is closed", id)
+	}
+	return nil
+}
+
+// grantText is a grant as audit resources name it: "researcher@01/project:p1".
+func grantText(g policy.Grant) string {
+	s := string(g.Role) + "@" + g.Area
+	if g.Project != "" {
+		s += "/project:" + g.Project
+	}
+	return s
+}
+
+// SetRecipient registers (or with "" removes) the age recipient a user's
+// research tables are encrypted to when they ask for ?encrypt=1. Audited
+// as "user.set_recipient"; the recipient is a public key, so the event
+// names it.
+func (b *Broker) SetRecipient(ctx context.Context, actor string, user UserID, recipient string) error {
+	if recipient != "" {
+		r, err := crypto.ParseRecipient(recipient)
+		if err != nil {
+			return errorf(Invalid, nil, "%v", err)
+		}
+		recipient = r
+	}
+	now := b.now().UTC()
+	err := b.store.Update(ctx, func(tx storage.Tx) error {
+		if err := tx.SetRecipient(string(user), recipient); err != nil {
+			return err
+		}
+		reason := "recipient removed"
+		if recipient != "" {
+			reason = "recipient " + recipient
+			if len(reason) > 80 {
+				reason = reason[:80] + "…"
+			}
+		}
+		_, err := appendEvent(tx, &audit.Event{
+			Time: now, Actor: actor, Roles: []string{}, Action: "user.set_recipient", Area: string(b.tree.Root()),
+			Resources: []string{"user:" + string(user)},
+			Decision:  "allow", Rule: "operator with access to the data directory", Reason: reason, Outcome: "ok",
+		})
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return errorf(NotFound, err, "no user %s", user)
+	}
+	if err != nil {
+		return errorf(Unavailable, err, "failed to store the recipient")
+	}
 	return nil
 }
 
 // UserInfo is what `user list` shows: never a token or digest.
 type UserInfo struct {
-	Name    UserID
-	Grants  []policy.Grant
-	Expires time.Time
-	Revoked time.Time
+	Name      UserID
+	Recipient string // age recipient for encrypted tables; "" if none
+	Grants    []policy.Grant
+	Expires   time.Time
+	Revoked   time.Time
 }
 
 // User describes one user.
@@ -169,9 +260,9 @@ func (b *Broker) User(ctx context.Context, name UserID) (*UserInfo, error) {
 	if err != nil {
 		return nil, errorf(Unavailable, err, "failed to read user")
 	}
-	info := &UserInfo{Name: name, Expires: u.ExpiresAt, Revoked: u.RevokedAt}
+	info := &UserInfo{Name: name, Recipient: u.Recipient, Expires: u.ExpiresAt, Revoked: u.RevokedAt}
 	for _, g := range u.Grants {
-		info.Grants = append(info.Grants, policy.Grant{Role: policy.Role(g.Role), Area: g.Area, Deny: g.Deny})
+		info.Grants = append(info.Grants, policy.Grant{Role: policy.Role(g.Role), Area: g.Area, Deny: g.Deny, Project: g.Project})
 	}
 	return info, nil
 }
