@@ -166,7 +166,7 @@ func (b *Broker) openRows(ctx context.Context, rows []storage.SubmissionRow) ([]
 }
 
 func (b *Broker) openRow(ctx context.Context, r *storage.SubmissionRow) (tables.Household, bool, error) {
-	if len(r.Sealed.Data) == 0 || r.Form != form.Default().Name || r.FormVersion != form.Default().Version {
+	if name, version := b.tables.schema.Form(); len(r.Sealed.Data) == 0 || r.Form != name || r.FormVersion != version {
 		return tables.Household{}, false, nil
 	}
 	kid := crypto.DataKeyID{Class: crypto.Analytic, Commune: r.Commune, Version: r.Sealed.KeyVersion}

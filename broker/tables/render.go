@@ -120,16 +120,22 @@ func (t *Table) json() []byte {
 		pa.MaxNoise, strconv.FormatFloat(pa.Variance, 'g', -1, 64), pa.SmallCell, pa.MaxDims, pa.MaxCells, pa.MinUniverse)
 	b.Write(js(pa.Canonical()))
 	b.WriteString(`},"cells":[`)
+	// Each block's category arrays, encoded once: a cell is then two
+	// copies and a number.
+	rowFrag := blockFragments(p.rows, p.R)
+	colFrag := []string{"[]"}
+	if len(p.cols) > 0 {
+		colFrag = blockFragments(p.cols, p.C)
+	}
+	w := p.width()
 	for i, c := range t.Cells {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		row, col := t.cellCats(i)
-		b.WriteString("\n")
-		b.WriteString(`{"row":`)
-		writeStrings(&b, row)
+		b.WriteString("\n{\"row\":")
+		b.WriteString(rowFrag[i/w])
 		b.WriteString(`,"col":`)
-		writeStrings(&b, col)
+		b.WriteString(colFrag[i%w])
 		if c.Suppressed {
 			b.WriteString(`,"suppressed":true}`)
 		} else {
@@ -140,6 +146,19 @@ func (t *Table) json() []byte {
 	}
 	b.WriteString("\n]}\n")
 	return b.Bytes()
+}
+
+// blockFragments returns the JSON array of categories of every index of
+// a block, the margin (index total) last.
+func blockFragments(ds []dim, total int) []string {
+	out := make([]string, total+1)
+	var b bytes.Buffer
+	for i := range out {
+		b.Reset()
+		writeStrings(&b, blockCats(ds, i, total))
+		out[i] = b.String()
+	}
+	return out
 }
 
 func writeStrings(b *bytes.Buffer, ss []string) {

@@ -586,24 +586,35 @@ const NotStated = "not_stated"
 // of the area at level lv above it.
 func (p *Plan) areaDim(g *geo, lv area.Level) dim {
 	d := dim{name: lv.String(), src: srcArea, level: lv, catOf: make([]int32, len(g.codes))}
-	num := make(map[int32]int32)
+	// catOf first marks the areas at level lv that hold a covered EA (-2),
+	// then numbers them in tree order, then is overwritten for EAs with
+	// their ancestor's category. Areas at level lv come before their EAs
+	// in tree order, and an area at lv above the EA level is never an EA.
+	for i := range d.catOf {
+		d.catOf[i] = -1
+	}
 	for i := range g.codes {
 		if g.levels[i] == area.EA && p.universe[i] {
-			num[g.eaAnc[i][lv]] = -1
+			d.catOf[g.eaAnc[i][lv]] = -2
 		}
 	}
 	for a := range g.codes {
-		if _, ok := num[int32(a)]; ok && g.levels[a] == lv {
-			num[int32(a)] = int32(d.n)
+		if d.catOf[a] == -2 {
+			d.catOf[a] = int32(d.n)
 			d.n++
 			d.values = append(d.values, string(g.codes[a]))
 			d.labels = append(d.labels, g.names[a])
 		}
 	}
+	if lv == area.EA {
+		return d // an EA's category is its own
+	}
 	for i := range d.catOf {
-		d.catOf[i] = -1
-		if g.levels[i] == area.EA && p.universe[i] {
-			d.catOf[i] = num[g.eaAnc[i][lv]]
+		switch {
+		case g.levels[i] == area.EA && p.universe[i]:
+			d.catOf[i] = d.catOf[g.eaAnc[i][lv]]
+		case g.levels[i] == area.EA:
+			d.catOf[i] = -1
 		}
 	}
 	return d

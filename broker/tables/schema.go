@@ -213,3 +213,7 @@ func (v *variable) category(x int64) int {
 // Variables lists the variables a table may name, in form order, then the
 // derived ones.
 func (s *Schema) Variables() []string { return append([]string(nil), s.order...) }
+
+// Form returns the name and version of the form the schema was built from:
+// the engine tabulates submissions of that form only.
+func (s *Schema) Form() (name string, version int) { return s.form, s.version }
