@@ -2,23 +2,29 @@
 // or a desk tool would use it. Deposits are encrypted on the client with
 // age to the vault's ingest recipient; they are retried on network errors
 // and 503 with the same bytes, which the vault answers idempotently, so a
-// retry after a lost reply returns the original receipt.
+// retry after a lost reply returns the original receipt. Research tables
+// (RequestTable) are never retried: each release spends the project's cell
+// budget.
 package client
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"filippo.io/age"
 	"github.com/censusvault/censusvault/broker"
+	"github.com/censusvault/censusvault/broker/tables"
 )
 
 // Client talks to one vault as one user.
@@ -183,6 +189,120 @@ func (c *Client) AuditEvents(ctx context.Context, from int64, limit int) (events
 	return out.Events, next, nil
 }
 
+// TableResponse is a released research table and what the vault says of
+// it.
+type TableResponse struct {
+	Body        []byte // the table, or its age encryption when Encrypted
+	ContentType string // the plaintext table's type: application/json or text/csv (with its charset)
+	Encrypted   bool   // Body is age-encrypted to the caller's registered recipient
+	Digest      string // "sha256:" + hex SHA-256 of the plaintext table, as the audit log holds it
+	AuditIndex  int64  // the audit event of the release
+	AsOf        int64  // the point of the deposit sequence the table is computed as of
+	Cells       int64  // cells released and debited from the project's budget
+	Remaining   int64  // the project's budget left after this table
+}
+
+// MaxTableBytes bounds a table response the client reads.
+const MaxTableBytes = 64 << 20
+
+// RequestTable sends a table request (body: the JSON request) and
+// returns the table. format is tables.FormatJSON ("" too) or
+// tables.FormatCSV; with encrypt the vault encrypts the table to the
+// caller's registered age recipient. A table request spends the project's
+// cell budget, so it is never retried. The digest of a plaintext table is
+// checked here; that of an encrypted one can be checked only after
+// decryption (VerifyTable).
+func (c *Client) RequestTable(ctx context.Context, body []byte, format string, encrypt bool) (*TableResponse, error) {
+	accept := "application/json"
+	switch format {
+	case "", tables.FormatJSON:
+	case tables.FormatCSV:
+		accept = "text/csv"
+	default:
+		return nil, fmt.Errorf("client: table format %q: use %q or %q", format, tables.FormatJSON, tables.FormatCSV)
+	}
+	path := "/v1/tables"
+	if encrypt {
+		path += "?encrypt=1"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", accept)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxTableBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(resp.StatusCode, b)
+	}
+	if len(b) > MaxTableBytes {
+		return nil, fmt.Errorf("client: the table is over %d bytes", MaxTableBytes)
+	}
+	h := resp.Header
+	t := &TableResponse{Body: b, ContentType: h.Get("Content-Type"), Digest: h.Get("X-Censusvault-Table-Digest")}
+	if t.ContentType == "application/age" {
+		t.Encrypted, t.ContentType = true, h.Get("X-Censusvault-Content-Type")
+	}
+	if encrypt != t.Encrypted {
+		return nil, fmt.Errorf("client: asked for an encrypted table %v, got one encrypted %v", encrypt, t.Encrypted)
+	}
+	if !strings.HasPrefix(t.ContentType, "application/json") && !strings.HasPrefix(t.ContentType, "text/csv") {
+		return nil, fmt.Errorf("client: the table's content type %q is neither JSON nor CSV", t.ContentType)
+	}
+	if !validDigest(t.Digest) {
+		return nil, errors.New("client: the response has no valid X-Censusvault-Table-Digest")
+	}
+	for _, f := range []struct {
+		name string
+		dst  *int64
+	}{
+		{"X-Censusvault-Audit-Index", &t.AuditIndex}, {"X-Censusvault-As-Of", &t.AsOf},
+		{"X-Censusvault-Cells", &t.Cells}, {"X-Censusvault-Budget-Remaining", &t.Remaining},
+	} {
+		v, err := strconv.ParseInt(h.Get(f.name), 10, 64)
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("client: the response has no valid %s", f.name)
+		}
+		*f.dst = v
+	}
+	if !t.Encrypted {
+		if err := VerifyTable(t.Body, t.Digest); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// VerifyTable checks that a plaintext table has the digest the vault
+// logged for it ("sha256:" + hex).
+func VerifyTable(plain []byte, digest string) error {
+	sum := sha256.Sum256(plain)
+	if "sha256:"+hex.EncodeToString(sum[:]) != digest {
+		return errors.New("the table does not match its logged digest: it was altered or truncated on the way")
+	}
+	return nil
+}
+
+func validDigest(d string) bool {
+	h, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(h) != 2*sha256.Size {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil && strings.ToLower(h) == h
+}
+
 func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
@@ -212,6 +332,19 @@ func (c *Client) getText(ctx context.Context, path string) (string, error) {
 	return string(b), nil
 }
 
+// statusError decodes an error answer: {"error": …, "problems": […]}.
+func statusError(status int, body []byte) *StatusError {
+	var e struct {
+		Error    string   `json:"error"`
+		Problems []string `json:"problems"`
+	}
+	json.Unmarshal(body, &e)
+	if e.Error == "" {
+		e.Error = http.StatusText(status)
+	}
+	return &StatusError{Status: status, Message: e.Error, Problems: e.Problems}
+}
+
 func (c *Client) do(req *http.Request, v any) (int, error) {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -226,15 +359,7 @@ func (c *Client) do(req *http.Request, v any) (int, error) {
 		return 0, err
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error    string   `json:"error"`
-			Problems []string `json:"problems"`
-		}
-		json.Unmarshal(b, &e)
-		if e.Error == "" {
-			e.Error = http.StatusText(resp.StatusCode)
-		}
-		return resp.StatusCode, &StatusError{Status: resp.StatusCode, Message: e.Error, Problems: e.Problems}
+		return resp.StatusCode, statusError(resp.StatusCode, b)
 	}
 	if v != nil {
 		if err := json.Unmarshal(b, v); err != nil {

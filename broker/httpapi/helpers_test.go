@@ -64,6 +64,10 @@ const (
 	eaB2     = "18073-02"
 )
 
+// testProject is the research project every test vault has, covering
+// the district; the user "researcher" is granted on it.
+const testProject = "hl-2019"
+
 // testUsers are the users every test vault has: each role, and two
 // enumerators in eaA1 for the supersede rules.
 var testUsers = []broker.NewUser{
@@ -79,7 +83,7 @@ var testUsers = []broker.NewUser{
 	{Name: "steering-a", Role: policy.Steering, Area: communeA},
 	{Name: "steering-town", Role: policy.Steering, Area: district},
 	{Name: "steering-vn", Role: policy.Steering, Area: nation},
-	{Name: "researcher", Role: policy.Researcher, Area: district},
+	{Name: "researcher", Role: policy.Researcher, Area: district, Project: testProject},
 	{Name: "auditor", Role: policy.Auditor, Area: nation},
 	{Name: "admin", Role: policy.Admin, Area: nation},
 }
@@ -161,6 +165,14 @@ func newVault(t testing.TB, o vaultOpts) *vault {
 		t.Fatal(err)
 	}
 	v := &vault{t: t, Dir: dir, B: b, Store: st, Clock: clk, Tokens: map[string]string{}, AuthWin: o.authWin}
+	// Researchers are granted on a project, which must exist first.
+	if err := b.AddProject(ctx, "cli:test", broker.NewProject{
+		ID: testProject, Title: "Hồng Lĩnh households", Purpose: "test tables of the town",
+		Areas: []broker.AreaCode{district}, Variables: []string{"sex", "age_group5", "relationship", "dwelling_type", "water_source"},
+		Expires: start.AddDate(1, 0, 0), Budget: 100_000,
+	}); err != nil {
+		t.Fatal(err)
+	}
 	for _, u := range testUsers {
 		tok, err := b.AddUser(ctx, "cli:test", u)
 		if err != nil {

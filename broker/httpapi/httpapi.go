@@ -14,18 +14,32 @@
 //	GET  /v1/receipts/{id}           the caller's own receipt
 //	GET  /v1/progress?area=&depth=   households deposited against plan
 //	GET  /v1/audit/events?from=&limit=  audit events, for auditors
+//	POST /v1/tables?encrypt=1        a research table: body is the JSON table request
+//	                                 (at most 64 KiB); Accept: application/json (default)
+//	                                 or text/csv picks the table's format; with
+//	                                 encrypt=1 the table comes age-encrypted to the
+//	                                 caller's registered recipient (application/age).
+//	                                 Headers X-Censusvault-Table-Digest (sha256: of the
+//	                                 plaintext table, as the audit log holds it),
+//	                                 -Audit-Index, -As-Of, -Cells (debited),
+//	                                 -Budget-Remaining, and -Content-Type (the
+//	                                 plaintext's type, when encrypted)
 package httpapi
 
 import (
 	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/censusvault/censusvault/broker"
+	"github.com/censusvault/censusvault/broker/tables"
+	"github.com/censusvault/censusvault/policy"
 	"github.com/gin-gonic/gin"
 )
 
@@ -65,6 +79,7 @@ func New(o Opts) (http.Handler, error) {
 	r.GET("/v1/receipts/:id", h.authed(h.receipt))
 	r.GET("/v1/progress", h.authed(h.progress))
 	r.GET("/v1/audit/events", h.authed(h.auditEvents))
+	r.POST("/v1/tables", h.authed(h.requestTable))
 
 	r.NoRoute(func(c *gin.Context) { writeError(c, h.log, &broker.Error{Kind: broker.NotFound, Msg: "no such route"}) })
 	r.NoMethod(func(c *gin.Context) {
@@ -181,6 +196,128 @@ func (h *handler) auditEvents(c *gin.Context, caller *broker.Caller) error {
 	buf.WriteString("}\n")
 	c.Data(http.StatusOK, "application/json; charset=utf-8", buf.Bytes())
 	return nil
+}
+
+// Response headers of a released table.
+const (
+	HeaderTableDigest     = "X-Censusvault-Table-Digest"
+	HeaderAuditIndex      = "X-Censusvault-Audit-Index"
+	HeaderAsOf            = "X-Censusvault-As-Of"
+	HeaderCells           = "X-Censusvault-Cells"
+	HeaderBudgetRemaining = "X-Censusvault-Budget-Remaining"
+	HeaderContentType     = "X-Censusvault-Content-Type" // the plaintext table's type, when the body is encrypted
+	ContentTypeAge        = "application/age"
+)
+
+func (h *handler) requestTable(c *gin.Context, caller *broker.Caller) error {
+	ctx := c.Request.Context()
+	action := string(policy.RequestTable)
+	format, ok := tableFormat(c.Request.Header.Values("Accept"))
+	if !ok {
+		err := h.b.Invalid(ctx, caller, action, "this route answers application/json or text/csv: set Accept to one of them (the table is age-encrypted with ?encrypt=1 whichever format is chosen)")
+		var be *broker.Error
+		if !errors.As(err, &be) || be.Kind != broker.Invalid {
+			return err // the refusal could not be logged
+		}
+		c.AbortWithStatusJSON(http.StatusNotAcceptable, gin.H{"error": be.Msg})
+		return nil
+	}
+	encrypt := false
+	if vals, ok := c.GetQueryArray("encrypt"); ok {
+		if len(vals) != 1 || vals[0] != "1" {
+			return h.b.Invalid(ctx, caller, action, "encrypt: give encrypt=1 for a table encrypted to your registered age recipient, or leave it out")
+		}
+		encrypt = true
+	}
+	// The broker refuses (and audits) a body over the limit: read one
+	// byte more than it accepts so that it can tell.
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, tables.MaxRequestBytes+1))
+	if err != nil {
+		return h.b.Invalid(ctx, caller, action, "the request body could not be read")
+	}
+	rel, err := h.b.RequestTable(ctx, caller, body, broker.TableOpts{Format: format, Encrypt: encrypt})
+	if err != nil {
+		return err
+	}
+	hdr := c.Writer.Header()
+	hdr.Set(HeaderTableDigest, rel.Digest)
+	hdr.Set(HeaderAuditIndex, strconv.FormatInt(rel.AuditIndex, 10))
+	hdr.Set(HeaderAsOf, strconv.FormatInt(rel.AsOf, 10))
+	hdr.Set(HeaderCells, strconv.Itoa(rel.Cells))
+	hdr.Set(HeaderBudgetRemaining, strconv.FormatInt(rel.Remaining, 10))
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	ct := rel.ContentType
+	if rel.Encrypted {
+		hdr.Set(HeaderContentType, rel.ContentType)
+		ct = ContentTypeAge
+	}
+	c.Data(http.StatusOK, ct, rel.Body)
+	return nil
+}
+
+// tableFormat picks the table format the Accept header values ask for:
+// JSON without a header, for application/json, application/* or */*; CSV
+// for text/csv or text/*. Between the two, the higher q wins, then the
+// more specific range, then JSON. ok is false when neither is acceptable.
+func tableFormat(accept []string) (format string, ok bool) {
+	if strings.TrimSpace(strings.Join(accept, "")) == "" {
+		return tables.FormatJSON, true
+	}
+	type best struct {
+		q    float64
+		spec int // 0 none, 1 */*, 2 type/*, 3 exact
+	}
+	var js, csv best
+	consider := func(b *best, q float64, spec int) {
+		if spec > b.spec {
+			*b = best{q: q, spec: spec}
+		}
+	}
+	for _, v := range accept {
+		for _, r := range strings.Split(v, ",") {
+			params := strings.Split(r, ";")
+			mt := strings.ToLower(strings.TrimSpace(params[0]))
+			if mt == "" {
+				continue
+			}
+			q := 1.0
+			bad := false
+			for _, p := range params[1:] {
+				k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
+				if strings.EqualFold(strings.TrimSpace(k), "q") {
+					f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+					if err != nil || f < 0 || f > 1 {
+						bad = true
+					}
+					q = f
+				}
+			}
+			if bad {
+				continue
+			}
+			switch mt {
+			case "*/*":
+				consider(&js, q, 1)
+				consider(&csv, q, 1)
+			case "application/*":
+				consider(&js, q, 2)
+			case "text/*":
+				consider(&csv, q, 2)
+			case "application/json":
+				consider(&js, q, 3)
+			case "text/csv":
+				consider(&csv, q, 3)
+			}
+		}
+	}
+	switch {
+	case js.q <= 0 && csv.q <= 0:
+		return "", false
+	case csv.q > js.q, csv.q == js.q && csv.spec > js.spec:
+		return tables.FormatCSV, true
+	}
+	return tables.FormatJSON, true
 }
 
 // status is the one place a Kind becomes an HTTP status.

@@ -154,12 +154,20 @@ func TestUserAdd(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "allow steering at 437") {
 		t.Errorf("--data must override CENSUSVAULT_DATA:\n%s", r)
 	}
-	// Other flags come from the environment too.
+	// Other flags come from the environment too. Researchers are granted
+	// on a project.
+	mustCV(t, "project", "add", "fert-2019", "--data", dir, "--title", "Fertility", "--purpose", "Fertility by district",
+		"--areas", "42", "--variables", "sex,age_group5", "--expires", "180d", "--budget", "1000")
 	r = cvEnv(t, []string{"CENSUSVAULT_DATA=" + dir, "CENSUSVAULT_ROLE=researcher", "CENSUSVAULT_AREA=42"}, "user", "add", "tuan")
-	if r.code != 0 {
-		t.Errorf("user add with role and area from the environment:\n%s", r)
+	if r.code != 1 || !strings.Contains(r.stderr, "--project") {
+		t.Errorf("user add of a researcher without a project: want exit 1 naming --project, got\n%s", r)
 	}
-	if r := mustCV(t, "user", "show", "tuan", "--data", dir); !strings.Contains(r.stdout, "allow researcher at 42") {
+	r = cvEnv(t, []string{"CENSUSVAULT_DATA=" + dir, "CENSUSVAULT_ROLE=researcher", "CENSUSVAULT_AREA=42", "CENSUSVAULT_PROJECT=fert-2019"}, "user", "add", "tuan")
+	if r.code != 0 || !strings.Contains(r.stderr, "added tuan as researcher at 42 for project fert-2019") {
+		t.Errorf("user add with role, area and project from the environment:\n%s", r)
+	}
+	if r := mustCV(t, "user", "show", "tuan", "--data", dir); !strings.Contains(r.stdout, "allow researcher at 42 for project fert-2019\n") ||
+		!strings.Contains(r.stdout, "recipient none") {
 		t.Errorf("user show tuan: %q", r.stdout)
 	}
 
@@ -187,6 +195,12 @@ func TestUserAdd(t *testing.T) {
 		{"show unknown user", []string{"user", "show", "nobody"}, []int{1}, []string{"nobody"}},
 		{"revoke unknown user", []string{"user", "revoke", "nobody"}, []int{1}, []string{"nobody"}},
 		{"grant to unknown user", []string{"user", "grant", "nobody", "--role", "steering", "--area", "437"}, []int{1}, []string{"nobody"}},
+		{"researcher of an unknown project", []string{"user", "add", "x9", "--role", "researcher", "--area", "42", "--project", "nope"}, []int{1}, []string{"no project nope"}},
+		{"project on a field role", []string{"user", "add", "x10", "--role", "enumerator", "--area", "18070-01", "--project", "fert-2019"}, []int{1}, []string{"only researcher grants name a project"}},
+		{"recipient of unknown user", []string{"user", "set-recipient", "nobody", "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"}, []int{1}, []string{"nobody"}},
+		{"secret key as recipient", []string{"user", "set-recipient", "lan", "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"}, []int{1}, []string{"recipient"}},
+		{"recipient missing", []string{"user", "set-recipient", "lan"}, []int{2}, []string{"age1"}},
+		{"clear with a recipient", []string{"user", "set-recipient", "--clear", "lan", "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"}, []int{2}, []string{"--clear"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := cv(t, append(tc.args, "--data", dir)...)
@@ -207,8 +221,13 @@ func TestUserAdd(t *testing.T) {
 			}
 		})
 	}
+	// A secret key pasted by mistake is refused without being echoed.
+	if r := cv(t, "user", "set-recipient", "lan", "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ", "--data", dir); r.code != 1 ||
+		strings.Contains(r.stderr, "QQQQQQQQ") || !strings.Contains(r.stderr, "secret key") {
+		t.Errorf("set-recipient with a secret key:\n%s", r)
+	}
 	// None of the refused adds left a user behind.
-	for _, u := range []string{"x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "a1"} {
+	for _, u := range []string{"x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "a1"} {
 		if r := cv(t, "user", "show", u, "--data", dir); r.code == 0 {
 			t.Errorf("refused user %s exists:\n%s", u, r)
 		}
@@ -274,6 +293,10 @@ func TestHelp(t *testing.T) {
 		{[]string{"user", "grant", "--help"}, "usage: censusvault user grant"},
 		{[]string{"user", "revoke", "--help"}, "usage: censusvault user revoke"},
 		{[]string{"user", "show", "--help"}, "usage: censusvault user show"},
+		{[]string{"user", "set-recipient", "--help"}, "usage: censusvault user set-recipient"},
+		{[]string{"table", "--help"}, "usage: censusvault table request|replay"},
+		{[]string{"table", "request", "--help"}, "usage: censusvault table request --server URL"},
+		{[]string{"table", "replay", "--help"}, "usage: censusvault table replay"},
 		{[]string{"keys", "--help"}, "usage: censusvault keys <subcommand>"},
 		{[]string{"keys", "rotate-ingest", "--help"}, "usage: censusvault keys rotate-ingest"},
 		{[]string{"audit", "--help"}, "usage: censusvault audit verify"},
@@ -297,6 +320,7 @@ func TestHelp(t *testing.T) {
 	for _, args := range [][]string{
 		{"init", "--help"}, {"serve", "--help"}, {"user", "add", "--help"}, {"user", "grant", "--help"},
 		{"user", "revoke", "--help"}, {"user", "show", "--help"}, {"keys", "rotate-ingest", "--help"}, {"audit", "verify", "--help"},
+		{"user", "set-recipient", "--help"}, {"table", "replay", "--help"},
 	} {
 		r := cv(t, args...)
 		if !strings.Contains(r.stderr, "--data") || !strings.Contains(r.stderr, "--store") {
@@ -304,7 +328,7 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	r := cv(t, "--help")
-	for _, c := range []string{"init", "serve", "demo", "user", "keys", "audit", "CENSUSVAULT_"} {
+	for _, c := range []string{"init", "serve", "demo", "user", "keys", "audit", "table", "CENSUSVAULT_"} {
 		if !strings.Contains(r.stderr, c) {
 			t.Errorf("top-level usage does not mention %q", c)
 		}

@@ -141,11 +141,14 @@ func newServer(h http.Handler) *http.Server {
 }
 
 func cmdUser(ctx context.Context, e *env, args []string) error {
-	sub, syn, args, done, err := subcommand(e, args, "usage: censusvault user add|grant|revoke|show NAME [flags]", map[string]string{
-		"add":    "user add NAME --role ROLE --area CODE [--expires 90d]",
-		"grant":  "user grant NAME --role ROLE --area CODE [--deny]",
+	sub, syn, args, done, err := subcommand(e, args, "usage: censusvault user add|grant|revoke|show|set-recipient NAME [flags]", map[string]string{
+		"add":    "user add NAME --role ROLE --area CODE [--project ID] [--expires 90d]",
+		"grant":  "user grant NAME --role ROLE --area CODE [--project ID] [--deny]",
 		"revoke": "user revoke NAME",
 		"show":   "user show NAME",
+		"set-recipient": "user set-recipient NAME age1…  |  user set-recipient --clear NAME\n\n" +
+			"Registers the age recipient (public key, from `age-keygen`) that the user's research tables\n" +
+			"are encrypted to when they ask for encrypted output; --clear removes it.",
 	})
 	if done {
 		return err
@@ -153,11 +156,12 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("user "+sub, syn, e)
 	var sf storeFlags
 	sf.add(fs)
-	var role, areaCode, expires *string
-	var deny *bool
+	var role, areaCode, expires, project *string
+	var deny, clearRecipient *bool
 	if sub == "add" || sub == "grant" {
 		role = fs.String("role", "", "one of: "+strings.Join(roleNames(), ", "))
 		areaCode = fs.String("area", "", "area code the role covers, with its whole subtree")
+		project = fs.String("project", "", "research project the grant is for (required for researchers, who are granted per project; see `censusvault project list`)")
 	}
 	if sub == "add" {
 		expires = fs.String("expires", "", "token lifetime, e.g. 90d or 36h (default: no expiry)")
@@ -165,10 +169,20 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 	if sub == "grant" {
 		deny = fs.Bool("deny", false, "deny the role in the area's subtree instead (deny beats allow)")
 	}
+	if sub == "set-recipient" {
+		clearRecipient = fs.Bool("clear", false, "remove the user's recipient instead")
+	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	switch {
+	case sub == "set-recipient" && *clearRecipient && fs.NArg() != 1:
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("with --clear, expected exactly one user NAME")}
+	case sub == "set-recipient" && !*clearRecipient && fs.NArg() != 2:
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("expected a user NAME and an age recipient (age1…), or --clear NAME")}
+	case sub != "set-recipient" && fs.NArg() != 1:
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("expected exactly one user NAME")}
 	}
@@ -191,15 +205,15 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 			}
 			exp = time.Now().Add(d)
 		}
-		tok, err := b.AddUser(ctx, cliActor(), broker.NewUser{Name: name, Role: policy.Role(*role), Area: broker.AreaCode(*areaCode), Expires: exp})
+		tok, err := b.AddUser(ctx, cliActor(), broker.NewUser{Name: name, Role: policy.Role(*role), Area: broker.AreaCode(*areaCode), Project: *project, Expires: exp})
 		if err != nil {
 			return err
 		}
 		// The token alone on stdout, so scripts can capture it.
 		fmt.Fprintln(e.stdout, tok.Reveal())
-		fmt.Fprintf(e.stderr, "added %s as %s at %s; the token above is shown once: give it to the user\n", name, *role, *areaCode)
+		fmt.Fprintf(e.stderr, "added %s as %s at %s%s; the token above is shown once: give it to the user\n", name, *role, *areaCode, forProject(*project))
 	case "grant":
-		if err := b.Grant(ctx, cliActor(), name, policy.Grant{Role: policy.Role(*role), Area: *areaCode, Deny: *deny}); err != nil {
+		if err := b.Grant(ctx, cliActor(), name, policy.Grant{Role: policy.Role(*role), Area: *areaCode, Deny: *deny, Project: *project}); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stderr, "granted\n")
@@ -208,18 +222,39 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.stderr, "revoked %s\n", name)
+	case "set-recipient":
+		recipient := ""
+		if !*clearRecipient {
+			recipient = fs.Arg(1)
+		}
+		if err := b.SetRecipient(ctx, cliActor(), name, recipient); err != nil {
+			return err
+		}
+		if recipient == "" {
+			fmt.Fprintf(e.stderr, "removed the recipient of %s: their tables can no longer be encrypted\n", name)
+		} else {
+			fmt.Fprintf(e.stderr, "registered %s as the recipient of %s's encrypted tables\n", shortRecipient(recipient), name)
+		}
 	case "show":
 		u, err := b.User(ctx, name)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "user %s\n", u.Name)
+		researcher := false
 		for _, g := range u.Grants {
 			kind := "allow"
 			if g.Deny {
 				kind = "deny"
 			}
-			fmt.Fprintf(e.stdout, "  %s %s at %s\n", kind, g.Role, g.Area)
+			researcher = researcher || (g.Role == policy.Researcher && !g.Deny)
+			fmt.Fprintf(e.stdout, "  %s %s at %s%s\n", kind, g.Role, g.Area, forProject(g.Project))
+		}
+		switch {
+		case u.Recipient != "":
+			fmt.Fprintf(e.stdout, "  recipient %s\n", shortRecipient(u.Recipient))
+		case researcher:
+			fmt.Fprintf(e.stdout, "  recipient none (encrypted tables need `censusvault user set-recipient %s age1…`)\n", u.Name)
 		}
 		if !u.Expires.IsZero() {
 			fmt.Fprintf(e.stdout, "  expires %s\n", u.Expires.Format(time.RFC3339))
@@ -229,6 +264,24 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return nil
+}
+
+// forProject is " for project ID", or "" for a grant without a project.
+func forProject(id string) string {
+	if id == "" {
+		return ""
+	}
+	return " for project " + id
+}
+
+// shortRecipient shows the start of an age recipient: enough to tell
+// which key it is (hybrid post-quantum recipients run to kilobytes).
+func shortRecipient(r string) string {
+	const n = 20
+	if len(r) <= n {
+		return r
+	}
+	return r[:n] + "…"
 }
 
 func roleNames() []string {

@@ -60,11 +60,12 @@ func commands() []command {
 		{"init", "create a new vault: data directory, keys, areas, policy", cmdInit},
 		{"serve", "run the HTTP API", cmdServe},
 		{"demo", "run the Hồng Lĩnh census demo end to end over HTTP", cmdDemo},
-		{"user", "add, grant, revoke or show users (user add|grant|revoke|show)", cmdUser},
+		{"user", "add, grant, revoke or show users, register their age recipient (user add|grant|revoke|show|set-recipient)", cmdUser},
 		{"keys", "key operations (keys rotate-ingest)", cmdKeys},
 		{"audit", "audit log operations (audit verify)", cmdAudit},
 		{"migrate", "bring the database schema up to date (also done on every start)", cmdMigrate},
 		{"project", "research projects: add|list|show|close", cmdProject},
+		{"table", "research tables: request one over HTTP, or replay a released one from the audit log (table request|replay)", cmdTable},
 		{"gen", "generate a synthetic census and load it through the ingest path (for tests and benchmarks)", cmdGen},
 	}
 }
