@@ -110,10 +110,7 @@ func ParseRequest(body []byte) (*Request, error) {
 	if err := dec.Decode(&w); err != nil {
 		return nil, fmt.Errorf("request is not a valid table request: %s", jsonProblem(err))
 	}
-	if dec.More() {
-		return nil, errors.New("request has data after its JSON object")
-	}
-	if _, err := dec.Token(); err == nil {
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
 		return nil, errors.New("request has data after its JSON object")
 	}
 	r := &Request{Project: w.Project, Purpose: w.Purpose, Unit: w.Unit, Rows: w.Rows, Cols: w.Cols, AsOf: w.AsOf}
@@ -466,10 +463,9 @@ func (c *Cache) Compile(r *Request, proj Project, params sdc.Params, format stri
 	norm := map[string][]string{}
 	for _, k := range keys {
 		vals := slices.Clone(r.Filter[k])
-		slices.Sort(vals)
-		vals = slices.Compact(vals)
 		if k == FilterArea {
-			norm[k] = vals
+			slices.Sort(vals)
+			norm[k] = slices.Compact(vals)
 			continue
 		}
 		v, err := use(k, "filter")
@@ -499,7 +495,7 @@ func (c *Cache) Compile(r *Request, proj Project, params sdc.Params, format stri
 				f.src = srcPerson
 			}
 			f.allow = make([]bool, len(v.values)+1)
-			for _, x := range vals {
+			for i, x := range vals {
 				n, err := strconv.ParseInt(x, 10, 64)
 				cat := -1
 				if err == nil {
@@ -509,10 +505,12 @@ func (c *Cache) Compile(r *Request, proj Project, params sdc.Params, format stri
 					return nil, invalidf("filter %s: %q is not one of its codes", k, clip(x))
 				}
 				f.allow[cat+1] = true
+				vals[i] = strconv.FormatInt(n, 10) // "01", "+1" and 1 are one code
 			}
 		}
 		p.filters = append(p.filters, f)
-		norm[k] = vals
+		slices.Sort(vals)
+		norm[k] = slices.Compact(vals)
 	}
 
 	// Measure.
