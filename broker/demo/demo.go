@@ -5,6 +5,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -118,6 +119,9 @@ func AreasCSV(wards []Ward) string {
 }
 
 // Run runs the demo.
+// demoProject is the research project the demo's researcher works on.
+const demoProject = "hl-pyramid-2019"
+
 func Run(ctx context.Context, o Opts) error {
 	if o.Clients <= 0 {
 		o.Clients = 8
@@ -172,8 +176,20 @@ func Run(ctx context.Context, o Opts) error {
 	// researcher and an auditor.
 	plan := Plan(HongLinh)
 	tokens := map[string]string{}
+	proj := broker.NewProject{
+		ID: demoProject, Title: "Population of Hồng Lĩnh by sex and age", Purpose: "population pyramid of the town for the district health plan",
+		Areas: []broker.AreaCode{town}, Variables: []string{"sex", "age_group5", "ethnicity", "education_level"},
+		Expires: time.Now().Add(180 * 24 * time.Hour), Budget: 100000,
+	}
+	if err := b.AddProject(ctx, "cli:demo", proj); err != nil {
+		return fmt.Errorf("add project: %w", err)
+	}
 	add := func(name string, role policy.Role, code string) error {
-		tok, err := b.AddUser(ctx, "cli:demo", broker.NewUser{Name: broker.UserID(name), Role: role, Area: broker.AreaCode(code)})
+		u := broker.NewUser{Name: broker.UserID(name), Role: role, Area: broker.AreaCode(code)}
+		if role == policy.Researcher {
+			u.Project = demoProject
+		}
+		tok, err := b.AddUser(ctx, "cli:demo", u)
 		if err != nil {
 			return fmt.Errorf("add user %s: %w", name, err)
 		}
@@ -355,6 +371,25 @@ feed:
 	_, err = bad.Progress(ctx, town, 0)
 	fmt.Fprintf(out, "  a request with a made-up token: %s\n", outcome(err))
 
+	// 7. A researcher's table: persons by age band and sex, as of the
+	// last deposit, with cell-key perturbation and small-cell suppression.
+	res0, err := researchTable(ctx, out, newClient("researcher-1"))
+	if err != nil {
+		return err
+	}
+	again, err := newClient("researcher-1").RequestTable(ctx, []byte(pyramidRequest), "", false)
+	if err != nil {
+		return fmt.Errorf("table again: %w", err)
+	}
+	if !bytes.Equal(again.Body, res0.Body) {
+		return errors.New("the same table request gave different bytes")
+	}
+	fmt.Fprintf(out, "the same request again: identical bytes (%s), %s cells more spent, %s left\n", again.Digest[:19]+"…", viNum(again.Cells), viNum(again.Remaining))
+	_, err = newClient("researcher-1").RequestTable(ctx, []byte(`{"project":"`+demoProject+`","purpose":"names","rows":["head_name"]}`), "", false)
+	fmt.Fprintf(out, "  the researcher asks for a table by head of household's name: %s\n", outcome(err))
+	_, err = newClient("researcher-1").RequestTable(ctx, []byte(`{"project":"`+demoProject+`","purpose":"religion","rows":["religion"]}`), "", false)
+	fmt.Fprintf(out, "  … by religion, which the project did not list: %s\n", outcome(err))
+
 	res, err := enum.Deposit(ctx, first.ct)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
@@ -373,7 +408,7 @@ feed:
 	}
 	fmt.Fprintf(out, "its receipt verifies against %s: audit index %d, payload sha256 %.16s…\n", strings.SplitN(vkey, "+", 2)[0], first.receipt.AuditIndex, first.receipt.PayloadSHA256)
 
-	// 7. The audit log.
+	// 8. The audit log.
 	srv.Close()
 	if err := b.Close(ctx); err != nil {
 		return err
@@ -385,6 +420,51 @@ feed:
 	fmt.Fprintf(out, "\naudit chain OK: %s events, every request above included (head %x…)\n", viNum(vr.Events), vr.Head[:8])
 	fmt.Fprintf(out, "demo finished in %.1fs\n", time.Since(start).Seconds())
 	return nil
+}
+
+const pyramidRequest = `{"project":"` + demoProject + `","purpose":"population pyramid of the town for the district health plan","rows":["age_group5"],"cols":["sex"]}`
+
+// researchTable asks for the town's population pyramid and prints it.
+func researchTable(ctx context.Context, out io.Writer, c *client.Client) (*client.TableResponse, error) {
+	res, err := c.RequestTable(ctx, []byte(pyramidRequest), "", false)
+	if err != nil {
+		return nil, fmt.Errorf("research table: %w", err)
+	}
+	var doc struct {
+		AsOf  int64 `json:"as_of"`
+		Cells []struct {
+			Row, Col   []string
+			Value      int64
+			Suppressed bool
+		} `json:"cells"`
+	}
+	if err := json.Unmarshal(res.Body, &doc); err != nil {
+		return nil, fmt.Errorf("research table: %w", err)
+	}
+	fmt.Fprintf(out, "\nthe researcher's table (project %s): persons by age and sex as of deposit %d,\n", demoProject, doc.AsOf)
+	fmt.Fprintf(out, "perturbed by cell key (±2 at most, the same cell always the same), counts under 10 suppressed (x):\n")
+	fmt.Fprintf(out, "  %-7s %8s %8s %8s\n", "age", "male", "female", "total")
+	val := func(i int) string {
+		if doc.Cells[i].Suppressed {
+			return "x"
+		}
+		return viNum(doc.Cells[i].Value)
+	}
+	for i := 0; i+2 < len(doc.Cells); i += 3 {
+		r := doc.Cells[i].Row[0]
+		if r == "*" {
+			r = "all"
+		}
+		if i >= 3*16 && i+3 < len(doc.Cells) && i < 3*20 {
+			continue // 80-99: the oldest bands, shown as one ellipsis
+		}
+		if i == 3*20 {
+			fmt.Fprintf(out, "  %-7s\n", "…")
+		}
+		fmt.Fprintf(out, "  %-7s %8s %8s %8s\n", r, val(i), val(i+1), val(i+2))
+	}
+	fmt.Fprintf(out, "%s cells released and debited from the project's budget (%s left); the release and its sha256 are in the audit log\n", viNum(res.Cells), viNum(res.Remaining))
+	return res, nil
 }
 
 func outcome(err error) string {

@@ -209,6 +209,12 @@ const (
 	ContentTypeAge        = "application/age"
 )
 
+// TableWriteTimeout is how long a table response may take to write,
+// building the table engine's cache included (minutes on a national
+// census the first time after a start; `serve` builds it in the
+// background at start so that a researcher rarely waits for it).
+const TableWriteTimeout = 15 * time.Minute
+
 func (h *handler) requestTable(c *gin.Context, caller *broker.Caller) error {
 	ctx := c.Request.Context()
 	action := string(policy.RequestTable)
@@ -235,6 +241,10 @@ func (h *handler) requestTable(c *gin.Context, caller *broker.Caller) error {
 	if err != nil {
 		return h.b.Invalid(ctx, caller, action, "the request body could not be read")
 	}
+	// The first table after a start builds the column cache, which on a
+	// national census takes longer than the server's write timeout: give
+	// this route its own.
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(TableWriteTimeout))
 	rel, err := h.b.RequestTable(ctx, caller, body, broker.TableOpts{Format: format, Encrypt: encrypt})
 	if err != nil {
 		return err

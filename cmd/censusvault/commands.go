@@ -113,6 +113,19 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go b.Run(runCtx)
+	go func() {
+		// Build the research tables' column cache now rather than on the
+		// first table request. It holds analytic variables in memory only.
+		t0 := time.Now()
+		if err := b.WarmTables(runCtx); err != nil {
+			if runCtx.Err() == nil {
+				log.Warn("table cache not built; the first table request will try again", "err", err)
+			}
+			return
+		}
+		h, p, bytes := b.TableCacheSize()
+		log.Info("table cache ready", "households", h, "persons", p, "MiB", bytes>>20, "took", time.Since(t0).Round(time.Millisecond).String())
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "vault", b.Name(), "ingest_recipient", b.IngestRecipient())

@@ -44,6 +44,11 @@ func TestDemo(t *testing.T) {
 		"a request with a made-up token: HTTP 401",
 		"same receipt: true",
 		"audit chain OK: ",
+		"the researcher's table (project hl-pyramid-2019): persons by age and sex as of deposit ",
+		"66 cells released and debited from the project's budget (99.934 left)",
+		"the same request again: identical bytes",
+		`table by head of household's name: HTTP 403 (dimension "head_name" is an identifying field`,
+		"which the project did not list: HTTP 403",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
@@ -68,5 +73,18 @@ func TestDemo(t *testing.T) {
 	}
 	if u := mustCV(t, "user", "show", "enum-18070-01", "--data", keep); !strings.Contains(u.stdout, "allow enumerator at 18070-01") {
 		t.Errorf("user show on the kept demo vault: %q", u.stdout)
+	}
+	// The researcher's release replays to the same digest.
+	m = regexp.MustCompile(`the release and its sha256 are in the audit log`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatal("no release line")
+	}
+	p := mustCV(t, "project", "show", "hl-pyramid-2019", "--data", keep)
+	if !strings.Contains(p.stdout, "132") {
+		t.Errorf("project show after two 66-cell tables: %q", p.stdout)
+	}
+	// The pyramid's total row: all persons, both sexes, perturbed.
+	if !regexp.MustCompile(`(?m)^  all\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+$`).MatchString(out) {
+		t.Errorf("the pyramid has no total row:\n%s", out)
 	}
 }
