@@ -19,6 +19,20 @@ type acc struct {
 	milli int64
 }
 
+// part is one worker's accumulators: counts and key sums packed in 8
+// bytes a cell so that a 30,000-cell table stays in the core's cache, and
+// sums only when a measure needs them. A count fits in 32 bits: the cache
+// holds at most 2^32-1 persons.
+type part struct {
+	cells []cellAcc
+	milli []int64 // nil for counts
+}
+
+type cellAcc struct {
+	n   uint32
+	key uint32
+}
+
 // Cell is one released cell.
 type Cell struct {
 	Count      int64   // perturbed count (measure count)
@@ -83,13 +97,16 @@ func (c *Cache) aggregate(p *Plan) ([]acc, int64, error) {
 	nh := len(c.hAdded)
 	workers := max(min(runtime.GOMAXPROCS(0), 8, (nh+chunk-1)/chunk), 1)
 	cells := p.Cells()
-	parts := make([][]acc, workers)
+	parts := make([]part, workers)
 	universe := make([]int64, workers)
 	var next int
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := range workers {
-		parts[w] = make([]acc, cells)
+		parts[w].cells = make([]cellAcc, cells)
+		if p.measure != nil {
+			parts[w].milli = make([]int64, cells)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -101,53 +118,76 @@ func (c *Cache) aggregate(p *Plan) ([]acc, int64, error) {
 				if lo >= nh {
 					return
 				}
-				universe[w] += c.scan(p, parts[w], lo, min(lo+chunk, nh))
+				universe[w] += c.scan(p, &parts[w], lo, min(lo+chunk, nh))
 			}
 		}()
 	}
 	wg.Wait()
-	total := parts[0]
-	for _, part := range parts[1:] {
-		for i := range part {
-			total[i].n += part[i].n
-			total[i].key += part[i].key
-			total[i].milli += part[i].milli
+	total := make([]acc, cells)
+	for _, pt := range parts {
+		for i, a := range pt.cells {
+			total[i].n += int64(a.n)
+			total[i].key += a.key
+		}
+		for i, m := range pt.milli {
+			total[i].milli += m
 		}
 	}
 	var u int64
 	for _, x := range universe {
 		u += x
 	}
+	margins(p, total)
 	return total, u, nil
+}
+
+// margins fills the margin cells from the inner ones. Counts, key sums
+// (modulo 2^32) and integer sums are all additive, so a margin gets
+// exactly the count, cell key and sum it would get from adding its
+// contributors one by one — every record of the universe is in exactly
+// one inner cell — and is then perturbed as a cell of its own.
+func margins(p *Plan, cells []acc) {
+	w := p.width()
+	R, hasCols := p.R, len(p.cols) > 0
+	addTo := func(dst *acc, src acc) {
+		dst.n += src.n
+		dst.key += src.key
+		dst.milli += src.milli
+	}
+	inner := w
+	if hasCols {
+		inner = p.C
+	}
+	for r := range R {
+		for c := range inner {
+			a := cells[r*w+c]
+			if hasCols {
+				addTo(&cells[r*w+p.C], a) // row margin
+				addTo(&cells[R*w+c], a)   // column margin
+			}
+			addTo(&cells[R*w+w-1], a) // grand total
+		}
+	}
 }
 
 // scan adds households [lo, hi) to cells and returns how many records
 // (persons or households) it added.
-func (c *Cache) scan(p *Plan, cells []acc, lo, hi int) int64 {
+func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
+	cells, millis := pt.cells, pt.milli
 	asOf := p.Norm.AsOf
 	width := p.width()
-	hasCols := len(p.cols) > 0
-	R, C := p.R, p.C
 	persons := p.unit == Persons
 	var n int64
 
+	// Only inner cells are accumulated here; margins are added up from
+	// them afterwards (see margins).
 	add := func(r, col int, key uint32, milli int64) {
 		i := r*width + col
 		cells[i].n++
 		cells[i].key += key
-		cells[i].milli += milli
-		if hasCols {
-			cells[r*width+C].n++
-			cells[r*width+C].key += key
-			cells[r*width+C].milli += milli
-			cells[R*width+col].n++
-			cells[R*width+col].key += key
-			cells[R*width+col].milli += milli
+		if millis != nil {
+			millis[i] += milli
 		}
-		t := R*width + (width - 1)
-		cells[t].n++
-		cells[t].key += key
-		cells[t].milli += milli
 	}
 
 	for h := lo; h < hi; h++ {
@@ -209,11 +249,16 @@ func (c *Cache) scan(p *Plan, cells []acc, lo, hi int) int64 {
 			if !ok {
 				continue
 			}
-			milli, ok := c.measureOf(p, hu, i)
-			if !ok {
-				continue
+			j := r*width + col
+			if millis != nil {
+				milli, ok := c.measureOf(p, hu, i)
+				if !ok {
+					continue
+				}
+				millis[j] += milli
 			}
-			add(r, col, c.pKey[i], milli)
+			cells[j].n++
+			cells[j].key += c.pKey[i]
 			n++
 		}
 	}
