@@ -304,7 +304,11 @@ func (c *Cache) personPart(ds []dim, base int, i uint32) (int, bool) {
 		case srcPerson:
 			cat = d.catOf[c.pCols[d.col].get(i)]
 		case srcAgeBand:
-			cat = int32(c.band(i))
+			b := c.band(i)
+			if b < 0 {
+				return 0, false
+			}
+			cat = d.catOf[b]
 		default:
 			mul *= d.n
 			continue

@@ -70,3 +70,56 @@ func TestAggregateMatchesBruteForce(t *testing.T) {
 	}
 	_ = form.Analytic
 }
+
+// TestFilteredDimensionKeepsOnlyItsCategories: a dimension that is also
+// filtered has only the kept categories, so the table spends no budget
+// on structurally empty cells, and its counts are those of the full
+// table's matching cells.
+func TestFilteredDimensionKeepsOnlyItsCategories(t *testing.T) {
+	tr := national(t)
+	hs, _ := synthHouseholds(t, tr, 3000)
+	c := newTestCache(t, tr, hs)
+	proj := Project{ID: "p", Areas: []string{"VN"}, Variables: allVars(c.schema)}
+	full, err := c.Compile(&Request{Project: "p", Unit: Persons, Rows: []string{"age_group5"}, Cols: []string{"ethnicity"}, Measure: Measure{Op: "count"}},
+		proj, sdc.DefaultParams(), FormatJSON, c.UpTo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, err := c.Compile(&Request{Project: "p", Unit: Persons, Rows: []string{"age_group5"}, Cols: []string{"ethnicity"}, Measure: Measure{Op: "count"},
+		Filter: map[string][]string{"age_group5": {"20-24", "15-19"}, "ethnicity": {"1", "3"}}}, proj, sdc.DefaultParams(), FormatJSON, c.UpTo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if part.R != 2 || part.C != 2 || part.Cells() != 9 {
+		t.Fatalf("filtered table is %d×%d (%d cells), want 2×2 (9)", part.R, part.C, part.Cells())
+	}
+	if got := part.rows[0].values; got[0] != "15-19" || got[1] != "20-24" {
+		t.Errorf("row categories %v", got)
+	}
+	if got := part.cols[0].values; got[0] != "1" || got[1] != "3" {
+		t.Errorf("col categories %v", got)
+	}
+	fc, _, err := c.aggregate(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, _, err := c.aggregate(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft, pt := &Table{Plan: full}, &Table{Plan: part}
+	want := map[[2]string]acc{}
+	for i, a := range fc {
+		r, col := ft.cellCats(i)
+		want[[2]string{r[0], col[0]}] = a
+	}
+	for i, a := range pc {
+		r, col := pt.cellCats(i)
+		if r[0] == Margin || col[0] == Margin {
+			continue
+		}
+		if w := want[[2]string{r[0], col[0]}]; a != w {
+			t.Errorf("cell %s,%s: %+v, want %+v", r[0], col[0], a, w)
+		}
+	}
+}

@@ -260,6 +260,7 @@ type dim struct {
 }
 
 type filterSpec struct {
+	name  string
 	src   dimSource
 	col   int
 	allow []bool // coded: by stored index+1; age band: by band
@@ -406,54 +407,6 @@ func (c *Cache) Compile(r *Request, proj Project, params sdc.Params, format stri
 		p.Areas = append(p.Areas, g.codes[a])
 	}
 
-	// Dimensions.
-	mk := func(name string) (dim, error) {
-		v, err := use(name, "dimension")
-		if err != nil {
-			return dim{}, err
-		}
-		if v == nil {
-			lv, _ := area.ParseLevel(name)
-			return p.areaDim(g, lv), nil
-		}
-		if !v.dimension() {
-			return dim{}, invalidf("dimension %q is a continuous variable: use it as a measure ({\"sum\": %q} or {\"mean\": %q})", name, name, name)
-		}
-		return codedDim(v), nil
-	}
-	p.R, p.C = 1, 1
-	for _, name := range r.Rows {
-		d, err := mk(name)
-		if err != nil {
-			return nil, err
-		}
-		p.rows = append(p.rows, d)
-		p.R *= d.n
-		if p.R > params.MaxCells {
-			break
-		}
-	}
-	for _, name := range r.Cols {
-		d, err := mk(name)
-		if err != nil {
-			return nil, err
-		}
-		p.cols = append(p.cols, d)
-		p.C *= d.n
-		if p.C > params.MaxCells {
-			break
-		}
-	}
-	if len(p.cols) == 0 {
-		p.C = 0
-	}
-	if p.R > params.MaxCells || p.C > params.MaxCells {
-		return nil, invalidf("table would have more than %d cells; at most %d", params.MaxCells, params.MaxCells)
-	}
-	if err := params.CheckShape(len(p.rows)+len(p.cols), p.Cells()); err != nil {
-		return nil, invalidf("%v (margins included)", err)
-	}
-
 	// Filters.
 	var keys []string
 	for k := range r.Filter {
@@ -478,7 +431,7 @@ func (c *Cache) Compile(r *Request, proj Project, params sdc.Params, format stri
 		if !v.dimension() {
 			return nil, invalidf("filter %q is a continuous variable: only coded variables and age_group5 can filter", k)
 		}
-		f := filterSpec{col: v.col}
+		f := filterSpec{name: k, col: v.col}
 		switch {
 		case v.kind == derivedBand:
 			f.src, f.allow = srcAgeBand, make([]bool, AgeGroup5Bands)
@@ -511,6 +464,60 @@ func (c *Cache) Compile(r *Request, proj Project, params sdc.Params, format stri
 		p.filters = append(p.filters, f)
 		slices.Sort(vals)
 		norm[k] = slices.Compact(vals)
+	}
+
+	// Dimensions.
+	mk := func(name string) (dim, error) {
+		v, err := use(name, "dimension")
+		if err != nil {
+			return dim{}, err
+		}
+		if v == nil {
+			lv, _ := area.ParseLevel(name)
+			return p.areaDim(g, lv), nil
+		}
+		if !v.dimension() {
+			return dim{}, invalidf("dimension %q is a continuous variable: use it as a measure ({\"sum\": %q} or {\"mean\": %q})", name, name, name)
+		}
+		d := codedDim(v)
+		for _, f := range p.filters {
+			if f.name == name {
+				d.restrict(f.allow) // a filtered variable's categories are the kept ones
+			}
+		}
+		return d, nil
+	}
+	p.R, p.C = 1, 1
+	for _, name := range r.Rows {
+		d, err := mk(name)
+		if err != nil {
+			return nil, err
+		}
+		p.rows = append(p.rows, d)
+		p.R *= d.n
+		if p.R > params.MaxCells {
+			break
+		}
+	}
+	for _, name := range r.Cols {
+		d, err := mk(name)
+		if err != nil {
+			return nil, err
+		}
+		p.cols = append(p.cols, d)
+		p.C *= d.n
+		if p.C > params.MaxCells {
+			break
+		}
+	}
+	if len(p.cols) == 0 {
+		p.C = 0
+	}
+	if p.R > params.MaxCells || p.C > params.MaxCells {
+		return nil, invalidf("table would have more than %d cells; at most %d", params.MaxCells, params.MaxCells)
+	}
+	if err := params.CheckShape(len(p.rows)+len(p.cols), p.Cells()); err != nil {
+		return nil, invalidf("%v (margins included)", err)
 	}
 
 	// Measure.
@@ -548,7 +555,9 @@ func codedDim(v *variable) dim {
 	d := dim{name: v.name, col: v.col}
 	if v.kind == derivedBand {
 		d.src, d.n = srcAgeBand, AgeGroup5Bands
+		d.catOf = make([]int32, AgeGroup5Bands)
 		for b := range AgeGroup5Bands {
+			d.catOf[b] = int32(b)
 			d.values = append(d.values, AgeGroup5Label(b))
 			d.labels = append(d.labels, AgeGroup5Label(b))
 		}
@@ -573,6 +582,25 @@ func codedDim(v *variable) dim {
 		d.labels = append(d.labels, "not stated")
 	}
 	return d
+}
+
+// restrict keeps only the categories a filter lets through (allow is
+// indexed as catOf: stored value index+1 for a coded variable, band for
+// age_group5), so a filtered dimension has no structurally empty
+// categories that would only spend budget.
+func (d *dim) restrict(allow []bool) {
+	var values, labels []string
+	n := int32(0)
+	for k, cat := range d.catOf {
+		if cat < 0 || k >= len(allow) || !allow[k] {
+			d.catOf[k] = -1
+			continue
+		}
+		values, labels = append(values, d.values[cat]), append(labels, d.labels[cat])
+		d.catOf[k] = n
+		n++
+	}
+	d.values, d.labels, d.n = values, labels, int(n)
 }
 
 // NotStated is the category of a record without a value for an optional
