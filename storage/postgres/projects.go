@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/storage"
+	"github.com/censusvault/censusvault/storage/internal/feed"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -53,14 +54,8 @@ func (t *reader) Projects(fn func(storage.Project) (bool, error)) error {
 		return t.fail(err)
 	}
 	// fn runs with no query open, so it may use the connection.
-	for _, p := range all {
-		more, err := fn(p)
-		if err != nil {
-			return err
-		}
-		if !more {
-			return nil
-		}
+	if more, err := feed.Each(all, fn); err != nil || !more {
+		return err
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/storage"
+	"github.com/censusvault/censusvault/storage/internal/feed"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -478,14 +479,8 @@ func (t *reader) SubmissionsSince(after int64, class string, fn func(storage.Sub
 		if err := rows.Err(); err != nil {
 			return t.fail(err)
 		}
-		for _, r := range page {
-			more, err := fn(r)
-			if err != nil {
-				return err
-			}
-			if !more {
-				return nil
-			}
+		if more, err := feed.Each(page, fn); err != nil || !more {
+			return err
 		}
 		if len(page) < submissionsPage {
 			return nil
@@ -583,14 +578,8 @@ func (t *reader) DataKeys(fn func(storage.DataKey) (bool, error)) error {
 		if err := rows.Err(); err != nil {
 			return t.fail(err)
 		}
-		for _, k := range page {
-			more, err := fn(k)
-			if err != nil {
-				return err
-			}
-			if !more {
-				return nil
-			}
+		if more, err := feed.Each(page, fn); err != nil || !more {
+			return err
 		}
 		if len(page) < dataKeysPage {
 			return nil
@@ -791,14 +780,8 @@ func (t *reader) AuditRecords(from int64, limit int, fn func(storage.AuditRecord
 		if err := rows.Err(); err != nil {
 			return t.fail(err)
 		}
-		for _, r := range page {
-			more, err := fn(r)
-			if err != nil {
-				return err
-			}
-			if !more {
-				return nil
-			}
+		if more, err := feed.Each(page, fn); err != nil || !more {
+			return err
 		}
 		if len(page) < n {
 			return nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/storage"
+	"github.com/censusvault/censusvault/storage/internal/feed"
 )
 
 const projectCols = `id, title, purpose, areas, variables, expires_at, budget, spent, created_at, closed_at`
@@ -84,14 +85,8 @@ func (t *txn) Projects(fn func(storage.Project) (bool, error)) error {
 	if err := rows.Err(); err != nil {
 		return classify(err)
 	}
-	for _, p := range all {
-		more, err := fn(p)
-		if err != nil {
-			return err
-		}
-		if !more {
-			return nil
-		}
+	if more, err := feed.Each(all, fn); err != nil || !more {
+		return err
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/storage"
+	"github.com/censusvault/censusvault/storage/internal/feed"
 )
 
 // txn implements storage.Tx over one database/sql transaction.
@@ -404,14 +405,8 @@ func (t *txn) SubmissionsSince(after int64, class string, fn func(storage.Submis
 		if err := rows.Err(); err != nil {
 			return classify(err)
 		}
-		for _, r := range page {
-			more, err := fn(r)
-			if err != nil {
-				return err
-			}
-			if !more {
-				return nil
-			}
+		if more, err := feed.Each(page, fn); err != nil || !more {
+			return err
 		}
 		if len(page) < submissionsPage {
 			return nil
@@ -525,14 +520,8 @@ func (t *txn) DataKeys(fn func(storage.DataKey) (bool, error)) error {
 		if err := rows.Err(); err != nil {
 			return classify(err)
 		}
-		for _, k := range page {
-			more, err := fn(k)
-			if err != nil {
-				return err
-			}
-			if !more {
-				return nil
-			}
+		if more, err := feed.Each(page, fn); err != nil || !more {
+			return err
 		}
 		if len(page) < dataKeysPage {
 			return nil
