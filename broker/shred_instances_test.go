@@ -24,40 +24,7 @@ import (
 // second (LISTEN/NOTIFY), or the shred would not hold while it runs.
 func TestShredEvictsOtherInstancesCache(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	dir := t.TempDir()
-	tree, err := area.Load(strings.NewReader(keyAreas()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := agekey.Create(filepath.Join(dir, agekey.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stA, err := postgres.Open(ctx, postgres.Options{DSN: dsn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stA.Close() })
-	stB, err := postgres.Open(ctx, postgres.Options{DSN: dsn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stB.Close() })
-	if err := broker.Init(ctx, broker.InitOpts{Store: stA, Keys: kp, Areas: tree, Actor: actor}); err != nil {
-		t.Fatal(err)
-	}
-	a, err := broker.New(ctx, broker.Opts{Store: stA, Keys: kp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bb, err := broker.New(ctx, broker.Opts{Store: stB, Keys: kp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go bb.Run(runCtx)
+	a, bb := twoInstances(t)
 
 	tok, err := a.AddUser(ctx, actor, broker.NewUser{Name: "enum", Role: policy.Enumerator, Area: keyDistrict})
 	if err != nil {
@@ -101,4 +68,46 @@ func TestShredEvictsOtherInstancesCache(t *testing.T) {
 	if _, err := bb.Open(ctx, broker.SubmissionID(id), crypto.Analytic); err != nil {
 		t.Errorf("the analytic class should still open on B: %v", err)
 	}
+}
+
+// twoInstances starts two brokers on one new PostgreSQL vault of the key
+// tests' tree, each on its own connection pool; the second watches for
+// changes (LISTEN/NOTIFY) until the test ends.
+func twoInstances(t *testing.T) (a, bb *broker.Broker) {
+	t.Helper()
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	tree, err := area.Load(strings.NewReader(keyAreas()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := agekey.Create(filepath.Join(t.TempDir(), agekey.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stA, err := postgres.Open(ctx, postgres.Options{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stA.Close() })
+	stB, err := postgres.Open(ctx, postgres.Options{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stB.Close() })
+	if err := broker.Init(ctx, broker.InitOpts{Store: stA, Keys: kp, Areas: tree, Actor: actor}); err != nil {
+		t.Fatal(err)
+	}
+	a, err = broker.New(ctx, broker.Opts{Store: stA, Keys: kp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, err = broker.New(ctx, broker.Opts{Store: stB, Keys: kp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	go bb.Run(runCtx)
+	return a, bb
 }

@@ -4,19 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/censusvault/censusvault/broker"
-	"github.com/censusvault/censusvault/broker/area"
 	"github.com/censusvault/censusvault/broker/synth"
 	"github.com/censusvault/censusvault/crypto"
-	"github.com/censusvault/censusvault/crypto/agekey"
 	"github.com/censusvault/censusvault/policy"
-	"github.com/censusvault/censusvault/storage/postgres"
-	"github.com/censusvault/censusvault/storage/postgres/pgtest"
 )
 
 // Two broker instances on one PostgreSQL database release byte-identical
@@ -26,39 +20,8 @@ import (
 // whose keys are destroyed.
 func TestTablesAcrossInstances(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	tree, err := area.Load(strings.NewReader(keyAreas()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := agekey.Create(filepath.Join(t.TempDir(), agekey.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stA, err := postgres.Open(ctx, postgres.Options{DSN: dsn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stA.Close() })
-	stB, err := postgres.Open(ctx, postgres.Options{DSN: dsn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stB.Close() })
-	if err := broker.Init(ctx, broker.InitOpts{Store: stA, Keys: kp, Areas: tree, Actor: actor}); err != nil {
-		t.Fatal(err)
-	}
-	a, err := broker.New(ctx, broker.Opts{Store: stA, Keys: kp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bb, err := broker.New(ctx, broker.Opts{Store: stB, Keys: kp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go bb.Run(runCtx)
+	a, bb := twoInstances(t)
+	tree := a.Tree()
 
 	g, err := synth.New(synth.Opts{Seed: 11, EAs: synth.EAs(tree)})
 	if err != nil {
