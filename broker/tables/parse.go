@@ -40,22 +40,31 @@ func (s *parseScratch) parse(b []byte) error {
 		s.household[i] = math.NaN()
 	}
 	s.persons = s.persons[:0]
-	p := parser{b: b}
-	p.expect(`{"household":`)
-	p.object(func(key []byte, x float64) {
+	return walkAnalytic(b, func(key []byte, x float64) {
 		if i, ok := s.hhIndex[string(key)]; ok {
 			s.household[i] = x
 		}
+	}, func() func([]byte, float64) {
+		row := s.row()
+		return func(key []byte, x float64) {
+			if i, ok := s.pIndex[string(key)]; ok {
+				row[i] = x
+			}
+		}
 	})
+}
+
+// walkAnalytic reads {"household":{…},"persons":[{…},…]}: household gets
+// each number of the household object, and person is called as each
+// person object starts and returns what gets that person's numbers.
+func walkAnalytic(b []byte, household func([]byte, float64), person func() func([]byte, float64)) error {
+	p := parser{b: b}
+	p.expect(`{"household":`)
+	p.object(household)
 	p.expect(`,"persons":[`)
 	if p.peek() != ']' {
-		for {
-			row := s.row()
-			p.object(func(key []byte, x float64) {
-				if i, ok := s.pIndex[string(key)]; ok {
-					row[i] = x
-				}
-			})
+		for p.err == nil {
+			p.object(person())
 			if p.peek() != ',' {
 				break
 			}
@@ -209,25 +218,8 @@ done:
 // CountPersons returns the number of persons in an analytic part, so that
 // the caller can derive their record keys before Append.
 func CountPersons(b []byte) (int, error) {
-	p := parser{b: b}
-	skip := func([]byte, float64) {}
-	p.expect(`{"household":`)
-	p.object(skip)
-	p.expect(`,"persons":[`)
 	n := 0
-	if p.peek() != ']' {
-		for p.err == nil {
-			p.object(skip)
-			n++
-			if p.peek() != ',' {
-				break
-			}
-			p.pos++
-		}
-	}
-	p.expect("]}")
-	if p.err == nil && p.pos != len(b) {
-		p.err = errSyntax
-	}
-	return n, p.err
+	skip := func([]byte, float64) {}
+	err := walkAnalytic(b, skip, func() func([]byte, float64) { n++; return skip })
+	return n, err
 }
