@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/censusvault/censusvault/broker/area"
@@ -53,6 +54,7 @@ const (
 	metaGrantsDigest = "grants_digest"
 	metaDEKVersion   = "dek_version"
 	metaVaultName    = "vault_name"
+	metaShreds       = "shreds" // number of shreds so far (noticeShreds)
 )
 
 // Key purposes in the store.
@@ -111,7 +113,8 @@ type Broker struct {
 
 	authFail *authLimiter
 
-	tables *tableState
+	tables     *tableState
+	shredsSeen atomic.Int64 // metaShreds when last looked at
 
 	from      crypto.KeyProvider // MigrateFrom, while switching providers
 	fromClass map[crypto.Class]crypto.KeyProvider
@@ -240,6 +243,13 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	if err := b.RefreshKeys(ctx); err != nil {
 		return nil, err
 	}
+	if err := o.Store.View(ctx, func(tx storage.ReadTx) error {
+		n, err := shredCount(tx)
+		b.shredsSeen.Store(n)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("broker: failed to read the vault's shred count: %w", err)
+	}
 	if err := b.preloadDEKs(ctx, o.MaxCache/2); err != nil {
 		return nil, fmt.Errorf("broker: failed to load data keys (is the key provider reachable?): %w", err)
 	}
@@ -269,6 +279,9 @@ func (b *Broker) Run(ctx context.Context) {
 		case <-t.C:
 			if err := b.RefreshKeys(ctx); err != nil {
 				b.log.Warn("failed to refresh ingest keys", "err", err)
+			}
+			if err := b.noticeShreds(ctx); err != nil {
+				b.log.Warn("failed to check for shredded data keys", "err", err)
 			}
 			if err := b.flushAuthFailures(ctx, false); err != nil {
 				b.log.Warn("failed to write auth-failure summary", "err", err)

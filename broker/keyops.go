@@ -384,6 +384,9 @@ func (b *Broker) Shred(ctx context.Context, actor string, class crypto.Class, co
 			return err
 		}
 		res.DataKeys = n
+		if err := bumpShreds(tx); err != nil {
+			return err
+		}
 		_, err = appendEvent(tx, &audit.Event{
 			Time: b.now().UTC(), Actor: actor, Roles: []string{}, Action: "keys.shred", Area: string(code),
 			Resources: []string{"class:" + string(class)}, Decision: "allow",
@@ -417,6 +420,45 @@ func (b *Broker) forgetCommunes(class crypto.Class, communes []string) {
 	}
 }
 
+// bumpShreds counts shreds in the store's meta table, so that instances
+// and processes without change notifications (a `serve` on SQLite while
+// the CLI shreds) notice one by reading a single value.
+func bumpShreds(tx storage.Tx) error {
+	n, err := shredCount(tx)
+	if err != nil {
+		return err
+	}
+	return tx.PutMeta(metaShreds, strconv.FormatInt(n+1, 10))
+}
+
+func shredCount(tx storage.ReadTx) (int64, error) {
+	v, err := tx.Meta(metaShreds)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+// noticeShreds drops shredded keys and the table cache if a shred
+// happened since it last looked (polled every few seconds by Run).
+func (b *Broker) noticeShreds(ctx context.Context) error {
+	var n int64
+	if err := b.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		n, err = shredCount(tx)
+		return err
+	}); err != nil {
+		return err
+	}
+	if b.shredsSeen.Swap(n) == n {
+		return nil
+	}
+	return b.forgetShredded(ctx)
+}
+
 // forgetShredded drops from the cache every DEK another instance
 // shredded, and the table cache if analytic keys are among them.
 func (b *Broker) forgetShredded(ctx context.Context) error {
@@ -436,11 +478,7 @@ func (b *Broker) forgetShredded(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.tables.mu.Lock()
-	changed := analytic != b.tables.shredded
-	b.tables.shredded = analytic
-	b.tables.mu.Unlock()
-	if changed {
+	if b.tables.shredSeen.Swap(int64(analytic)) != int64(analytic) {
 		b.resetTables()
 	}
 	return nil

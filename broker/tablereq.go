@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/censusvault/censusvault/audit"
@@ -39,9 +40,15 @@ type tableState struct {
 	schema *tables.Schema
 	params sdc.Params
 
+	// gen counts resets. A reset only bumps it, so that a shred never
+	// waits for a cache build (minutes on a national census); a build or
+	// refresh that sees it move starts over.
+	gen       atomic.Int64
+	shredSeen atomic.Int64 // analytic data-key tombstones seen (forgetShredded)
+
 	mu       sync.Mutex // one build or refresh at a time; guards the fields below
 	cache    *tables.Cache
-	shredded int   // analytic data-key tombstones seen (forgetShredded)
+	cacheGen int64 // gen the cache was started at
 	unread   int64 // submissions whose analytic part could not be opened (shredded) or is of another form
 	progress func(households int)
 }
@@ -64,12 +71,7 @@ func newTableState(params *sdc.Params) (*tableState, error) {
 // resetTables drops the table cache: the next request rebuilds it. Called
 // when analytic data keys are shredded, so that nothing decrypted under
 // them outlives them in memory.
-func (b *Broker) resetTables() {
-	b.tables.mu.Lock()
-	b.tables.cache = nil
-	b.tables.unread = 0
-	b.tables.mu.Unlock()
-}
+func (b *Broker) resetTables() { b.tables.gen.Add(1) }
 
 // SetTableProgress installs a callback told how many households the
 // table cache holds while it is built (for the CLI's progress line).
@@ -84,17 +86,21 @@ func (b *Broker) refreshTables(ctx context.Context) (*tables.Cache, error) {
 	ts := b.tables
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if ts.cache == nil {
-		c, err := tables.NewCache(ts.schema, b.tree)
-		if err != nil {
-			return nil, errorf(Internal, err, "failed to set up the table engine")
-		}
-		ts.cache = c
-	}
-	c := ts.cache
-	after := c.UpTo()
+	var c *tables.Cache
+	var after int64
 	rows := make([]storage.SubmissionRow, 0, refreshPage)
 	for {
+		if g := ts.gen.Load(); ts.cache == nil || ts.cacheGen != g {
+			// First use, or analytic keys were shredded: start afresh.
+			nc, err := tables.NewCache(ts.schema, b.tree)
+			if err != nil {
+				return nil, errorf(Internal, err, "failed to set up the table engine")
+			}
+			ts.cache, ts.cacheGen, ts.unread = nc, g, 0
+			c, after = nc, nc.UpTo()
+		} else if c == nil {
+			c, after = ts.cache, ts.cache.UpTo()
+		}
 		rows = rows[:0]
 		err := b.store.View(ctx, func(tx storage.ReadTx) error {
 			rows = rows[:0]
@@ -107,6 +113,9 @@ func (b *Broker) refreshTables(ctx context.Context) (*tables.Cache, error) {
 			return nil, errorf(Unavailable, err, "failed to read submissions for the table engine")
 		}
 		if len(rows) == 0 {
+			if ts.gen.Load() != ts.cacheGen {
+				continue // reset while we read: rebuild
+			}
 			return c, nil
 		}
 		hs, unread, err := b.openRows(ctx, rows)

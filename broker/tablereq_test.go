@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/censusvault/censusvault/broker/tables"
 	"github.com/censusvault/censusvault/crypto"
 	"github.com/censusvault/censusvault/policy"
+	"github.com/censusvault/censusvault/storage/sqlite"
 )
 
 // tableVault is a key-test vault holding synthetic households, a project
@@ -407,4 +409,63 @@ func TestTablesAfterShred(t *testing.T) {
 		t.Errorf("replay after shred: match %v, unread %d", res.Match, res.Unread)
 	}
 	_ = audit.Version
+}
+
+// TestShredNoticedWithoutNotifications: a broker on SQLite (a `serve`)
+// notices a shred made by another process (the CLI) on the same file
+// within a few seconds — its poll reads the store's shred count — and
+// stops tabulating the commune.
+func TestShredNoticedWithoutNotifications(t *testing.T) {
+	tv := newTableVault(t, 300)
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(tv.dir, sqlite.FileName)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	serve, err := broker.New(ctx, broker.Opts{Store: st, Keys: tv.keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go serve.Run(runCtx)
+	c, err := serve.Authenticate(ctx, "Bearer "+tv.tokens["rita"], "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := func() bool { // does commune A have a released cell?
+		r, err := serve.RequestTable(ctx, c, []byte(`{"project":"fert","purpose":"p","rows":["commune"]}`), broker.TableOpts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Cells []struct {
+				Row        []string
+				Suppressed bool
+			}
+		}
+		if err := json.Unmarshal(r.Body, &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, cell := range doc.Cells {
+			if cell.Row[0] == communeA && !cell.Suppressed {
+				return true
+			}
+		}
+		return false
+	}
+	if !released() {
+		t.Fatalf("commune %s not in the table before the shred", communeA)
+	}
+	if _, err := tv.b.Shred(ctx, actor, crypto.Analytic, communeA); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(6 * time.Second)
+	for released() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the other process still tabulates commune %s 6 s after its analytic keys were shredded", communeA)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
