@@ -1,13 +1,17 @@
 // Package audit defines censusvault's tamper-evident audit log format: the
 // canonical encoding of one audit event, its RFC 6962 leaf hash, the hash
-// chain that links events in order, and a streaming verifier that an auditor
-// runs offline over an exported log.
+// chain that links events in order, the RFC 6962 Merkle tree over all
+// events with its signed C2SP checkpoints, the export format, and a
+// streaming verifier that an auditor runs offline over an export.
 //
-// The package is pure: it does no I/O and imports no other package of this
-// module. storage keeps the opaque bytes of a [Record] inside the caller's
-// transaction and the broker composes the two, so the format can be checked
-// by anyone holding an export, with nothing but this package or a few lines
-// of code in another language.
+// The package is pure: it does no I/O of its own (the export functions use
+// only the io.Reader and io.Writer they are given), imports no other
+// package of this module, and outside the standard library only the pure
+// golang.org/x/mod/sumdb/tlog and golang.org/x/mod/sumdb/note. storage
+// keeps the opaque bytes of a [Record] and the tree's stored hashes inside
+// the caller's transaction and the broker composes the two, so the format
+// can be checked by anyone holding an export, with nothing but this package
+// or a few lines of code in another language.
 //
 // # Event format, version 1
 //
@@ -48,8 +52,59 @@
 // # Hashes
 //
 // Each event's leaf hash is SHA-256(0x00 ‖ event bytes), the RFC 6962 leaf
-// hash, so the same bytes can later become leaves of a Merkle tree with
-// signed checkpoints. The chain hash is SHA-256(previous chain hash ‖ leaf
-// hash), starting from [Genesis]: altering, removing, inserting or reordering
-// any event changes every chain hash after it.
+// hash, which makes the events the leaves of the Merkle tree below. The
+// chain hash is SHA-256(previous chain hash ‖ leaf hash), starting from
+// [Genesis]: altering, removing, inserting or reordering any event changes
+// every chain hash after it.
+//
+// # Merkle tree and checkpoints
+//
+// The leaf hashes, in index order, are the leaves of an RFC 6962 Merkle
+// tree, the tree of golang.org/x/mod/sumdb/tlog. [TreeBuilder] computes its
+// root while streaming; [StoredHashes], [StoredHashIndex], [TreeRoot],
+// [InclusionProof], [ConsistencyProof], [CheckInclusion] and
+// [CheckConsistency] wrap tlog for the broker, which keeps the stored
+// hashes through storage (a [HashReader]) and never imports tlog.
+//
+// A checkpoint ([Checkpoint]) is the tree head at a size, in the C2SP
+// tlog-checkpoint format ("ORIGIN\nSIZE\nBASE64(ROOT)\n"), signed as a
+// C2SP signed note. The vault signs checkpoints with its audit key, and the
+// key's name is the log's origin: to sign, the broker takes the origin
+// from its signer's name, builds Checkpoint{Origin, Size, Root} and signs
+// [Checkpoint.Body]. [OpenCheckpoint] verifies a signature by the auditor's
+// verifier key and requires the origin to be that key's name. A log must
+// never sign two checkpoints that are not consistent: an auditor or
+// witness keeping older checkpoints detects a rewritten (forked) or
+// truncated log.
+//
+// # Export format
+//
+// An export is JSON Lines, every line ended by "\n", written by
+// [ExportWriter]. Line 1 is
+//
+//	{"checkpoint":"<signed checkpoint note, as a JSON string>"}
+//
+// then exactly one line per leaf i = 0..N-1, N being the checkpoint's size:
+//
+//	{"index":i,"event":<event bytes>,"leaf_hash":"<b64>","chain_hash":"<b64>"}
+//	{"index":i,"leaf_hash":"<b64>","chain_hash":"<b64>","withheld":"pruned"}
+//	{"index":i,"leaf_hash":"<b64>","chain_hash":"<b64>","withheld":"out_of_scope"}
+//
+// The event bytes are the canonical event embedded verbatim (a JSON
+// object), so a reader recovers them exactly, e.g. as a json.RawMessage,
+// and can recompute the leaf hash. Hashes are 32 bytes in padded standard
+// base64. A withheld leaf (an event pruned under retention, or one the
+// export's reader may not see) keeps its position and hashes, so the chain
+// and the tree still verify, but not its content. Keys appear in the order
+// shown, with no whitespace; JSON strings escape as events do.
+//
+// # Offline verification
+//
+// [VerifyExport] checks an export in one streaming pass, in memory
+// independent of its length: the checkpoint's signature and origin, every
+// line's exact form, the index sequence, each event and its hashes (with
+// a [Verifier]), the Merkle root against the checkpoint, and that the log
+// extends every older checkpoint the auditor kept. Every line must
+// be exactly as ExportWriter writes it, so an export, like an event, has
+// one valid byte form.
 package audit

@@ -15,6 +15,18 @@ const (
 	problemIndex     = "event says index %d, record says %d (event moved)"
 	problemLeafHash  = "leaf hash mismatch (event or leaf hash altered)"
 	problemChainHash = "chain hash mismatch (event altered, removed or reordered)"
+
+	// A withheld record has no bytes to check: only its link.
+	problemWithheldChain = "chain hash mismatch at a withheld event (its leaf or chain hash altered, or events removed or reordered)"
+
+	// Problems only an export can show (see VerifyExport). Line numbers
+	// count from 1, the checkpoint line.
+	problemLine      = "export line %d: %s"
+	problemTruncated = "export ends after %d of the checkpoint's %d leaves (truncated)"
+	problemTrailing  = "data after the checkpoint's %d leaves (the export holds more than the checkpoint covers, or was altered)"
+	problemRoot      = "Merkle root of the %d leaves does not match the checkpoint (the log was rewritten, or the checkpoint is another log's)"
+	problemRollback  = "the log is shorter than a checkpoint seen before (size %d): truncated or rolled back"
+	problemFork      = "the log was rewritten before index %d: it does not extend a checkpoint seen before (fork)"
 )
 
 // VerifyError reports the first problem a Verifier found. Index is the log
@@ -65,14 +77,53 @@ func (v *Verifier) Add(r Record) error {
 	return nil
 }
 
-func (v *Verifier) check(r Record) *VerifyError {
+// AddWithheld verifies the next record when its event is withheld from
+// the reader (pruned, or outside the reader's scope) and only its leaf and
+// chain hashes are known. It checks the index as Add does and that chain
+// links leaf to the previous record; it cannot check leaf against bytes it
+// does not have. Failures are sticky, as for Add.
+func (v *Verifier) AddWithheld(index int64, leaf, chain [32]byte) error {
+	if v.err != nil {
+		return v.err
+	}
+	err := v.checkIndex(index)
+	if err == nil {
+		err = v.link(index, leaf, chain, problemWithheldChain)
+	}
+	if err != nil {
+		v.err = err
+		return err
+	}
+	v.next++
+	v.count++
+	return nil
+}
+
+func (v *Verifier) checkIndex(index int64) *VerifyError {
 	switch {
-	case r.Index < 0:
-		return &VerifyError{Index: r.Index, Problem: problemNegative}
-	case r.Index > v.next:
-		return &VerifyError{Index: v.next, Problem: fmt.Sprintf(problemMissing, r.Index)}
-	case r.Index < v.next:
-		return &VerifyError{Index: r.Index, Problem: problemDuplicate}
+	case index < 0:
+		return &VerifyError{Index: index, Problem: problemNegative}
+	case index > v.next:
+		return &VerifyError{Index: v.next, Problem: fmt.Sprintf(problemMissing, index)}
+	case index < v.next:
+		return &VerifyError{Index: index, Problem: problemDuplicate}
+	}
+	return nil
+}
+
+// link checks that chain is ChainHash(head, leaf) and advances the head.
+func (v *Verifier) link(index int64, leaf, chain [32]byte, problem string) *VerifyError {
+	want := ChainHash(v.head, leaf)
+	if subtle.ConstantTimeCompare(want[:], chain[:]) != 1 {
+		return &VerifyError{Index: index, Problem: problem}
+	}
+	v.head = want
+	return nil
+}
+
+func (v *Verifier) check(r Record) *VerifyError {
+	if err := v.checkIndex(r.Index); err != nil {
+		return err
 	}
 	e, err := Decode(r.Event)
 	if err != nil {
@@ -85,15 +136,11 @@ func (v *Verifier) check(r Record) *VerifyError {
 	if subtle.ConstantTimeCompare(leaf[:], r.LeafHash[:]) != 1 {
 		return &VerifyError{Index: r.Index, Problem: problemLeafHash}
 	}
-	chain := ChainHash(v.head, leaf)
-	if subtle.ConstantTimeCompare(chain[:], r.ChainHash[:]) != 1 {
-		return &VerifyError{Index: r.Index, Problem: problemChainHash}
-	}
-	v.head = chain
-	return nil
+	return v.link(r.Index, leaf, r.ChainHash, problemChainHash)
 }
 
-// Count returns the number of records verified so far.
+// Count returns the number of records verified so far, withheld ones
+// included.
 func (v *Verifier) Count() int64 { return v.count }
 
 // Head returns the chain hash of the last verified record, or Genesis if
