@@ -13,6 +13,11 @@
 //   - At most one current submission per (area, household number).
 //   - The audit log is append-only and gap-free: AppendAudit is serialized
 //     with every other write and sees the head left by the previous one.
+//     A stored record never changes except that PruneAuditEvents may
+//     remove its body; its tree hashes and checkpoints never change at
+//     all. Database triggers hold this against every code path (an
+//     operator who drops them can still tamper: that is what verifying
+//     the log against its signed checkpoints finds).
 //
 // Backends: storage/sqlite (the embedded default) and storage/postgres
 // (several broker instances on one database). Conformance tests that
@@ -102,7 +107,33 @@ type ReadTx interface {
 	AuditHead() (AuditHead, error)
 	// AuditRecords calls fn for each record with from <= index, in order,
 	// until fn returns false, an error, or limit records (limit <= 0: all).
+	// A pruned record (PruneAuditEvents) comes with Pruned set and Event
+	// nil; its hashes are intact. HashIndex and Hashes are left zero:
+	// AuditHashes reads the tree.
 	AuditRecords(from int64, limit int, fn func(AuditRecord) (bool, error)) error
+
+	// AuditHashes returns the stored tree hashes at the given stored-hash
+	// indexes, in the order asked (an index may be asked twice). If one is
+	// absent it returns an error wrapping ErrNotFound that names the first
+	// such index. It is one query however many indexes are asked (a proof
+	// needs about 2·log2(N) of them).
+	AuditHashes(indexes []int64) ([][32]byte, error)
+	// AuditHashCount is the number of stored tree hashes, which is also
+	// the next stored-hash index: hashes are dense from 0 (AppendAudit and
+	// PutAuditHashes refuse to leave a gap). It is 0 for a log written
+	// before schema 5 until its hashes are backfilled.
+	AuditHashCount() (int64, error)
+
+	// Checkpoint returns the checkpoint of the tree of the given size;
+	// ErrNotFound if there is none.
+	Checkpoint(size int64) (*Checkpoint, error)
+	// LatestCheckpoint returns the checkpoint of the largest tree;
+	// ErrNotFound if there is none yet.
+	LatestCheckpoint() (*Checkpoint, error)
+	// CheckpointCovering returns the smallest checkpoint whose tree holds
+	// the record at index (the smallest with Size > index); ErrNotFound if
+	// no checkpoint does yet.
+	CheckpointCovering(index int64) (*Checkpoint, error)
 
 	// Project returns one research project; ErrNotFound if unknown.
 	Project(id string) (*Project, error)
@@ -191,9 +222,41 @@ type Tx interface {
 	ShredDataKeys(class string, communes []string, at time.Time) (int, error)
 
 	// AppendAudit calls build with the current head and stores the
-	// record it returns, which must carry head.Next as its index. It
-	// returns the stored record.
+	// record it returns, which must carry head.Next as its index and a
+	// non-empty Event, and must not be marked Pruned. The record's
+	// Hashes, if any, are stored with it, at stored-hash indexes
+	// HashIndex, HashIndex+1, …, in the same statement or savepoint as
+	// the event: both are stored or neither. HashIndex must then be
+	// AuditHashCount (no gap, no overwrite); a record with no Hashes
+	// stores none and its HashIndex is ignored. It returns the stored
+	// record.
 	AppendAudit(build func(AuditHead) (AuditRecord, error)) (AuditRecord, error)
+	// PutAuditHashes stores hashes at stored-hash indexes first, first+1,
+	// …: it backfills the tree of a log written before schema 5 (in
+	// chunks, one call per Update of some thousands of hashes). first must
+	// be AuditHashCount: ErrConflict if it is smaller (that index is
+	// stored), an error if it is larger (it would leave a gap). All the
+	// hashes are stored or none. No hashes: nothing to do.
+	PutAuditHashes(first int64, hashes [][32]byte) error
+	// PruneAuditEvents removes the event bodies of the records with index
+	// < before, keeping their index, leaf hash and chain hash (and the
+	// tree's hashes): AuditRecords then returns them with Pruned set and
+	// Event nil. It returns how many bodies it removed; pruning again
+	// removes nothing more. Whether a body may go (covered by a signed
+	// checkpoint, past its retention) is the caller's policy. The removed
+	// bytes may linger in the database's files and backups; see each
+	// backend.
+	//
+	// It is the only change the store makes to a stored audit record:
+	// the backends' database triggers refuse every other UPDATE, any
+	// DELETE of audit_events and audit_hashes, and any UPDATE or DELETE
+	// of audit_checkpoints.
+	PruneAuditEvents(before int64) (pruned int64, err error)
+	// PutCheckpoint stores the signed checkpoint note of the tree of the
+	// first size records (1 <= size <= AuditHead().Next), made at at (not
+	// zero); the note is opaque and must not be empty. ErrConflict if a
+	// checkpoint of that size exists.
+	PutCheckpoint(size int64, note []byte, at time.Time) error
 
 	// InsertProject stores a new project; ErrConflict if its id exists.
 	// Spent must be 0 and Budget positive: a ledger starts empty.
@@ -303,9 +366,28 @@ type AuditHead struct {
 // AuditRecord is an opaque audit event and its hashes.
 type AuditRecord struct {
 	Index     int64
-	Event     []byte
+	Event     []byte // nil when Pruned
 	LeafHash  [32]byte
 	ChainHash [32]byte
+	// Pruned says the event's body was removed (PruneAuditEvents); the
+	// hashes stay, so the record still proves its place in the log.
+	Pruned bool
+
+	// HashIndex and Hashes are the Merkle tree hashes AppendAudit stores
+	// with this record, at stored-hash indexes HashIndex, HashIndex+1, …
+	// (the "stored hashes" layout of golang.org/x/mod/sumdb/tlog: each
+	// leaf adds one hash and one per subtree it completes). Storage does
+	// not interpret them. AuditRecords leaves both zero.
+	HashIndex int64
+	Hashes    [][32]byte
+}
+
+// Checkpoint is a signed note naming the root of the audit log's tree
+// after its first Size records. Storage does not interpret Note.
+type Checkpoint struct {
+	Size      int64
+	Note      []byte
+	CreatedAt time.Time // UTC
 }
 
 // Project is an approved research project and its release ledger.

@@ -1,4 +1,7 @@
 package postgres
 
 // Internals the package's external tests look at.
-var SinceQueries = sinceQueries
+var (
+	SinceQueries     = sinceQueries
+	AuditHashesQuery = auditHashesQuery
+)

@@ -777,7 +777,7 @@ func (s *Store) commit(ops []*op) {
 	// Roll back whatever did not commit, and give the connection back.
 	defer release(ctx, pc)
 	c := pc.Conn()
-	b := &batch{head: head, topics: make(map[string]bool)}
+	b := &batch{head: head, hashNext: -1, topics: make(map[string]bool)}
 	t := &writer{reader: reader{ctx: ctx, c: c}, b: b}
 
 	committed := 0
@@ -803,7 +803,7 @@ func (s *Store) commit(ops []*op) {
 				break
 			}
 		}
-		saved := b.head
+		saved, savedHashNext := b.head, b.hashNext
 		t.topics = nil
 		t.failed = nil
 		err := runFn(o.fn, t)
@@ -817,7 +817,7 @@ func (s *Store) commit(ops []*op) {
 		}
 		if err != nil {
 			results[i] = err
-			b.head = saved
+			b.head, b.hashNext = saved, savedHashNext
 			if _, rerr := c.Exec(ctx, `ROLLBACK TO SAVEPOINT u`); rerr != nil {
 				broken = rerr
 				break

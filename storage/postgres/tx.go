@@ -36,8 +36,12 @@ type batch struct {
 	// head is the audit head, read under its row lock when the batch
 	// began and advanced by each AppendAudit; written back once before
 	// COMMIT.
-	head   storage.AuditHead
-	topics map[string]bool
+	head storage.AuditHead
+	// hashNext is the next stored-hash index (AuditHashCount), read
+	// when first needed (-1 until then) and advanced by each write of
+	// hashes. The head lock keeps every other writer out meanwhile.
+	hashNext int64
+	topics   map[string]bool
 }
 
 var (
@@ -734,12 +738,205 @@ func (t *writer) AppendAudit(build func(storage.AuditHead) (storage.AuditRecord,
 	if rec.Index != head.Next {
 		return storage.AuditRecord{}, fmt.Errorf("postgres: audit record index %d, want %d", rec.Index, head.Next)
 	}
-	if _, err := t.exec(`INSERT INTO audit_events(idx, event, leaf_hash, chain_hash) VALUES ($1, $2, $3, $4)`,
-		rec.Index, rec.Event, rec.LeafHash[:], rec.ChainHash[:]); err != nil {
-		return storage.AuditRecord{}, fmt.Errorf("failed to append audit event: %w", err)
+	if len(rec.Event) == 0 || rec.Pruned {
+		return storage.AuditRecord{}, fmt.Errorf("postgres: audit record %d has no event (a NULL event is how a pruned record reads)", rec.Index)
+	}
+	if len(rec.Hashes) == 0 {
+		if _, err := t.exec(`INSERT INTO audit_events(idx, event, leaf_hash, chain_hash) VALUES ($1, $2, $3, $4)`,
+			rec.Index, rec.Event, rec.LeafHash[:], rec.ChainHash[:]); err != nil {
+			return storage.AuditRecord{}, fmt.Errorf("failed to append audit event: %w", err)
+		}
+	} else {
+		if err := t.checkHashIndex(rec.HashIndex); err != nil {
+			return storage.AuditRecord{}, fmt.Errorf("postgres: audit record %d: %w", rec.Index, err)
+		}
+		// One statement, so the event and its hashes are stored or
+		// neither is, in one round trip.
+		if _, err := t.exec(`WITH e AS (
+				INSERT INTO audit_events(idx, event, leaf_hash, chain_hash) VALUES ($1, $2, $3, $4)
+			)
+			INSERT INTO audit_hashes(idx, hash)
+			SELECT $5::bigint + h.ord - 1, h.hash FROM unnest($6::bytea[]) WITH ORDINALITY AS h(hash, ord)`,
+			rec.Index, rec.Event, rec.LeafHash[:], rec.ChainHash[:], rec.HashIndex, hashBytes(rec.Hashes)); err != nil {
+			return storage.AuditRecord{}, fmt.Errorf("failed to append audit event: %w", err)
+		}
+		t.b.hashNext += int64(len(rec.Hashes))
 	}
 	t.b.head = storage.AuditHead{Next: rec.Index + 1, ChainHash: rec.ChainHash}
 	return rec, nil
+}
+
+// hashBytes is hashes as the byte slices pgx sends as a bytea[].
+func hashBytes(hashes [][32]byte) [][]byte {
+	out := make([][]byte, len(hashes))
+	for i := range hashes {
+		out[i] = hashes[i][:]
+	}
+	return out
+}
+
+// nextHashIndex is the stored-hash index after the last stored one
+// (AuditHashCount, since hashes are dense): one seek to the end of the
+// primary key.
+func (t *reader) nextHashIndex() (int64, error) {
+	var n int64
+	err := t.c.QueryRow(t.ctx, `SELECT coalesce(max(idx) + 1, 0) FROM audit_hashes`).Scan(&n)
+	return n, t.fail(err)
+}
+
+// nextHashIndex is the batch's: read once, then kept up to date.
+func (t *writer) nextHashIndex() (int64, error) {
+	if t.b.hashNext < 0 {
+		n, err := t.reader.nextHashIndex()
+		if err != nil {
+			return 0, err
+		}
+		t.b.hashNext = n
+	}
+	return t.b.hashNext, nil
+}
+
+// checkHashIndex refuses to store hashes from first on unless first is
+// the next stored-hash index.
+func (t *writer) checkHashIndex(first int64) error {
+	next, err := t.nextHashIndex()
+	if err != nil {
+		return err
+	}
+	switch {
+	case first < 0:
+		return fmt.Errorf("stored-hash index %d is negative", first)
+	case first < next:
+		return fmt.Errorf("%w: stored-hash index %d is taken (the next free one is %d)", storage.ErrConflict, first, next)
+	case first > next:
+		return fmt.Errorf("stored-hash index %d would leave a gap: the next one is %d (backfill the earlier hashes first)", first, next)
+	}
+	return nil
+}
+
+func (t *writer) PutAuditHashes(first int64, hashes [][32]byte) error {
+	if len(hashes) == 0 {
+		return nil
+	}
+	if err := t.checkHashIndex(first); err != nil {
+		return fmt.Errorf("postgres: PutAuditHashes: %w", err)
+	}
+	if _, err := t.exec(`INSERT INTO audit_hashes(idx, hash)
+		SELECT $1::bigint + h.ord - 1, h.hash FROM unnest($2::bytea[]) WITH ORDINALITY AS h(hash, ord)`,
+		first, hashBytes(hashes)); err != nil {
+		return fmt.Errorf("postgres: failed to store audit hashes from index %d: %w", first, err)
+	}
+	t.b.hashNext += int64(len(hashes))
+	return nil
+}
+
+// auditHashesQuery reads the hashes at an array of indexes in one
+// statement, each a seek of the primary key.
+const auditHashesQuery = `SELECT idx, hash FROM audit_hashes WHERE idx = ANY($1::bigint[])`
+
+func (t *reader) AuditHashes(indexes []int64) ([][32]byte, error) {
+	if len(indexes) == 0 {
+		return nil, nil
+	}
+	rows, err := t.c.Query(t.ctx, auditHashesQuery, indexes)
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	defer rows.Close()
+	found := make(map[int64][32]byte, len(indexes))
+	for rows.Next() {
+		var idx int64
+		var h []byte
+		if err := rows.Scan(&idx, &h); err != nil {
+			return nil, t.fail(err)
+		}
+		if len(h) != 32 {
+			return nil, fmt.Errorf("postgres: stored audit hash %d is malformed", idx)
+		}
+		found[idx] = [32]byte(h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.fail(err)
+	}
+	out := make([][32]byte, len(indexes))
+	for i, x := range indexes {
+		h, ok := found[x]
+		if !ok {
+			return nil, fmt.Errorf("%w: no stored audit hash at index %d", storage.ErrNotFound, x)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+func (t *reader) AuditHashCount() (int64, error) { return t.nextHashIndex() }
+
+func (t *writer) AuditHashCount() (int64, error) { return t.nextHashIndex() }
+
+// PruneAuditEvents sets the events to NULL. The old row versions stay in
+// the table (dead tuples) until a vacuum reclaims them, and in the
+// write-ahead log and backups; Compact does not rewrite audit_events.
+func (t *writer) PruneAuditEvents(before int64) (int64, error) {
+	tag, err := t.exec(`UPDATE audit_events SET event = NULL WHERE idx < $1 AND event IS NOT NULL`, before)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: failed to prune audit events: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// ---- checkpoints
+
+func (t *writer) PutCheckpoint(size int64, note []byte, at time.Time) error {
+	switch {
+	case len(note) == 0:
+		return errors.New("postgres: PutCheckpoint with an empty note")
+	case at.IsZero():
+		return errors.New("postgres: PutCheckpoint with a zero time")
+	case size < 1:
+		return fmt.Errorf("postgres: PutCheckpoint of a tree of %d records (at least 1)", size)
+	case size > t.b.head.Next:
+		return fmt.Errorf("postgres: PutCheckpoint of a tree of %d records, but the log has %d", size, t.b.head.Next)
+	}
+	return t.insert(fmt.Sprintf("a checkpoint of size %d", size),
+		`INSERT INTO audit_checkpoints(size, note, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		size, note, fmtTime(at))
+}
+
+func (t *reader) scanCheckpoint(row pgx.Row) (*storage.Checkpoint, error) {
+	var c storage.Checkpoint
+	var created string
+	if err := row.Scan(&c.Size, &c.Note, &created); err != nil {
+		return nil, t.fail(err)
+	}
+	if err := parseTimes([]*time.Time{&c.CreatedAt}, created); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (t *reader) Checkpoint(size int64) (*storage.Checkpoint, error) {
+	c, err := t.scanCheckpoint(t.c.QueryRow(t.ctx, `SELECT size, note, created_at FROM audit_checkpoints WHERE size = $1`, size))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%w: no checkpoint of size %d", storage.ErrNotFound, size)
+	}
+	return c, err
+}
+
+func (t *reader) LatestCheckpoint() (*storage.Checkpoint, error) {
+	c, err := t.scanCheckpoint(t.c.QueryRow(t.ctx, `SELECT size, note, created_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1`))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%w: no checkpoint yet", storage.ErrNotFound)
+	}
+	return c, err
+}
+
+func (t *reader) CheckpointCovering(index int64) (*storage.Checkpoint, error) {
+	c, err := t.scanCheckpoint(t.c.QueryRow(t.ctx, `SELECT size, note, created_at FROM audit_checkpoints
+		WHERE size > $1 ORDER BY size LIMIT 1`, index))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%w: no checkpoint covers audit record %d yet", storage.ErrNotFound, index)
+	}
+	return c, err
 }
 
 // auditPage is how many records AuditRecords reads at a time; fn runs
@@ -753,7 +950,7 @@ func (t *reader) AuditRecords(from int64, limit int, fn func(storage.AuditRecord
 		if limit > 0 {
 			n = min(n, limit)
 		}
-		rows, err := t.c.Query(t.ctx, `SELECT idx, event, leaf_hash, chain_hash FROM audit_events
+		rows, err := t.c.Query(t.ctx, `SELECT idx, event, event IS NULL, leaf_hash, chain_hash FROM audit_events
 			WHERE idx >= $1 ORDER BY idx LIMIT $2`, from, n)
 		if err != nil {
 			return t.fail(err)
@@ -762,7 +959,7 @@ func (t *reader) AuditRecords(from int64, limit int, fn func(storage.AuditRecord
 		for rows.Next() {
 			var r storage.AuditRecord
 			var leaf, chain []byte
-			if err := rows.Scan(&r.Index, &r.Event, &leaf, &chain); err != nil {
+			if err := rows.Scan(&r.Index, &r.Event, &r.Pruned, &leaf, &chain); err != nil {
 				rows.Close()
 				return t.fail(err)
 			}

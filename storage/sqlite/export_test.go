@@ -4,4 +4,6 @@ package sqlite
 var (
 	Migrations   = migrations
 	SinceQueries = sinceQueries
+	// AuditHashesQuery is AuditHashes' statement.
+	AuditHashesQuery = auditHashesQuery
 )

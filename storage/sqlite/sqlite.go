@@ -40,7 +40,7 @@ const FileName = "vault.db"
 // SchemaVersion is the schema this binary writes. Opening a database with
 // a newer schema fails rather than risk misreading it; an older one is
 // upgraded.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // migrations are the steps of the schema, in order: step i (from 0)
 // brings a database from version i to i+1. A released step is never
@@ -56,6 +56,10 @@ func migrations() []string {
 		// Version 4: research tables (per-project grants, recipients,
 		// reading submissions in audit order).
 		schemaV4Research,
+		// Version 5: the audit log's Merkle tree (stored hashes),
+		// signed checkpoints, pruning, and triggers that keep the audit
+		// tables append-only.
+		schemaV5AuditTree,
 	}
 }
 
@@ -224,8 +228,8 @@ func (s *Store) View(ctx context.Context, fn func(storage.ReadTx) error) error {
 
 // Compact implements storage.Compactor: it makes sure the bytes of rows
 // overwritten or deleted (shredded data keys, the old wrapping of
-// rewrapped keys) are gone from the database file and its write-ahead
-// log.
+// rewrapped keys, pruned audit events) are gone from the database file
+// and its write-ahead log.
 //
 // The writer runs with secure_delete, so SQLite zeroes what it frees
 // inside the database file; but the file keeps the old image of a page
@@ -617,4 +621,54 @@ INSERT INTO grants_v4(user, role, area, deny, project) SELECT user, role, area, 
 DROP TABLE grants;
 ALTER TABLE grants_v4 RENAME TO grants;
 CREATE INDEX submissions_audit_index ON submissions(audit_index);
+`
+
+// schemaV5AuditTree makes the audit log a Merkle tree and guards it:
+//   - audit_hashes holds the tree's hashes by stored-hash index, and
+//     audit_checkpoints the signed notes of its roots by tree size;
+//   - a pruned record keeps its row with an empty event (audit_events.
+//     event stays NOT NULL: SQLite cannot drop that without copying the
+//     whole log; AppendAudit refuses an empty event, so empty means
+//     pruned);
+//   - triggers refuse every change to the three tables other than an
+//     insert of a new row and emptying an event: no DELETE, no UPDATE
+//     of audit_events but one that empties event and keeps idx and both
+//     hashes), and no INSERT over a stored key, which INSERT OR REPLACE
+//     would otherwise turn into a delete that fires no trigger.
+//
+// No existing row is rewritten, so the upgrade is quick on any log.
+// The statements are split on ";\n": a trigger's body stays on one line.
+const schemaV5AuditTree = `
+CREATE TABLE audit_hashes (
+	idx  INTEGER PRIMARY KEY CHECK (idx >= 0),
+	hash BLOB NOT NULL CHECK (typeof(hash) = 'blob' AND length(hash) = 32)
+);
+CREATE TABLE audit_checkpoints (
+	size       INTEGER PRIMARY KEY CHECK (size > 0),
+	note       BLOB NOT NULL CHECK (typeof(note) = 'blob' AND length(note) > 0),
+	created_at TEXT NOT NULL
+);
+CREATE TRIGGER audit_events_no_replace BEFORE INSERT ON audit_events
+	WHEN EXISTS (SELECT 1 FROM audit_events WHERE idx = NEW.idx)
+	BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: a stored record cannot be replaced'); END;
+CREATE TRIGGER audit_events_prune_only BEFORE UPDATE ON audit_events
+	WHEN NEW.idx IS NOT OLD.idx OR NEW.leaf_hash IS NOT OLD.leaf_hash OR NEW.chain_hash IS NOT OLD.chain_hash
+		OR (NEW.event IS NOT OLD.event AND NEW.event IS NOT X'')
+	BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: a stored record can only have its event pruned'); END;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+	BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: a stored record cannot be deleted'); END;
+CREATE TRIGGER audit_hashes_no_replace BEFORE INSERT ON audit_hashes
+	WHEN EXISTS (SELECT 1 FROM audit_hashes WHERE idx = NEW.idx)
+	BEGIN SELECT RAISE(ABORT, 'audit_hashes is append-only: a stored hash cannot be replaced'); END;
+CREATE TRIGGER audit_hashes_no_update BEFORE UPDATE ON audit_hashes
+	BEGIN SELECT RAISE(ABORT, 'audit_hashes is append-only: a stored hash cannot be changed'); END;
+CREATE TRIGGER audit_hashes_no_delete BEFORE DELETE ON audit_hashes
+	BEGIN SELECT RAISE(ABORT, 'audit_hashes is append-only: a stored hash cannot be deleted'); END;
+CREATE TRIGGER audit_checkpoints_no_replace BEFORE INSERT ON audit_checkpoints
+	WHEN EXISTS (SELECT 1 FROM audit_checkpoints WHERE size = NEW.size)
+	BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: a stored checkpoint cannot be replaced'); END;
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+	BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: a stored checkpoint cannot be changed'); END;
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+	BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: a stored checkpoint cannot be deleted'); END;
 `

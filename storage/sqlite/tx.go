@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -671,6 +672,9 @@ func (t *txn) AuditHead() (storage.AuditHead, error) {
 	return h, nil
 }
 
+// AppendAudit stores the event and its tree hashes in a savepoint of
+// their own, so that a failure midway (the disk, a trigger) leaves
+// neither, even if the caller went on.
 func (t *txn) AppendAudit(build func(storage.AuditHead) (storage.AuditRecord, error)) (storage.AuditRecord, error) {
 	head, err := t.AuditHead()
 	if err != nil {
@@ -683,11 +687,246 @@ func (t *txn) AppendAudit(build func(storage.AuditHead) (storage.AuditRecord, er
 	if rec.Index != head.Next {
 		return storage.AuditRecord{}, fmt.Errorf("sqlite: audit record index %d, want %d", rec.Index, head.Next)
 	}
-	if _, err := t.exec(`INSERT INTO audit_events(idx, event, leaf_hash, chain_hash) VALUES(?, ?, ?, ?)`,
-		rec.Index, rec.Event, rec.LeafHash[:], rec.ChainHash[:]); err != nil {
+	if len(rec.Event) == 0 || rec.Pruned {
+		return storage.AuditRecord{}, fmt.Errorf("sqlite: audit record %d has no event (an empty event is how a pruned record reads)", rec.Index)
+	}
+	if len(rec.Hashes) > 0 {
+		if err := t.checkHashIndex(rec.HashIndex); err != nil {
+			return storage.AuditRecord{}, fmt.Errorf("sqlite: audit record %d: %w", rec.Index, err)
+		}
+	}
+	err = t.savepoint("audit_append", func() error {
+		if _, err := t.exec(`INSERT INTO audit_events(idx, event, leaf_hash, chain_hash) VALUES(?, ?, ?, ?)`,
+			rec.Index, rec.Event, rec.LeafHash[:], rec.ChainHash[:]); err != nil {
+			return err
+		}
+		return t.insertHashes(rec.HashIndex, rec.Hashes)
+	})
+	if err != nil {
 		return storage.AuditRecord{}, fmt.Errorf("failed to append audit event: %w", err)
 	}
 	return rec, nil
+}
+
+// savepoint runs fn in a savepoint named name, and undoes what fn wrote
+// if it fails.
+func (t *txn) savepoint(name string, fn func() error) error {
+	if _, err := t.tx.ExecContext(t.ctx, "SAVEPOINT "+name); err != nil {
+		return classify(err)
+	}
+	if err := fn(); err != nil {
+		// If SQLite already rolled the whole transaction back (a full
+		// disk, an I/O error), ROLLBACK TO fails too: the committer
+		// finds that when it releases its own savepoint.
+		if _, rerr := t.tx.ExecContext(t.ctx, "ROLLBACK TO "+name); rerr != nil {
+			return errors.Join(err, classify(rerr))
+		}
+		if _, rerr := t.tx.ExecContext(t.ctx, "RELEASE "+name); rerr != nil {
+			return errors.Join(err, classify(rerr))
+		}
+		return err
+	}
+	_, err := t.tx.ExecContext(t.ctx, "RELEASE "+name)
+	return classify(err)
+}
+
+// nextHashIndex is the stored-hash index after the last stored one:
+// AuditHashCount, since hashes are dense. It is one seek to the end of
+// the primary key.
+func (t *txn) nextHashIndex() (int64, error) {
+	row, err := t.queryRow(`SELECT coalesce(max(idx) + 1, 0) FROM audit_hashes`)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := row.Scan(&n); err != nil {
+		return 0, classify(err)
+	}
+	return n, nil
+}
+
+// checkHashIndex refuses to store hashes from first on unless first is
+// the next stored-hash index.
+func (t *txn) checkHashIndex(first int64) error {
+	next, err := t.nextHashIndex()
+	if err != nil {
+		return err
+	}
+	switch {
+	case first < 0:
+		return fmt.Errorf("stored-hash index %d is negative", first)
+	case first < next:
+		return fmt.Errorf("%w: stored-hash index %d is taken (the next free one is %d)", storage.ErrConflict, first, next)
+	case first > next:
+		return fmt.Errorf("stored-hash index %d would leave a gap: the next one is %d (backfill the earlier hashes first)", first, next)
+	}
+	return nil
+}
+
+// hashChunk is how many hashes one INSERT statement carries.
+const hashChunk = 256
+
+// insertHashes stores hashes at first, first+1, …, a chunk per statement.
+func (t *txn) insertHashes(first int64, hashes [][32]byte) error {
+	for len(hashes) > 0 {
+		n := min(len(hashes), hashChunk)
+		args := make([]any, 0, 2*n)
+		for i, h := range hashes[:n] {
+			args = append(args, first+int64(i), h[:])
+		}
+		if _, err := t.exec(`INSERT INTO audit_hashes(idx, hash) VALUES (?, ?)`+strings.Repeat(", (?, ?)", n-1), args...); err != nil {
+			return fmt.Errorf("failed to store audit hashes from index %d: %w", first, err)
+		}
+		first += int64(n)
+		hashes = hashes[n:]
+	}
+	return nil
+}
+
+func (t *txn) PutAuditHashes(first int64, hashes [][32]byte) error {
+	if len(hashes) == 0 {
+		return nil
+	}
+	if err := t.checkHashIndex(first); err != nil {
+		return fmt.Errorf("sqlite: PutAuditHashes: %w", err)
+	}
+	return t.savepoint("audit_hashes", func() error { return t.insertHashes(first, hashes) })
+}
+
+// auditHashesQuery reads the hashes at the indexes of a JSON array: the
+// statement text (and its preparation) is the same for any number of
+// indexes, and each index is a seek of the primary key.
+const auditHashesQuery = `SELECT idx, hash FROM audit_hashes WHERE idx IN (SELECT value FROM json_each(?))`
+
+// AuditHashes reads the asked indexes with one statement.
+func (t *txn) AuditHashes(indexes []int64) ([][32]byte, error) {
+	if len(indexes) == 0 {
+		return nil, nil
+	}
+	list := make([]byte, 0, 12*len(indexes))
+	list = append(list, '[')
+	for i, x := range indexes {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = strconv.AppendInt(list, x, 10)
+	}
+	list = append(list, ']')
+	rows, err := t.query(auditHashesQuery, string(list))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := make(map[int64][32]byte, len(indexes))
+	for rows.Next() {
+		var idx int64
+		var h []byte
+		if err := rows.Scan(&idx, &h); err != nil {
+			return nil, classify(err)
+		}
+		if len(h) != 32 {
+			return nil, fmt.Errorf("sqlite: stored audit hash %d is malformed", idx)
+		}
+		found[idx] = [32]byte(h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(err)
+	}
+	out := make([][32]byte, len(indexes))
+	for i, x := range indexes {
+		h, ok := found[x]
+		if !ok {
+			return nil, fmt.Errorf("%w: no stored audit hash at index %d", storage.ErrNotFound, x)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+func (t *txn) AuditHashCount() (int64, error) {
+	return t.nextHashIndex()
+}
+
+// PruneAuditEvents empties the events (the column is NOT NULL: an empty
+// event is a pruned one). With secure_delete (the writer's setting)
+// SQLite zeroes the space the bodies held in the database file; the
+// write-ahead log keeps copies until Compact.
+func (t *txn) PruneAuditEvents(before int64) (int64, error) {
+	res, err := t.exec(`UPDATE audit_events SET event = X'' WHERE idx < ? AND length(event) > 0`, before)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: failed to prune audit events: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n, classify(err)
+}
+
+// ---- checkpoints
+
+func (t *txn) PutCheckpoint(size int64, note []byte, at time.Time) error {
+	switch {
+	case len(note) == 0:
+		return errors.New("sqlite: PutCheckpoint with an empty note")
+	case at.IsZero():
+		return errors.New("sqlite: PutCheckpoint with a zero time")
+	case size < 1:
+		return fmt.Errorf("sqlite: PutCheckpoint of a tree of %d records (at least 1)", size)
+	}
+	head, err := t.AuditHead()
+	if err != nil {
+		return err
+	}
+	if size > head.Next {
+		return fmt.Errorf("sqlite: PutCheckpoint of a tree of %d records, but the log has %d", size, head.Next)
+	}
+	// Looked up first: a stored size is refused by a trigger (which
+	// keeps INSERT OR REPLACE out), not as a uniqueness conflict.
+	if _, err := t.Checkpoint(size); err == nil {
+		return fmt.Errorf("%w: a checkpoint of size %d exists", storage.ErrConflict, size)
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	_, err = t.exec(`INSERT INTO audit_checkpoints(size, note, created_at) VALUES(?, ?, ?)`, size, note, fmtTime(at))
+	return err
+}
+
+func (t *txn) scanCheckpoint(q string, arg int64) (*storage.Checkpoint, error) {
+	row, err := t.queryRow(q, arg)
+	if err != nil {
+		return nil, err
+	}
+	var c storage.Checkpoint
+	var created string
+	if err := row.Scan(&c.Size, &c.Note, &created); err != nil {
+		return nil, scanErr(err)
+	}
+	if c.CreatedAt, err = parseTime(created); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (t *txn) Checkpoint(size int64) (*storage.Checkpoint, error) {
+	c, err := t.scanCheckpoint(`SELECT size, note, created_at FROM audit_checkpoints WHERE size = ?`, size)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%w: no checkpoint of size %d", storage.ErrNotFound, size)
+	}
+	return c, err
+}
+
+func (t *txn) LatestCheckpoint() (*storage.Checkpoint, error) {
+	c, err := t.scanCheckpoint(`SELECT size, note, created_at FROM audit_checkpoints WHERE size > ? ORDER BY size DESC LIMIT 1`, 0)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%w: no checkpoint yet", storage.ErrNotFound)
+	}
+	return c, err
+}
+
+func (t *txn) CheckpointCovering(index int64) (*storage.Checkpoint, error) {
+	c, err := t.scanCheckpoint(`SELECT size, note, created_at FROM audit_checkpoints WHERE size > ? ORDER BY size LIMIT 1`, index)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%w: no checkpoint covers audit record %d yet", storage.ErrNotFound, index)
+	}
+	return c, err
 }
 
 func (t *txn) AuditRecords(from int64, limit int, fn func(storage.AuditRecord) (bool, error)) error {
@@ -715,6 +954,9 @@ func (t *txn) AuditRecords(from int64, limit int, fn func(storage.AuditRecord) (
 		}
 		copy(r.LeafHash[:], leaf)
 		copy(r.ChainHash[:], chain)
+		if len(r.Event) == 0 {
+			r.Event, r.Pruned = nil, true
+		}
 		more, err := fn(r)
 		if err != nil {
 			return err
