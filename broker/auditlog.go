@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/policy"
@@ -29,9 +31,19 @@ func appendEvent(tx storage.Tx, ev *audit.Event) (storage.AuditRecord, error) {
 		if err != nil {
 			return storage.AuditRecord{}, err
 		}
-		return storage.AuditRecord{Index: r.Index, Event: r.Event, LeafHash: r.LeafHash, ChainHash: r.ChainHash}, nil
+		// The event is a leaf of the log's Merkle tree: store the tree
+		// hashes it adds with it, so that proofs need no recomputation.
+		hashes, err := audit.StoredHashes(r.Index, r.LeafHash, treeReader(tx))
+		if err != nil {
+			return storage.AuditRecord{}, fmt.Errorf("audit tree: %w", err)
+		}
+		return storage.AuditRecord{Index: r.Index, Event: r.Event, LeafHash: r.LeafHash, ChainHash: r.ChainHash,
+			HashIndex: audit.StoredHashIndex(r.Index), Hashes: hashes}, nil
 	})
 }
+
+// treeReader reads the log's stored Merkle tree hashes in tx.
+func treeReader(tx storage.ReadTx) audit.HashReader { return audit.HashReaderFunc(tx.AuditHashes) }
 
 // Invalid records a request refused as malformed before it reached a use
 // case (a bad query parameter, say) and returns its error.
@@ -100,15 +112,82 @@ type AuditPage struct {
 	Next   int64    // index to ask for next; -1 when the end was reached
 }
 
-// AuditEvents lists events from index from on, for auditors. A global
-// auditor sees every event; one scoped to a subtree sees only events
-// about areas in that subtree. Reading the log is itself logged.
-func (b *Broker) AuditEvents(ctx context.Context, c *Caller, from int64, limit int) (*AuditPage, error) {
-	if from < 0 {
+// AuditQuery selects audit events. Zero fields match everything.
+type AuditQuery struct {
+	From     int64 // first index to look at
+	Limit    int   // most events to return: 1…1000, default 100
+	Actor    string
+	Role     string // one of the event's roles
+	Action   string
+	Area     AreaCode // the event's area is in this subtree
+	Decision string   // allow, deny, or "" for events without a decision
+	Outcome  string
+	Resource string    // one of the event's resources, e.g. "submission:UUID" or "project:p1"
+	Since    time.Time // event time ≥ Since
+	Until    time.Time // event time < Until
+}
+
+// MaxAuditScan bounds how many events one search looks at, so that a
+// rare filter over millions of events answers in bounded time: the page
+// then holds what matched so far and Next says where to go on.
+const MaxAuditScan = 100_000
+
+// describe is the query as the audit event of the read records it.
+func (q *AuditQuery) describe() []string {
+	out := []string{fmt.Sprintf("audit:%d+%d", q.From, q.Limit)}
+	add := func(k, v string) {
+		if v != "" {
+			out = append(out, "filter:"+k+"="+v)
+		}
+	}
+	add("actor", q.Actor)
+	add("role", q.Role)
+	add("action", q.Action)
+	add("area", string(q.Area))
+	add("decision", q.Decision)
+	add("outcome", q.Outcome)
+	add("resource", q.Resource)
+	if !q.Since.IsZero() {
+		add("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.Until.IsZero() {
+		add("until", q.Until.UTC().Format(time.RFC3339Nano))
+	}
+	return out
+}
+
+func (q *AuditQuery) match(e *audit.Event, tree func(AreaCode) []string) bool {
+	switch {
+	case q.Actor != "" && e.Actor != q.Actor,
+		q.Role != "" && !slices.Contains(e.Roles, q.Role),
+		q.Action != "" && e.Action != q.Action,
+		q.Decision != "" && e.Decision != q.Decision,
+		q.Outcome != "" && e.Outcome != q.Outcome,
+		q.Resource != "" && !slices.Contains(e.Resources, q.Resource),
+		!q.Since.IsZero() && e.Time.Before(q.Since),
+		!q.Until.IsZero() && !e.Time.Before(q.Until):
+		return false
+	}
+	return q.Area == "" || slices.Contains(tree(AreaCode(e.Area)), string(q.Area))
+}
+
+// AuditEvents searches the audit log from index q.From on, for auditors,
+// returning events as their exact canonical bytes. A global auditor sees
+// every event; one scoped to a subtree sees only events about areas in
+// that subtree. Pruned events (bodies removed by `audit prune`) are
+// skipped: their leaf hashes stay in the tree and in exports. Reading the
+// log is itself logged, with the query.
+func (b *Broker) AuditEvents(ctx context.Context, c *Caller, q AuditQuery) (*AuditPage, error) {
+	if q.From < 0 {
 		return nil, errorf(Invalid, nil, "from must be ≥ 0")
 	}
-	if limit <= 0 || limit > 1000 {
-		limit = 1000
+	if q.Limit <= 0 || q.Limit > 1000 {
+		q.Limit = 100
+	}
+	if q.Area != "" {
+		if _, ok := b.tree.Get(q.Area); !ok {
+			return nil, b.Invalid(ctx, c, string(policy.ReadAudit), fmt.Sprintf("no area %q", clip(string(q.Area))))
+		}
 	}
 	root := b.tree.PathStrings(b.tree.Root())
 	dGlobal, err := b.policy.Allow(ctx, c.subject(), policy.ReadAudit, policy.Resource{Path: root})
@@ -123,7 +202,7 @@ func (b *Broker) AuditEvents(ctx context.Context, c *Caller, from int64, limit i
 	}
 	ev := b.event(c, string(policy.ReadAudit), d)
 	ev.Area = string(b.tree.Root())
-	ev.Resources = []string{fmt.Sprintf("audit:%d+%d", from, limit)}
+	ev.Resources = q.describe()
 	if !d.Allow {
 		ev.Outcome = "denied"
 		if err := b.record(ctx, ev); err != nil {
@@ -136,15 +215,25 @@ func (b *Broker) AuditEvents(ctx context.Context, c *Caller, from int64, limit i
 		return nil, err
 	}
 	page := &AuditPage{Next: -1, Events: [][]byte{}}
-	seen := 0
+	scanned := 0
 	err = b.store.View(ctx, func(tx storage.ReadTx) error {
-		return tx.AuditRecords(from, limit+1, func(r storage.AuditRecord) (bool, error) {
-			if seen == limit {
+		return tx.AuditRecords(q.From, 0, func(r storage.AuditRecord) (bool, error) {
+			if len(page.Events) == q.Limit || scanned == MaxAuditScan {
 				page.Next = r.Index // there is more
 				return false, nil
 			}
-			seen++
-			if scoped && !b.auditVisible(ctx, c, r.Event) {
+			scanned++
+			if r.Pruned || len(r.Event) == 0 {
+				return true, nil
+			}
+			e, err := audit.Decode(r.Event)
+			if err != nil {
+				return false, fmt.Errorf("audit event %d does not decode (run `censusvault audit verify`): %w", r.Index, err)
+			}
+			if !q.match(e, b.areaPath) {
+				return true, nil
+			}
+			if scoped && !b.auditVisible(ctx, c, e) {
 				return true, nil
 			}
 			page.Events = append(page.Events, r.Event)
@@ -157,10 +246,11 @@ func (b *Broker) AuditEvents(ctx context.Context, c *Caller, from int64, limit i
 	return page, nil
 }
 
+func (b *Broker) areaPath(a AreaCode) []string { return b.tree.PathStrings(a) }
+
 // auditVisible: may a subtree-scoped auditor see this event?
-func (b *Broker) auditVisible(ctx context.Context, c *Caller, event []byte) bool {
-	e, err := audit.Decode(event)
-	if err != nil || e.Area == "" {
+func (b *Broker) auditVisible(ctx context.Context, c *Caller, e *audit.Event) bool {
+	if e.Area == "" {
 		return false
 	}
 	path := b.tree.PathStrings(AreaCode(e.Area))
@@ -171,30 +261,177 @@ func (b *Broker) auditVisible(ctx context.Context, c *Caller, event []byte) bool
 	return err == nil && d.Allow
 }
 
-// VerifyResult is the outcome of checking the whole chain.
+// VerifyResult is the outcome of checking a stored log.
 type VerifyResult struct {
-	Events int64
-	Head   [32]byte
+	Events      int64
+	Pruned      int64 // events whose bodies were pruned (hashes checked)
+	Head        [32]byte
+	Root        [32]byte // Merkle root of all events
+	Checkpoints int64    // signed checkpoints whose roots were checked
 }
 
-// VerifyAudit recomputes the hash chain of every stored event. It returns
-// an *audit.VerifyError naming the first broken event if the log was
-// altered; any other error means the log could not be read. progress, if
-// not nil, is called every 10,000 events.
-func VerifyAudit(ctx context.Context, s storage.Store, progress func(n int64)) (VerifyResult, error) {
+// verifyChunk is how many events VerifyAudit reads, and checks the stored
+// tree hashes of, per read.
+const verifyChunk = 4096
+
+// VerifyAudit checks a stored log end to end: every event's bytes, index,
+// leaf hash and chain link (a pruned event's chain link only); every
+// stored Merkle tree hash, recomputed from the leaves; and every stored
+// checkpoint's root against the tree of its size — with its signature
+// too when verifierKey (the note verifier key of GET /v1/keys/audit) is
+// given. It returns an *audit.VerifyError naming the first problem; any
+// other error means the log could not be read. progress, if not nil,
+// hears the events verified so far.
+func VerifyAudit(ctx context.Context, s storage.Store, verifierKey string, progress func(n int64)) (VerifyResult, error) {
 	v := audit.NewVerifier()
-	err := s.View(ctx, func(tx storage.ReadTx) error {
-		return tx.AuditRecords(0, 0, func(r storage.AuditRecord) (bool, error) {
-			if err := v.Add(audit.Record{Index: r.Index, Event: r.Event, LeafHash: r.LeafHash, ChainHash: r.ChainHash}); err != nil {
-				return false, err
+	var tb audit.TreeBuilder
+	var res VerifyResult
+	bad := func(index int64, format string, args ...any) error {
+		return &audit.VerifyError{Index: index, Problem: fmt.Sprintf(format, args...)}
+	}
+	from := int64(0)
+	for {
+		var recs []storage.AuditRecord
+		var stored [][32]byte
+		var cps []*storage.Checkpoint
+		var hashStart int64
+		err := s.View(ctx, func(tx storage.ReadTx) error {
+			recs = recs[:0]
+			if err := tx.AuditRecords(from, verifyChunk, func(r storage.AuditRecord) (bool, error) {
+				recs = append(recs, r)
+				return true, nil
+			}); err != nil {
+				return err
+			}
+			if len(recs) == 0 {
+				return nil
+			}
+			// The checkpoints whose trees end inside this chunk.
+			last := recs[len(recs)-1].Index
+			for at := from - 1; ; {
+				c, err := tx.CheckpointCovering(at)
+				if errors.Is(err, storage.ErrNotFound) {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				if c.Size > last+1 {
+					break
+				}
+				cps = append(cps, c)
+				at = c.Size
+			}
+			// The stored tree hashes of this chunk's leaves.
+			hashStart = audit.StoredHashIndex(from)
+			end := audit.StoredHashCount(last + 1)
+			count, err := tx.AuditHashCount()
+			if err != nil {
+				return err
+			}
+			if count < end {
+				return bad(max(from, 0), "the store holds %d tree hashes; the first %d events need %d (tree hashes deleted)", count, last+1, end)
+			}
+			idx := make([]int64, 0, end-hashStart)
+			for i := hashStart; i < end; i++ {
+				idx = append(idx, i)
+			}
+			stored, err = tx.AuditHashes(idx)
+			return err
+		})
+		if err != nil {
+			return res, err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		// Hashes before this chunk were checked already: read them from
+		// the store; this chunk's from what it stores.
+		reader := audit.HashReaderFunc(func(indexes []int64) ([][32]byte, error) {
+			out := make([][32]byte, len(indexes))
+			var older []int64
+			for i, x := range indexes {
+				if x >= hashStart {
+					out[i] = stored[x-hashStart]
+				} else {
+					older = append(older, x)
+				}
+			}
+			if len(older) > 0 {
+				var got [][32]byte
+				if err := s.View(ctx, func(tx storage.ReadTx) error {
+					var err error
+					got, err = tx.AuditHashes(older)
+					return err
+				}); err != nil {
+					return nil, err
+				}
+				j := 0
+				for i, x := range indexes {
+					if x < hashStart {
+						out[i] = got[j]
+						j++
+					}
+				}
+			}
+			return out, nil
+		})
+		for _, r := range recs {
+			ar := audit.Record{Index: r.Index, Event: r.Event, LeafHash: r.LeafHash, ChainHash: r.ChainHash}
+			if r.Pruned {
+				err = v.AddWithheld(r.Index, r.LeafHash, r.ChainHash)
+				res.Pruned++
+			} else {
+				err = v.Add(ar)
+			}
+			if err != nil {
+				return res, err
+			}
+			want, err := audit.StoredHashes(r.Index, r.LeafHash, reader)
+			if err != nil {
+				return res, err
+			}
+			at := audit.StoredHashIndex(r.Index) - hashStart
+			for k, h := range want {
+				if stored[at+int64(k)] != h {
+					return res, bad(r.Index, "stored Merkle tree hash %d does not match the leaves (tree altered)", hashStart+at+int64(k))
+				}
+			}
+			tb.Add(r.LeafHash)
+			for len(cps) > 0 && cps[0].Size == tb.Size() {
+				c := cps[0]
+				cps = cps[1:]
+				var cp audit.Checkpoint
+				if verifierKey != "" {
+					cp, err = audit.OpenCheckpoint(c.Note, verifierKey)
+				} else {
+					cp, err = audit.ParseCheckpoint(noteBody(c.Note))
+				}
+				if err != nil {
+					return res, bad(c.Size-1, "checkpoint of size %d: %v", c.Size, err)
+				}
+				if cp.Size != c.Size || cp.Root != tb.Root() {
+					return res, bad(c.Size-1, "checkpoint of size %d does not match the log's Merkle root (log rewritten under a checkpoint)", c.Size)
+				}
+				res.Checkpoints++
 			}
 			if progress != nil && v.Count()%10000 == 0 {
 				progress(v.Count())
 			}
-			return true, nil
-		})
-	})
-	return VerifyResult{Events: v.Count(), Head: v.Head()}, err
+		}
+		from = recs[len(recs)-1].Index + 1
+	}
+	res.Events, res.Head, res.Root = v.Count(), v.Head(), tb.Root()
+	return res, nil
+}
+
+// noteBody is the text a signed note signs (what precedes the blank line).
+func noteBody(note []byte) string {
+	s := string(note)
+	if i := strings.Index(s, "\n\n"); i >= 0 {
+		return s[:i+1]
+	}
+	return s
 }
 
 func joinProblems(p []string) string {

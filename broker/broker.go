@@ -83,6 +83,19 @@ type Opts struct {
 	AuthWin          time.Duration // window for rate-limited auth-failure events; default 1 minute
 	MaxCache         int           // unwrapped DEKs kept in memory; default 32768 (two classes × a national set of communes)
 	SDC              *sdc.Params   // disclosure control of research tables; nil: sdc.DefaultParams()
+	// A signed checkpoint of the audit log is made by Run at least every
+	// CheckpointEvery while events arrive (default 5 s) and whenever
+	// CheckpointEvents events were appended since the last (default
+	// 10,000).
+	CheckpointEvery  time.Duration
+	CheckpointEvents int64
+	// Preload unwraps the current data keys at start (a server's first
+	// deposits then do not wait for the key provider); CLI commands,
+	// which touch few keys, leave it off.
+	Preload bool
+	// TreeProgress hears how far New got rebuilding the Merkle tree of a
+	// log written before the store kept it (a one-time upgrade).
+	TreeProgress func(done, total int64)
 }
 
 // Broker runs the use cases. Safe for concurrent use.
@@ -114,6 +127,8 @@ type Broker struct {
 	authFail *authLimiter
 
 	tables     *tableState
+	cpEvery    time.Duration
+	cpEvents   int64
 	shredsSeen atomic.Int64 // metaShreds when last looked at
 
 	from      crypto.KeyProvider // MigrateFrom, while switching providers
@@ -237,6 +252,18 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	if b.auditSigner, err = crypto.LoadSigner(ctx, o.Keys, auditKeys[0].Wrapped); err != nil {
 		return nil, fmt.Errorf("broker: failed to unwrap the audit key: %w", err)
 	}
+	// Events written before the store kept the log's Merkle tree get
+	// their tree hashes now: every append below needs them.
+	if err := backfillTree(ctx, o.Store, o.TreeProgress); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b.cpEvery, b.cpEvents = o.CheckpointEvery, o.CheckpointEvents
+	if b.cpEvery <= 0 {
+		b.cpEvery = 5 * time.Second
+	}
+	if b.cpEvents <= 0 {
+		b.cpEvents = 10000
+	}
 	if err := b.loadRecordKeys(ctx); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -249,6 +276,9 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("broker: failed to read the vault's shred count: %w", err)
+	}
+	if !o.Preload {
+		return b, nil
 	}
 	if err := b.preloadDEKs(ctx, o.MaxCache/2); err != nil {
 		return nil, fmt.Errorf("broker: failed to load data keys (is the key provider reachable?): %w", err)
@@ -270,6 +300,7 @@ func (b *Broker) Run(ctx context.Context) {
 	if w, ok := b.store.(storage.Watcher); ok {
 		go b.watch(ctx, w)
 	}
+	go b.checkpointLoop(ctx, b.cpEvery, b.cpEvents)
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {

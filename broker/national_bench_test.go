@@ -55,7 +55,7 @@ func nationalBroker(b *testing.B) (*broker.Broker, *broker.Caller) {
 		crypto.Identifying: load("keyprovider-identifying.age"),
 		crypto.Analytic:    load("keyprovider-analytic.age"),
 	}
-	br, err := broker.New(ctx, broker.Opts{Store: st, Keys: sys, ClassKeys: class})
+	br, err := broker.New(ctx, broker.Opts{Store: st, Keys: sys, ClassKeys: class, Preload: true}) // as serve
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -158,7 +158,7 @@ func TestProjectLifecycle(t *testing.T) {
 	if !slices.Equal(actions, wantActions) {
 		t.Errorf("audit = %q, want %q", actions, wantActions)
 	}
-	if _, err := broker.VerifyAudit(ctx, kv.store, nil); err != nil {
+	if _, err := broker.VerifyAudit(ctx, kv.store, kv.b.AuditVerifierKey(), nil); err != nil {
 		t.Errorf("audit chain after project changes: %v", err)
 	}
 }

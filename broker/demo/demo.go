@@ -413,7 +413,7 @@ feed:
 	if err := b.Close(ctx); err != nil {
 		return err
 	}
-	vr, err := broker.VerifyAudit(ctx, st, nil)
+	vr, err := broker.VerifyAudit(ctx, st, b.AuditVerifierKey(), nil)
 	if err != nil {
 		return fmt.Errorf("audit chain BROKEN: %w", err)
 	}

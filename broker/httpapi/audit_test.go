@@ -186,7 +186,13 @@ func TestAudit(t *testing.T) {
 			_, err := tx.AppendAudit(func(h storage.AuditHead) (storage.AuditRecord, error) {
 				r, err := audit.Seal(h.ChainHash, &audit.Event{Index: h.Next, Time: time.Now(), Actor: "cli:test",
 					Action: "test.escape", Reason: "<b>&x", Outcome: "ok"})
-				return storage.AuditRecord{Index: r.Index, Event: r.Event, LeafHash: r.LeafHash, ChainHash: r.ChainHash}, err
+				if err != nil {
+					return storage.AuditRecord{}, err
+				}
+				// And its Merkle tree hashes, as the broker stores them.
+				hs, err := audit.StoredHashes(r.Index, r.LeafHash, audit.HashReaderFunc(tx.AuditHashes))
+				return storage.AuditRecord{Index: r.Index, Event: r.Event, LeafHash: r.LeafHash, ChainHash: r.ChainHash,
+					HashIndex: audit.StoredHashIndex(r.Index), Hashes: hs}, err
 			})
 			return err
 		})
@@ -245,7 +251,7 @@ func TestAudit(t *testing.T) {
 
 	t.Run("the chain verifies, and a changed event is found", func(t *testing.T) {
 		v := v.in(t)
-		res, err := broker.VerifyAudit(t.Context(), v.Store, nil)
+		res, err := broker.VerifyAudit(t.Context(), v.Store, "", nil)
 		if err != nil {
 			t.Fatalf("VerifyAudit: %v", err)
 		}
@@ -254,13 +260,19 @@ func TestAudit(t *testing.T) {
 			t.Errorf("VerifyAudit: %d events head %x, want %d head %x", res.Events, res.Head, len(recs), recs[len(recs)-1].ChainHash)
 		}
 		// Rewrite one event's outcome as someone with the database file
-		// would.
+		// would: the append-only trigger refuses, so drop it first.
 		target := recs[len(recs)/2]
 		forged := bytes.Replace(target.Event, []byte(`"outcome":"`), []byte(`"outcome":"x`), 1)
+		if _, err := v.rawDB().Exec(`UPDATE audit_events SET event = ? WHERE idx = ?`, forged, target.Index); err == nil {
+			t.Fatal("the store let an audit event be rewritten")
+		}
+		if _, err := v.rawDB().Exec(`DROP TRIGGER audit_events_prune_only`); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := v.rawDB().Exec(`UPDATE audit_events SET event = ? WHERE idx = ?`, forged, target.Index); err != nil {
 			t.Fatal(err)
 		}
-		_, err = broker.VerifyAudit(t.Context(), v.Store, nil)
+		_, err = broker.VerifyAudit(t.Context(), v.Store, "", nil)
 		var ve *audit.VerifyError
 		if !errors.As(err, &ve) {
 			t.Fatalf("VerifyAudit after tampering: %v, want an *audit.VerifyError", err)
@@ -329,7 +341,7 @@ func TestFailClosed(t *testing.T) {
 	if r := v.get("steering-a", "/v1/progress?area="+communeA); r.Status != http.StatusOK {
 		t.Errorf("progress after recovery: %d", r.Status)
 	}
-	if _, err := broker.VerifyAudit(t.Context(), v.Store, nil); err != nil {
+	if _, err := broker.VerifyAudit(t.Context(), v.Store, "", nil); err != nil {
 		t.Errorf("chain after recovery: %v", err)
 	}
 }

@@ -13,7 +13,8 @@
 //	GET  /v1/submissions/{id}        view one submission (denied to every role for now)
 //	GET  /v1/receipts/{id}           the caller's own receipt
 //	GET  /v1/progress?area=&depth=   households deposited against plan
-//	GET  /v1/audit/events?from=&limit=  audit events, for auditors
+//	GET  /v1/audit/events?from=&limit=&actor=&role=&action=&area=&decision=&outcome=&resource=&since=&until=
+//	                                 audit search, for auditors (paged; at most 100,000 events looked at per call)
 //	POST /v1/tables?encrypt=1        a research table: body is the JSON table request
 //	                                 (at most 64 KiB); Accept: application/json (default)
 //	                                 or text/csv picks the table's format; with
@@ -29,10 +30,12 @@ package httpapi
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -157,23 +160,61 @@ func (h *handler) progress(c *gin.Context, caller *broker.Caller) error {
 	return nil
 }
 
+// auditQueryKeys are the query parameters of GET /v1/audit/events.
+var auditQueryKeys = []string{"from", "limit", "actor", "role", "action", "area", "decision", "outcome", "resource", "since", "until"}
+
+// clipParam bounds an unknown parameter name quoted back in an error.
+func clipParam(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}
+
 func (h *handler) auditEvents(c *gin.Context, caller *broker.Caller) error {
-	from, limit := int64(0), 100
+	ctx := c.Request.Context()
+	invalid := func(msg string) error { return h.b.Invalid(ctx, caller, "audit.read", msg) }
+	q := broker.AuditQuery{Limit: 100}
+	for k, vs := range c.Request.URL.Query() {
+		if !slices.Contains(auditQueryKeys, k) {
+			return invalid(fmt.Sprintf("unknown query parameter %q (known: %s)", clipParam(k), strings.Join(auditQueryKeys, ", ")))
+		}
+		if len(vs) != 1 || len(vs[0]) > 256 {
+			return invalid(fmt.Sprintf("query parameter %s: give it once, at most 256 bytes", k))
+		}
+	}
 	if s := c.Query("from"); s != "" {
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || v < 0 {
-			return h.b.Invalid(c.Request.Context(), caller, "audit.read", "from must be a whole number ≥ 0")
+			return invalid("from must be a whole number ≥ 0")
 		}
-		from = v
+		q.From = v
 	}
 	if s := c.Query("limit"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 || v > 1000 {
-			return h.b.Invalid(c.Request.Context(), caller, "audit.read", "limit must be between 1 and 1000")
+			return invalid("limit must be between 1 and 1000")
 		}
-		limit = v
+		q.Limit = v
 	}
-	page, err := h.b.AuditEvents(c.Request.Context(), caller, from, limit)
+	for _, t := range []struct {
+		key string
+		dst *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		if s := c.Query(t.key); s != "" {
+			v, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return invalid(t.key + " must be an RFC 3339 time, e.g. 2019-04-01T00:00:00+07:00")
+			}
+			*t.dst = v
+		}
+	}
+	if d := c.Query("decision"); d != "" && d != "allow" && d != "deny" {
+		return invalid("decision must be allow or deny")
+	}
+	q.Actor, q.Role, q.Action = c.Query("actor"), c.Query("role"), c.Query("action")
+	q.Area, q.Decision, q.Outcome, q.Resource = broker.AreaCode(c.Query("area")), c.Query("decision"), c.Query("outcome"), c.Query("resource")
+	page, err := h.b.AuditEvents(ctx, caller, q)
 	if err != nil {
 		return err
 	}

@@ -92,11 +92,21 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	sf.add(fs)
 	addr := fs.String("addr", "127.0.0.1:8440", "listen address")
 	proxies := fs.StringSlice("trusted-proxy", nil, "address of a load balancer whose X-Forwarded-For is trusted (repeatable)")
+	cpEvery := fs.Duration("checkpoint-every", 5*time.Second, "sign a checkpoint of the audit log at least this often while events arrive")
+	cpEvents := fs.Int64("checkpoint-events", 10000, "sign a checkpoint whenever this many events were appended since the last")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if *cpEvery < 100*time.Millisecond || *cpEvents < 1 {
+		return &exitError{code: 2, err: errors.New("--checkpoint-every must be at least 100ms and --checkpoint-events at least 1")}
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	b, st, err := sf.openBroker(ctx, log)
+	b, st, err := sf.openBroker(ctx, log, func(o *broker.Opts) {
+		o.Preload, o.CheckpointEvery, o.CheckpointEvents = true, *cpEvery, *cpEvents
+		o.TreeProgress = func(done, total int64) {
+			log.Info("building the audit log's Merkle tree (once, after an upgrade)", "events", done, "of", total)
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -325,7 +335,7 @@ func cmdAudit(ctx context.Context, e *env, args []string) error {
 	}
 	defer st.Close()
 	start := time.Now()
-	res, err := broker.VerifyAudit(ctx, st, func(n int64) {
+	res, err := broker.VerifyAudit(ctx, st, "", func(n int64) {
 		fmt.Fprintf(e.stderr, "\rverified %d events…", n)
 	})
 	var ve *audit.VerifyError

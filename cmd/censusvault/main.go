@@ -209,15 +209,16 @@ func (s *storeFlags) open(ctx context.Context, create bool) (storage.Store, *key
 	return st, ks, nil
 }
 
-// openBroker opens the vault for a CLI command.
-func (s *storeFlags) openBroker(ctx context.Context, log *slog.Logger) (*broker.Broker, storage.Store, error) {
-	b, st, _, err := s.openBrokerKeys(ctx, log, nil)
+// openBroker opens the vault for a CLI command; opts adjust the broker's
+// options (serve preloads keys and sets checkpoint intervals).
+func (s *storeFlags) openBroker(ctx context.Context, log *slog.Logger, opts ...func(*broker.Opts)) (*broker.Broker, storage.Store, error) {
+	b, st, _, err := s.openBrokerKeys(ctx, log, nil, opts...)
 	return b, st, err
 }
 
 // openBrokerKeys opens the vault; with from, while keys move from those
 // providers to the ones the flags name.
-func (s *storeFlags) openBrokerKeys(ctx context.Context, log *slog.Logger, from *keySet) (*broker.Broker, storage.Store, *keySet, error) {
+func (s *storeFlags) openBrokerKeys(ctx context.Context, log *slog.Logger, from *keySet, opts ...func(*broker.Opts)) (*broker.Broker, storage.Store, *keySet, error) {
 	st, ks, err := s.open(ctx, false)
 	if err != nil {
 		return nil, nil, nil, err
@@ -225,6 +226,9 @@ func (s *storeFlags) openBrokerKeys(ctx context.Context, log *slog.Logger, from 
 	o := broker.Opts{Store: st, Keys: ks.system, ClassKeys: ks.classes, Log: log}
 	if from != nil {
 		o.MigrateFrom, o.MigrateFromClass = from.system, from.classes
+	}
+	for _, f := range opts {
+		f(&o)
 	}
 	b, err := broker.New(ctx, o)
 	if err != nil {
