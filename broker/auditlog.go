@@ -330,7 +330,10 @@ func VerifyAudit(ctx context.Context, s storage.Store, verifierKey string, progr
 				return err
 			}
 			if count < end {
-				return bad(max(from, 0), "the store holds %d tree hashes; the first %d events need %d (tree hashes deleted)", count, last+1, end)
+				if from == 0 && count == 0 {
+					return fmt.Errorf("the log has no Merkle tree yet: a vault upgraded and not started since gets it from `censusvault migrate` (or the first start)")
+				}
+				return bad(max(from, 0), "the store holds %d tree hashes; the first %d events need %d (tree hashes deleted, or the tree was never completed: run `censusvault migrate`)", count, last+1, end)
 			}
 			idx := make([]int64, 0, end-hashStart)
 			for i := hashStart; i < end; i++ {

@@ -16,6 +16,13 @@ import (
 // backfillPage is how many leaves one backfill transaction covers.
 const backfillPage = 8192
 
+// BackfillTree builds the Merkle tree of a log written before the store
+// kept one (`censusvault migrate` runs it; so does New). It is a no-op
+// on a log whose tree is complete.
+func BackfillTree(ctx context.Context, s storage.Store, progress func(done, total int64)) error {
+	return backfillTree(ctx, s, progress)
+}
+
 // backfillTree stores the Merkle tree hashes of events written before the
 // store kept them (schema 5), in transactions of backfillPage leaves, so
 // that every event is a leaf with proofs. New appends need them, so New
