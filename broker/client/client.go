@@ -345,8 +345,12 @@ func statusError(status int, body []byte) *StatusError {
 	return &StatusError{Status: status, Message: e.Error, Problems: e.Problems}
 }
 
-func (c *Client) do(req *http.Request, v any) (int, error) {
-	if c.token != "" {
+func (c *Client) do(req *http.Request, v any) (int, error) { return c.doWith(req, v, true) }
+
+// doWith sends req, with the token if auth, and decodes a 2xx answer's
+// JSON body into v.
+func (c *Client) doWith(req *http.Request, v any, auth bool) (int, error) {
+	if auth && c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)

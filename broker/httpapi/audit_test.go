@@ -308,6 +308,8 @@ func TestFailClosed(t *testing.T) {
 		{"progress", func() *response { return v.get("steering-a", "/v1/progress?area="+communeA) }},
 		{"receipt", func() *response { return v.get("enum-a1", "/v1/receipts/"+before["id"].(string)) }},
 		{"audit events", func() *response { return v.get("auditor", "/v1/audit/events") }},
+		{"receipt proof", func() *response { return v.get("enum-a1", "/v1/receipts/"+before["id"].(string)+"/proof") }},
+		{"audit export", func() *response { return v.get("auditor", "/v1/audit/export") }},
 	} {
 		r := k.do()
 		if r.Status != http.StatusServiceUnavailable {
@@ -316,11 +318,16 @@ func TestFailClosed(t *testing.T) {
 		if r.Header.Get("Retry-After") == "" {
 			t.Errorf("%s: 503 without Retry-After", k.name)
 		}
-		for _, leak := range []string{`"rows"`, `"events"`, `"note"`, `"receipt`, `"deposited"`} {
+		for _, leak := range []string{`"rows"`, `"events"`, `"note"`, `"receipt`, `"deposited"`, `"checkpoint"`, `"hashes"`, `"index"`} {
 			if strings.Contains(string(r.Body), leak) {
 				t.Errorf("%s: a refused request released %s: %s", k.name, leak, r.Body)
 			}
 		}
+	}
+	// The public routes are not audited, so they still answer: they
+	// release hashes and signatures only.
+	if r := v.do(http.MethodGet, "/v1/audit/checkpoint", "", nil, nil); r.Status != http.StatusOK {
+		t.Errorf("public checkpoint with the audit log failing: %d %s", r.Status, r.Body)
 	}
 	v.mustNotBeStored(m["id"].(string))
 	if got := v.countSubmissions(); got != n {

@@ -12,9 +12,23 @@
 //	POST /v1/submissions             deposit: body is the age ciphertext; 201 new, 200 same again
 //	GET  /v1/submissions/{id}        view one submission (denied to every role for now)
 //	GET  /v1/receipts/{id}           the caller's own receipt
+//	GET  /v1/receipts/{id}/proof     the caller's own deposit's proof of inclusion in the audit log:
+//	                                 {"checkpoint": "<signed note>", "index": I, "leaf_hash": "<b64>",
+//	                                 "hashes": ["<b64>", …]}, against the latest checkpoint
 //	GET  /v1/progress?area=&depth=   households deposited against plan
 //	GET  /v1/audit/events?from=&limit=&actor=&role=&action=&area=&decision=&outcome=&resource=&since=&until=
 //	                                 audit search, for auditors (paged; at most 100,000 events looked at per call)
+//	GET  /v1/audit/export?size=N     the audit log as of the signed checkpoint of size N (default: the
+//	                                 latest), for auditors, streamed as JSON Lines (application/x-ndjson,
+//	                                 the format of package audit); a subtree-scoped auditor gets the
+//	                                 events outside the subtree, and everyone pruned events, as withheld
+//	                                 leaves (hashes only)
+//	GET  /v1/audit/checkpoint        the latest signed checkpoint (text/plain, a C2SP signed note)
+//	GET  /v1/audit/proof/inclusion?index=I&size=N
+//	                                 RFC 6962 proof that event I is in the tree of the first N events:
+//	                                 {"hashes": ["<b64>", …]}, in the order of golang.org/x/mod/sumdb/tlog
+//	GET  /v1/audit/proof/consistency?old=M&new=N
+//	                                 RFC 6962 proof that the tree of N events extends that of its first M
 //	POST /v1/tables?encrypt=1        a research table: body is the JSON table request
 //	                                 (at most 64 KiB); Accept: application/json (default)
 //	                                 or text/csv picks the table's format; with
@@ -25,6 +39,23 @@
 //	                                 -Audit-Index, -As-Of, -Cells (debited),
 //	                                 -Budget-Remaining, and -Content-Type (the
 //	                                 plaintext's type, when encrypted)
+//
+// The keys, /v1/audit/checkpoint and the two proof routes are public: they
+// need no token and are not audited, since they release hashes and
+// signatures only. Their parameters are strict: each once, in decimal
+// without sign or leading zero, and no other parameter (400 otherwise); a
+// tree size the log has not reached is 404.
+//
+// An export is written as it is read from the store. A failure before it
+// began (refused, no checkpoint of that size, the audit log could not
+// record the export) is an ordinary error answer. A failure once it began,
+// a damaged stored log say, cannot change the 200 status any more: the
+// server sends the complete lines read so far, the evidence of where the
+// log breaks, and then breaks the connection without ending the chunked
+// body. Every HTTP client then reports an unexpected end of the body, and
+// what arrived fails audit.VerifyExport, which names the event where it
+// ends ("truncated"). A client must treat an export as complete only when
+// the body ended cleanly and the export verifies.
 package httpapi
 
 import (
@@ -76,12 +107,17 @@ func New(o Opts) (http.Handler, error) {
 	r.GET("/v1/ingest/recipient", func(c *gin.Context) { c.String(http.StatusOK, "%s\n", h.b.IngestRecipient()) })
 	r.GET("/v1/keys/receipt", func(c *gin.Context) { c.String(http.StatusOK, "%s\n", h.b.ReceiptVerifierKey()) })
 	r.GET("/v1/keys/audit", func(c *gin.Context) { c.String(http.StatusOK, "%s\n", h.b.AuditVerifierKey()) })
+	r.GET("/v1/audit/checkpoint", h.checkpoint)
+	r.GET("/v1/audit/proof/inclusion", h.inclusionProof)
+	r.GET("/v1/audit/proof/consistency", h.consistencyProof)
 
 	r.POST("/v1/submissions", h.authed(h.deposit))
 	r.GET("/v1/submissions/:id", h.authed(h.readSubmission))
 	r.GET("/v1/receipts/:id", h.authed(h.receipt))
+	r.GET("/v1/receipts/:id/proof", h.authed(h.receiptProof))
 	r.GET("/v1/progress", h.authed(h.progress))
 	r.GET("/v1/audit/events", h.authed(h.auditEvents))
+	r.GET("/v1/audit/export", h.authed(h.auditExport))
 	r.POST("/v1/tables", h.authed(h.requestTable))
 
 	r.NoRoute(func(c *gin.Context) { writeError(c, h.log, &broker.Error{Kind: broker.NotFound, Msg: "no such route"}) })

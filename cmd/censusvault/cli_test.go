@@ -301,6 +301,12 @@ func TestHelp(t *testing.T) {
 		{[]string{"keys", "rotate-ingest", "--help"}, "usage: censusvault keys rotate-ingest"},
 		{[]string{"audit", "--help"}, "usage: censusvault audit verify"},
 		{[]string{"audit", "verify", "--help"}, "usage: censusvault audit verify"},
+		{[]string{"audit", "verify", "--help"}, "censusvault audit verify EXPORT.jsonl --key KEY"},
+		{[]string{"audit", "export", "--help"}, "usage: censusvault audit export --server URL"},
+		{[]string{"audit", "checkpoint", "--help"}, "usage: censusvault audit checkpoint --server URL"},
+		{[]string{"audit", "prune", "--help"}, "usage: censusvault audit prune --before DATE|--before-index I"},
+		{[]string{"receipt", "--help"}, "usage: censusvault receipt proof"},
+		{[]string{"receipt", "proof", "--help"}, "usage: censusvault receipt proof --server URL"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			// From a directory with no vault: --help must not touch one.
@@ -320,7 +326,7 @@ func TestHelp(t *testing.T) {
 	for _, args := range [][]string{
 		{"init", "--help"}, {"serve", "--help"}, {"user", "add", "--help"}, {"user", "grant", "--help"},
 		{"user", "revoke", "--help"}, {"user", "show", "--help"}, {"keys", "rotate-ingest", "--help"}, {"audit", "verify", "--help"},
-		{"user", "set-recipient", "--help"}, {"table", "replay", "--help"},
+		{"user", "set-recipient", "--help"}, {"table", "replay", "--help"}, {"audit", "prune", "--help"},
 	} {
 		r := cv(t, args...)
 		if !strings.Contains(r.stderr, "--data") || !strings.Contains(r.stderr, "--store") {
@@ -328,7 +334,7 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	r := cv(t, "--help")
-	for _, c := range []string{"init", "serve", "demo", "user", "keys", "audit", "table", "CENSUSVAULT_"} {
+	for _, c := range []string{"init", "serve", "demo", "user", "keys", "audit", "receipt", "table", "CENSUSVAULT_"} {
 		if !strings.Contains(r.stderr, c) {
 			t.Errorf("top-level usage does not mention %q", c)
 		}
@@ -347,6 +353,14 @@ func TestUsageErrors(t *testing.T) {
 		{"audit", "check"},
 		{"serve", "--port", "80"},
 		{"keys", "rotate-ingest", "--grace", "forever"},
+		{"audit", "export"},
+		{"audit", "export", "--server", "http://127.0.0.1:1", "stray"},
+		{"audit", "checkpoint"},
+		{"audit", "checkpoint", "--server", "ftp://x"},
+		{"audit", "prune"},
+		{"audit", "verify", "a.jsonl"},
+		{"receipt"},
+		{"receipt", "proof", "--server", "http://127.0.0.1:1"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			r := cv(t, args...)

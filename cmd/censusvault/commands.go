@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/broker"
 	"github.com/censusvault/censusvault/broker/area"
 	"github.com/censusvault/censusvault/broker/demo"
@@ -313,42 +311,6 @@ func roleNames() []string {
 		out = append(out, string(r))
 	}
 	return out
-}
-
-func cmdAudit(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(e.stderr, "usage: censusvault audit verify [--data DIR] [--store DSN]")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return &exitError{code: 2}
-	}
-	fs := newFlags("audit verify", "audit verify [--data DIR] [--store DSN]\n\nExit status: 0 intact, 1 broken (the first bad event is named), 2 could not read", e)
-	var sf storeFlags
-	sf.add(fs)
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	st, err := sf.openStore(ctx, false)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	defer st.Close()
-	start := time.Now()
-	res, err := broker.VerifyAudit(ctx, st, "", func(n int64) {
-		fmt.Fprintf(e.stderr, "\rverified %d events…", n)
-	})
-	var ve *audit.VerifyError
-	if errors.As(err, &ve) {
-		fmt.Fprintf(e.stderr, "\n")
-		return &exitError{code: 1, err: fmt.Errorf("audit chain BROKEN: %v", ve)}
-	}
-	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("could not read the audit log: %w", err)}
-	}
-	fmt.Fprintf(e.stderr, "\r")
-	fmt.Fprintf(e.stdout, "audit chain OK: %d events, head %s (%.1fs)\n", res.Events, hex.EncodeToString(res.Head[:]), time.Since(start).Seconds())
-	return nil
 }
 
 func cmdDemo(ctx context.Context, e *env, args []string) error {

@@ -1,5 +1,6 @@
 // Command censusvault runs the census data vault: init, serve, users,
-// keys, audit verification and a demo. It parses flags, wires the
+// keys, the audit log (verification, export, checkpoints, pruning),
+// receipts' proofs and a demo. It parses flags, wires the
 // concrete parts (SQLite store, local age key provider) and calls into
 // the broker; the logic lives in the packages.
 package main
@@ -62,7 +63,8 @@ func commands() []command {
 		{"demo", "run the Hồng Lĩnh census demo end to end over HTTP", cmdDemo},
 		{"user", "add, grant, revoke or show users, register their age recipient (user add|grant|revoke|show|set-recipient)", cmdUser},
 		{"keys", "key operations (keys rotate-ingest)", cmdKeys},
-		{"audit", "audit log operations (audit verify)", cmdAudit},
+		{"audit", "the audit log: verify the store or an export, fetch an export or the latest checkpoint, prune (audit verify|export|checkpoint|prune)", cmdAudit},
+		{"receipt", "prove over HTTP that your deposit is in the audit log, and check the proof (receipt proof)", cmdReceipt},
 		{"migrate", "bring the database schema up to date (also done on every start)", cmdMigrate},
 		{"project", "research projects: add|list|show|close", cmdProject},
 		{"table", "research tables: request one over HTTP, or replay a released one from the audit log (table request|replay)", cmdTable},
