@@ -32,7 +32,9 @@ func BackfillTree(ctx context.Context, s storage.Store, progress func(done, tota
 func backfillTree(ctx context.Context, s storage.Store, progress func(done, total int64)) error {
 	for {
 		var done, total int64
+		wrote := false
 		err := s.Update(ctx, func(tx storage.Tx) error {
+			wrote = false
 			head, err := tx.AuditHead()
 			if err != nil {
 				return err
@@ -105,6 +107,7 @@ func backfillTree(ctx context.Context, s storage.Store, progress func(done, tota
 			if err != nil {
 				return err
 			}
+			wrote = len(all) > 0
 			return tx.PutAuditHashes(count, all)
 		})
 		if errors.Is(err, storage.ErrConflict) {
@@ -113,7 +116,7 @@ func backfillTree(ctx context.Context, s storage.Store, progress func(done, tota
 		if err != nil {
 			return fmt.Errorf("failed to build the audit log's Merkle tree: %w", err)
 		}
-		if progress != nil {
+		if progress != nil && wrote {
 			progress(done, total)
 		}
 		if done >= total {

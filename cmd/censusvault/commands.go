@@ -349,13 +349,28 @@ func cmdMigrate(ctx context.Context, e *env, args []string) error {
 		} else {
 			fmt.Fprintf(e.stdout, "schema migrated from version %d to %d\n", from, to)
 		}
-		return nil
 	}
 	st, err := sf.openStore(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	fmt.Fprintf(e.stdout, "schema is up to date (SQLite version %d)\n", sqlite.SchemaVersion)
+	if !sf.isPostgres() {
+		fmt.Fprintf(e.stdout, "schema is up to date (SQLite version %d)\n", sqlite.SchemaVersion)
+	}
+	// A log from before schema 5 gets its Merkle tree (once).
+	t0 := time.Now()
+	var built int64
+	err = broker.BackfillTree(ctx, st, func(done, total int64) {
+		built = total
+		fmt.Fprintf(e.stderr, "\rbuilding the audit log's Merkle tree: %d/%d events (%.0fs)…", done, total, time.Since(t0).Seconds())
+	})
+	if built > 0 {
+		fmt.Fprintln(e.stderr)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "audit log Merkle tree complete\n")
 	return nil
 }
