@@ -59,7 +59,8 @@ func cmdAudit(ctx context.Context, e *env, args []string) error {
 				"everyone. If the transfer breaks, nothing is written to FILE: what arrived is kept in\n" +
 				"FILE.partial, and `audit verify` names where it ends. The token is read from --token-file\n" +
 				"or, without it, CENSUSVAULT_TOKEN.",
-			"checkpoint": "audit checkpoint --server URL [--out FILE] [--key KEY [--previous OLD_CP]...]\n\n" +
+			"checkpoint": "audit checkpoint --server URL [--out FILE] [--key KEY [--previous OLD_CP]...]\n" +
+				"       censusvault audit checkpoint --data DIR [--store DSN] [--out FILE]   (sign one now, on the vault)\n\n" +
 				"Fetches the vault's latest signed checkpoint (a public route) to FILE (or standard output),\n" +
 				"so that an auditor or a witness keeps it outside the vault. With --key, its signature is\n" +
 				"checked first; with --previous too, the vault must prove (RFC 6962 consistency proofs)\n" +
@@ -122,14 +123,38 @@ func cmdAudit(ctx context.Context, e *env, args []string) error {
 		out := fs.String("out", "", "write the checkpoint to FILE instead of standard output")
 		key := fs.String("key", "", keyFlagHelp+": check the checkpoint's signature before saving it")
 		prev := fs.StringArray("previous", nil, "an older signed checkpoint file the vault must prove its log extends (repeatable; needs --key)")
+		var sf storeFlags
+		sf.add(fs)
 		if err := parse(fs, args); err != nil {
 			return err
 		}
 		if err := noArgs(fs); err != nil {
 			return err
 		}
+		if *server == "" && (fs.Changed("data") || fs.Changed("store")) {
+			// On demand, on the vault: sign a checkpoint of the log as it
+			// is now (or return the latest if it already covers it).
+			b, st, err := sf.openBroker(ctx, nil)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			cp, err := b.MakeCheckpoint(ctx)
+			if err != nil {
+				return err
+			}
+			if *out == "" {
+				_, err = e.stdout.Write(cp.Note)
+				return err
+			}
+			if err := os.WriteFile(*out, cp.Note, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "checkpoint of %d events written to %s\n", cp.Size, *out)
+			return nil
+		}
 		if *server == "" {
-			return &exitError{code: 2, err: errors.New("--server URL is required (or CENSUSVAULT_SERVER)")}
+			return &exitError{code: 2, err: errors.New("--server URL is required (or CENSUSVAULT_SERVER); or --data DIR to sign one on the vault")}
 		}
 		if len(*prev) > 0 && *key == "" {
 			return &exitError{code: 2, err: errors.New("--previous needs --key: older checkpoints are compared only once the new one's signature is checked")}

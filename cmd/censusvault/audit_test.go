@@ -487,3 +487,32 @@ func TestAuditCommands(t *testing.T) {
 	})
 	s.stop(t)
 }
+
+// TestAuditCheckpointOnDemand: an operator signs a checkpoint on the
+// vault now; it covers every event, verifies with the vault's audit key,
+// and signing again with no new events returns the same checkpoint.
+func TestAuditCheckpointOnDemand(t *testing.T) {
+	dir := newVault(t)
+	addUser(t, dir, "u1", "enumerator", "18070")
+	out := filepath.Join(t.TempDir(), "cp.note")
+	r := mustCV(t, "audit", "checkpoint", "--data", dir, "--out", out)
+	if !strings.Contains(r.stderr, "checkpoint of ") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	note, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(note), "\n")
+	if len(lines) < 4 || !strings.HasSuffix(lines[0], "/audit") {
+		t.Fatalf("checkpoint %q", note)
+	}
+	again := mustCV(t, "audit", "checkpoint", "--data", dir)
+	if again.stdout != string(note) {
+		t.Errorf("signing again with no new events gave another checkpoint:\n%s\nvs\n%s", again.stdout, note)
+	}
+	v := mustCV(t, "audit", "verify", "--data", dir)
+	if !strings.Contains(v.stdout+v.stderr, "1 signed checkpoints") {
+		t.Errorf("verify --data does not count the checkpoint: %q %q", v.stdout, v.stderr)
+	}
+}
