@@ -289,15 +289,27 @@ func VerifyAudit(ctx context.Context, s storage.Store, verifierKey string, progr
 	bad := func(index int64, format string, args ...any) error {
 		return &audit.VerifyError{Index: index, Problem: fmt.Sprintf(format, args...)}
 	}
+	// A live vault keeps appending while it is verified: check the log as
+	// it was when verification started, and judge truncation only by
+	// checkpoints signed before then.
+	start := time.Now()
+	var end int64
+	if err := s.View(ctx, func(tx storage.ReadTx) error {
+		h, err := tx.AuditHead()
+		end = h.Next
+		return err
+	}); err != nil {
+		return res, err
+	}
 	from := int64(0)
-	for {
+	for from < end {
 		var recs []storage.AuditRecord
 		var stored [][32]byte
 		var cps []*storage.Checkpoint
 		var hashStart int64
 		err := s.View(ctx, func(tx storage.ReadTx) error {
 			recs = recs[:0]
-			if err := tx.AuditRecords(from, verifyChunk, func(r storage.AuditRecord) (bool, error) {
+			if err := tx.AuditRecords(from, int(min(verifyChunk, end-from)), func(r storage.AuditRecord) (bool, error) {
 				recs = append(recs, r)
 				return true, nil
 			}); err != nil {
@@ -306,9 +318,10 @@ func VerifyAudit(ctx context.Context, s storage.Store, verifierKey string, progr
 			if len(recs) == 0 {
 				return nil
 			}
-			// The checkpoints whose trees end inside this chunk.
+			// The checkpoints whose trees end inside this chunk: sizes
+			// from+1 … last+1 (size from ended the previous chunk).
 			last := recs[len(recs)-1].Index
-			for at := from - 1; ; {
+			for at := from; ; {
 				c, err := tx.CheckpointCovering(at)
 				if errors.Is(err, storage.ErrNotFound) {
 					break
@@ -425,6 +438,27 @@ func VerifyAudit(ctx context.Context, s storage.Store, verifierKey string, progr
 		from = recs[len(recs)-1].Index + 1
 	}
 	res.Events, res.Head, res.Root = v.Count(), v.Head(), tb.Root()
+	if res.Events < end {
+		return res, bad(res.Events, "the log's head says %d events, but only %d are stored: events were removed from its end", end, res.Events)
+	}
+	// A checkpoint, signed before verification started, that is larger
+	// than the log means events were cut from its end. (Checkpoints grow
+	// with time, so if the smallest one past the log is newer, so are the
+	// rest.)
+	var beyond *storage.Checkpoint
+	if err := s.View(ctx, func(tx storage.ReadTx) error {
+		c, err := tx.CheckpointCovering(res.Events)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		beyond = c
+		return err
+	}); err != nil {
+		return res, err
+	}
+	if beyond != nil && beyond.CreatedAt.Before(start) {
+		return res, bad(res.Events, "the log ends after %d events, but a checkpoint covers %d: events were removed from its end (truncated)", res.Events, beyond.Size)
+	}
 	return res, nil
 }
 

@@ -351,8 +351,9 @@ func (b *Broker) ProveReceipt(ctx context.Context, c *Caller, id SubmissionID) (
 	return &ReceiptProof{Checkpoint: cp.Note, Index: r.AuditIndex, LeafHash: leaf, Hashes: hashes}, nil
 }
 
-// ExportAudit writes the log as of a checkpoint (size 0: the latest,
-// signed now if needed) as JSON Lines (audit.ExportWriter): the signed
+// ExportAudit writes the log as of a checkpoint (size 0: the latest
+// stored one — up to CheckpointEvery behind the log — or, if there is
+// none yet, one signed now) as JSON Lines (audit.ExportWriter): the signed
 // checkpoint, then every leaf [0, size). Events a subtree-scoped auditor
 // may not see, and pruned ones, appear as their leaf and chain hashes, so
 // the export verifies against the root whoever reads it. The export is
