@@ -189,16 +189,9 @@ func (b *Broker) AuditEvents(ctx context.Context, c *Caller, q AuditQuery) (*Aud
 			return nil, b.Invalid(ctx, c, string(policy.ReadAudit), fmt.Sprintf("no area %q", clip(string(q.Area))))
 		}
 	}
-	root := b.tree.PathStrings(b.tree.Root())
-	dGlobal, err := b.policy.Allow(ctx, c.subject(), policy.ReadAudit, policy.Resource{Path: root})
+	d, scoped, err := b.auditScope(ctx, c)
 	if err != nil {
-		return nil, errorf(Internal, err, "policy failed")
-	}
-	scoped := !dGlobal.Allow
-	d := dGlobal
-	if scoped {
-		// Allowed somewhere below the root?
-		d = b.anyGrantAllows(ctx, c, policy.ReadAudit)
+		return nil, err
 	}
 	ev := b.event(c, string(policy.ReadAudit), d)
 	ev.Area = string(b.tree.Root())
@@ -247,6 +240,22 @@ func (b *Broker) AuditEvents(ctx context.Context, c *Caller, q AuditQuery) (*Aud
 }
 
 func (b *Broker) areaPath(a AreaCode) []string { return b.tree.PathStrings(a) }
+
+// auditScope decides whether c may read the audit log at all, and whether
+// only part of it: a grant at the root sees everything; one below it sees
+// events about its subtree (scoped).
+func (b *Broker) auditScope(ctx context.Context, c *Caller) (d policy.Decision, scoped bool, err error) {
+	root := b.tree.PathStrings(b.tree.Root())
+	d, err = b.policy.Allow(ctx, c.subject(), policy.ReadAudit, policy.Resource{Path: root})
+	if err != nil {
+		return d, false, errorf(Internal, err, "policy failed")
+	}
+	if d.Allow {
+		return d, false, nil
+	}
+	// Allowed somewhere below the root?
+	return b.anyGrantAllows(ctx, c, policy.ReadAudit), true, nil
+}
 
 // auditVisible: may a subtree-scoped auditor see this event?
 func (b *Broker) auditVisible(ctx context.Context, c *Caller, e *audit.Event) bool {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/audit"
-	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage"
 )
 
@@ -359,15 +358,9 @@ func (b *Broker) ProveReceipt(ctx context.Context, c *Caller, id SubmissionID) (
 // the export verifies against the root whoever reads it. The export is
 // audited before anything is written.
 func (b *Broker) ExportAudit(ctx context.Context, c *Caller, size int64, w io.Writer) (*Checkpoint, error) {
-	root := b.tree.PathStrings(b.tree.Root())
-	dGlobal, err := b.policy.Allow(ctx, c.subject(), policy.ReadAudit, policy.Resource{Path: root})
+	d, scoped, err := b.auditScope(ctx, c)
 	if err != nil {
-		return nil, errorf(Internal, err, "policy failed")
-	}
-	scoped := !dGlobal.Allow
-	d := dGlobal
-	if scoped {
-		d = b.anyGrantAllows(ctx, c, policy.ReadAudit)
+		return nil, err
 	}
 	ev := b.event(c, "audit.export", d)
 	ev.Area = string(b.tree.Root())
