@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/broker"
 	"github.com/censusvault/censusvault/broker/area"
 	"github.com/censusvault/censusvault/broker/client"
@@ -407,6 +409,32 @@ feed:
 		return fmt.Errorf("receipt: %w", err)
 	}
 	fmt.Fprintf(out, "its receipt verifies against %s: audit index %d, payload sha256 %.16s…\n", strings.SplitN(vkey, "+", 2)[0], first.receipt.AuditIndex, first.receipt.PayloadSHA256)
+	akey, err := enum.VerifierKey(ctx, "audit")
+	if err != nil {
+		return err
+	}
+	proof, err := newClient(first.user).ReceiptProof(ctx, first.id)
+	if err != nil {
+		return fmt.Errorf("receipt proof: %w", err)
+	}
+	if err := client.VerifyReceiptInclusion(proof, akey); err != nil {
+		return fmt.Errorf("receipt proof: %w", err)
+	}
+	cpSize := strings.SplitN(string(proof.Checkpoint), "\n", 3)[1]
+	fmt.Fprintf(out, "and the enumerator proves it is in the audit log: an inclusion proof of %d hashes against a signed checkpoint of %s events\n", len(proof.Hashes), cpSize)
+
+	// The auditor exports the log as of a checkpoint and verifies it
+	// offline: every event, the chain, the Merkle root, the signature.
+	var export bytes.Buffer
+	if _, err := newClient("auditor-1").Export(ctx, 0, &export); err != nil {
+		return fmt.Errorf("audit export: %w", err)
+	}
+	xr, err := audit.VerifyExport(&export, audit.ExportOpts{VerifierKey: akey})
+	if err != nil {
+		return fmt.Errorf("the auditor's export does not verify: %w", err)
+	}
+	fmt.Fprintf(out, "the auditor's export verifies offline: %s leaves (%s events, %s withheld) under root %.16s…\n",
+		viNum(xr.Size), viNum(xr.Events), viNum(xr.Withheld), base64.StdEncoding.EncodeToString(xr.Root[:]))
 
 	// 8. The audit log.
 	srv.Close()

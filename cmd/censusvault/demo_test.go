@@ -49,6 +49,8 @@ func TestDemo(t *testing.T) {
 		"the same request again: identical bytes",
 		`table by head of household's name: HTTP 403 (dimension "head_name" is an identifying field`,
 		"which the project did not list: HTTP 403",
+		"and the enumerator proves it is in the audit log: an inclusion proof of ",
+		"the auditor's export verifies offline: ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
