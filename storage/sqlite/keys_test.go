@@ -10,6 +10,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,39 @@ import (
 )
 
 // schemaOf lists the database's tables and indexes as SQLite stores them.
+// sameSchemaAsNew checks that the (upgraded) database at path has exactly
+// the schema a new database gets.
+func sameSchemaAsNew(t *testing.T, path string) {
+	t.Helper()
+	fresh := dbPath(t)
+	open(t, sqlite.Options{Path: fresh, Create: true}).Close()
+	if got, want := schemaOf(t, path), schemaOf(t, fresh); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("schema of the upgraded database:\n%s\nwant that of a new one:\n%s", got, want)
+	}
+}
+
+// queryPlan returns SQLite's EXPLAIN QUERY PLAN of q, one step a line.
+func queryPlan(t *testing.T, db *sql.DB, q string, args ...any) string {
+	t.Helper()
+	rows, err := db.Query(`EXPLAIN QUERY PLAN `+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "\n")
+}
+
 func schemaOf(t *testing.T, path string) []string {
 	t.Helper()
 	rows, err := peer(t, path).Query(`SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_master ORDER BY type, name`)
@@ -137,11 +171,7 @@ func TestUpgradeFromV1(t *testing.T) {
 		}
 	}
 
-	fresh := dbPath(t)
-	open(t, sqlite.Options{Path: fresh, Create: true}).Close()
-	if got, want := schemaOf(t, path), schemaOf(t, fresh); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("schema of the upgraded database:\n%s\nwant that of a new one:\n%s", got, want)
-	}
+	sameSchemaAsNew(t, path)
 }
 
 // pattern is 64 bytes that occur nowhere by chance: a stand-in for a

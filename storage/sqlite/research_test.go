@@ -138,11 +138,7 @@ func TestUpgradeFromV3(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fresh := dbPath(t)
-	open(t, sqlite.Options{Path: fresh, Create: true}).Close()
-	if got, want := schemaOf(t, path), schemaOf(t, fresh); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("schema of the upgraded database:\n%s\nwant that of a new one:\n%s", got, want)
-	}
+	sameSchemaAsNew(t, path)
 }
 
 // TestSubmissionsSincePlan: a page of SubmissionsSince is a range of
@@ -153,23 +149,7 @@ func TestSubmissionsSincePlan(t *testing.T) {
 	open(t, sqlite.Options{Path: path, Create: true}).Close()
 	db := peer(t, path)
 	for class, q := range sqlite.SinceQueries {
-		rows, err := db.Query(`EXPLAIN QUERY PLAN `+q, 5, 9, 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		if err := rows.Close(); err != nil {
-			t.Fatal(err)
-		}
-		text := strings.Join(plan, "\n")
+		text := queryPlan(t, db, q, 5, 9, 1000)
 		if !strings.Contains(text, "SEARCH s USING INDEX submissions_audit_index (audit_index>?)") ||
 			!strings.Contains(text, "SEARCH p USING INDEX sqlite_autoindex_submissions_1 (id=?)") ||
 			strings.Contains(text, "SCAN") || strings.Contains(text, "TEMP B-TREE") {

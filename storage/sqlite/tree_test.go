@@ -183,11 +183,7 @@ func TestUpgradeFromV4(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fresh := dbPath(t)
-	open(t, sqlite.Options{Path: fresh, Create: true}).Close()
-	if got, want := schemaOf(t, path), schemaOf(t, fresh); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("schema of the upgraded database:\n%s\nwant that of a new one:\n%s", got, want)
-	}
+	sameSchemaAsNew(t, path)
 }
 
 // TestAuditHashesPlan: AuditHashes is one statement whose every index is
@@ -195,23 +191,7 @@ func TestUpgradeFromV4(t *testing.T) {
 func TestAuditHashesPlan(t *testing.T) {
 	path := dbPath(t)
 	open(t, sqlite.Options{Path: path, Create: true}).Close()
-	rows, err := peer(t, path).Query(`EXPLAIN QUERY PLAN `+sqlite.AuditHashesQuery, "[1,5,9]")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Close(); err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Join(plan, "\n")
+	text := queryPlan(t, peer(t, path), sqlite.AuditHashesQuery, "[1,5,9]")
 	if !strings.Contains(text, "SEARCH audit_hashes USING INTEGER PRIMARY KEY (rowid=?)") || strings.Contains(text, "SCAN audit_hashes") {
 		t.Errorf("plan of AuditHashes:\n%s\nwant a primary key seek per index", text)
 	}
