@@ -7,13 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/censusvault/censusvault/audit"
-	"github.com/censusvault/censusvault/broker/area"
 	"github.com/censusvault/censusvault/broker/form"
 	"github.com/censusvault/censusvault/broker/sdc"
 	"github.com/censusvault/censusvault/broker/tables"
@@ -567,13 +565,4 @@ func (b *Broker) TableCacheSize() (households, persons int, bytes int64) {
 func (b *Broker) WarmTables(ctx context.Context) error {
 	_, err := b.refreshTables(ctx)
 	return err
-}
-
-// areaList is for messages.
-func areaList(as []area.Code) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = string(a)
-	}
-	return strings.Join(s, ",")
 }

@@ -469,3 +469,19 @@ func TestShredNoticedWithoutNotifications(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestRequestTableQuotesNamesSafely: a long non-ASCII variable name
+// quoted back (shortened) in the refusal keeps the audit event valid
+// UTF-8, so the refusal is a logged 400, not a 503.
+func TestRequestTableQuotesNamesSafely(t *testing.T) {
+	tv := newTableVault(t, 150)
+	name := strings.Repeat("ệ", 30) // 3 bytes a rune: a 40-byte cut falls inside one
+	before := tv.auditHead()
+	_, err := tv.request("rita", `{"project":"fert","purpose":"p","rows":["`+name+`"]}`, broker.TableOpts{})
+	if broker.KindOf(err) != broker.Invalid {
+		t.Fatalf("err = %v (%v), want Invalid", err, broker.KindOf(err))
+	}
+	if evs := tv.events(before, "table.request"); len(evs) != 1 || evs[0].Outcome != "invalid" {
+		t.Fatalf("audit: %+v", evs)
+	}
+}

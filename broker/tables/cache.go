@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/censusvault/censusvault/broker/area"
 )
@@ -274,9 +275,16 @@ func pushValue(col *column, v *variable, x float64) {
 	col.push(k)
 }
 
+// clip shortens what a client sent before it is quoted in a message,
+// cutting on a rune boundary so the message stays valid UTF-8 (it goes
+// into the audit log, which refuses anything else).
 func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
+	if len(s) <= 40 {
+		return s
 	}
-	return s
+	i := 40
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/censusvault/censusvault/broker/sdc"
 )
@@ -243,3 +244,11 @@ func TestNormalizedRoundTrip(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestClipKeepsUTF8(t *testing.T) {
+	for _, s := range []string{strings.Repeat("ệ", 30), strings.Repeat("a", 39) + "ệệ", "short"} {
+		if c := clip(s); !utf8.ValidString(c) || len(c) > 40+len("…") {
+			t.Errorf("clip(%q) = %q", s, c)
+		}
+	}
+}
