@@ -29,6 +29,23 @@ func BackfillTree(ctx context.Context, s storage.Store, progress func(done, tota
 // each take the next page (a page another stored first is a conflict and
 // is simply read again). progress, if not nil, hears the leaves done.
 func backfillTree(ctx context.Context, s storage.Store, progress func(done, total int64)) error {
+	// Usually the tree is complete: find that out without taking the
+	// write lock every instance and CLI command would otherwise queue on.
+	complete := false
+	if err := s.View(ctx, func(tx storage.ReadTx) error {
+		head, err := tx.AuditHead()
+		if err != nil {
+			return err
+		}
+		count, err := tx.AuditHashCount()
+		complete = err == nil && count == audit.StoredHashCount(head.Next)
+		return err
+	}); err != nil {
+		return fmt.Errorf("failed to read the audit log's Merkle tree: %w", err)
+	}
+	if complete {
+		return nil
+	}
 	for {
 		var done, total int64
 		wrote := false
