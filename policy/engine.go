@@ -179,90 +179,18 @@ func (e *Engine) Canonical() []byte { return bytes.Clone(e.canonical) }
 // grants, or a grant with an unknown role, no area or a too long project.
 // ctx is not used: the decision does no I/O.
 func (e *Engine) Allow(ctx context.Context, s Subject, a Action, r Resource) (Decision, error) {
-	ai, ok := actionIndex(a)
-	if !ok {
+	if _, ok := actionIndex(a); !ok {
 		_, err := ParseAction(string(a))
 		return Decision{}, err
 	}
 	if err := checkPath(r.Path); err != nil {
 		return Decision{}, err
 	}
-	if len(r.Project) > MaxProjectLen {
-		return Decision{}, fmt.Errorf("%w: project name is %d bytes, limit %d", ErrInvalidResource, len(r.Project), MaxProjectLen)
+	sc, err := e.Scope(s, a, r.Project)
+	if err != nil {
+		return Decision{}, err
 	}
-	if len(s.Grants) > MaxGrants {
-		return Decision{}, fmt.Errorf("%w: %d grants, limit %d", ErrInvalidSubject, len(s.Grants), MaxGrants)
-	}
-	for i := range s.Grants {
-		g := &s.Grants[i]
-		if _, ok := roleIndex(g.Role); !ok {
-			_, err := ParseRole(string(g.Role))
-			return Decision{}, fmt.Errorf("%w: grant %d: %w", ErrInvalidSubject, i, err)
-		}
-		if g.Area == "" {
-			return Decision{}, fmt.Errorf("%w: grant %d has no area", ErrInvalidSubject, i)
-		}
-		if len(g.Project) > MaxProjectLen {
-			return Decision{}, fmt.Errorf("%w: grant %d: project name is %d bytes, limit %d", ErrInvalidSubject, i, len(g.Project), MaxProjectLen)
-		}
-	}
-
-	// Walk the path root first so that, among several denials or allows,
-	// the one granted highest in the tree is reported: that is the grant
-	// an operator would look for first.
-	var (
-		mask      uint
-		denyRule  string
-		allowRule string
-	)
-	for _, area := range r.Path {
-		for i := range s.Grants {
-			g := &s.Grants[i]
-			if g.Area != area || g.Project != "" && g.Project != r.Project {
-				// Off the path, or a grant for another project (or
-				// for a project when the request is about none).
-				continue
-			}
-			ri, _ := roleIndex(g.Role)
-			mask |= 1 << ri
-			if denyRule != "" {
-				continue // decided; keep collecting roles
-			}
-			rl := &e.rulings[ri][ai]
-			// Empty for a grant without a project, so the usual rule
-			// text costs one concatenation as before.
-			proj := ""
-			if g.Project != "" {
-				proj = " project " + lineField(g.Project)
-			}
-			switch {
-			case g.Deny && rl.v == allowed:
-				denyRule = "deny-grant " + string(g.Role) + "@" + area + proj + " revokes " + rl.line
-			case g.Deny:
-				// Revoking a permission the role does not give changes
-				// nothing.
-			case rl.v == denied:
-				denyRule = "grant " + string(g.Role) + "@" + area + proj + "; " + rl.line
-			case rl.v == allowed && allowRule == "":
-				allowRule = "grant " + string(g.Role) + "@" + area + proj + "; " + rl.line
-			}
-		}
-	}
-
-	target := r.Path[len(r.Path)-1]
-	if mask == 0 {
-		return Decision{Rule: "no grant covers " + target + " for " + string(a)}, nil
-	}
-	d := Decision{Roles: append([]string(nil), e.roleSets[mask]...)}
-	switch {
-	case denyRule != "":
-		d.Rule = denyRule
-	case allowRule != "":
-		d.Allow, d.Rule = true, allowRule
-	default:
-		d.Rule = "role(s) " + strings.Join(d.Roles, ", ") + " not permitted " + string(a)
-	}
-	return d, nil
+	return sc.At(r.Path)
 }
 
 func checkPath(path []string) error {
