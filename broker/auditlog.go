@@ -189,7 +189,7 @@ func (b *Broker) AuditEvents(ctx context.Context, c *Caller, q AuditQuery) (*Aud
 			return nil, b.Invalid(ctx, c, string(policy.ReadAudit), fmt.Sprintf("no area %q", clip(string(q.Area))))
 		}
 	}
-	d, scoped, err := b.auditScope(ctx, c)
+	d, vis, err := b.auditScope(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +226,7 @@ func (b *Broker) AuditEvents(ctx context.Context, c *Caller, q AuditQuery) (*Aud
 			if !q.match(e, b.areaPath) {
 				return true, nil
 			}
-			if scoped && !b.auditVisible(ctx, c, e) {
+			if !vis.sees(e) {
 				return true, nil
 			}
 			page.Events = append(page.Events, r.Event)
@@ -241,32 +241,60 @@ func (b *Broker) AuditEvents(ctx context.Context, c *Caller, q AuditQuery) (*Aud
 
 func (b *Broker) areaPath(a AreaCode) []string { return b.tree.PathStrings(a) }
 
-// auditScope decides whether c may read the audit log at all, and whether
-// only part of it: a grant at the root sees everything; one below it sees
-// events about its subtree (scoped).
-func (b *Broker) auditScope(ctx context.Context, c *Caller) (d policy.Decision, scoped bool, err error) {
-	root := b.tree.PathStrings(b.tree.Root())
-	d, err = b.policy.Allow(ctx, c.subject(), policy.ReadAudit, policy.Resource{Path: root})
+// auditScope decides whether c may read the audit log at all, and which
+// events: the scope rule of policy (allowed subtrees minus denied ones)
+// for audit.read. vis is nil when the whole tree is in scope (every event
+// visible); otherwise vis says event by event.
+func (b *Broker) auditScope(ctx context.Context, c *Caller) (d policy.Decision, vis *auditVisibility, err error) {
+	sc, err := b.scope(c, policy.ReadAudit, "")
 	if err != nil {
-		return d, false, errorf(Internal, err, "policy failed")
+		return d, nil, err
 	}
-	if d.Allow {
-		return d, false, nil
+	root := b.tree.PathStrings(b.tree.Root())
+	whole, err := sc.Subtree(root, b.pathOf)
+	if err != nil {
+		return d, nil, errorf(Internal, err, "policy failed")
+	}
+	if whole.Allow {
+		return whole, nil, nil
+	}
+	atRoot, err := sc.At(root)
+	if err != nil {
+		return d, nil, errorf(Internal, err, "policy failed")
+	}
+	vis = &auditVisibility{b: b, scope: sc, root: atRoot.Allow}
+	if atRoot.Allow {
+		// Allowed at the root, with a deny somewhere below: the log minus
+		// the denied subtrees.
+		return atRoot, vis, nil
 	}
 	// Allowed somewhere below the root?
-	return b.anyGrantAllows(ctx, c, policy.ReadAudit), true, nil
+	return b.anyGrantAllows(ctx, c, policy.ReadAudit), vis, nil
 }
 
-// auditVisible: may a subtree-scoped auditor see this event?
-func (b *Broker) auditVisible(ctx context.Context, c *Caller, e *audit.Event) bool {
-	if e.Area == "" {
-		return false
+// auditVisibility says which events a caller whose audit scope is not the
+// whole tree may see.
+type auditVisibility struct {
+	b     *Broker
+	scope policy.Scope
+	// root: allowed at the root (with denials below), so events about no
+	// area — national ones — are in scope.
+	root bool
+}
+
+// sees reports whether the event is about an area in scope.
+func (v *auditVisibility) sees(e *audit.Event) bool {
+	if v == nil {
+		return true
 	}
-	path := b.tree.PathStrings(AreaCode(e.Area))
+	if e.Area == "" {
+		return v.root
+	}
+	path := v.b.tree.PathStrings(AreaCode(e.Area))
 	if path == nil {
 		return false
 	}
-	d, err := b.policy.Allow(ctx, c.subject(), policy.ReadAudit, policy.Resource{Path: path})
+	d, err := v.scope.At(path)
 	return err == nil && d.Allow
 }
 

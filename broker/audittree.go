@@ -375,7 +375,7 @@ func (b *Broker) ProveReceipt(ctx context.Context, c *Caller, id SubmissionID) (
 // the export verifies against the root whoever reads it. The export is
 // audited before anything is written.
 func (b *Broker) ExportAudit(ctx context.Context, c *Caller, size int64, w io.Writer) (*Checkpoint, error) {
-	d, scoped, err := b.auditScope(ctx, c)
+	d, vis, err := b.auditScope(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -415,9 +415,9 @@ func (b *Broker) ExportAudit(ctx context.Context, c *Caller, size int64, w io.Wr
 			if r.Pruned || len(r.Event) == 0 {
 				return true, xw.Withheld(r.Index, r.LeafHash, r.ChainHash, audit.WithheldPruned)
 			}
-			if scoped {
+			if vis != nil {
 				e, err := audit.Decode(r.Event)
-				if err != nil || !b.auditVisible(ctx, c, e) {
+				if err != nil || !vis.sees(e) {
 					return true, xw.Withheld(r.Index, r.LeafHash, r.ChainHash, audit.WithheldOutOfScope)
 				}
 			}

@@ -313,29 +313,6 @@ func (b *Broker) refuse(ctx context.Context, ev *audit.Event, e *Error) error {
 	return e
 }
 
-// anyGrantAllows reports whether any of the caller's grants permits the
-// action somewhere: "may this user deposit at all".
-func (b *Broker) anyGrantAllows(ctx context.Context, c *Caller, a policy.Action) policy.Decision {
-	last := policy.Decision{Rule: fmt.Sprintf("no grant permits %s", a)}
-	for _, g := range c.Grants {
-		if g.Deny {
-			continue
-		}
-		path := b.tree.PathStrings(AreaCode(g.Area))
-		if path == nil {
-			continue
-		}
-		d, err := b.policy.Allow(ctx, c.subject(), a, policy.Resource{Path: path})
-		if err == nil && d.Allow {
-			return d
-		}
-		if err == nil {
-			last = d
-		}
-	}
-	return last
-}
-
 // seal seals one class's fields, creating the commune's data key on first
 // use.
 func (b *Broker) seal(ctx context.Context, id crypto.DataKeyID, plaintext []byte, ad crypto.AD) ([]byte, error) {

@@ -26,6 +26,9 @@ type ProgressRow struct {
 	Planned   int64    `json:"planned"`
 	Deposited int64    `json:"deposited"`
 	Percent   float64  `json:"percent"` // deposited / planned × 100, two decimals; 0 when nothing is planned
+	// Partial: some area under this one is outside the caller's scope
+	// (denied); Planned and Deposited count only the areas in scope.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // ProgressReport is an area and its descendants down to Depth levels.
@@ -42,18 +45,15 @@ type ProgressReport struct {
 // area itself.
 func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth int) (*ProgressReport, error) {
 	ev := b.event(c, string(policy.ReadProgress), policy.Decision{})
+	sc, err := b.scope(c, policy.ReadProgress, "")
+	if err != nil {
+		return nil, err
+	}
 	if code == "" {
-		d := b.anyGrantAllows(ctx, c, policy.ReadProgress)
-		for _, g := range c.Grants {
-			if !g.Deny && d.Allow {
-				if dd, err := b.policy.Allow(ctx, c.subject(), policy.ReadProgress, policy.Resource{Path: b.tree.PathStrings(AreaCode(g.Area))}); err == nil && dd.Allow {
-					code = AreaCode(g.Area)
-					break
-				}
-			}
-		}
-		if code == "" {
-			ev = b.event(c, string(policy.ReadProgress), d)
+		if roots := sc.Roots(b.pathOf); len(roots) > 0 {
+			code = AreaCode(roots[0])
+		} else {
+			ev = b.event(c, string(policy.ReadProgress), b.anyGrantAllows(ctx, c, policy.ReadProgress))
 			ev.Outcome = "denied"
 			return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to read progress"))
 		}
@@ -72,7 +72,7 @@ func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth i
 		ev.Outcome, ev.Reason = "invalid", "unknown area"
 		return nil, b.refuse(ctx, ev, errorf(NotFound, nil, "no area %s", code))
 	}
-	d, err := b.policy.Allow(ctx, c.subject(), policy.ReadProgress, policy.Resource{Path: path})
+	d, err := sc.At(path)
 	if err != nil {
 		return nil, errorf(Internal, err, "policy failed")
 	}
@@ -83,11 +83,31 @@ func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth i
 		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to read progress of area %s", code))
 	}
 
+	// The subtrees the caller is denied inside the asked area are left
+	// out: their rows are omitted, and every row above one counts only
+	// the allowed areas under it and is marked partial, so no row minus
+	// its listed children gives a denied area's count or plan.
+	denied := map[AreaCode]bool{}
+	for _, a := range sc.Denied() {
+		denied[AreaCode(a)] = true
+	}
+
 	// One pass over the subtree: its EAs' counts, then a roll-up from the
 	// leaves (pre-order reversed visits children before parents).
 	var sub []area.Area
 	var eas []string
+	excluded := map[AreaCode]bool{}
+	var cut []AreaCode // the tops of the excluded subtrees
 	b.tree.Walk(code, math.MaxInt, func(a area.Area, _ int) bool {
+		if a.Code != code && excluded[a.Parent] {
+			excluded[a.Code] = true
+			return true
+		}
+		if denied[a.Code] {
+			excluded[a.Code] = true
+			cut = append(cut, a.Code)
+			return true
+		}
 		sub = append(sub, a)
 		if a.Level == area.EA {
 			eas = append(eas, string(a.Code))
@@ -104,26 +124,44 @@ func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth i
 		return nil, errorf(Unavailable, err, "the vault database is unavailable; try again later")
 	}
 	total := make(map[AreaCode]int64, len(sub))
+	planned := make(map[AreaCode]int64, len(sub))
+	partial := make(map[AreaCode]bool)
+	for _, a := range cut {
+		for p := b.tree.PathStrings(a); len(p) > 1; p = p[:len(p)-1] {
+			partial[AreaCode(p[len(p)-2])] = true
+		}
+	}
 	for i := len(sub) - 1; i >= 0; i-- {
 		a := sub[i]
 		if a.Level == area.EA {
 			total[a.Code] += counts[string(a.Code)]
+			planned[a.Code] += a.Planned
 		}
 		if a.Code != code {
 			total[a.Parent] += total[a.Code]
+			planned[a.Parent] += planned[a.Code]
 		}
 	}
 	rep := &ProgressReport{Area: code, Depth: depth, Rows: []ProgressRow{}}
 	b.tree.Walk(code, depth, func(a area.Area, _ int) bool {
-		n := total[a.Code]
+		if excluded[a.Code] {
+			return true
+		}
+		n, pl := total[a.Code], a.Planned
+		if partial[a.Code] {
+			pl = planned[a.Code]
+		}
 		rep.Rows = append(rep.Rows, ProgressRow{
-			Area: a.Code, Name: a.Name, Level: a.Level.String(), Planned: a.Planned, Deposited: n,
-			Percent: percent(n, a.Planned),
+			Area: a.Code, Name: a.Name, Level: a.Level.String(), Planned: pl, Deposited: n,
+			Percent: percent(n, pl), Partial: partial[a.Code],
 		})
 		return true
 	})
 	ev.Outcome = "ok"
 	ev.Reason = fmt.Sprintf("depth %d, %d rows", depth, len(rep.Rows))
+	if len(cut) > 0 {
+		ev.Reason += ", denied subtrees left out"
+	}
 	if err := b.record(ctx, ev); err != nil {
 		return nil, err
 	}

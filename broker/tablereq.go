@@ -282,7 +282,7 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 
 	// The caller may request tables at all (a researcher grant for this
 	// project, or one without a project).
-	d0 := b.anyProjectGrantAllows(ctx, c, req.Project)
+	d0 := b.anyGrantAllowsFor(ctx, c, policy.RequestTable, req.Project)
 	ev.Rule, ev.Roles = d0.Rule, nonNil(d0.Roles, c.roleNames())
 	if !d0.Allow {
 		ev.Decision = "deny"
@@ -354,16 +354,23 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 	}
 	ev.Request = plan.Norm.Encode()
 
-	// Policy, for every area the table covers, under this project.
+	// Policy, for the whole subtree of every area the table covers, under
+	// this project: a table whose cover holds a denied area anywhere is
+	// refused, since the same table over the allowed parts subtracted
+	// from it would isolate the denied area.
+	sc, err := b.scope(c, policy.RequestTable, proj.ID)
+	if err != nil {
+		return nil, err
+	}
 	for _, a := range plan.Areas {
-		d, err := b.policy.Allow(ctx, c.subject(), policy.RequestTable, policy.Resource{Path: b.tree.PathStrings(a), Project: proj.ID})
+		d, err := sc.Subtree(b.tree.PathStrings(a), b.pathOf)
 		if err != nil {
 			return nil, errorf(Internal, err, "policy failed")
 		}
 		ev.Rule, ev.Roles = d.Rule, nonNil(d.Roles, c.roleNames())
 		if !d.Allow {
 			ev.Decision, ev.Area = "deny", string(a)
-			return nil, deny(fmt.Sprintf("not permitted to request tables for area %s under project %s", a, proj.ID))
+			return nil, deny(fmt.Sprintf("not permitted to request tables for area %s under project %s (the whole area, everything under it included, must be in your scope)", a, proj.ID))
 		}
 	}
 	ev.Decision = "allow"
@@ -428,29 +435,6 @@ func nonNil(a, b []string) []string {
 		return []string{}
 	}
 	return b
-}
-
-// anyProjectGrantAllows reports whether any of the caller's grants
-// permits requesting tables for the project somewhere.
-func (b *Broker) anyProjectGrantAllows(ctx context.Context, c *Caller, project string) policy.Decision {
-	last := policy.Decision{Rule: "no grant permits table.request for project " + project}
-	for _, g := range c.Grants {
-		if g.Deny || (g.Project != "" && g.Project != project) {
-			continue
-		}
-		path := b.tree.PathStrings(AreaCode(g.Area))
-		if path == nil {
-			continue
-		}
-		d, err := b.policy.Allow(ctx, c.subject(), policy.RequestTable, policy.Resource{Path: path, Project: project})
-		if err == nil && d.Allow {
-			return d
-		}
-		if err == nil && d.Rule != "" {
-			last = d
-		}
-	}
-	return last
 }
 
 // ReplayResult is what `censusvault table replay` reports.

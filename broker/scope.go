@@ -1,0 +1,58 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/censusvault/censusvault/policy"
+)
+
+// scope is where c may perform a (under project, "" for none): policy's
+// one scope rule, allowed subtrees minus denied subtrees. Every answer
+// about more than one area — tables, audit search and export, progress —
+// is decided with it.
+func (b *Broker) scope(c *Caller, a policy.Action, project string) (policy.Scope, error) {
+	sc, err := b.policy.Scope(c.subject(), a, project)
+	if err != nil {
+		return sc, errorf(Internal, err, "policy failed")
+	}
+	return sc, nil
+}
+
+// anyGrantAllows reports whether c may perform a somewhere: the decision
+// at the first top of its scope, or, when it has none, why not.
+func (b *Broker) anyGrantAllows(ctx context.Context, c *Caller, a policy.Action) policy.Decision {
+	return b.anyGrantAllowsFor(ctx, c, a, "")
+}
+
+func (b *Broker) anyGrantAllowsFor(ctx context.Context, c *Caller, a policy.Action, project string) policy.Decision {
+	none := policy.Decision{Rule: fmt.Sprintf("no grant permits %s", a)}
+	if project != "" {
+		none.Rule += " for project " + project
+	}
+	sc, err := b.policy.Scope(c.subject(), a, project)
+	if err != nil {
+		return none
+	}
+	roots := sc.Roots(b.pathOf)
+	if len(roots) == 0 {
+		// Say why at the first grant's area, if there is one in the tree.
+		for _, g := range c.Grants {
+			if p := b.areaPath(AreaCode(g.Area)); p != nil && (g.Project == "" || g.Project == project) {
+				if d, err := sc.At(p); err == nil && d.Rule != "" {
+					return d
+				}
+			}
+		}
+		return none
+	}
+	d, err := sc.At(b.areaPath(AreaCode(roots[0])))
+	if err != nil {
+		return none
+	}
+	return d
+}
+
+// pathOf is the area path of code, root first, for policy's Scope (nil
+// for a code not in the tree).
+func (b *Broker) pathOf(code string) []string { return b.tree.PathStrings(AreaCode(code)) }
