@@ -133,6 +133,9 @@ type vaultOpts struct {
 	// trustProxy makes the server believe X-Forwarded-For from
 	// loopback, so a test can act as several source addresses.
 	trustProxy bool
+	// areas replaces testAreas (it must hold every area testUsers
+	// name).
+	areas string
 }
 
 // newVault builds and starts a vault in t.TempDir. Everything is torn down
@@ -145,7 +148,11 @@ func newVault(t testing.TB, o vaultOpts) *vault {
 	}
 	dir := t.TempDir()
 	clk := &clock{t: start}
-	tree, err := area.Load(strings.NewReader(testAreas))
+	areas := testAreas
+	if o.areas != "" {
+		areas = o.areas
+	}
+	tree, err := area.Load(strings.NewReader(areas))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,6 +541,7 @@ type progressRow struct {
 	Planned   int64           `json:"planned"`
 	Deposited int64           `json:"deposited"`
 	Percent   json.RawMessage `json:"percent"`
+	Partial   bool            `json:"partial"`
 }
 
 type progressReport struct {

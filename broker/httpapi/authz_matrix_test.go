@@ -1,0 +1,450 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/censusvault/censusvault/audit"
+	"github.com/censusvault/censusvault/broker"
+	"github.com/censusvault/censusvault/policy"
+	"github.com/censusvault/censusvault/storage"
+)
+
+// The authorization matrix of issue 10: every role × route × where the
+// target lies relative to the caller's grant (own, child, sibling,
+// parent, cousin, other province), with and without a deny below the
+// grant. Each answer, and each request's own audit event, is compared
+// with an oracle written from DESIGN.md's table of roles alone: a plain
+// parent map and the list of what each role may do, not policy.Scope.
+
+// matrixAreas is a tree with a sibling, a cousin and another province
+// around commune 18070 (the grants' area). It keeps every area testUsers
+// name. Every EA plans 100 households.
+const matrixAreas = `code,parent,level,name,planned_households
+VN,,nation,Việt Nam,
+42,VN,province,Tỉnh Hà Tĩnh,
+437,42,district,Thị xã Hồng Lĩnh,
+18070,437,commune,Phường Bắc Hồng,
+18073,437,commune,Phường Nam Hồng,
+18070-01,18070,ea,Địa bàn 01,100
+18070-02,18070,ea,Địa bàn 02,100
+18070-03,18070,ea,Địa bàn 03,100
+18073-01,18073,ea,Địa bàn 01,100
+18073-02,18073,ea,Địa bàn 02,100
+436,42,district,Thành phố Hà Tĩnh,
+18100,436,commune,Phường Trần Phú,
+18100-01,18100,ea,Địa bàn 01,100
+44,VN,province,Tỉnh Quảng Bình,
+450,44,district,Thành phố Đồng Hới,
+19000,450,commune,Phường Hải Thành,
+19000-01,19000,ea,Địa bàn 01,100
+`
+
+// oracleParent is matrixAreas' parent column, written out again.
+var oracleParent = map[string]string{
+	"42": "VN", "437": "42", "18070": "437", "18073": "437",
+	"18070-01": "18070", "18070-02": "18070", "18070-03": "18070",
+	"18073-01": "18073", "18073-02": "18073",
+	"436": "42", "18100": "436", "18100-01": "18100",
+	"44": "VN", "450": "44", "19000": "450", "19000-01": "19000",
+}
+
+var oracleEAs = []string{"18070-01", "18070-02", "18070-03", "18073-01", "18073-02", "18100-01", "19000-01"}
+
+// under reports whether a is b or lies below it.
+func under(a, b string) bool {
+	for c := a; c != ""; c = oracleParent[c] {
+		if c == b {
+			return true
+		}
+	}
+	return false
+}
+
+// The grant every matrix user holds, and the deny below it.
+const (
+	grantArea  = "18070"
+	deniedArea = "18070-02"
+	matrixProj = "matrix"
+)
+
+// oracleRoles is DESIGN.md's "may" column, per route.
+var oracleRoles = map[string][]policy.Role{
+	"deposit":  {policy.Enumerator, policy.TeamLeader},
+	"progress": {policy.Enumerator, policy.TeamLeader, policy.Supervisor, policy.Steering},
+	"table":    {policy.Researcher},
+	"audit":    {policy.Auditor},
+}
+
+// matrixSubject is one matrix user.
+type matrixSubject struct {
+	name  string
+	role  policy.Role
+	grant string // grantArea, or the root for admins (a global role)
+	deny  bool   // holds a deny of its role at deniedArea
+}
+
+// inScope: the oracle's scope rule — under the grant, not under a deny.
+func (s matrixSubject) inScope(a string) bool {
+	return under(a, s.grant) && !(s.deny && under(a, deniedArea))
+}
+
+// coversDenied: some area at or below a is outside the scope although
+// a itself is inside it (a table there would contain a denied area).
+func (s matrixSubject) coversDenied(a string) bool {
+	return s.deny && under(deniedArea, a)
+}
+
+func (s matrixSubject) may(route string) bool { return slices.Contains(oracleRoles[route], s.role) }
+
+// relation names where target t lies relative to the grant.
+var matrixTargets = []struct{ rel, area string }{
+	{"own", "18070"},
+	{"child", "18070-01"},
+	{"denied child", "18070-02"},
+	{"sibling", "18073"},
+	{"parent", "437"},
+	{"cousin", "18100"},
+	{"other province", "19000"},
+	{"nation", "VN"},
+}
+
+// depositTargets are EAs in the same relations (deposits name an EA).
+var depositTargets = []struct{ rel, area string }{
+	{"own", "18070-01"},
+	{"denied child", "18070-02"},
+	{"sibling", "18073-01"},
+	{"cousin", "18100-01"},
+	{"other province", "19000-01"},
+}
+
+func TestAuthorizationMatrix(t *testing.T) {
+	t.Parallel()
+	v := newVault(t, vaultOpts{areas: matrixAreas})
+	ctx := t.Context()
+	if err := v.B.AddProject(ctx, "cli:test", broker.NewProject{
+		ID: matrixProj, Title: "matrix", Purpose: "authorization matrix",
+		Areas: []broker.AreaCode{"VN"}, Variables: []string{"sex", "age_group5"},
+		Expires: start.AddDate(1, 0, 0), Budget: 10_000_000,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var subjects []matrixSubject
+	for _, r := range policy.Roles() {
+		for _, sub := range []struct {
+			grant string
+			deny  bool
+		}{{grantArea, false}, {grantArea, true}, {"VN", false}, {"VN", true}} {
+			deny := sub.deny
+			s := matrixSubject{name: "m-" + strings.ReplaceAll(string(r), "_", "-"), role: r, grant: sub.grant, deny: deny}
+			if r == policy.Admin && (sub.grant != "VN" || deny) {
+				continue // a global role: granted at the root only, and nothing to deny below for these routes
+			}
+			if sub.grant == "VN" {
+				s.name += "-vn"
+			}
+			if deny {
+				s.name += "-deny"
+			}
+			nu := broker.NewUser{Name: broker.UserID(s.name), Role: r, Area: broker.AreaCode(s.grant)}
+			if r == policy.Researcher {
+				nu.Project = matrixProj
+			}
+			tok, err := v.B.AddUser(ctx, "cli:test", nu)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.Tokens[s.name] = tok.Reveal()
+			if deny {
+				if err := v.B.Grant(ctx, "cli:test", nu.Name, policy.Grant{Role: r, Area: deniedArea, Deny: true, Project: nu.Project}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			subjects = append(subjects, s)
+		}
+	}
+	// Enough households in every EA for a table of one EA to pass the
+	// minimum universe.
+	v.loadSynthetic(700)
+
+	checkEvent := func(t *testing.T, ev *audit.Event, action string, allowed bool) {
+		t.Helper()
+		want := map[bool]string{true: "allow", false: "deny"}[allowed]
+		if ev.Action != action || ev.Decision != want {
+			t.Errorf("audit event %s/%s (%s), want %s/%s", ev.Action, ev.Decision, ev.Rule, action, want)
+		}
+		if !allowed && ev.Outcome != "denied" {
+			t.Errorf("audit event outcome %q, want denied", ev.Outcome)
+		}
+	}
+
+	t.Run("deposit", func(t *testing.T) {
+		no := 900
+		for _, s := range subjects {
+			for _, tg := range depositTargets {
+				v := v.in(t)
+				allowed := s.may("deposit") && s.inScope(tg.area)
+				no++
+				h := household(tg.area, no)
+				var r *response
+				ev := v.oneEvent(func() { r = v.deposit(s.name, v.seal(encode(t, h))) })
+				want := map[bool]int{true: http.StatusCreated, false: http.StatusForbidden}[allowed]
+				if r.Status != want {
+					t.Errorf("%s deposits in %s (%s): %d, want %d: %s", s.name, tg.area, tg.rel, r.Status, want, r.Body)
+				}
+				checkEvent(t, ev, string(policy.Deposit), allowed)
+				if !allowed {
+					v.mustNotBeStored(h["id"].(string))
+				}
+			}
+		}
+	})
+
+	// Counts are final from here on: the oracle reads them once.
+	counts := v.depositedIn(oracleEAs)
+
+	t.Run("progress", func(t *testing.T) {
+		for _, s := range subjects {
+			for _, tg := range matrixTargets {
+				v := v.in(t)
+				allowed := s.may("progress") && s.inScope(tg.area)
+				var r *response
+				var rep *progressReport
+				ev := v.oneEvent(func() { r, rep = v.progress(s.name, tg.area, 1) })
+				if want := map[bool]int{true: 200, false: 403}[allowed]; r.Status != want {
+					t.Errorf("%s progress of %s (%s): %d, want %d: %s", s.name, tg.area, tg.rel, r.Status, want, r.Body)
+					continue
+				}
+				checkEvent(t, ev, string(policy.ReadProgress), allowed)
+				if !allowed {
+					continue
+				}
+				// The oracle's rows: the area and its children in scope,
+				// each counting only its EAs in scope.
+				want := map[string]progressRow{}
+				for _, a := range append([]string{tg.area}, childrenOf(tg.area)...) {
+					if !s.inScope(a) {
+						continue
+					}
+					var row progressRow
+					for _, ea := range oracleEAs {
+						if under(ea, a) && s.inScope(ea) {
+							row.Planned += 100
+							row.Deposited += counts[ea]
+						}
+					}
+					want[a] = row
+				}
+				if len(rep.Rows) != len(want) {
+					t.Errorf("%s progress of %s: %d rows, want %d (%v)", s.name, tg.area, len(rep.Rows), len(want), rep.Rows)
+				}
+				for _, row := range rep.Rows {
+					w, ok := want[row.Area]
+					if !ok {
+						t.Errorf("%s progress of %s: row %s is out of scope", s.name, tg.area, row.Area)
+						continue
+					}
+					if row.Planned != w.Planned || row.Deposited != w.Deposited {
+						t.Errorf("%s progress of %s: row %s %d/%d, want %d/%d", s.name, tg.area, row.Area, row.Deposited, row.Planned, w.Deposited, w.Planned)
+					}
+					if wantPartial := s.coversDenied(row.Area); row.Partial != wantPartial {
+						t.Errorf("%s progress of %s: row %s partial %v, want %v", s.name, tg.area, row.Area, row.Partial, wantPartial)
+					}
+				}
+			}
+		}
+	})
+
+	t.Run("table", func(t *testing.T) {
+		for _, s := range subjects {
+			for _, tg := range matrixTargets {
+				v := v.in(t)
+				allowed := s.may("table") && s.inScope(tg.area) && !s.coversDenied(tg.area)
+				body := fmt.Sprintf(`{"project": %q, "purpose": "matrix", "rows": ["sex"], "filter": {"area": [%q]}}`, matrixProj, tg.area)
+				var r *response
+				ev := v.oneEvent(func() { r = v.postTable(s.name, "", body, nil) })
+				if want := map[bool]int{true: 200, false: 403}[allowed]; r.Status != want {
+					t.Errorf("%s table of %s (%s): %d, want %d: %s", s.name, tg.area, tg.rel, r.Status, want, r.Body)
+				}
+				checkEvent(t, ev, string(policy.RequestTable), allowed)
+			}
+		}
+	})
+
+	t.Run("audit search", func(t *testing.T) {
+		for _, s := range subjects {
+			for _, tg := range matrixTargets {
+				v := v.in(t)
+				allowed := s.may("audit")
+				head := v.auditHead()
+				var r *response
+				ev := v.oneEvent(func() { r = v.get(s.name, "/v1/audit/events?limit=1000&area="+tg.area) })
+				if want := map[bool]int{true: 200, false: 403}[allowed]; r.Status != want {
+					t.Errorf("%s audit search of %s (%s): %d, want %d: %s", s.name, tg.area, tg.rel, r.Status, want, r.Body)
+					continue
+				}
+				checkEvent(t, ev, string(policy.ReadAudit), allowed)
+				if !allowed {
+					continue
+				}
+				got := map[int64]bool{}
+				for page := 0; ; page++ {
+					var body struct {
+						Events []json.RawMessage `json:"events"`
+						Next   *int64            `json:"next"`
+					}
+					r.JSON(t, &body)
+					for _, raw := range body.Events {
+						e, err := audit.Decode(raw)
+						if err != nil {
+							t.Fatal(err)
+						}
+						got[e.Index] = true
+						if !s.inScope(e.Area) || !under(e.Area, tg.area) {
+							t.Errorf("%s audit search of %s: event %d about %q is out of scope", s.name, tg.area, e.Index, e.Area)
+						}
+					}
+					if body.Next == nil || *body.Next >= head {
+						break
+					}
+					r = v.get(s.name, fmt.Sprintf("/v1/audit/events?limit=1000&area=%s&from=%d", tg.area, *body.Next))
+					if r.Status != 200 {
+						t.Fatalf("page %d: %d %s", page+1, r.Status, r.Body)
+					}
+				}
+				// Completeness: every event before the search about an
+				// area in scope and under the target.
+				var want []int64
+				for _, e := range v.eventsSince(0) {
+					if e.Index < head && e.Area != "" && s.inScope(e.Area) && under(e.Area, tg.area) {
+						want = append(want, e.Index)
+					}
+				}
+				for _, i := range want {
+					if !got[i] {
+						t.Errorf("%s audit search of %s: event %d in scope is missing", s.name, tg.area, i)
+						break
+					}
+				}
+			}
+		}
+	})
+
+	t.Run("audit export", func(t *testing.T) {
+		for _, s := range subjects {
+			v := v.in(t)
+			allowed := s.may("audit")
+			var r *response
+			ev := v.oneEvent(func() { r = v.get(s.name, "/v1/audit/export") })
+			if want := map[bool]int{true: 200, false: 403}[allowed]; r.Status != want {
+				t.Errorf("%s audit export: %d, want %d: %s", s.name, r.Status, want, r.Body)
+				continue
+			}
+			checkEvent(t, ev, "audit.export", allowed)
+			if !allowed {
+				continue
+			}
+			byIndex := map[int64]*audit.Event{}
+			for _, e := range v.eventsSince(0) {
+				byIndex[e.Index] = e
+			}
+			sc := bufio.NewScanner(bytes.NewReader(r.Body))
+			sc.Buffer(nil, 1<<20)
+			lines := 0
+			for sc.Scan() {
+				var line struct {
+					Index    *int64          `json:"index"`
+					Event    json.RawMessage `json:"event"`
+					Withheld string          `json:"withheld"`
+				}
+				if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+					t.Fatalf("export line %q: %v", sc.Bytes(), err)
+				}
+				if line.Index == nil {
+					continue // the checkpoint line
+				}
+				lines++
+				e := byIndex[*line.Index]
+				// An event about no area is national: in scope for an
+				// auditor whose scope includes the root.
+				visible := s.inScope(cmp.Or(e.Area, "VN"))
+				if visible != (len(line.Event) > 0) || visible == (line.Withheld == string(audit.WithheldOutOfScope)) {
+					t.Errorf("%s export: event %d about %q: withheld %q, want visible %v", s.name, *line.Index, e.Area, line.Withheld, visible)
+				}
+			}
+			if lines == 0 {
+				t.Errorf("%s export has no leaves", s.name)
+			}
+		}
+	})
+
+	t.Run("read a submission", func(t *testing.T) {
+		// No role may read a record back (views come later).
+		ids := v.submissionIDs(1)
+		for _, s := range subjects {
+			v := v.in(t)
+			var r *response
+			ev := v.oneEvent(func() { r = v.get(s.name, "/v1/submissions/"+ids[0]) })
+			if r.Status != http.StatusForbidden {
+				t.Errorf("%s reads a submission: %d, want 403", s.name, r.Status)
+			}
+			checkEvent(t, ev, string(policy.ReadSubmission), false)
+		}
+	})
+}
+
+// childrenOf lists a's children in the oracle's tree.
+func childrenOf(a string) []string {
+	var out []string
+	for c, p := range oracleParent {
+		if p == a {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// depositedIn is the stored count of current households of each EA.
+func (v *vault) depositedIn(eas []string) map[string]int64 {
+	v.t.Helper()
+	var m map[string]int64
+	if err := v.Store.View(context.Background(), func(tx storage.ReadTx) error {
+		var err error
+		m, err = tx.Deposited(eas)
+		return err
+	}); err != nil {
+		v.t.Fatal(err)
+	}
+	return m
+}
+
+// submissionIDs returns up to n stored submission ids.
+func (v *vault) submissionIDs(n int) []string {
+	v.t.Helper()
+	rows, err := v.rawDB().Query(`SELECT id FROM submissions LIMIT ?`, n)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			v.t.Fatal(err)
+		}
+		out = append(out, id)
+	}
+	if len(out) == 0 {
+		v.t.Fatal("no submissions stored")
+	}
+	return out
+}
