@@ -44,11 +44,40 @@ func (k Kind) String() string {
 	}
 }
 
+// Code is the Kind's stable machine code, the "code" of an error answer
+// when the error names no more precise one. Codes never change once
+// published: clients branch on them.
+func (k Kind) Code() string {
+	switch k {
+	case Invalid:
+		return "invalid"
+	case Unauthenticated:
+		return "unauthenticated"
+	case Permission:
+		return "permission_denied"
+	case NotFound:
+		return "not_found"
+	case Conflict:
+		return "conflict"
+	case TooLarge:
+		return "too_large"
+	case Unavailable:
+		return "unavailable"
+	case Gone:
+		return "gone"
+	default:
+		return "internal"
+	}
+}
+
 // Error is what every broker use case returns on failure. Msg is safe to
 // show the client; Err is the detail, for the server log only. Neither
 // ever holds a field value, key or token.
 type Error struct {
-	Kind     Kind
+	Kind Kind
+	// Code is a stable machine code more precise than the Kind's
+	// (receipt_corrupt, table_data_corrupt, …); empty means Kind.Code().
+	Code     string
 	Msg      string
 	Problems []string // validation problems (field paths and rules, never values)
 	Err      error
@@ -62,6 +91,14 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// ErrorCode is the stable machine code of e: its own, or its Kind's.
+func (e *Error) ErrorCode() string {
+	if e.Code != "" {
+		return e.Code
+	}
+	return e.Kind.Code()
+}
 
 func errorf(k Kind, err error, format string, args ...any) *Error {
 	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...), Err: err}

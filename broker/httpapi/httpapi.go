@@ -122,7 +122,7 @@ func New(o Opts) (http.Handler, error) {
 
 	r.NoRoute(func(c *gin.Context) { writeError(c, h.log, &broker.Error{Kind: broker.NotFound, Msg: "no such route"}) })
 	r.NoMethod(func(c *gin.Context) {
-		c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method not allowed"})
+		c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method not allowed", "code": "method_not_allowed"})
 	})
 	return r, nil
 }
@@ -302,7 +302,7 @@ func (h *handler) requestTable(c *gin.Context, caller *broker.Caller) error {
 		if !errors.As(err, &be) || be.Kind != broker.Invalid {
 			return err // the refusal could not be logged
 		}
-		c.AbortWithStatusJSON(http.StatusNotAcceptable, gin.H{"error": be.Msg})
+		c.AbortWithStatusJSON(http.StatusNotAcceptable, gin.H{"error": be.Msg, "code": "not_acceptable"})
 		return nil
 	}
 	encrypt := false
@@ -447,7 +447,7 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 	if st == http.StatusServiceUnavailable {
 		c.Header("Retry-After", "5")
 	}
-	body := gin.H{"error": be.Msg}
+	body := gin.H{"error": be.Msg, "code": be.ErrorCode()}
 	if len(be.Problems) > 0 {
 		body["problems"] = be.Problems
 	}
@@ -461,7 +461,7 @@ func (h *handler) recover(c *gin.Context) {
 				panic(r)
 			}
 			h.log.Error("panic in handler", "path", c.FullPath(), "panic", r)
-			c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
+			c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error", "code": broker.Internal.Code()})
 		}
 	}()
 	c.Next()
