@@ -229,6 +229,10 @@ type TableRelease struct {
 type TableOpts struct {
 	Format  string // tables.FormatJSON or tables.FormatCSV
 	Encrypt bool   // encrypt to the caller's registered recipient
+	// ContentLength is the body's declared size (0 or -1 when unknown):
+	// over tables.MaxRequestBytes the request is refused before its body
+	// is read, so that nobody waits for a body that will be refused.
+	ContentLength int64
 }
 
 // TableParams returns the disclosure-control parameters in force.
@@ -260,7 +264,7 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 	if o.Format == "" {
 		o.Format = tables.FormatJSON
 	}
-	if len(body) > tables.MaxRequestBytes {
+	if len(body) > tables.MaxRequestBytes || o.ContentLength > tables.MaxRequestBytes {
 		ev.Outcome, ev.Reason = "too_large", fmt.Sprintf("body over %d bytes", tables.MaxRequestBytes)
 		return nil, b.refuse(ctx, ev, errorf(TooLarge, nil, "table request body over %d bytes", tables.MaxRequestBytes))
 	}

@@ -250,18 +250,33 @@ func (r *response) JSON(t testing.TB, v any) {
 	}
 }
 
-// ErrorBody decodes {"error": ..., "problems": [...]}.
+// ErrorBody decodes {"error": ..., "code": ..., "problems": [...]},
+// failing the test if the message or the machine code is missing.
 func (r *response) ErrorBody(t testing.TB) (msg string, problems []string) {
 	t.Helper()
 	var e struct {
 		Error    string   `json:"error"`
+		Code     string   `json:"code"`
 		Problems []string `json:"problems"`
 	}
 	r.JSON(t, &e)
 	if e.Error == "" {
 		t.Errorf("error response %d has no \"error\": %s", r.Status, r.Body)
 	}
+	if e.Code == "" {
+		t.Errorf("error response %d has no \"code\": %s", r.Status, r.Body)
+	}
 	return e.Error, e.Problems
+}
+
+// Code is the machine code of an error answer.
+func (r *response) Code(t testing.TB) string {
+	t.Helper()
+	var e struct {
+		Code string `json:"code"`
+	}
+	r.JSON(t, &e)
+	return e.Code
 }
 
 // do sends one request with net/http. authorization is the whole header

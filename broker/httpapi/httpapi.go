@@ -312,17 +312,23 @@ func (h *handler) requestTable(c *gin.Context, caller *broker.Caller) error {
 		}
 		encrypt = true
 	}
-	// The broker refuses (and audits) a body over the limit: read one
-	// byte more than it accepts so that it can tell.
-	body, err := io.ReadAll(io.LimitReader(c.Request.Body, tables.MaxRequestBytes+1))
-	if err != nil {
-		return h.b.Invalid(ctx, caller, action, "the request body could not be read")
+	// The broker refuses (and audits) a body over the limit: a declared
+	// length over it at once, without reading the body; otherwise (chunked)
+	// it reads one byte more than it accepts so that it can tell, and
+	// MaxBytesReader stops the server reading the rest.
+	var body []byte
+	if c.Request.ContentLength <= tables.MaxRequestBytes {
+		var err error
+		body, err = io.ReadAll(io.LimitReader(http.MaxBytesReader(c.Writer, c.Request.Body, tables.MaxRequestBytes+1), tables.MaxRequestBytes+1))
+		if err != nil {
+			return h.b.Invalid(ctx, caller, action, "the request body could not be read")
+		}
 	}
 	// The first table after a start builds the column cache, which on a
 	// national census takes longer than the server's write timeout: give
 	// this route its own.
 	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(TableWriteTimeout))
-	rel, err := h.b.RequestTable(ctx, caller, body, broker.TableOpts{Format: format, Encrypt: encrypt})
+	rel, err := h.b.RequestTable(ctx, caller, body, broker.TableOpts{Format: format, Encrypt: encrypt, ContentLength: c.Request.ContentLength})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/censusvault/censusvault/broker/form"
+	"github.com/censusvault/censusvault/internal/testdeadline"
 	"github.com/google/uuid"
 )
 
@@ -196,7 +197,7 @@ func rawRequest(t *testing.T, v *vault, head string) (interim []int, final *http
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn.SetDeadline(testdeadline.Of(t))
 	if _, err := io.WriteString(conn, strings.ReplaceAll(head, "\n", "\r\n")+"\r\n"); err != nil {
 		t.Fatal(err)
 	}
