@@ -754,6 +754,12 @@ func TestRedTeamProgressManyDeniesLargeTree(t *testing.T) {
 		}
 	}
 	v.rtUser("rt-steer-deny", grants...)
+	// An auditor at the root with the same denies.
+	audGrants := []policy.Grant{rtAllow(policy.Auditor, "VN")}
+	for _, g := range grants[1:] {
+		audGrants = append(audGrants, rtDeny(policy.Auditor, g.Area))
+	}
+	v.rtUser("rt-aud-deny", audGrants...)
 
 	timed := func(user string) (*progressReport, time.Duration) {
 		t0 := time.Now()
@@ -771,6 +777,17 @@ func TestRedTeamProgressManyDeniesLargeTree(t *testing.T) {
 	// communes and their EAs.
 	if want := len(all.Rows) - len(denied)*(1+E); len(rep.Rows) != want {
 		t.Errorf("%d rows, want %d", len(rep.Rows), want)
+	}
+	// The audit search decides visibility event by event: time a search
+	// through the whole log (each grant above is an event about its
+	// area), and check none of the denied communes' events shows.
+	t0 := time.Now()
+	evs := v.rtSearch("rt-aud-deny", "", 1000)
+	t.Logf("audit search by an auditor with %d denies: %d events of %d in %v", len(denied), len(evs), v.auditHead(), time.Since(t0))
+	for _, e := range evs {
+		if denied[e.Area] {
+			t.Errorf("audit event %d about denied commune %s is visible", e.Index, e.Area)
+		}
 	}
 	for _, row := range rep.Rows {
 		parent := row.Area[:max(0, strings.LastIndexByte(row.Area, '.'))]
