@@ -53,7 +53,8 @@ func (b *Broker) Authenticate(ctx context.Context, authorization, source string)
 		b.authFailure(ctx, source, user, why)
 		return errorf(Unauthenticated, nil, "a valid bearer token is required")
 	}
-	tok, ok := strings.CutPrefix(authorization, "Bearer ")
+	scheme, tok, ok := strings.Cut(authorization, " ")
+	ok = ok && strings.EqualFold(scheme, "Bearer") // RFC 7235: the scheme is case-insensitive
 	if !ok || tok == "" {
 		return nil, fail("", "no bearer token")
 	}

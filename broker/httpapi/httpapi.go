@@ -66,10 +66,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/censusvault/censusvault/broker"
 	"github.com/censusvault/censusvault/broker/tables"
@@ -135,6 +137,9 @@ type handler struct {
 // authed runs fn for an authenticated caller.
 func (h *handler) authed(fn func(*gin.Context, *broker.Caller) error) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		// Nothing an authenticated route answers, errors included, may be
+		// kept by a cache: receipts, progress, audit events, tables.
+		c.Header("Cache-Control", "no-store")
 		caller, err := h.b.Authenticate(c.Request.Context(), c.GetHeader("Authorization"), c.ClientIP())
 		if err != nil {
 			writeError(c, h.log, err)
@@ -211,7 +216,18 @@ func (h *handler) auditEvents(c *gin.Context, caller *broker.Caller) error {
 	ctx := c.Request.Context()
 	invalid := func(msg string) error { return h.b.Invalid(ctx, caller, "audit.read", msg) }
 	q := broker.AuditQuery{Limit: 100}
-	for k, vs := range c.Request.URL.Query() {
+	// Parsed strictly: a pair that does not decode is an error, not a
+	// filter silently dropped (which would answer the whole log).
+	params, err := url.ParseQuery(c.Request.URL.RawQuery)
+	if err != nil {
+		return invalid("the query string is not valid URL encoding: escape each parameter value with %XX")
+	}
+	for k, vs := range params {
+		if !utf8.ValidString(k) || slices.ContainsFunc(vs, func(v string) bool { return !utf8.ValidString(v) }) {
+			return invalid("query parameters must be valid UTF-8 once decoded")
+		}
+	}
+	for k, vs := range params {
 		if !slices.Contains(auditQueryKeys, k) {
 			return invalid(fmt.Sprintf("unknown query parameter %q (known: %s)", clipParam(k), strings.Join(auditQueryKeys, ", ")))
 		}
@@ -219,14 +235,14 @@ func (h *handler) auditEvents(c *gin.Context, caller *broker.Caller) error {
 			return invalid(fmt.Sprintf("query parameter %s: give it once, at most 256 bytes", k))
 		}
 	}
-	if s := c.Query("from"); s != "" {
+	if s := params.Get("from"); s != "" {
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || v < 0 {
 			return invalid("from must be a whole number ≥ 0")
 		}
 		q.From = v
 	}
-	if s := c.Query("limit"); s != "" {
+	if s := params.Get("limit"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 || v > 1000 {
 			return invalid("limit must be between 1 and 1000")
@@ -237,7 +253,7 @@ func (h *handler) auditEvents(c *gin.Context, caller *broker.Caller) error {
 		key string
 		dst *time.Time
 	}{{"since", &q.Since}, {"until", &q.Until}} {
-		if s := c.Query(t.key); s != "" {
+		if s := params.Get(t.key); s != "" {
 			v, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {
 				return invalid(t.key + " must be an RFC 3339 time, e.g. 2019-04-01T00:00:00+07:00")
@@ -245,11 +261,11 @@ func (h *handler) auditEvents(c *gin.Context, caller *broker.Caller) error {
 			*t.dst = v
 		}
 	}
-	if d := c.Query("decision"); d != "" && d != "allow" && d != "deny" {
+	if d := params.Get("decision"); d != "" && d != "allow" && d != "deny" {
 		return invalid("decision must be allow or deny")
 	}
-	q.Actor, q.Role, q.Action = c.Query("actor"), c.Query("role"), c.Query("action")
-	q.Area, q.Decision, q.Outcome, q.Resource = broker.AreaCode(c.Query("area")), c.Query("decision"), c.Query("outcome"), c.Query("resource")
+	q.Actor, q.Role, q.Action = params.Get("actor"), params.Get("role"), params.Get("action")
+	q.Area, q.Decision, q.Outcome, q.Resource = broker.AreaCode(params.Get("area")), params.Get("decision"), params.Get("outcome"), params.Get("resource")
 	page, err := h.b.AuditEvents(ctx, caller, q)
 	if err != nil {
 		return err

@@ -49,3 +49,81 @@ func TestTablesDeclaredOversizeRefusedWithoutBody(t *testing.T) {
 		t.Errorf("chunked oversize body: %d %s, event %s", r.Status, r.Body, ev.Outcome)
 	}
 }
+
+// The Authorization scheme is case-insensitive (RFC 7235): a client that
+// writes "bearer" is not locked out; other schemes still are.
+func TestBearerSchemeCaseInsensitive(t *testing.T) {
+	t.Parallel()
+	v := newVault(t, vaultOpts{})
+	tok := v.Tokens["tl-a"]
+	for _, scheme := range []string{"Bearer", "bearer", "BEARER", "bEaReR"} {
+		if r := v.do(http.MethodGet, "/v1/progress?area="+communeA, scheme+" "+tok, nil, nil); r.Status != http.StatusOK {
+			t.Errorf("%s <token>: %d, want 200: %s", scheme, r.Status, r.Body)
+		}
+	}
+	for _, auth := range []string{"Basic " + tok, "Bearerx " + tok, "Bearer", tok} {
+		if r := v.do(http.MethodGet, "/v1/progress?area="+communeA, auth, nil, nil); r.Status != http.StatusUnauthorized {
+			t.Errorf("Authorization %.12q…: %d, want 401", auth, r.Status)
+		}
+	}
+}
+
+// Every authenticated answer, success or error, tells caches not to keep
+// it: a shared proxy or a browser must not hand a receipt, a progress
+// report or audit events to the next user.
+func TestAuthenticatedAnswersAreNotCached(t *testing.T) {
+	t.Parallel()
+	v := newVault(t, vaultOpts{})
+	rc := v.receipt(v.deposit("enum-a1", v.seal(encode(t, household(eaA1, 1)))), http.StatusCreated)
+	for _, k := range []struct {
+		name   string
+		r      *response
+		status int
+	}{
+		{"receipt", v.get("enum-a1", "/v1/receipts/"+string(rc.SubmissionID)), 200},
+		{"receipt of someone else", v.get("enum-a2", "/v1/receipts/"+string(rc.SubmissionID)), 404},
+		{"receipt proof", v.get("enum-a1", "/v1/receipts/"+string(rc.SubmissionID)+"/proof"), 200},
+		{"progress", v.get("tl-a", "/v1/progress?area="+communeA), 200},
+		{"progress outside", v.get("tl-a", "/v1/progress?area="+communeB), 403},
+		{"audit events", v.get("auditor", "/v1/audit/events?limit=5"), 200},
+		{"audit events refused", v.get("enum-a1", "/v1/audit/events"), 403},
+		{"audit export", v.get("auditor", "/v1/audit/export"), 200},
+		{"no token", v.do(http.MethodGet, "/v1/progress?area="+communeA, "", nil, nil), 401},
+		{"table refused", v.postTable("researcher", "", "{", nil), 400},
+	} {
+		if k.r.Status != k.status {
+			t.Errorf("%s: %d, want %d: %s", k.name, k.r.Status, k.status, k.r.Body)
+		}
+		if cc := k.r.Header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", k.name, cc)
+		}
+	}
+}
+
+// Audit search must not turn a malformed filter into no filter (the whole
+// log) nor into a 503 that records nothing: it is a 400, and the refusal is
+// in the log.
+func TestAuditSearchStrictQuery(t *testing.T) {
+	t.Parallel()
+	v := newVault(t, vaultOpts{})
+	for _, q := range []string{
+		"actor=%zz",           // not URL encoding: was dropped, answering the whole log
+		"actor=%ff",           // not UTF-8 once decoded: was a 503 and no event
+		"actor=enum-a1&%zz=1", // an undecodable key
+		"%ff=1",               // a key that is not UTF-8
+		"actor=a;b",           // a semicolon is not a separator
+	} {
+		var r *response
+		ev := v.oneEvent(func() { r = v.get("auditor", "/v1/audit/events?"+q) })
+		if r.Status != http.StatusBadRequest || r.Code(t) != "invalid" {
+			t.Errorf("?%s: %d %.200s, want 400 invalid", q, r.Status, r.Body)
+		}
+		if ev.Action != "audit.read" || ev.Outcome != "invalid" || ev.Actor != "user:auditor" {
+			t.Errorf("?%s: event %s/%s by %s, want audit.read/invalid by user:auditor", q, ev.Action, ev.Outcome, ev.Actor)
+		}
+	}
+	// A well-formed filter still works.
+	if r := v.get("auditor", "/v1/audit/events?actor=enum-a1&limit=5"); r.Status != http.StatusOK {
+		t.Errorf("a valid filter: %d %s", r.Status, r.Body)
+	}
+}
