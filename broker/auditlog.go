@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,6 +28,17 @@ func appendEvent(tx storage.Tx, ev *audit.Event) (storage.AuditRecord, error) {
 	ev.PolicyHash = ph
 	return tx.AppendAudit(func(h storage.AuditHead) (storage.AuditRecord, error) {
 		ev.Index = h.Next
+		// Every event gets a fresh nonce (a version-2 event), here where
+		// every event passes, so that its leaf hash, shown for a
+		// withheld event in exports and on the public proof routes,
+		// cannot be matched to a guess of its contents. Drawn anew on
+		// every attempt: an event struct appended twice, or a retried
+		// append, never reuses one.
+		nonce, err := audit.NewNonce()
+		if err != nil {
+			return storage.AuditRecord{}, err
+		}
+		ev.Nonce = nonce
 		r, err := audit.Seal(h.ChainHash, ev)
 		if err != nil {
 			return storage.AuditRecord{}, err
@@ -262,7 +274,7 @@ func (b *Broker) auditScope(ctx context.Context, c *Caller) (d policy.Decision, 
 	if err != nil {
 		return d, nil, errorf(Internal, err, "policy failed")
 	}
-	vis = &auditVisibility{b: b, scope: sc, root: atRoot.Allow}
+	vis = &auditVisibility{b: b, scope: sc}
 	if atRoot.Allow {
 		// Allowed at the root, with a deny somewhere below: the log minus
 		// the denied subtrees.
@@ -277,24 +289,23 @@ func (b *Broker) auditScope(ctx context.Context, c *Caller) (d policy.Decision, 
 type auditVisibility struct {
 	b     *Broker
 	scope policy.Scope
-	// root: allowed at the root (with denials below), so events about no
-	// area — national ones — are in scope.
-	root bool
 }
 
-// sees reports whether the event is about an area in scope.
+// sees reports whether the event is about an area whose whole subtree is
+// in scope. An event is about its area and everything under it (a
+// progress read, a table over a cover, a refusal before the area was
+// known, recorded at the root or at no area), so an auditor with a deny
+// inside that subtree does not see it: events about no area count as
+// about the root.
 func (v *auditVisibility) sees(e *audit.Event) bool {
 	if v == nil {
 		return true
 	}
-	if e.Area == "" {
-		return v.root
-	}
-	path := v.b.tree.PathStrings(AreaCode(e.Area))
+	path := v.b.tree.PathStrings(AreaCode(cmp.Or(e.Area, string(v.b.tree.Root()))))
 	if path == nil {
 		return false
 	}
-	d, err := v.scope.At(path)
+	d, err := v.scope.Subtree(path, v.b.pathOf)
 	return err == nil && d.Allow
 }
 

@@ -56,3 +56,27 @@ func (b *Broker) anyGrantAllowsFor(ctx context.Context, c *Caller, a policy.Acti
 // pathOf is the area path of code, root first, for policy's Scope (nil
 // for a code not in the tree).
 func (b *Broker) pathOf(code string) []string { return b.tree.PathStrings(AreaCode(code)) }
+
+// commonAncestor is the lowest area whose subtree holds every one of
+// codes (the root for none): the area an event about all of them is
+// recorded at, so that only auditors whose scope covers that whole
+// subtree see it.
+func (b *Broker) commonAncestor(codes []AreaCode) AreaCode {
+	var common []string
+	for i, c := range codes {
+		p := b.tree.PathStrings(c)
+		if i == 0 {
+			common = p
+			continue
+		}
+		n := 0
+		for n < len(common) && n < len(p) && common[n] == p[n] {
+			n++
+		}
+		common = common[:n]
+	}
+	if len(common) == 0 {
+		return b.tree.Root()
+	}
+	return AreaCode(common[len(common)-1])
+}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -378,9 +379,10 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 		}
 	}
 	ev.Decision = "allow"
-	if len(plan.Areas) == 1 {
-		ev.Area = string(plan.Areas[0])
-	}
+	// The release is about its whole cover: it is recorded at the lowest
+	// area holding all of it, so an auditor sees it only if that whole
+	// subtree is in scope.
+	ev.Area = string(b.commonAncestor(plan.Areas))
 
 	tab, err := cache.Run(plan)
 	if errors.As(err, &re) {
@@ -525,7 +527,7 @@ func (b *Broker) ReplayTable(ctx context.Context, actor string, index int64) (*R
 	res.Digest = "sha256:" + hex.EncodeToString(sum[:])
 	res.Match = res.Digest == res.Logged
 	rev := &audit.Event{
-		Time: b.now().UTC(), Actor: actor, Roles: []string{}, Action: actionReplay, Area: string(b.tree.Root()),
+		Time: b.now().UTC(), Actor: actor, Roles: []string{}, Action: actionReplay, Area: cmp.Or(ev.Area, string(b.tree.Root())),
 		Resources: []string{fmt.Sprintf("audit:%d", index), "project:" + norm.Project},
 		Decision:  "allow", Rule: "operator with access to the data directory and the key provider",
 		Outcome: map[bool]string{true: "match", false: "mismatch"}[res.Match], ReleaseDigest: res.Digest,

@@ -308,7 +308,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 							t.Fatal(err)
 						}
 						got[e.Index] = true
-						if !s.inScope(e.Area) || !under(e.Area, tg.area) {
+						if !s.inScope(e.Area) || s.coversDenied(e.Area) || !under(e.Area, tg.area) {
 							t.Errorf("%s audit search of %s: event %d about %q is out of scope", s.name, tg.area, e.Index, e.Area)
 						}
 					}
@@ -324,7 +324,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				// area in scope and under the target.
 				var want []int64
 				for _, e := range v.eventsSince(0) {
-					if e.Index < head && e.Area != "" && s.inScope(e.Area) && under(e.Area, tg.area) {
+					if e.Index < head && e.Area != "" && s.inScope(e.Area) && !s.coversDenied(e.Area) && under(e.Area, tg.area) {
 						want = append(want, e.Index)
 					}
 				}
@@ -373,9 +373,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 				}
 				lines++
 				e := byIndex[*line.Index]
-				// An event about no area is national: in scope for an
-				// auditor whose scope includes the root.
-				visible := s.inScope(cmp.Or(e.Area, "VN"))
+				// An event is about its area's whole subtree; one about
+				// no area is about the nation.
+				a := cmp.Or(e.Area, "VN")
+				visible := s.inScope(a) && !s.coversDenied(a)
 				if visible != (len(line.Event) > 0) || visible == (line.Withheld == string(audit.WithheldOutOfScope)) {
 					t.Errorf("%s export: event %d about %q: withheld %q, want visible %v", s.name, *line.Index, e.Area, line.Withheld, visible)
 				}
