@@ -274,7 +274,7 @@ func (b *Broker) auditScope(ctx context.Context, c *Caller) (d policy.Decision, 
 	if err != nil {
 		return d, nil, errorf(Internal, err, "policy failed")
 	}
-	vis = &auditVisibility{b: b, scope: sc}
+	vis = &auditVisibility{b: b, scope: sc, memo: map[string]bool{}}
 	if atRoot.Allow {
 		// Allowed at the root, with a deny somewhere below: the log minus
 		// the denied subtrees.
@@ -289,6 +289,7 @@ func (b *Broker) auditScope(ctx context.Context, c *Caller) (d policy.Decision, 
 type auditVisibility struct {
 	b     *Broker
 	scope policy.Scope
+	memo  map[string]bool // area → sees; one request's, not shared
 }
 
 // sees reports whether the event is about an area whose whole subtree is
@@ -301,13 +302,24 @@ func (v *auditVisibility) sees(e *audit.Event) bool {
 	if v == nil {
 		return true
 	}
-	path := v.b.tree.PathStrings(AreaCode(cmp.Or(e.Area, string(v.b.tree.Root()))))
-	if path == nil {
-		return false
+	a := cmp.Or(e.Area, string(v.b.tree.Root()))
+	if seen, ok := v.memo[a]; ok {
+		return seen
 	}
-	d, err := v.scope.Subtree(path, v.b.pathOf)
-	return err == nil && d.Allow
+	seen := false
+	if path := v.b.tree.PathStrings(AreaCode(a)); path != nil {
+		d, err := v.scope.Subtree(path, v.b.pathOf)
+		seen = err == nil && d.Allow
+	}
+	if len(v.memo) < maxVisibilityMemo {
+		v.memo[a] = seen
+	}
+	return seen
 }
+
+// maxVisibilityMemo bounds the answers one search or export remembers
+// (one per area met; a census has about 250,000 areas).
+const maxVisibilityMemo = 1 << 18
 
 // VerifyResult is the outcome of checking a stored log.
 type VerifyResult struct {
