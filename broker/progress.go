@@ -40,7 +40,7 @@ type ProgressReport struct {
 
 // Progress reports current households against plan for an area and its
 // descendants down to depth levels below it (an empty code means the area
-// of the caller's first grant that allows it). It is operational data,
+// at the top of one of the caller's allowed subtrees, in the order the store lists its grants — by role, then area). It is operational data,
 // exact, never microdata; the caller must be allowed progress.read on the
 // area itself.
 func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth int) (*ProgressReport, error) {
@@ -248,7 +248,10 @@ func (b *Broker) ReceiptOf(ctx context.Context, c *Caller, id SubmissionID) (*Re
 	}
 	var r Receipt
 	if err := json.Unmarshal(s.Receipt, &r); err != nil {
-		return nil, errorf(Internal, err, "stored receipt is corrupt")
+		b.log.Error("stored receipt is corrupt", "submission", string(id), "err", err)
+		ev.Outcome, ev.Reason = "error", "stored receipt is corrupt"
+		b.record(ctx, ev)
+		return nil, receiptCorrupt(fmt.Errorf("%w: %v", errReceiptCorrupt, err))
 	}
 	ev.Outcome = "ok"
 	if err := b.record(ctx, ev); err != nil {
