@@ -39,10 +39,10 @@ type ProgressReport struct {
 }
 
 // Progress reports current households against plan for an area and its
-// descendants down to depth levels below it (an empty code means the area
-// at the top of one of the caller's allowed subtrees, in the order the store lists its grants — by role, then area). It is operational data,
-// exact, never microdata; the caller must be allowed progress.read on the
-// area itself.
+// descendants down to depth levels below it (an empty code means the top
+// of the caller's first allowed subtree, in the order the store lists its
+// grants: by role, then area). It is operational data, exact, never
+// microdata; the caller must be allowed progress.read on the area itself.
 func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth int) (*ProgressReport, error) {
 	ev := b.event(c, string(policy.ReadProgress), policy.Decision{})
 	sc, err := b.scope(c, policy.ReadProgress, "")
@@ -251,7 +251,7 @@ func (b *Broker) ReceiptOf(ctx context.Context, c *Caller, id SubmissionID) (*Re
 		b.log.Error("stored receipt is corrupt", "submission", string(id), "err", err)
 		ev.Outcome, ev.Reason = "error", "stored receipt is corrupt"
 		b.record(ctx, ev)
-		return nil, receiptCorrupt(fmt.Errorf("%w: %v", errReceiptCorrupt, err))
+		return nil, errorf(Internal, err, "stored receipt is corrupt")
 	}
 	ev.Outcome = "ok"
 	if err := b.record(ctx, ev); err != nil {
