@@ -203,7 +203,7 @@ func (b *Broker) commitDeposit(ctx context.Context, c *Caller, rec *storage.Subm
 			if prev.PayloadSHA256 == rec.PayloadSHA256 {
 				var r Receipt
 				if err := json.Unmarshal(prev.Receipt, &r); err != nil {
-					return fmt.Errorf("stored receipt of %s is corrupt: %w", rec.ID, err)
+					return fmt.Errorf("%w: submission %s: %v", errReceiptCorrupt, rec.ID, err)
 				}
 				ev.Outcome = "replayed"
 				ev.Reason = fmt.Sprintf("same content as the deposit at audit index %d", prev.AuditIndex)
@@ -288,6 +288,13 @@ func (b *Broker) commitDeposit(ctx context.Context, c *Caller, rec *storage.Subm
 		result = DepositResult{Receipt: r, Created: true}
 		return nil
 	})
+	if errors.Is(err, errReceiptCorrupt) {
+		b.log.Error("stored receipt is corrupt", "submission", rec.ID, "err", err)
+		fev := *ev
+		fev.Outcome, fev.Reason = "error", "stored receipt is corrupt"
+		b.record(ctx, &fev)
+		return nil, receiptCorrupt(err)
+	}
 	if err != nil {
 		b.log.Error("deposit not stored", "submission", rec.ID, "err", err)
 		// Best effort: say in the log that a deposit failed. If the log
@@ -302,6 +309,18 @@ func (b *Broker) commitDeposit(ctx context.Context, c *Caller, rec *storage.Subm
 		return nil, refusal
 	}
 	return &result, nil
+}
+
+// errReceiptCorrupt is a stored receipt that no longer decodes. It is
+// permanent: the submission is stored, and no retry repairs its receipt.
+var errReceiptCorrupt = errors.New("stored receipt is corrupt")
+
+// receiptCorrupt is the answer to a request that needs a corrupt stored
+// receipt: a permanent error (500 receipt_corrupt), never Unavailable,
+// which would make a device retry it forever.
+func receiptCorrupt(err error) *Error {
+	return &Error{Kind: Internal, Code: "receipt_corrupt", Err: err,
+		Msg: "this submission is stored, but its stored receipt is damaged: retrying will not help; ask the vault operator"}
 }
 
 // refuse records a refused request and returns its error; if the event

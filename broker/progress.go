@@ -251,7 +251,7 @@ func (b *Broker) ReceiptOf(ctx context.Context, c *Caller, id SubmissionID) (*Re
 		b.log.Error("stored receipt is corrupt", "submission", string(id), "err", err)
 		ev.Outcome, ev.Reason = "error", "stored receipt is corrupt"
 		b.record(ctx, ev)
-		return nil, errorf(Internal, err, "stored receipt is corrupt")
+		return nil, receiptCorrupt(fmt.Errorf("%w: %v", errReceiptCorrupt, err))
 	}
 	ev.Outcome = "ok"
 	if err := b.record(ctx, ev); err != nil {

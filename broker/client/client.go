@@ -60,9 +60,16 @@ func New(o Opts) (*Client, error) {
 // StatusError is a non-2xx answer.
 type StatusError struct {
 	Status   int
+	Code     string // the vault's stable machine code ("unavailable", "receipt_corrupt", …)
 	Message  string
 	Problems []string
 }
+
+// Temporary reports whether the same request may succeed later: only a
+// 503 (a database, key provider or audit log outage; nothing was stored).
+// Every other answer, a 500 such as receipt_corrupt included, is
+// permanent: retrying it would repeat the same answer forever.
+func (e *StatusError) Temporary() bool { return e.Status == http.StatusServiceUnavailable }
 
 func (e *StatusError) Error() string {
 	if len(e.Problems) > 0 {
@@ -115,7 +122,7 @@ func (c *Client) Deposit(ctx context.Context, ciphertext []byte) (*DepositResult
 	for attempt := 0; ; attempt++ {
 		res, err := c.depositOnce(ctx, ciphertext)
 		var se *StatusError
-		retry := err != nil && (!errors.As(err, &se) || se.Status == http.StatusServiceUnavailable)
+		retry := err != nil && (!errors.As(err, &se) || se.Temporary())
 		if !retry || attempt >= c.Retries || ctx.Err() != nil {
 			return res, err
 		}
@@ -332,17 +339,19 @@ func (c *Client) getText(ctx context.Context, path string) (string, error) {
 	return string(b), nil
 }
 
-// statusError decodes an error answer: {"error": …, "problems": […]}.
+// statusError decodes an error answer: {"error": …, "code": …,
+// "problems": […]}.
 func statusError(status int, body []byte) *StatusError {
 	var e struct {
 		Error    string   `json:"error"`
+		Code     string   `json:"code"`
 		Problems []string `json:"problems"`
 	}
 	json.Unmarshal(body, &e)
 	if e.Error == "" {
 		e.Error = http.StatusText(status)
 	}
-	return &StatusError{Status: status, Message: e.Error, Problems: e.Problems}
+	return &StatusError{Status: status, Code: e.Code, Message: e.Error, Problems: e.Problems}
 }
 
 func (c *Client) do(req *http.Request, v any) (int, error) { return c.doWith(req, v, true) }

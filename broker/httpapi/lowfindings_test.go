@@ -4,14 +4,18 @@ package httpapi_test
 // 7), each written as the attack it stops.
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/censusvault/censusvault/broker/client"
 	"github.com/censusvault/censusvault/broker/tables"
+	"github.com/censusvault/censusvault/internal/testdeadline"
 )
 
 // A researcher declares a 100 MB table request body and sends none: the
@@ -125,5 +129,62 @@ func TestAuditSearchStrictQuery(t *testing.T) {
 	// A well-formed filter still works.
 	if r := v.get("auditor", "/v1/audit/events?actor=enum-a1&limit=5"); r.Status != http.StatusOK {
 		t.Errorf("a valid filter: %d %s", r.Status, r.Body)
+	}
+}
+
+// countingTransport counts the requests a client sends.
+type countingTransport struct {
+	rt http.RoundTripper
+	n  atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.rt.RoundTrip(r)
+}
+
+// A stored receipt damaged on disk is a permanent fault: answering it as
+// 503 (retry later) made a device that re-sends its deposit retry forever.
+// The vault answers 500 receipt_corrupt, logs the failure, and the Go
+// client does not retry it.
+func TestCorruptReceiptIsPermanent(t *testing.T) {
+	t.Parallel()
+	v := newVault(t, vaultOpts{})
+	plain := encode(t, household(eaA1, 1))
+	rc := v.receipt(v.deposit("enum-a1", v.seal(plain)), http.StatusCreated)
+	db := v.rawDB()
+	if _, err := db.Exec(`UPDATE submissions SET receipt = ? WHERE id = ?`, []byte(`{"submission_id": 42`), string(rc.SubmissionID)); err != nil {
+		t.Fatal(err)
+	}
+
+	var r *response
+	ev := v.oneEvent(func() { r = v.get("enum-a1", "/v1/receipts/"+string(rc.SubmissionID)) })
+	if r.Status != http.StatusInternalServerError || r.Code(t) != "receipt_corrupt" {
+		t.Errorf("receipt: %d %s, want 500 receipt_corrupt", r.Status, r.Body)
+	}
+	if ev.Action != "receipt.read" || ev.Outcome != "error" {
+		t.Errorf("receipt event %s/%s, want receipt.read/error", ev.Action, ev.Outcome)
+	}
+
+	// The device did not get its receipt and sends the same submission
+	// again, with the client's default retries.
+	ct := &countingTransport{rt: v.Server.Client().Transport}
+	c, err := client.New(client.Opts{BaseURL: v.URL, Token: v.Tokens["enum-a1"], HTTP: &http.Client{Transport: ct}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Retries == 0 {
+		t.Fatal("the client's default retries are off: the test proves nothing")
+	}
+	var se *client.StatusError
+	ev = v.oneEvent(func() { _, err = c.Deposit(testdeadline.Context(t), v.seal(plain)) })
+	if !errors.As(err, &se) || se.Status != http.StatusInternalServerError || se.Code != "receipt_corrupt" || se.Temporary() {
+		t.Errorf("re-deposit: %v, want a permanent 500 receipt_corrupt", err)
+	}
+	if n := ct.n.Load(); n != 1 {
+		t.Errorf("the client sent the deposit %d times, want once (no retry of a permanent fault)", n)
+	}
+	if ev.Action != "submission.deposit" || ev.Outcome != "error" {
+		t.Errorf("re-deposit event %s/%s, want submission.deposit/error", ev.Action, ev.Outcome)
 	}
 }
