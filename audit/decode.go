@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"math/bits"
 	"strconv"
@@ -17,6 +18,7 @@ const (
 	fArea
 	fDecision
 	fIndex
+	fNonce
 	fOutcome
 	fPolicyHash
 	fPurpose
@@ -30,21 +32,21 @@ const (
 	fV
 	fAll = 1<<iota - 1
 	// fOptional are the keys an event may leave out: "request" is present
-	// exactly when it is not empty.
-	fOptional = fRequest
+	// exactly when it is not empty, "nonce" exactly when "v" is 2.
+	fOptional = fRequest | fNonce
 	fRequired = fAll &^ fOptional
 )
 
 // keyNames lists the keys in canonical order; key i has bit 1<<i.
 var keyNames = [...]string{
-	"action", "actor", "area", "decision", "index", "outcome", "policy_hash",
+	"action", "actor", "area", "decision", "index", "nonce", "outcome", "policy_hash",
 	"purpose", "reason", "release_digest", "request", "resources", "roles",
 	"rule", "time", "v",
 }
 
 var keyBits = map[string]int{
 	"action": fAction, "actor": fActor, "area": fArea,
-	"decision": fDecision, "index": fIndex, "outcome": fOutcome,
+	"decision": fDecision, "index": fIndex, "nonce": fNonce, "outcome": fOutcome,
 	"policy_hash": fPolicyHash, "purpose": fPurpose, "reason": fReason,
 	"release_digest": fReleaseDigest, "request": fRequest,
 	"resources": fResources, "roles": fRoles, "rule": fRule, "time": fTime,
@@ -54,12 +56,14 @@ var keyBits = map[string]int{
 func keyName(bit int) string { return keyNames[bits.TrailingZeros(uint(bit))] }
 
 // Decode parses an event strictly: the bytes must be one JSON object with
-// exactly the version-1 keys (every required key, and "request" at most
-// once), each once and of the right type, and must be the event's
-// canonical encoding. Errors wrap ErrTooLarge, ErrMalformed, ErrVersion or
-// ErrNotCanonical; "request":"" is ErrNotCanonical, since the canonical
-// form leaves an empty request out. Empty arrays decode as nil slices;
-// Time is in UTC.
+// exactly the keys of its version (every required key, "request" at most
+// once, and "nonce" — 16 bytes as 32 lowercase hex digits — in a version-2
+// event and never in a version-1 one), each once and of the right type,
+// and must be the event's canonical encoding. Errors wrap ErrTooLarge,
+// ErrMalformed, ErrVersion or ErrNotCanonical; "request":"" is
+// ErrNotCanonical, since the canonical form leaves an empty request out.
+// Empty arrays decode as nil slices; Time is in UTC; Nonce is nil for a
+// version-1 event.
 //
 // Non-canonical but well-formed JSON (whitespace, another key order, other
 // escapes) is parsed first and then refused with ErrNotCanonical, so an
@@ -99,6 +103,8 @@ type parser struct {
 	// emptyRequest records a "request" key with an empty string, which
 	// parses but is not canonical.
 	emptyRequest bool
+	// v is the event's version, read from "v".
+	v int64
 }
 
 func (p *parser) errorf(format string, args ...any) error {
@@ -200,6 +206,15 @@ func (p *parser) event() (*Event, error) {
 	if seen&fRequired != fRequired {
 		return nil, fmt.Errorf("%w: missing key %q", ErrMalformed, firstMissing(seen))
 	}
+	// The nonce goes with the version: a version-2 event without one
+	// would have a guessable leaf hash, and a version-1 event never had
+	// one.
+	switch {
+	case p.v == Version2 && seen&fNonce == 0:
+		return nil, fmt.Errorf(`%w: missing key "nonce" (every version-2 event has one)`, ErrMalformed)
+	case p.v == Version1 && seen&fNonce != 0:
+		return nil, fmt.Errorf(`%w: key "nonce" in a version-1 event`, ErrMalformed)
+	}
 	return e, nil
 }
 
@@ -260,9 +275,22 @@ func (p *parser) value(e *Event, bit int) error {
 		if n, err = p.integer(key); err != nil {
 			return err
 		}
-		if n != Version {
+		if n != Version1 && n != Version2 {
 			return fmt.Errorf("%w: %d", ErrVersion, n)
 		}
+		p.v = n
+	case fNonce:
+		var s string
+		if s, err = p.stringValue(key); err != nil {
+			return err
+		}
+		// hex accepts upper case too; the canonical check then refuses
+		// it, so the error says "not canonical", not "malformed".
+		n, herr := hex.DecodeString(s)
+		if herr != nil || len(n) != NonceSize {
+			return p.errorf("key %q: want %d bytes as %d hex digits, found %s", key, NonceSize, 2*NonceSize, quoteShort(s))
+		}
+		e.Nonce = n
 	case fResources:
 		e.Resources, err = p.strings(key)
 	case fRoles:

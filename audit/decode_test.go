@@ -36,8 +36,14 @@ func TestRoundTrip(t *testing.T) {
 		},
 		"control and unicode": {Actor: "\x00\x01\x1f\x7f\u2028🙂Phường Bắc Hồng\\\"/"},
 		"table release":       releaseEvent(),
-		"release log event":   logEvent(4),
-		"request only":        {Request: "x"},
+		"version 2":           katV2Event(),
+		"version 2 release": func() *audit.Event {
+			e := releaseEvent()
+			e.Nonce = []byte("0123456789abcdef")
+			return e
+		}(),
+		"release log event": logEvent(4),
+		"request only":      {Request: "x"},
 		"request with escapes": {
 			Action: "table.request", Request: "{\"purpose\":\"di cư \\\"nội tỉnh\\\"\\n\",\"k\":[1,2]}\n\x00\u2028",
 		},
@@ -78,6 +84,15 @@ func swap(t *testing.T, old, new string) string {
 		t.Fatalf("test bug: %q occurs %d times in katBytes", old, strings.Count(katBytes, old))
 	}
 	return strings.Replace(katBytes, old, new, 1)
+}
+
+// swap2 is swap on katV2Bytes, the version-2 known answer.
+func swap2(t *testing.T, old, new string) string {
+	t.Helper()
+	if strings.Count(katV2Bytes, old) != 1 {
+		t.Fatalf("test bug: %q occurs %d times in katV2Bytes", old, strings.Count(katV2Bytes, old))
+	}
+	return strings.Replace(katV2Bytes, old, new, 1)
 }
 
 func TestDecodeRejects(t *testing.T) {
@@ -146,7 +161,26 @@ func TestDecodeRejects(t *testing.T) {
 		{"time garbage", swap(t, `2019-04-01T07:30:00.12Z`, `yesterday`), malformed},
 		// Version.
 		{"v 0", swap(t, `"v":1`, `"v":0`), version},
-		{"v 2", swap(t, `"v":1`, `"v":2`), version},
+		{"v 3", swap(t, `"v":1`, `"v":3`), version},
+		{"v 3 with a nonce", swap2(t, `"v":2`, `"v":3`), version},
+		// Nonce: in version 2 always, 16 bytes as lowercase hex; never in
+		// version 1.
+		{"v 2 without nonce", swap(t, `"v":1`, `"v":2`), malformed},
+		{"v 2 nonce removed", swap2(t, `"nonce":"000102030405060708090a0b0c0d0e0f",`, ``), malformed},
+		{"v 1 with nonce", swap2(t, `"v":2`, `"v":1`), malformed},
+		{"nonce empty", swap2(t, `"000102030405060708090a0b0c0d0e0f"`, `""`), malformed},
+		{"nonce 15 bytes", swap2(t, `0e0f"`, `0e"`), malformed},
+		{"nonce 17 bytes", swap2(t, `0e0f"`, `0e0f10"`), malformed},
+		{"nonce odd digits", swap2(t, `0e0f"`, `0e0"`), malformed},
+		{"nonce not hex", swap2(t, `0e0f"`, `0e0g"`), malformed},
+		{"nonce base64", swap2(t, `"000102030405060708090a0b0c0d0e0f"`, `"AAECAwQFBgcICQoLDA0ODw=="`), malformed},
+		{"nonce number", swap2(t, `"000102030405060708090a0b0c0d0e0f"`, `1`), malformed},
+		{"nonce null", swap2(t, `"000102030405060708090a0b0c0d0e0f"`, `null`), malformed},
+		{"nonce array", swap2(t, `"000102030405060708090a0b0c0d0e0f"`, `[]`), malformed},
+		{"nonce duplicate", swap2(t, `"nonce":"000102030405060708090a0b0c0d0e0f",`, `"nonce":"000102030405060708090a0b0c0d0e0f","nonce":"000102030405060708090a0b0c0d0e0f",`), malformed},
+		{"nonce upper-case hex", swap2(t, `0a0b0c0d0e0f`, `0A0B0C0D0E0F`), canonical},
+		{"nonce out of order", swap2(t, `"index":17,"nonce":"000102030405060708090a0b0c0d0e0f",`, `"nonce":"000102030405060708090a0b0c0d0e0f","index":17,`), canonical},
+		{"nonce escaped", swap2(t, `"000102030405060708090a0b0c0d0e0f"`, `"\u003000102030405060708090a0b0c0d0e0f"`), canonical},
 		// Strings.
 		{"invalid UTF-8", swap(t, "alice", "al\xffce"), malformed},
 		{"invalid UTF-8 beside an escape", swap(t, "alice", `al\n\xffce`), malformed},

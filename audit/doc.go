@@ -13,13 +13,33 @@
 // can be checked by anyone holding an export, with nothing but this package
 // or a few lines of code in another language.
 //
-// # Event format, version 1
+// # Event format, versions 1 and 2
 //
 // An event is the RFC 8785 (JCS) canonical JSON of an object with these
 // keys, in this order (JCS sorts keys):
 //
-//	action, actor, area, decision, index, outcome, policy_hash, purpose,
-//	reason, release_digest, [request,] resources, roles, rule, time, v
+//	action, actor, area, decision, index, [nonce,] outcome, policy_hash,
+//	purpose, reason, release_digest, [request,] resources, roles, rule,
+//	time, v
+//
+// "nonce" is what separates the two versions. A version-2 event ("v":2,
+// every event written now) carries "nonce": 16 bytes from a
+// cryptographically secure random source, fresh for every event, as 32
+// lowercase hex digits. A version-1 event ("v":1, every event written
+// before nonces existed) has no "nonce" key and keeps its exact bytes.
+// Decode refuses a version-2 event without a nonce (or with one of another
+// length) and a version-1 event with one.
+//
+// Why the nonce: an export withholds the events its reader may not see as
+// their leaf hashes, and the public proof routes hand out leaf hashes too.
+// An event's other fields come from small sets (a few users, actions and
+// areas, a time near its neighbours'), so without a nonce anyone holding
+// a leaf hash can hash candidate events until one matches, and so read a
+// withheld event. With 128 random bits in the hashed bytes a guess cannot
+// be confirmed. The nonce is not a secret key: it is exported with the
+// event to whoever may see the event. Version-1 events stay guessable
+// from their leaf hashes; nothing can change that without changing their
+// bytes, and so the tree and every checkpoint signed over them.
 //
 // Every key is always present except "request", which is present exactly
 // when the event has a non-empty request (research table releases) and is

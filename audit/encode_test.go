@@ -53,6 +53,15 @@ func TestEncodeKnownAnswer(t *testing.T) {
 			chainFrom: "d39db525ceb7f3a0e68f717853932683b8135802c728e9239c05ff5ee9d46518",
 		},
 		{
+			// Version 2: the deposit with a nonce, the bytes every new
+			// event has; version 1 above keeps its bytes and hashes.
+			name:      "deposit, version 2 with nonce",
+			event:     katV2Event(),
+			want:      katV2Bytes,
+			leaf:      "4ecc68cb91a63a0a49aed38320151b95270d3a5e5820dcdef0c325bfafb2851c",
+			chainFrom: "48cd99e88cc470903c2f4908e6c7d0f57dab0e2bdc93784b68b96ebcb4db66d8",
+		},
+		{
 			name:      "zero event",
 			event:     &audit.Event{},
 			want:      zeroBytes,
@@ -365,5 +374,82 @@ func TestEncodeSizeBoundaries(t *testing.T) {
 	e.Reason = strings.Repeat("\x00", 1<<16)
 	if _, err := e.Encode(); !errors.Is(err, audit.ErrTooLarge) {
 		t.Errorf("escaped reason: Encode error %v, want ErrTooLarge", err)
+	}
+}
+
+// TestEncodeNonce checks that a nonce makes an event version 2, with
+// "nonce" in its JCS place, and that without one an event keeps its
+// version-1 bytes exactly.
+func TestEncodeNonce(t *testing.T) {
+	for name, e := range map[string]*audit.Event{"known answer": katEvent(), "zero": {}, "release": releaseEvent(), "log event": logEvent(4)} {
+		v1, err := e.Encode()
+		if err != nil {
+			t.Fatalf("%s: Encode: %v", name, err)
+		}
+		if bytes.Contains(v1, []byte(`"nonce"`)) || !bytes.HasSuffix(v1, []byte(`,"v":1}`)) {
+			t.Errorf("%s: event without a nonce is not version 1: %s", name, v1)
+		}
+		e.Nonce = bytes.Repeat([]byte{0xab}, audit.NonceSize)
+		v2, err := e.Encode()
+		if err != nil {
+			t.Fatalf("%s: Encode with nonce: %v", name, err)
+		}
+		want := bytes.Replace(v1, []byte(`,"outcome":`), []byte(`,"nonce":"`+strings.Repeat("ab", audit.NonceSize)+`","outcome":`), 1)
+		want = bytes.Replace(want, []byte(`,"v":1}`), []byte(`,"v":2}`), 1)
+		if !bytes.Equal(v2, want) {
+			t.Errorf("%s: with nonce\n got %s\nwant %s", name, v2, want)
+		}
+		d, err := audit.Decode(v2)
+		if err != nil || !bytes.Equal(d.Nonce, e.Nonce) {
+			t.Errorf("%s: Decode(version 2) nonce %x, %v", name, d.Nonce, err)
+		}
+	}
+	// Any other length is refused, an empty non-nil one included: a
+	// version-2 event always carries 16 bytes.
+	for _, n := range []int{0, 1, audit.NonceSize - 1, audit.NonceSize + 1, 32} {
+		e := katEvent()
+		e.Nonce = make([]byte, n)
+		if _, err := e.Encode(); !errors.Is(err, audit.ErrInvalidEvent) {
+			t.Errorf("nonce of %d bytes: Encode error %v, want ErrInvalidEvent", n, err)
+		}
+	}
+	// The size limit holds for version 2 too.
+	for _, n := range []int{audit.MaxEventSize, audit.MaxEventSize + 1} {
+		e := katV2Event()
+		base, err := e.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Reason = strings.Repeat("x", n-len(base))
+		b, err := e.Encode()
+		if n > audit.MaxEventSize {
+			if !errors.Is(err, audit.ErrTooLarge) {
+				t.Errorf("version 2, size %d: Encode error %v, want ErrTooLarge", n, err)
+			}
+			continue
+		}
+		if err != nil || len(b) != n {
+			t.Fatalf("version 2, size %d: Encode = %d bytes, %v", n, len(b), err)
+		}
+		if _, err := audit.Decode(b); err != nil {
+			t.Errorf("version 2, size %d: Decode: %v", n, err)
+		}
+	}
+}
+
+func TestNewNonce(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		n, err := audit.NewNonce()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(n) != audit.NonceSize {
+			t.Fatalf("NewNonce: %d bytes, want %d", len(n), audit.NonceSize)
+		}
+		if seen[string(n)] {
+			t.Fatalf("NewNonce repeated %x", n)
+		}
+		seen[string(n)] = true
 	}
 }

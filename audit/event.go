@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -8,9 +10,23 @@ import (
 	"unicode/utf8"
 )
 
-// Version is the value of the "v" field of every event this package writes
-// and the only one it reads.
-const Version = 1
+// Event versions: the "v" field. An event's version follows from its
+// nonce: an event without one is version 1, an event with one version 2.
+const (
+	// Version1 events carry no nonce. They were written before nonces
+	// existed and keep their exact bytes; their leaf hashes are a
+	// function of their (guessable) contents alone.
+	Version1 = 1
+	// Version2 events carry a random 128-bit nonce, so that a leaf hash
+	// reveals nothing of an event whose body is withheld.
+	Version2 = 2
+	// Version is the version of the events written now: every event the
+	// broker appends carries a fresh nonce.
+	Version = Version2
+)
+
+// NonceSize is the length in bytes of a version-2 event's nonce.
+const NonceSize = 16
 
 // MaxIndex is the largest event index: 2^53-1, the largest integer every
 // JSON implementation (IEEE 754 doubles included) represents exactly, so a
@@ -29,11 +45,13 @@ var (
 	ErrInvalidEvent = errors.New("invalid audit event")
 	// ErrTooLarge is returned when an event's bytes exceed MaxEventSize.
 	ErrTooLarge = errors.New("audit event too large")
-	// ErrMalformed is returned by Decode for bytes that are not a version-1
-	// event: bad JSON, unknown, missing or duplicate keys, wrong types, a
-	// bad time or an index out of range.
+	// ErrMalformed is returned by Decode for bytes that are not an event
+	// of a known version: bad JSON, unknown, missing or duplicate keys,
+	// wrong types, a bad time, an index out of range, or a nonce missing
+	// from a version-2 event, present in a version-1 one or not 16 bytes.
 	ErrMalformed = errors.New("malformed audit event")
-	// ErrVersion is returned by Decode for a well-typed "v" other than Version.
+	// ErrVersion is returned by Decode for a well-typed "v" other than
+	// Version1 or Version2.
 	ErrVersion = errors.New("unsupported audit event version")
 	// ErrNotCanonical is returned by Decode for an event that parses but is
 	// not spelled in its one canonical form (whitespace, key order, escapes,
@@ -67,20 +85,52 @@ type Event struct {
 	// parameters; empty for other events. Empty, it is left out of the
 	// encoding altogether, so events without it keep their bytes.
 	Request string
+	// Nonce is NonceSize random bytes (NewNonce), fresh for every event
+	// and never reused, that make the event's bytes, and so its leaf
+	// hash, unguessable from its other fields: an auditor shown only
+	// the leaf hash of an event outside their scope cannot confirm a
+	// guess of its contents. It is not a secret key: it is exported with
+	// the event to whoever may see the event. With a nonce the event is
+	// version 2; without (nil) it is version 1, as every event written
+	// before nonces existed.
+	Nonce []byte
+}
+
+// NewNonce returns NonceSize bytes from crypto/rand, for Event.Nonce.
+// 128 random bits never repeat in practice, whatever the log's size.
+func NewNonce() ([]byte, error) {
+	n := make([]byte, NonceSize)
+	if _, err := rand.Read(n); err != nil {
+		return nil, fmt.Errorf("failed to make an audit event nonce: %w", err)
+	}
+	return n, nil
+}
+
+// version is the "v" the event encodes with.
+func (e *Event) version() int64 {
+	if e.Nonce == nil {
+		return Version1
+	}
+	return Version2
 }
 
 // Encode returns the event's canonical bytes (see the package
 // documentation). Empty slices encode as [], never null; an empty Request
-// leaves the "request" key out.
+// leaves the "request" key out. An event with a Nonce encodes as version
+// 2, one without as version 1 (exactly as before nonces existed).
 func (e *Event) Encode() ([]byte, error) {
 	if e.Index < 0 || e.Index > MaxIndex {
 		return nil, fmt.Errorf("%w: index %d out of range [0, %d]", ErrInvalidEvent, e.Index, int64(MaxIndex))
+	}
+	if e.Nonce != nil && len(e.Nonce) != NonceSize {
+		return nil, fmt.Errorf("%w: nonce of %d bytes, want %d (or none, for a version-1 event)", ErrInvalidEvent, len(e.Nonce), NonceSize)
 	}
 	t := e.Time.UTC()
 	if y := t.Year(); y < 0 || y > 9999 {
 		return nil, fmt.Errorf("%w: time year %d outside 0000-9999", ErrInvalidEvent, y)
 	}
-	size := 256 // keys, punctuation, index and time (and the "request" key)
+	const fixed = 320 // keys, punctuation, index, nonce and time (and the "request" key)
+	size := fixed
 	for _, f := range [...]struct {
 		name string
 		s    string
@@ -109,7 +159,7 @@ func (e *Event) Encode() ([]byte, error) {
 	}
 	// Escapes can only grow the output, so this early check never rejects
 	// an event whose encoding would fit.
-	if size-256 > MaxEventSize {
+	if size-fixed > MaxEventSize {
 		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxEventSize)
 	}
 
@@ -124,6 +174,13 @@ func (e *Event) Encode() ([]byte, error) {
 	b = appendString(b, e.Decision)
 	b = append(b, `,"index":`...)
 	b = strconv.AppendInt(b, e.Index, 10)
+	if e.Nonce != nil {
+		// Version 2 only: a version-1 event has no "nonce" key, so old
+		// events keep their bytes.
+		b = append(b, `,"nonce":"`...)
+		b = hex.AppendEncode(b, e.Nonce)
+		b = append(b, '"')
+	}
 	b = append(b, `,"outcome":`...)
 	b = appendString(b, e.Outcome)
 	b = append(b, `,"policy_hash":`...)
@@ -149,7 +206,7 @@ func (e *Event) Encode() ([]byte, error) {
 	b = append(b, `,"time":"`...)
 	b = t.AppendFormat(b, timeLayout)
 	b = append(b, `","v":`...)
-	b = strconv.AppendInt(b, Version, 10)
+	b = strconv.AppendInt(b, e.version(), 10)
 	b = append(b, '}')
 	if len(b) > MaxEventSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxEventSize)

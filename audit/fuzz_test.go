@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -18,6 +19,7 @@ type jsonEvent struct {
 	Area          *string   `json:"area"`
 	Decision      *string   `json:"decision"`
 	Index         *int64    `json:"index"`
+	Nonce         *string   `json:"nonce"`
 	Outcome       *string   `json:"outcome"`
 	PolicyHash    *string   `json:"policy_hash"`
 	Purpose       *string   `json:"purpose"`
@@ -43,6 +45,13 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(strings.Replace(zeroBytes, `"release_digest":"",`, `"release_digest":"","request":{"as_of":1},`, 1)))
 	// Accepted: a request needing escapes.
 	f.Add([]byte(strings.Replace(zeroBytes, `"release_digest":"",`, `"release_digest":"","request":"{\"k\":\"\u0000\\n\"}",`, 1)))
+	// Version 2: accepted with its nonce; not without, nor with a short,
+	// upper-case or version-1 one.
+	f.Add([]byte(katV2Bytes))
+	f.Add([]byte(strings.Replace(katV2Bytes, `"nonce":"000102030405060708090a0b0c0d0e0f",`, ``, 1)))
+	f.Add([]byte(strings.Replace(katV2Bytes, `0e0f"`, `0e"`, 1)))
+	f.Add([]byte(strings.Replace(katV2Bytes, `0a0b0c0d0e0f`, `0A0B0C0D0E0F`, 1)))
+	f.Add([]byte(strings.Replace(katV2Bytes, `"v":2}`, `"v":1}`, 1)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := audit.Decode(b)
 		if err != nil {
@@ -67,9 +76,14 @@ func FuzzDecode(f *testing.F) {
 		if err := dec.Decode(&j); err != nil {
 			t.Fatalf("encoding/json rejects %q: %v", b, err)
 		}
-		if j.V == nil || *j.V != audit.Version || j.Index == nil || *j.Index != e.Index || j.Time == nil ||
+		if j.V == nil || *j.V != audit.Version1 && *j.V != audit.Version2 || j.Index == nil || *j.Index != e.Index || j.Time == nil ||
 			j.Roles == nil || j.Resources == nil {
 			t.Fatalf("encoding/json reads %+v from %q", j, b)
+		}
+		// "nonce" is present exactly in version 2, as 16 bytes of hex.
+		if (j.Nonce != nil) != (*j.V == audit.Version2) || (j.Nonce != nil) != (e.Nonce != nil) ||
+			j.Nonce != nil && *j.Nonce != hex.EncodeToString(e.Nonce) || e.Nonce != nil && len(e.Nonce) != audit.NonceSize {
+			t.Fatalf("encoding/json and Decode disagree on the nonce of %q: %v vs %x", b, j.Nonce, e.Nonce)
 		}
 		strs := []struct {
 			got  *string

@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
@@ -32,13 +33,27 @@ func katEvent() *audit.Event {
 
 const katBytes = `{"action":"submission.deposit","actor":"user:alice","area":"42.436.18001","decision":"allow","index":17,"outcome":"ok","policy_hash":"sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","purpose":"census enumeration","reason":"","release_digest":"","resources":["submission:0b7e6a4c-2f5e-4d1a-9c3b-8a1f2e3d4c5b"],"roles":["enumerator","team_leader"],"rule":"p, team_leader, 42.436, submission.deposit, allow","time":"2019-04-01T07:30:00.12Z","v":1}`
 
+// katV2Event is the known-answer event as version 2: katEvent with a
+// nonce (here a fixed one; the broker draws each from crypto/rand). Its
+// bytes, written out by hand in katV2Bytes, are katBytes with "nonce"
+// between "index" and "outcome" (JCS order) and "v":2.
+func katV2Event() *audit.Event {
+	e := katEvent()
+	e.Nonce = []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	return e
+}
+
+const katV2Bytes = `{"action":"submission.deposit","actor":"user:alice","area":"42.436.18001","decision":"allow","index":17,"nonce":"000102030405060708090a0b0c0d0e0f","outcome":"ok","policy_hash":"sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","purpose":"census enumeration","reason":"","release_digest":"","resources":["submission:0b7e6a4c-2f5e-4d1a-9c3b-8a1f2e3d4c5b"],"roles":["enumerator","team_leader"],"rule":"p, team_leader, 42.436, submission.deposit, allow","time":"2019-04-01T07:30:00.12Z","v":2}`
+
 // zeroBytes is the encoding of the zero Event: every key present, empty
 // strings and arrays, never null.
 const zeroBytes = `{"action":"","actor":"","area":"","decision":"","index":0,"outcome":"","policy_hash":"","purpose":"","reason":"","release_digest":"","resources":[],"roles":[],"rule":"","time":"0001-01-01T00:00:00Z","v":1}`
 
 // logEvent is the i-th event of a synthetic log: a mix of allowed deposits,
 // denied reads and table releases (which carry a request), as the broker
-// would write them.
+// would write them, and of version-1 events (even i) and version-2 ones
+// (odd i, with a nonce fixed by i), as in a log written across the
+// upgrade that introduced nonces.
 func logEvent(i int64) *audit.Event {
 	e := &audit.Event{
 		Index:      i,
@@ -52,6 +67,10 @@ func logEvent(i int64) *audit.Event {
 		Rule:       "p, enumerator, 42.436, submission.deposit, allow",
 		PolicyHash: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
 		Outcome:    "ok",
+	}
+	if i%2 == 1 {
+		e.Nonce = make([]byte, audit.NonceSize)
+		binary.BigEndian.PutUint64(e.Nonce[8:], uint64(i)*0x9e3779b97f4a7c15)
 	}
 	switch {
 	case i%7 == 3:
