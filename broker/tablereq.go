@@ -195,14 +195,14 @@ func (b *Broker) openRow(ctx context.Context, r *storage.SubmissionRow) (tables.
 	}
 	if err != nil {
 		if errors.Is(err, crypto.ErrDecrypt) {
-			return tables.Household{}, false, errorf(Internal, err, "the analytic fields of submission %s do not authenticate", r.ID)
+			return tables.Household{}, false, b.tableDataCorrupt(r, "do not authenticate", err)
 		}
 		return tables.Household{}, false, errorf(Unavailable, err, "failed to open analytic fields for the table engine")
 	}
 	n, err := tables.CountPersons(plain)
 	if err != nil {
 		clear(plain)
-		return tables.Household{}, false, errorf(Internal, err, "the analytic fields of submission %s do not decode", r.ID)
+		return tables.Household{}, false, b.tableDataCorrupt(r, "do not decode", err)
 	}
 	h := tables.Household{
 		AuditIndex: r.AuditIndex, SupersedesIndex: r.SupersedesIndex, EA: r.Area,
@@ -212,6 +212,19 @@ func (b *Broker) openRow(ctx context.Context, r *storage.SubmissionRow) (tables.
 		h.PersonKeys[p] = b.RecordKey(SubmissionID(r.ID), p+1)
 	}
 	return h, true, nil
+}
+
+// tableDataCorrupt is the failure of a stored submission the table
+// engine cannot read. Tables fail closed: one silently missing household
+// would make every table that covers it wrong. The submission's id goes to
+// the operator's log only: the researcher, whose table may not even cover
+// it, learns nothing of other households.
+func (b *Broker) tableDataCorrupt(r *storage.SubmissionRow, what string, err error) *Error {
+	b.log.Error("table engine: stored analytic fields "+what+"; no table can be computed until the submission is repaired or removed",
+		"submission", r.ID, "audit_index", r.AuditIndex, "err", err)
+	return &Error{Kind: Internal, Code: "table_data_corrupt",
+		Msg: "the table engine found stored data that fails its integrity check; no table can be computed until the vault operator repairs it",
+		Err: fmt.Errorf("analytic fields of submission %s (audit index %d) %s: %w", r.ID, r.AuditIndex, what, err)}
 }
 
 // TableRelease is a released table.

@@ -188,3 +188,41 @@ func TestCorruptReceiptIsPermanent(t *testing.T) {
 		t.Errorf("re-deposit event %s/%s, want submission.deposit/error", ev.Action, ev.Outcome)
 	}
 }
+
+// One stored household whose sealed analytic fields no longer
+// authenticate (flipped on disk) must not tell a researcher anything about
+// other households: the table fails closed (a table silently missing a
+// household is wrong), with a generic message and a stable code, and the
+// submission's id is nowhere in the answer.
+func TestCorruptSealedRowFailsTablesWithoutNamingIt(t *testing.T) {
+	t.Parallel()
+	v := newVault(t, vaultOpts{})
+	v.receipt(v.deposit("enum-a1", v.seal(encode(t, household(eaA1, 1)))), http.StatusCreated)
+	outside := v.receipt(v.deposit("enum-b1", v.seal(encode(t, household(eaB1, 1)))), http.StatusCreated)
+	db := v.rawDB()
+	var blob []byte
+	if err := db.QueryRow(`SELECT analytic FROM submissions WHERE id = ?`, string(outside.SubmissionID)).Scan(&blob); err != nil {
+		t.Fatal(err)
+	}
+	blob[len(blob)-1] ^= 1
+	if _, err := db.Exec(`UPDATE submissions SET analytic = ? WHERE id = ?`, blob, string(outside.SubmissionID)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The researcher asks for a table of commune A only; the damaged row
+	// is in commune B.
+	req := `{"project": "` + testProject + `", "purpose": "household structure", "rows": ["sex"], "filter": {"area": ["` + communeA + `"]}}`
+	var r *response
+	ev := v.oneEvent(func() { r = v.postTable("researcher", "", req, nil) })
+	if r.Status != http.StatusInternalServerError || r.Code(t) != "table_data_corrupt" {
+		t.Errorf("table: %d %s, want 500 table_data_corrupt", r.Status, r.Body)
+	}
+	for _, leak := range []string{string(outside.SubmissionID), eaB1, communeB} {
+		if strings.Contains(string(r.Body), leak) {
+			t.Errorf("the answer names %s, from outside the requested area: %s", leak, r.Body)
+		}
+	}
+	if ev.Outcome != "error" || ev.ReleaseDigest != "" || strings.Contains(ev.Reason, string(outside.SubmissionID)) {
+		t.Errorf("event %s %q digest %q: want an error, no release, no submission id", ev.Outcome, ev.Reason, ev.ReleaseDigest)
+	}
+}
