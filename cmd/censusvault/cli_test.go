@@ -154,17 +154,35 @@ func TestUserAdd(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "allow steering at 437") {
 		t.Errorf("--data must override CENSUSVAULT_DATA:\n%s", r)
 	}
-	// Other flags come from the environment too. Researchers are granted
-	// on a project.
+	// What a grant gives is typed, never taken from the environment: a
+	// CENSUSVAULT_ROLE left in an admin's shell would grant it to everyone
+	// added from there. Each such variable is named as ignored.
 	mustCV(t, "project", "add", "fert-2019", "--data", dir, "--title", "Fertility", "--purpose", "Fertility by district",
 		"--areas", "42", "--variables", "sex,age_group5", "--expires", "180d", "--budget", "1000")
-	r = cvEnv(t, []string{"CENSUSVAULT_DATA=" + dir, "CENSUSVAULT_ROLE=researcher", "CENSUSVAULT_AREA=42"}, "user", "add", "tuan")
+	grantEnv := []string{"CENSUSVAULT_DATA=" + dir, "CENSUSVAULT_ROLE=researcher", "CENSUSVAULT_AREA=42", "CENSUSVAULT_PROJECT=fert-2019"}
+	r = cvEnv(t, grantEnv, "user", "add", "tuan")
+	if r.code != 2 || !strings.Contains(r.stderr, "--role and --area are required") {
+		t.Errorf("user add with role, area and project only in the environment: want exit 2, --role and --area required, got\n%s", r)
+	}
+	for _, v := range []string{"CENSUSVAULT_ROLE is ignored: --role", "CENSUSVAULT_AREA is ignored: --area", "CENSUSVAULT_PROJECT is ignored: --project"} {
+		if !strings.Contains(r.stderr, v) {
+			t.Errorf("user add does not warn %q:\n%s", v, r)
+		}
+	}
+	if strings.Contains(r.stderr, "CENSUSVAULT_DATA is ignored") || strings.Contains(r.stderr, "fert-2019") {
+		t.Errorf("user add warns of an allowed variable or echoes a value:\n%s", r)
+	}
+	if r := cv(t, "user", "show", "tuan", "--data", dir); r.code == 0 {
+		t.Errorf("user add from environment variables added tuan:\n%s", r)
+	}
+	// Researchers are granted on a project.
+	r = cvEnv(t, []string{"CENSUSVAULT_DATA=" + dir}, "user", "add", "tuan", "--role", "researcher", "--area", "42")
 	if r.code != 1 || !strings.Contains(r.stderr, "--project") {
 		t.Errorf("user add of a researcher without a project: want exit 1 naming --project, got\n%s", r)
 	}
-	r = cvEnv(t, []string{"CENSUSVAULT_DATA=" + dir, "CENSUSVAULT_ROLE=researcher", "CENSUSVAULT_AREA=42", "CENSUSVAULT_PROJECT=fert-2019"}, "user", "add", "tuan")
+	r = cvEnv(t, grantEnv, "user", "add", "tuan", "--role", "researcher", "--area", "42", "--project", "fert-2019")
 	if r.code != 0 || !strings.Contains(r.stderr, "added tuan as researcher at 42 for project fert-2019") {
-		t.Errorf("user add with role, area and project from the environment:\n%s", r)
+		t.Errorf("user add with the grant on the command line:\n%s", r)
 	}
 	if r := mustCV(t, "user", "show", "tuan", "--data", dir); !strings.Contains(r.stdout, "allow researcher at 42 for project fert-2019\n") ||
 		!strings.Contains(r.stdout, "recipient none") {

@@ -78,8 +78,12 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun `censusvault <command> --help` for a command's flags. Every flag can also be set")
-	fmt.Fprintln(w, "from the environment as CENSUSVAULT_<FLAG> (e.g. CENSUSVAULT_DATA=/srv/vault).")
+	fmt.Fprintln(w, "\nRun `censusvault <command> --help` for a command's flags. These flags can also be set")
+	fmt.Fprintln(w, "from the environment as CENSUSVAULT_<FLAG> (e.g. CENSUSVAULT_DATA=/srv/vault); a flag on")
+	fmt.Fprintln(w, "the command line wins:")
+	fmt.Fprintln(w, "  --data --store --keys --addr --server --token-file --ca --tls-cert --tls-key")
+	fmt.Fprintln(w, "Every other flag (--confirm, --deny, --role, …) is taken only from the command line; a")
+	fmt.Fprintln(w, "CENSUSVAULT_<FLAG> variable naming one is ignored with a warning.")
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -117,8 +121,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// flags makes a flag set that allows flags after positional arguments and
-// reads unset flags from CENSUSVAULT_* variables.
+// newFlags makes a flag set that allows flags after positional arguments;
+// parse reads the unset flags fromEnv allows from CENSUSVAULT_* variables.
 func newFlags(name, synopsis string, e *env) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetInterspersed(true)
@@ -139,17 +143,43 @@ func parse(fs *pflag.FlagSet, args []string) error {
 	}
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Changed || err != nil {
+		if err != nil {
 			return
 		}
-		key := "CENSUSVAULT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(key); ok {
+		key := envName(f.Name)
+		v, ok := os.LookupEnv(key)
+		switch {
+		case !ok:
+		case !fromEnv(f.Name):
+			// Said aloud, never used: a variable left in a shell or a
+			// unit file would otherwise confirm, deny or weaken every
+			// command run from it. The value is not echoed.
+			fmt.Fprintf(fs.Output(), "censusvault: warning: %s is ignored: --%s is taken only from the command line\n", key, f.Name)
+		case !f.Changed:
 			if serr := fs.Set(f.Name, v); serr != nil {
 				err = &exitError{code: 2, err: fmt.Errorf("%s: %w", key, serr)}
 			}
 		}
 	})
 	return err
+}
+
+// envName is the variable a flag may be read from.
+func envName(flag string) string {
+	return "CENSUSVAULT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// fromEnv reports whether a flag may come from the environment: only
+// where the vault, its keys and its server are and how to reach them.
+// Confirmations (--confirm), grants (--deny, --role, --area), switches
+// that weaken a protection (--insecure-http, --dev-tls, --max-conns,
+// --trusted-proxy) and everything else must be typed.
+func fromEnv(flag string) bool {
+	switch flag {
+	case "data", "store", "keys", "addr", "server", "token-file", "ca", "tls-cert", "tls-key":
+		return true
+	}
+	return false
 }
 
 // storeFlags are the flags of every command that touches the store.
