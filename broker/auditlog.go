@@ -66,21 +66,46 @@ func (b *Broker) Invalid(ctx context.Context, c *Caller, action, msg string) err
 }
 
 // record appends one event in its own transaction. An error means the
-// event is not in the log, so the caller must not release anything.
+// event is not in the log, so the caller must not release anything (and a
+// refusal is answered Unavailable instead); it is counted in
+// AuditFailures.
+//
+// The append does not end when ctx is cancelled: a client that hangs up
+// must not erase the event of its own (refused) request. It has its own
+// time limit, auditAppendTimeout, instead.
 func (b *Broker) record(ctx context.Context, ev *audit.Event) error {
 	if ev.Time.IsZero() {
 		ev.Time = b.now().UTC()
 	}
+	ctx, cancel := auditContext(ctx)
+	defer cancel()
 	err := b.store.Update(ctx, func(tx storage.Tx) error {
 		_, err := appendEvent(tx, ev)
 		return err
 	})
 	if err != nil {
+		b.auditFailures.Add(1)
 		b.log.Error("failed to append audit event", "action", ev.Action, "err", err)
 		return errorf(Unavailable, err, "the audit log could not be written; nothing was done")
 	}
 	return nil
 }
+
+// auditAppendTimeout bounds an audit append, which no longer ends with
+// the request that caused it.
+const auditAppendTimeout = 10 * time.Second
+
+// auditContext is ctx (its values) without its cancellation, limited to
+// auditAppendTimeout: the context every audit append of a request runs
+// in.
+func auditContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), auditAppendTimeout)
+}
+
+// AuditFailures is how many audit events could not be appended since the
+// broker started (each one a request answered Unavailable, or a summary
+// lost): a counter for monitoring, which should stay at 0.
+func (b *Broker) AuditFailures() uint64 { return b.auditFailures.Load() }
 
 // event starts an audit event for a caller and a decision.
 func (b *Broker) event(c *Caller, action string, d policy.Decision) *audit.Event {

@@ -124,7 +124,8 @@ type Broker struct {
 	dekMu    sync.Mutex                       // guards dekLocks
 	dekLocks map[crypto.DataKeyID]*sync.Mutex // one per DEK: loading or creating it happens once at a time
 
-	authFail *authLimiter
+	authFail      *authLimiter
+	auditFailures atomic.Uint64 // appends that failed (AuditFailures)
 
 	tables     *tableState
 	cpEvery    time.Duration

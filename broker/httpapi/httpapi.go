@@ -60,6 +60,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -140,6 +141,13 @@ func (h *handler) authed(fn func(*gin.Context, *broker.Caller) error) gin.Handle
 		// Nothing an authenticated route answers, errors included, may be
 		// kept by a cache: receipts, progress, audit events, tables.
 		c.Header("Cache-Control", "no-store")
+		// A client that hangs up must not erase its request's audit
+		// event: net/http cancels the request's context when the
+		// connection closes, and a read or an append that ends with it
+		// leaves no event. The request is decided and recorded to its
+		// end instead (its work is bounded by the broker's own limits,
+		// each audit append by a time limit of its own).
+		c.Request = c.Request.WithContext(context.WithoutCancel(c.Request.Context()))
 		caller, err := h.b.Authenticate(c.Request.Context(), c.GetHeader("Authorization"), c.ClientIP())
 		if err != nil {
 			writeError(c, h.log, err)
