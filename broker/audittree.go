@@ -274,21 +274,26 @@ func (b *Broker) checkpointLoop(ctx context.Context, every time.Duration, events
 	}
 }
 
-// InclusionProof proves that event index is in the tree of size events
-// (a checkpoint's size; size ≤ the log's). Proofs hold hashes only.
+// CodeBeyondCheckpoint is the error code of a proof asked for a tree
+// larger than the latest signed checkpoint.
+const CodeBeyondCheckpoint = "beyond_checkpoint"
+
+// InclusionProof proves that event index is in the tree of size events.
+// size must be at most the latest signed checkpoint's: proofs are served
+// for signed trees only (a proof is useless without a signed root to
+// check it against), and so the answer, refusal included, never tells a
+// caller more about the log's live size than the public checkpoint does.
+// Proofs hold hashes only.
 func (b *Broker) InclusionProof(ctx context.Context, index, size int64) ([][32]byte, error) {
 	if index < 0 || size <= index {
 		return nil, errorf(Invalid, nil, "need 0 ≤ index < size")
 	}
 	var proof [][32]byte
 	err := b.store.View(ctx, func(tx storage.ReadTx) error {
-		head, err := tx.AuditHead()
-		if err != nil {
+		if err := withinCheckpoint(tx, size); err != nil {
 			return err
 		}
-		if size > head.Next {
-			return errorf(NotFound, nil, "the log has %d events, not %d", head.Next, size)
-		}
+		var err error
 		proof, err = audit.InclusionProof(size, index, treeReader(tx))
 		return err
 	})
@@ -296,24 +301,42 @@ func (b *Broker) InclusionProof(ctx context.Context, index, size int64) ([][32]b
 }
 
 // ConsistencyProof proves that the tree of newSize events extends the
-// tree of its first oldSize events.
+// tree of its first oldSize events. newSize must be at most the latest
+// signed checkpoint's, as for InclusionProof.
 func (b *Broker) ConsistencyProof(ctx context.Context, oldSize, newSize int64) ([][32]byte, error) {
 	if oldSize < 1 || newSize < oldSize {
 		return nil, errorf(Invalid, nil, "need 1 ≤ old ≤ new")
 	}
 	var proof [][32]byte
 	err := b.store.View(ctx, func(tx storage.ReadTx) error {
-		head, err := tx.AuditHead()
-		if err != nil {
+		if err := withinCheckpoint(tx, newSize); err != nil {
 			return err
 		}
-		if newSize > head.Next {
-			return errorf(NotFound, nil, "the log has %d events, not %d", head.Next, newSize)
-		}
+		var err error
 		proof, err = audit.ConsistencyProof(newSize, oldSize, treeReader(tx))
 		return err
 	})
 	return proof, proofErr(err)
+}
+
+// withinCheckpoint refuses a tree size beyond the latest signed
+// checkpoint, naming that checkpoint's size (public) and never the log's.
+// Checkpoints only grow and every one covers a prefix of the log, so a
+// size it allows is one the store holds.
+func withinCheckpoint(tx storage.ReadTx, size int64) error {
+	var signed int64
+	c, err := tx.LatestCheckpoint()
+	switch {
+	case err == nil:
+		signed = c.Size
+	case !errors.Is(err, storage.ErrNotFound):
+		return err
+	}
+	if size > signed {
+		return &Error{Kind: NotFound, Code: CodeBeyondCheckpoint,
+			Msg: fmt.Sprintf("no proof for a tree of %d events: proofs are served up to the latest signed checkpoint, of %d events (GET /v1/audit/checkpoint)", size, signed)}
+	}
+	return nil
 }
 
 func proofErr(err error) error {

@@ -43,8 +43,10 @@
 // The keys, /v1/audit/checkpoint and the two proof routes are public: they
 // need no token and are not audited, since they release hashes and
 // signatures only. Their parameters are strict: each once, in decimal
-// without sign or leading zero, and no other parameter (400 otherwise); a
-// tree size the log has not reached is 404.
+// without sign or leading zero, and no other parameter (400 otherwise).
+// The proof routes serve trees up to the latest signed checkpoint only: a
+// larger size is 404 with code "beyond_checkpoint", whatever the log's live
+// size, which no public answer reveals.
 //
 // An export is written as it is read from the store. A failure before it
 // began (refused, no checkpoint of that size, the audit log could not
