@@ -46,6 +46,9 @@ func (b *Broker) AddUser(ctx context.Context, actor string, u NewUser) (crypto.T
 		if err := checkGrantProject(tx, u.Project); err != nil {
 			return err
 		}
+		if err := checkNewUserName(tx, u.Name); err != nil {
+			return err
+		}
 		if err := tx.InsertUser(&storage.User{
 			Name: string(u.Name), TokenHash: tok.Digest().Hex(), CreatedAt: now, ExpiresAt: u.Expires,
 			Grants: []storage.Grant{{Role: string(u.Role), Area: string(u.Area), Project: u.Project}},
@@ -71,12 +74,31 @@ func (b *Broker) AddUser(ctx context.Context, actor string, u NewUser) (crypto.T
 		return crypto.Token{}, pe
 	}
 	if errors.Is(err, storage.ErrConflict) {
-		return crypto.Token{}, errorf(Conflict, err, "user %s already exists", u.Name)
+		return crypto.Token{}, errorf(Conflict, nil, "user %s already exists", u.Name)
 	}
 	if err != nil {
 		return crypto.Token{}, errorf(Unavailable, err, "failed to store the user")
 	}
 	return tok, nil
+}
+
+// checkNewUserName refuses a name already taken, saying what to do
+// instead. A revoked user's name is never given to anyone again, not even
+// to the same person: "user:NAME" in the audit log must always mean one
+// token holder, and a revoked token must stay dead.
+func checkNewUserName(tx storage.ReadTx, name UserID) error {
+	prev, err := tx.User(string(name))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case !prev.RevokedAt.IsZero():
+		return errorf(Conflict, nil, "user %s was revoked on %s, and names are never reused (the audit log's user:%s must stay one token holder): add the user under a new name, e.g. %s-2",
+			name, prev.RevokedAt.UTC().Format(time.DateOnly), name, name)
+	default:
+		return errorf(Conflict, nil, "user %s already exists: give them another role with `censusvault user grant %s --role ROLE --area CODE`, or end their token with `censusvault user revoke %s`", name, name, name)
+	}
 }
 
 // Grant gives an existing user another role at an area, or with deny
@@ -126,13 +148,29 @@ func (b *Broker) Grant(ctx context.Context, actor string, user UserID, g policy.
 
 // RevokeUser ends a user's token now.
 func (b *Broker) RevokeUser(ctx context.Context, actor string, user UserID) error {
-	now := b.now().UTC()
-	err := b.store.Update(ctx, func(tx storage.Tx) error {
+	return revokeUser(ctx, b.store, actor, user, b.now().UTC())
+}
+
+// Revoke ends a user's token now with nothing but the store: it needs no
+// key provider and no Broker (whose New unwraps the signing keys), so that
+// a stolen token can be locked out while the key provider — HashiCorp
+// Vault sealed or unreachable, an age identity file unreadable — is down.
+// The revocation is audited like every CLI change.
+func Revoke(ctx context.Context, st storage.Store, actor string, user UserID) error {
+	return revokeUser(ctx, st, actor, user, time.Now().UTC())
+}
+
+func revokeUser(ctx context.Context, st storage.Store, actor string, user UserID, now time.Time) error {
+	err := st.Update(ctx, func(tx storage.Tx) error {
 		if err := tx.RevokeUser(string(user), now); err != nil {
 			return err
 		}
-		_, err := appendEvent(tx, &audit.Event{
-			Time: now, Actor: actor, Roles: []string{}, Action: "user.revoke", Area: string(b.tree.Root()),
+		root, err := rootArea(tx)
+		if err != nil {
+			return err
+		}
+		_, err = appendEvent(tx, &audit.Event{
+			Time: now, Actor: actor, Roles: []string{}, Action: "user.revoke", Area: root,
 			Resources: []string{"user:" + string(user)},
 			Decision:  "allow", Rule: "operator with access to the data directory", Outcome: "ok",
 		})
@@ -145,6 +183,21 @@ func (b *Broker) RevokeUser(ctx context.Context, actor string, user UserID) erro
 		return errorf(Unavailable, err, "failed to revoke the user")
 	}
 	return nil
+}
+
+// rootArea is the stored area tree's root, for events about the whole
+// vault written without a Broker.
+func rootArea(tx storage.ReadTx) (string, error) {
+	areas, err := tx.Areas()
+	if err != nil {
+		return "", err
+	}
+	for _, a := range areas {
+		if a.Parent == "" {
+			return a.Code, nil
+		}
+	}
+	return "", errors.New("the stored area tree has no root")
 }
 
 func (b *Broker) checkGrant(g policy.Grant) error {

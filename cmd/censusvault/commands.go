@@ -211,6 +211,20 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 	if role != nil && (*role == "" || *areaCode == "") {
 		return &exitError{code: 2, err: errors.New("--role and --area are required")}
 	}
+	if sub == "revoke" {
+		// The store alone, no key provider: a stolen token must be
+		// locked out even while Vault is sealed or unreachable.
+		st, err := sf.openStore(ctx, false)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := broker.Revoke(ctx, st, cliActor(), name); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "revoked %s\n", name)
+		return nil
+	}
 	b, st, err := sf.openBroker(ctx, nil)
 	if err != nil {
 		return err
@@ -238,11 +252,6 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.stderr, "granted\n")
-	case "revoke":
-		if err := b.RevokeUser(ctx, cliActor(), name); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stderr, "revoked %s\n", name)
 	case "set-recipient":
 		recipient := ""
 		if !*clearRecipient {
