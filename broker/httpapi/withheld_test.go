@@ -165,7 +165,8 @@ func TestWithheldEventsResistGuessing(t *testing.T) {
 	old := &audit.Event{
 		Time: v.Clock.Now(), Actor: "user:tl-b", Roles: []string{string(policy.TeamLeader)},
 		Action: string(policy.ReadProgress), Area: communeB, Resources: []string{},
-		Decision: "allow", Rule: "p, team_leader, 18073, progress.read, allow", PolicyHash: v.policyHash(), Outcome: "ok",
+		Decision: "allow", Rule: "grant team_leader@18073; p, enumerator, progress.read, allow", PolicyHash: v.policyHash(), Outcome: "ok",
+		Reason: "depth 1, 3 rows",
 	}
 	oldIndex := v.appendVersion1(old)
 	tick()
