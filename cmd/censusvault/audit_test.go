@@ -16,6 +16,7 @@ import (
 
 	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/broker/client"
+	"github.com/censusvault/censusvault/internal/testdeadline"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -283,7 +284,7 @@ func (v *cvVault) token(t *testing.T, file string) string {
 func (v *cvVault) deposit(t *testing.T, s *server, k int) receipt {
 	t.Helper()
 	rcpt := s.recipient(t)
-	hc := &http.Client{Timeout: 30 * time.Second}
+	hc := &http.Client{Timeout: time.Until(testdeadline.Of(t))}
 	var last receipt
 	for range k {
 		v.deposits++
@@ -314,7 +315,7 @@ func signedSize(t *testing.T, b []byte) int64 {
 // exactly.
 func waitCheckpoint(t *testing.T, s *server, size int64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := testdeadline.Of(t)
 	for {
 		st, body := s.do(t, http.MethodGet, "/v1/audit/checkpoint", "", nil)
 		if st != http.StatusOK {

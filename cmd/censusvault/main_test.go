@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/censusvault/censusvault/internal/testdeadline"
 )
 
 // binary is the censusvault command built by TestMain.
@@ -76,7 +78,9 @@ func cleanEnv(extra ...string) []string {
 // cv runs the binary with args and the given extra environment.
 func cvEnv(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// Killed shortly before the test's deadline, so that a hung command
+	// fails its test with its output instead of the whole binary.
+	ctx, cancel := context.WithDeadline(context.Background(), testdeadline.Of(t))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = cleanEnv(env...)
@@ -212,7 +216,7 @@ func tryStartServer(t *testing.T, dir string, extra ...string) (*server, error) 
 		}
 	})
 	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := testdeadline.Of(t)
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.exited:
@@ -232,7 +236,7 @@ func tryStartServer(t *testing.T, dir string, extra ...string) (*server, error) 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return nil, fmt.Errorf("serve did not answer /healthz within 15s:\n%s", s.log)
+	return nil, fmt.Errorf("serve did not answer /healthz before the test's deadline:\n%s", s.log)
 }
 
 // stop sends SIGTERM and checks that the server shuts down cleanly.
@@ -243,8 +247,8 @@ func (s *server) stop(t *testing.T) {
 	}
 	select {
 	case <-s.exited:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("serve did not exit within 20s of SIGTERM:\n%s", s.log)
+	case <-time.After(time.Until(testdeadline.Of(t))):
+		t.Fatalf("serve did not exit after SIGTERM before the test's deadline:\n%s", s.log)
 	}
 	if s.err != nil {
 		t.Fatalf("serve exited with %v after SIGTERM, want status 0:\n%s", s.err, s.log)
@@ -264,7 +268,7 @@ func (s *server) do(t *testing.T, method, path, token string, body []byte) (int,
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	hc := &http.Client{Timeout: 30 * time.Second}
+	hc := &http.Client{Timeout: time.Until(testdeadline.Of(t))}
 	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

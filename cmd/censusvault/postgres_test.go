@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/censusvault/censusvault/internal/testdeadline"
 	"github.com/censusvault/censusvault/storage"
 	"github.com/censusvault/censusvault/storage/postgres"
 	"github.com/censusvault/censusvault/storage/postgres/pgtest"
@@ -143,7 +144,7 @@ func TestTwoInstancesOnePostgres(t *testing.T) {
 		t.Fatal("the two instances serve different ingest recipients")
 	}
 	rcpt := a.recipient(t)
-	hc := &http.Client{Timeout: 30 * time.Second}
+	hc := &http.Client{Timeout: time.Until(testdeadline.Of(t))}
 
 	const distinct, shared = 60, 30
 	var mu sync.Mutex
@@ -254,7 +255,7 @@ func TestPostgresConnectionLossUnderLoad(t *testing.T) {
 	token := addUser(t, dir, "enum-1", "enumerator", "18070-01", "--store", dsn)
 	s := startServer(t, dir, "--store", dsn)
 	rcpt := s.recipient(t)
-	hc := &http.Client{Timeout: 30 * time.Second}
+	hc := &http.Client{Timeout: time.Until(testdeadline.Of(t))}
 
 	type sub struct {
 		id   string
@@ -308,7 +309,7 @@ func TestPostgresConnectionLossUnderLoad(t *testing.T) {
 
 	// Recovered: the refused deposits go through on retry (200 if the
 	// first try had committed after all, 201 otherwise).
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := testdeadline.Of(t)
 	for _, f := range failed {
 		for {
 			r, err := postDeposit(hc, s.base, token, f.body)

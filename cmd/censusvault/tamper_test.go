@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/audit"
+	"github.com/censusvault/censusvault/internal/testdeadline"
 	"github.com/censusvault/censusvault/storage/postgres/pgtest"
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", to tamper as an attacker would
@@ -112,7 +113,7 @@ func cloneDatabase(t *testing.T, dsn string) string {
 	var rb [8]byte
 	rand.Read(rb[:])
 	name := "cv_" + hex.EncodeToString(rb[:]) // pgtest's prefix: its tools may clean it up
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), testdeadline.Of(t))
 	defer cancel()
 	admin, err := pgx.Connect(ctx, server)
 	if err != nil {
@@ -132,7 +133,7 @@ func cloneDatabase(t *testing.T, dsn string) string {
 		t.Fatalf("failed to copy database %s: %v", cfg.Database, err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithDeadline(context.Background(), testdeadline.Of(t))
 		defer cancel()
 		c, err := pgx.Connect(ctx, server)
 		if err != nil {
