@@ -29,15 +29,14 @@
 package form
 
 import (
-	"bytes"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"sort"
 	"unicode/utf8"
+
+	"github.com/censusvault/censusvault/internal/strictjson"
 )
 
 // Class is the sensitivity class of a field; each class is sealed apart.
@@ -134,14 +133,9 @@ func Parse(b []byte) (*Form, error) {
 	if len(b) > maxDefinition {
 		return nil, fmt.Errorf("form definition larger than %d bytes", maxDefinition)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var f Form
-	if err := dec.Decode(&f); err != nil {
+	if err := strictjson.Decode(b, &f); err != nil {
 		return nil, fmt.Errorf("failed to parse form definition: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("failed to parse form definition: trailing data after the definition")
 	}
 	c, err := compile(&f)
 	if err != nil {

@@ -117,9 +117,12 @@ func TestParseErrors(t *testing.T) {
 		msg  string
 	}{
 		{"not json", `{`, "failed to parse"},
-		{"unknown key", `{"name":"f","version":1,"colour":1,"household":[],"person":[]}`, "unknown field"},
-		{"unknown field key", def(`{"name":"a","type":"int","class":"analytic","min":1,"max":2,"step":1}`), "unknown field"},
-		{"trailing data", def(`{"name":"a","type":"int","class":"analytic","min":1,"max":2}`) + `{}`, "trailing data"},
+		{"unknown key", `{"name":"f","version":1,"colour":1,"household":[],"person":[]}`, "unknown key"},
+		{"unknown field key", def(`{"name":"a","type":"int","class":"analytic","min":1,"max":2,"step":1}`), "unknown key"},
+		{"trailing data", def(`{"name":"a","type":"int","class":"analytic","min":1,"max":2}`) + `{}`, "data after"},
+		{"duplicate key", `{"name":"f","name":"g","version":1,"household":[],"person":[]}`, "name: key given twice"},
+		{"case-folded key", `{"NAME":"f","version":1,"household":[],"person":[]}`, `write "name"`},
+		{"control character in a label", def(`{"name":"a","type":"int","class":"analytic","min":1,"max":2,"label":"x\u001b[2J"}`), "control character U+001B"},
 		{"bad form name", `{"name":"Census 2019","version":1,"household":[],"person":[]}`, "name"},
 		{"version 0", `{"name":"f","version":0,"household":[],"person":[]}`, "version"},
 		{"no household fields", def(``), "no household fields"},

@@ -226,3 +226,37 @@ func TestCorruptSealedRowFailsTablesWithoutNamingIt(t *testing.T) {
 		t.Errorf("event %s %q digest %q: want an error, no release, no submission id", ev.Outcome, ev.Reason, ev.ReleaseDigest)
 	}
 }
+
+// Table requests are read strictly: what encoding/json would silently
+// reinterpret (a duplicate key, a case-folded key, invalid UTF-8) is
+// refused, and a purpose carrying terminal escapes or NUL never reaches
+// the audit log.
+func TestTableRequestStrictJSON(t *testing.T) {
+	t.Parallel()
+	v := newVault(t, vaultOpts{})
+	p := `"project": "` + testProject + `"`
+	for _, tc := range []struct{ name, body, says string }{
+		{"duplicate key", `{` + p + `, "purpose": "a", "rows": ["sex"], "rows": ["relationship"]}`, "rows: key given twice"},
+		{"case-folded key", `{"PROJECT": "` + testProject + `", "purpose": "a", "rows": ["sex"]}`, `write "project"`},
+		{"invalid UTF-8", `{` + p + `, "purpose": "caf` + "\xe9" + `", "rows": ["sex"]}`, "not valid UTF-8"},
+		{"unpaired surrogate", `{` + p + `, "purpose": "a\udc00", "rows": ["sex"]}`, "not valid UTF-8"},
+		{"NUL in purpose", `{` + p + `, "purpose": "ok\u0000hidden", "rows": ["sex"]}`, "purpose: control character U+0000"},
+		{"ANSI escape in purpose", `{` + p + `, "purpose": "\u001b[2J\u001b[31mfake log line", "rows": ["sex"]}`, "purpose: control character U+001B"},
+		{"raw ESC in purpose", `{` + p + `, "purpose": "x` + "\x1b" + `[2J", "rows": ["sex"]}`, "JSON syntax error"},
+	} {
+		var r *response
+		ev := v.oneEvent(func() { r = v.postTable("researcher", "", tc.body, nil) })
+		msg, _ := r.ErrorBody(t)
+		if r.Status != http.StatusBadRequest || r.Code(t) != "invalid" || !strings.Contains(msg, tc.says) {
+			t.Errorf("%s: %d %s, want 400 invalid saying %q", tc.name, r.Status, r.Body, tc.says)
+		}
+		if ev.Outcome != "invalid" || ev.Purpose != "" || strings.ContainsAny(ev.Reason, "\x00\x1b") {
+			t.Errorf("%s: event %s purpose %q reason %q", tc.name, ev.Outcome, ev.Purpose, ev.Reason)
+		}
+	}
+	for _, rec := range v.auditRecords(0) {
+		if strings.ContainsAny(string(rec.Event), "\x00\x1b") || strings.Contains(string(rec.Event), `\u001b`) || strings.Contains(string(rec.Event), `\u0000`) {
+			t.Errorf("audit record %d holds a control character: %q", rec.Index, rec.Event)
+		}
+	}
+}

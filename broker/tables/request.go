@@ -12,6 +12,7 @@ import (
 
 	"github.com/censusvault/censusvault/broker/area"
 	"github.com/censusvault/censusvault/broker/sdc"
+	"github.com/censusvault/censusvault/internal/strictjson"
 )
 
 // Limits on a request, before any disclosure-control limit.
@@ -98,20 +99,16 @@ type wireRequest struct {
 	AsOf    *int64                       `json:"as_of"`
 }
 
-// ParseRequest decodes a request body strictly: one JSON object, known
-// keys only, no trailing data, at most MaxRequestBytes.
+// ParseRequest decodes a request body strictly (package strictjson): one
+// JSON object, known keys only, each once and spelt exactly, valid UTF-8
+// without control characters, no trailing data, at most MaxRequestBytes.
 func ParseRequest(body []byte) (*Request, error) {
 	if len(body) > MaxRequestBytes {
 		return nil, fmt.Errorf("request is %d bytes; at most %d", len(body), MaxRequestBytes)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	var w wireRequest
-	if err := dec.Decode(&w); err != nil {
+	if err := strictjson.Decode(body, &w); err != nil {
 		return nil, fmt.Errorf("request is not a valid table request: %s", jsonProblem(err))
-	}
-	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
-		return nil, errors.New("request has data after its JSON object")
 	}
 	r := &Request{Project: w.Project, Purpose: w.Purpose, Unit: w.Unit, Rows: w.Rows, Cols: w.Cols, AsOf: w.AsOf}
 	if r.Unit == "" {
@@ -167,11 +164,8 @@ func jsonProblem(err error) string {
 	case errors.As(err, &te):
 		return fmt.Sprintf("%s must be %s", te.Field, te.Type)
 	}
-	msg := err.Error()
-	if strings.HasPrefix(msg, "json: unknown field") {
-		return strings.TrimPrefix(msg, "json: ") + ` (known: project, purpose, unit, rows, cols, filter, measure, as_of)`
-	}
-	return clip(strings.TrimPrefix(msg, "json: "))
+	// strictjson's own errors are already bounded and name no value.
+	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
 // RequestError is a request the engine will not compute. Denied says it
@@ -226,10 +220,8 @@ func (n *Normalized) Encode() string {
 
 // ParseNormalized reads what Encode wrote (for Replay).
 func ParseNormalized(s string) (*Normalized, error) {
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.DisallowUnknownFields()
 	var n Normalized
-	if err := dec.Decode(&n); err != nil {
+	if err := strictjson.Decode([]byte(s), &n); err != nil {
 		return nil, fmt.Errorf("not a normalized table request: %s", jsonProblem(err))
 	}
 	if n.Encode() != s {
