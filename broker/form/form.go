@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"time"
 	"unicode/utf8"
 
 	"github.com/censusvault/censusvault/internal/strictjson"
@@ -91,6 +92,10 @@ type Form struct {
 	Version   int     `json:"version"`
 	Household []Field `json:"household"`
 	Person    []Field `json:"person"`
+	// CensusDate is the census reference date, YYYY-MM-DD: interviews
+	// are accepted from MaxBeforeCensus before it on. Without one, from
+	// EarliestInterview on.
+	CensusDate string `json:"census_date,omitempty"`
 
 	c *compiled
 }
@@ -236,6 +241,7 @@ type fieldSet struct {
 type compiled struct {
 	name      string
 	version   int
+	earliest  time.Time // interviewed_at may not be before
 	household fieldSet
 	person    fieldSet
 }
@@ -259,7 +265,14 @@ func compile(f *Form) (*compiled, error) {
 	if f.Version < 1 || f.Version > maxVersion {
 		return nil, fmt.Errorf("form %s: version must be between 1 and %d", f.Name, maxVersion)
 	}
-	c := &compiled{name: f.Name, version: f.Version}
+	c := &compiled{name: f.Name, version: f.Version, earliest: EarliestInterview}
+	if f.CensusDate != "" {
+		d, err := time.Parse(time.DateOnly, f.CensusDate)
+		if err != nil || d.Before(EarliestInterview) || d.Year() > 2100 {
+			return nil, fmt.Errorf("form %s: census_date must be a date YYYY-MM-DD from 2000 to 2100", f.Name)
+		}
+		c.earliest = d.Add(-MaxBeforeCensus)
+	}
 	var err error
 	if c.household, err = compileSet(f, "household", f.Household); err != nil {
 		return nil, err

@@ -180,6 +180,11 @@ func TestInvalidSubmissions(t *testing.T) {
 		{"numeric phone", mutate(t, func(m map[string]any) { hh(m)["phone"] = 912345678 }), "household.phone: must be a string"},
 		{"future interview", mutate(t, func(m map[string]any) { m["interviewed_at"] = now.Add(24*time.Hour + time.Second).Format(time.RFC3339) }), "interviewed_at: more than a day in the future"},
 		{"supersedes itself", mutate(t, func(m map[string]any) { m["supersedes"] = m["id"] }), "supersedes: must not be the submission's own id"},
+		// census2019's census date is 2019-04-01: interviews from
+		// 2018-12-30 (92 days before) on.
+		{"interview in year 0000", mutate(t, func(m map[string]any) { m["interviewed_at"] = "0000-01-01T00:00:00Z" }), "interviewed_at: before 2018-12-30, too early for form census2019"},
+		{"interview in 1999", mutate(t, func(m map[string]any) { m["interviewed_at"] = "1999-12-31T23:59:59+07:00" }), "interviewed_at: before 2018-12-30…"},
+		{"interview a second too early", mutate(t, func(m map[string]any) { m["interviewed_at"] = "2018-12-29T23:59:59Z" }), "interviewed_at: before 2018-12-30…"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,6 +216,7 @@ func TestValidBoundaries(t *testing.T) {
 		{"phone 9 digits", func(m map[string]any) { hh(m)["phone"] = "912345678" }},
 		{"phone 11 digits", func(m map[string]any) { hh(m)["phone"] = "02393856789" }},
 		{"interview a day ahead", func(m map[string]any) { m["interviewed_at"] = now.Add(24 * time.Hour).Format(time.RFC3339) }},
+		{"interview 92 days before the census date", func(m map[string]any) { m["interviewed_at"] = "2018-12-30T00:00:00Z" }},
 		{"fractional seconds", func(m map[string]any) { m["interviewed_at"] = "2019-04-05T09:30:00.123+07:00" }},
 		{"optional fields absent", func(m map[string]any) {
 			m["household"] = map[string]any{"head_name": "X"}
@@ -412,5 +418,37 @@ func TestErrorsNeverContainValues(t *testing.T) {
 	_, _, err := f.Join(map[form.Class][]byte{form.Identifying: []byte(`{"household":{"head_name":7,"phone":"` + secret + `"},"persons":[{}]}`)})
 	if err == nil || strings.Contains(err.Error(), "Nhất") {
 		t.Errorf("Join error %v", err)
+	}
+}
+
+// A form without a census date still refuses implausible interview
+// times: nothing before 2000.
+func TestInterviewTimeWithoutCensusDate(t *testing.T) {
+	d := form.Default()
+	d.CensusDate = ""
+	def, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := form.Parse(def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []string{"0000-01-01T00:00:00Z", "1999-12-31T23:59:59Z"} {
+		_, err := decodeValidate(f, mutate(t, func(m map[string]any) { m["interviewed_at"] = at }))
+		if ps := problems(t, err); !hasProblem(ps, "interviewed_at: before 2000-01-01, too early for form census2019") {
+			t.Errorf("interviewed_at %s: problems %q", at, ps)
+		}
+	}
+	if _, err := decodeValidate(f, mutate(t, func(m map[string]any) { m["interviewed_at"] = "2000-01-01T00:00:00Z" })); err != nil {
+		t.Errorf("2000-01-01: %v", err)
+	}
+	for _, bad := range []string{"2019-02-30", "1999-04-01", "2101-01-01", "01/04/2019"} {
+		d := form.Default()
+		d.CensusDate = bad
+		def, _ := json.Marshal(d)
+		if _, err := form.Parse(def); err == nil || !strings.Contains(err.Error(), "census_date") {
+			t.Errorf("census_date %q: %v", bad, err)
+		}
 	}
 }

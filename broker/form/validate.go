@@ -35,14 +35,25 @@ const MaxProblems = 20
 // next month is a broken device.
 const MaxFuture = 24 * time.Hour
 
+// MaxBeforeCensus is how long before a form's census date an interview
+// may be: enumeration of remote areas can start weeks before the
+// reference date, but a date months before it is a wrong device clock or
+// a made-up record (year 0000 was accepted once).
+const MaxBeforeCensus = 92 * 24 * time.Hour
+
+// EarliestInterview is the earliest interviewed_at of a form without a
+// census date.
+var EarliestInterview = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // Validate checks s against f with the current time; see ValidateAt.
 func (f *Form) Validate(s *Submission) error { return f.ValidateAt(s, time.Now()) }
 
 // ValidateAt checks s against f and returns an *Error listing every problem
 // found, up to MaxProblems: form and version must be f's; id (and
 // supersedes, if set) a canonical UUID, supersedes not id itself; area an
-// area code; household_no ≥ 1; interviewed_at set and at most MaxFuture
-// after now; 1 to MaxPersons persons; every field known to the form, of its
+// area code; household_no ≥ 1; interviewed_at set, at most MaxFuture
+// after now and not before MaxBeforeCensus before the form's census date
+// (EarliestInterview without one); 1 to MaxPersons persons; every field known to the form, of its
 // type, within its range, code list or length; every required field present.
 // A string field must not be blank nor hold control characters.
 func (f *Form) ValidateAt(s *Submission, now time.Time) error {
@@ -102,6 +113,8 @@ func (c *compiled) check(s *Submission, now time.Time, checkTime bool) *Error {
 		p.add("interviewed_at: required")
 	case checkTime && s.InterviewedAt.After(now.Add(MaxFuture)):
 		p.add("interviewed_at: more than a day in the future")
+	case checkTime && s.InterviewedAt.Before(c.earliest):
+		p.add(fmt.Sprintf("interviewed_at: before %s, too early for form %s", c.earliest.Format(time.DateOnly), c.name))
 	}
 	if s.Supersedes != "" {
 		if id, ok := parseUUID(s.Supersedes); !ok || id != s.Supersedes {
