@@ -93,6 +93,10 @@ type countingProxy struct {
 	URL   string
 	mu    sync.Mutex
 	paths map[string]int
+	// wrapBody, when set before the first request, wraps each inbound
+	// request body as the proxy's transport will read it (for the test
+	// that forces the proxy's body race; see newCountingProxy).
+	wrapBody func(r *http.Request) io.ReadCloser
 }
 
 func newCountingProxy(tb testing.TB, e env) *countingProxy {
@@ -107,6 +111,24 @@ func newCountingProxy(tb testing.TB, e env) *countingProxy {
 		cp.mu.Lock()
 		cp.paths[r.URL.Path]++
 		cp.mu.Unlock()
+		// Full duplex: by default Go's HTTP/1 server drains and closes the
+		// inbound request body when the handler starts writing its
+		// response. The proxy's transport, after copying Content-Length
+		// bytes upstream, reads the body once more to check it is not
+		// longer; when Vault's answer has already come back and is being
+		// copied (the writing goroutine was descheduled on a busy
+		// machine), that read finds the body closed, the transport drops
+		// the upstream connection mid-answer ("use of closed network
+		// connection") and the client reads "unexpected EOF"
+		// (TestBatchRoundTrip's flake; TestCountingProxyBodyRace forces it).
+		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+			http.Error(w, "proxy: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if cp.wrapBody != nil {
+			r = r.Clone(r.Context())
+			r.Body = cp.wrapBody(r)
+		}
 		rp.ServeHTTP(w, r)
 	}))
 	tb.Cleanup(srv.Close)
