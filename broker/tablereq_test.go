@@ -233,7 +233,7 @@ func TestRequestTableRefusals(t *testing.T) {
 		{"no project", "rita", `{"purpose":"p","rows":["sex"]}`, broker.Invalid, "names its project"},
 		{"unknown project", "rita", `{"project":"nope","purpose":"p","rows":["sex"]}`, broker.Permission, "not permitted"},
 		{"no purpose", "rita", `{"project":"fert","rows":["sex"]}`, broker.Invalid, "purpose"},
-		{"unknown field", "rita", `{"project":"fert","purpose":"p","rows":["sex"],"limit":5}`, broker.Invalid, "unknown field"},
+		{"unknown field", "rita", `{"project":"fert","purpose":"p","rows":["sex"],"limit":5}`, broker.Invalid, `unknown key "limit"`},
 		{"five dimensions", "rita", `{"project":"fert","purpose":"p","rows":["sex","age_group5","ethnicity"],"cols":["tenure","commune"]}`, broker.Invalid, "dimensions"},
 		{"future as_of", "rita", `{"project":"fert","purpose":"p","rows":["sex"],"as_of":99999999}`, broker.Invalid, "as_of"},
 		{"small universe", "rita", `{"project":"fert","purpose":"p","rows":["sex"],"filter":{"area":["18070-01"],"age_group5":["95-99"]}}`, broker.Invalid, "below the minimum"},
