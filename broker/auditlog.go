@@ -235,10 +235,7 @@ func (b *Broker) AuditEvents(ctx context.Context, c *Caller, q AuditQuery) (*Aud
 	ev.Resources = q.describe()
 	if !d.Allow {
 		ev.Outcome = "denied"
-		if err := b.record(ctx, ev); err != nil {
-			return nil, err
-		}
-		return nil, errorf(Permission, nil, "not permitted to read the audit log")
+		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to read the audit log"))
 	}
 	ev.Outcome = "ok"
 	if err := b.record(ctx, ev); err != nil {

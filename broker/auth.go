@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/crypto"
@@ -45,12 +43,16 @@ func (c *Caller) roleNames() []string {
 }
 
 // Authenticate checks a bearer token (the Authorization header's value)
-// and returns the caller. Unknown, malformed, expired and revoked tokens
-// are Unauthenticated; they are audited, at most one event per source
-// address per window plus a summary, so nobody can flood the log.
+// and returns the caller, once per request: it also takes a token of the
+// caller's rate limit (RateLimited past it). Unknown, malformed, expired
+// and revoked tokens are Unauthenticated; they are audited within the
+// limits of Limits (one event per network and window while the global
+// bucket lasts, the rest in summaries), so nobody can flood the log.
 func (b *Broker) Authenticate(ctx context.Context, authorization, source string) (*Caller, error) {
 	fail := func(user, why string) error {
-		b.authFailure(ctx, source, user, why)
+		if err := b.authFailure(ctx, source, user, why); err != nil {
+			return err // a refusal the log could not record: Unavailable
+		}
 		return errorf(Unauthenticated, nil, "a valid bearer token is required")
 	}
 	scheme, tok, ok := strings.Cut(authorization, " ")
@@ -92,101 +94,73 @@ func (b *Broker) Authenticate(ctx context.Context, authorization, source string)
 	for _, g := range u.Grants {
 		c.Grants = append(c.Grants, policy.Grant{Role: policy.Role(g.Role), Area: g.Area, Deny: g.Deny, Project: g.Project})
 	}
+	if err := b.admit(ctx, c); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
-// authLimiter keeps per-source counts of authentication failures. The
-// first failure of a source in a window is logged at once; the rest are
-// counted and logged as one summary event when the window closes.
-type authLimiter struct {
-	mu      sync.Mutex
-	window  time.Duration
-	sources map[string]*authWindow
-}
-
-type authWindow struct {
-	start      time.Time
-	suppressed int
-	lastWhy    string
-}
-
-// maxSources bounds the limiter's memory; past it, new sources share one
-// bucket.
-const maxSources = 10000
-
-func newAuthLimiter(w time.Duration) *authLimiter {
-	return &authLimiter{window: w, sources: map[string]*authWindow{}}
-}
-
-func (b *Broker) authFailure(ctx context.Context, source, user, why string) {
+// authFailure logs a failed authentication from source (see Limits: one
+// event at once per network and window, while the global bucket lasts;
+// the others counted into summaries). An error means the event that had
+// to be written could not be.
+func (b *Broker) authFailure(ctx context.Context, source, user, why string) error {
 	now := b.now()
-	l := b.authFail
-	l.mu.Lock()
-	key := source
-	if _, ok := l.sources[key]; !ok && len(l.sources) >= maxSources {
-		key = "(other sources)"
+	logNow, shown, summaries := b.limits.authFailure(now, source, why)
+	for _, ev := range summaries {
+		b.record(ctx, ev)
 	}
-	w, ok := l.sources[key]
-	var summary *audit.Event
-	if ok && now.Sub(w.start) >= l.window {
-		summary = l.summary(now, key, w)
-		ok = false
-	}
-	logNow := !ok
-	if !ok {
-		w = &authWindow{start: now}
-		l.sources[key] = w
-	} else {
-		w.suppressed++
-		w.lastWhy = why
-	}
-	l.mu.Unlock()
-	if summary != nil {
-		b.record(ctx, summary)
-	}
-	if logNow {
-		actor := "anonymous"
-		if user != "" {
-			actor = "user:" + user
-		}
-		b.record(ctx, &audit.Event{
-			Time: now.UTC(), Actor: actor, Roles: []string{}, Action: "auth.authenticate",
-			Decision: "deny", Rule: "authentication", Reason: fmt.Sprintf("%s (from %s)", why, source),
-			Outcome: "unauthenticated",
-		})
-	}
-}
-
-func (l *authLimiter) summary(now time.Time, source string, w *authWindow) *audit.Event {
-	if w.suppressed == 0 {
+	if !logNow {
 		return nil
 	}
-	return &audit.Event{
-		Time: now.UTC(), Actor: "anonymous", Roles: []string{}, Action: "auth.authenticate",
-		Decision: "deny", Rule: "authentication",
-		Reason:  fmt.Sprintf("%d more failed authentications from %s within %s of the first (last: %s)", w.suppressed, source, l.window, w.lastWhy),
-		Outcome: "unauthenticated",
+	actor := "anonymous"
+	if user != "" {
+		actor = "user:" + user
 	}
+	return b.record(ctx, authEvent(now, actor, fmt.Sprintf("%s (from %s)", why, shown)))
 }
 
-// flushAuthFailures writes summaries of windows that have closed (all of
-// them if final).
-func (b *Broker) flushAuthFailures(ctx context.Context, final bool) error {
-	now := b.now()
-	l := b.authFail
-	l.mu.Lock()
-	var events []*audit.Event
-	for src, w := range l.sources {
-		if final || now.Sub(w.start) >= l.window {
-			if ev := l.summary(now, src, w); ev != nil {
-				events = append(events, ev)
-			}
-			delete(l.sources, src)
-		}
-	}
-	l.mu.Unlock()
-	var errs []error
+// admit takes a token of the caller's rate limit: refused, the request is
+// RateLimited, with when to retry.
+func (b *Broker) admit(ctx context.Context, c *Caller) error {
+	ok, wait, events := b.limits.admitUser(b.now(), c)
+	var err error
 	for _, ev := range events {
+		err = errors.Join(err, b.record(ctx, ev))
+	}
+	if ok {
+		return nil
+	}
+	if err != nil {
+		return err // the refusal could not be logged
+	}
+	return &Error{Kind: RateLimited, RetryAfter: wait,
+		Msg: fmt.Sprintf("too many requests: at most %g a second (bursts of %d) per user; retry after the time in Retry-After", b.limits.lim.UserRate, b.limits.lim.UserBurst)}
+}
+
+// logRefusal writes the event of a refused request, unless the refusal
+// ceiling is reached: then the refusal is counted into the next summary.
+func (b *Broker) logRefusal(ctx context.Context, ev *audit.Event) error {
+	now := b.now()
+	l := b.limits
+	l.mu.Lock()
+	summaries := l.refOverDue(now, false)
+	admitted := l.admitRefusal(now, ev)
+	l.mu.Unlock()
+	for _, s := range summaries {
+		b.record(ctx, s)
+	}
+	if !admitted {
+		return nil
+	}
+	return b.record(ctx, ev)
+}
+
+// flushLimits writes the summaries of the rate limits' windows that have
+// closed (all of them if final).
+func (b *Broker) flushLimits(ctx context.Context, final bool) error {
+	var errs []error
+	for _, ev := range b.limits.due(b.now(), final) {
 		errs = append(errs, b.record(ctx, ev))
 	}
 	return errors.Join(errs...)

@@ -80,7 +80,8 @@ type Opts struct {
 	Log              *slog.Logger   // nil: discard
 	Now              func() time.Time
 	MaxBody          int64         // deposit body limit; default form.MaxBody
-	AuthWin          time.Duration // window for rate-limited auth-failure events; default 1 minute
+	AuthWin          time.Duration // window of the rate limits' summary events; default 1 minute
+	Limits           Limits        // rate limits; zero fields: DefaultLimits
 	MaxCache         int           // unwrapped DEKs kept in memory; default 32768 (two classes × a national set of communes)
 	SDC              *sdc.Params   // disclosure control of research tables; nil: sdc.DefaultParams()
 	// A signed checkpoint of the audit log is made by Run at least every
@@ -124,7 +125,7 @@ type Broker struct {
 	dekMu    sync.Mutex                       // guards dekLocks
 	dekLocks map[crypto.DataKeyID]*sync.Mutex // one per DEK: loading or creating it happens once at a time
 
-	authFail      *authLimiter
+	limits        *limiter
 	auditFailures atomic.Uint64 // appends that failed (AuditFailures)
 
 	tables     *tableState
@@ -171,7 +172,11 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	if win <= 0 {
 		win = time.Minute
 	}
-	b.authFail = newAuthLimiter(win)
+	lim, err := newLimiter(o.Limits, win)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b.limits = lim
 	ts, err := newTableState(o.SDC)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -287,16 +292,16 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	return b, nil
 }
 
-// Close flushes pending rate-limited audit summaries. It does not close
-// the store.
+// Close writes the pending summaries of the rate limits. It does not
+// close the store.
 func (b *Broker) Close(ctx context.Context) error {
-	return b.flushAuthFailures(ctx, true)
+	return b.flushLimits(ctx, true)
 }
 
 // Run does the broker's periodic work until ctx ends: it picks up ingest
 // keys rotated by another process (at once when the store notifies, else
-// within two seconds) and writes summaries of rate-limited authentication
-// failures.
+// within two seconds) and writes the summaries of the rate limits'
+// windows as they close.
 func (b *Broker) Run(ctx context.Context) {
 	if w, ok := b.store.(storage.Watcher); ok {
 		go b.watch(ctx, w)
@@ -315,8 +320,8 @@ func (b *Broker) Run(ctx context.Context) {
 			if err := b.noticeShreds(ctx); err != nil {
 				b.log.Warn("failed to check for shredded data keys", "err", err)
 			}
-			if err := b.flushAuthFailures(ctx, false); err != nil {
-				b.log.Warn("failed to write auth-failure summary", "err", err)
+			if err := b.flushLimits(ctx, false); err != nil {
+				b.log.Warn("failed to write a rate-limit summary", "err", err)
 			}
 		}
 	}

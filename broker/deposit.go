@@ -324,9 +324,10 @@ func receiptCorrupt(err error) *Error {
 }
 
 // refuse records a refused request and returns its error; if the event
-// cannot be written the refusal becomes Unavailable.
+// cannot be written the refusal becomes Unavailable. Past the refusal
+// ceiling (Limits) the event is counted into a summary instead.
 func (b *Broker) refuse(ctx context.Context, ev *audit.Event, e *Error) error {
-	if err := b.record(ctx, ev); err != nil {
+	if err := b.logRefusal(ctx, ev); err != nil {
 		return err
 	}
 	return e

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies a broker error. Each Kind maps to exactly one HTTP
@@ -19,6 +20,7 @@ const (
 	TooLarge                    // body over the limit
 	Unavailable                 // a dependency (database, key provider, audit log) failed; retry later
 	Gone                        // destroyed on purpose (crypto-shredded keys); retrying will not help
+	RateLimited                 // the caller sent more requests than its rate limit allows; retry after Error.RetryAfter
 )
 
 func (k Kind) String() string {
@@ -39,6 +41,8 @@ func (k Kind) String() string {
 		return "unavailable"
 	case Gone:
 		return "gone"
+	case RateLimited:
+		return "rate limited"
 	default:
 		return "internal error"
 	}
@@ -65,6 +69,8 @@ func (k Kind) Code() string {
 		return "unavailable"
 	case Gone:
 		return "gone"
+	case RateLimited:
+		return "rate_limited"
 	default:
 		return "internal"
 	}
@@ -80,7 +86,10 @@ type Error struct {
 	Code     string
 	Msg      string
 	Problems []string // validation problems (field paths and rules, never values)
-	Err      error
+	// RetryAfter is when the same request may succeed (RateLimited);
+	// zero: no advice.
+	RetryAfter time.Duration
+	Err        error
 }
 
 func (e *Error) Error() string {

@@ -735,8 +735,9 @@ func TestAuditExportFailsVisibly(t *testing.T) {
 	vkey := v.B.AuditVerifierKey()
 	// Enough events that the export is sent before the failure: each
 	// line is a few hundred bytes, the server gathers 64 KiB first.
-	for range 400 {
-		v.get("steering-a", "/v1/progress?area="+communeA)
+	// (Spread over three users, each well within the rate limit.)
+	for i := range 400 {
+		v.get([]string{"steering-a", "steering-town", "steering-vn"}[i%3], "/v1/progress?area="+communeA)
 	}
 	cp, err := v.B.MakeCheckpoint(ctx)
 	if err != nil {

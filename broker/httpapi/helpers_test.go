@@ -136,6 +136,8 @@ type vaultOpts struct {
 	// areas replaces testAreas (it must hold every area testUsers
 	// name).
 	areas string
+	// limits are the broker's rate limits (zero: the defaults).
+	limits broker.Limits
 }
 
 // newVault builds and starts a vault in t.TempDir. Everything is torn down
@@ -167,7 +169,7 @@ func newVault(t testing.TB, o vaultOpts) *vault {
 	if err := broker.Init(ctx, broker.InitOpts{Store: st, Keys: kp, Areas: tree, Name: "test.censusvault", Actor: "cli:test", Now: clk.Now}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.New(ctx, broker.Opts{Store: st, Keys: kp, Now: clk.Now, AuthWin: o.authWin})
+	b, err := broker.New(ctx, broker.Opts{Store: st, Keys: kp, Now: clk.Now, AuthWin: o.authWin, Limits: o.limits})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,11 @@
 //	                                 -Budget-Remaining, and -Content-Type (the
 //	                                 plaintext's type, when encrypted)
 //
+// Every authenticated route first takes a token of its user's rate limit
+// (broker.Limits): past it the answer is 429 with code rate_limited and
+// Retry-After (whole seconds), before any work. Authenticated requests
+// are decided and audited to their end even if the client hangs up.
+//
 // The keys, /v1/audit/checkpoint and the two proof routes are public: they
 // need no token and are not audited, since they release hashes and
 // signatures only. Their parameters are strict: each once, in decimal
@@ -466,6 +471,8 @@ func status(k broker.Kind) int {
 // writeError sends the client the safe message and logs the detail.
 func writeError(c *gin.Context, log *slog.Logger, err error) {
 	var be *broker.Error
+	case broker.RateLimited:
+		return http.StatusTooManyRequests
 	if !errors.As(err, &be) {
 		be = &broker.Error{Kind: broker.Internal, Msg: "internal error", Err: err}
 	}
@@ -487,6 +494,11 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 }
 
 func (h *handler) recover(c *gin.Context) {
+	if be.RetryAfter > 0 {
+		// Whole seconds (RFC 9110), rounded up: a client that waits
+		// as told finds a token.
+		c.Header("Retry-After", strconv.FormatInt(int64((be.RetryAfter+time.Second-1)/time.Second), 10))
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			if r == http.ErrAbortHandler {

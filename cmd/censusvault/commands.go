@@ -99,9 +99,14 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return &exitError{code: 2, err: errors.New("--checkpoint-every must be at least 100ms and --checkpoint-events at least 1")}
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	var lf limitFlags
+	lf.add(fs)
 	b, st, err := sf.openBroker(ctx, log, func(o *broker.Opts) {
 		o.Preload, o.CheckpointEvery, o.CheckpointEvents = true, *cpEvery, *cpEvents
 		o.TreeProgress = func(done, total int64) {
+	if err := lf.check(); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 			log.Info("building the audit log's Merkle tree (once, after an upgrade)", "events", done, "of", total)
 		}
 	})
@@ -116,6 +121,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("failed to listen on %s: %w", *addr, err)
+		o.Limits = lf.l
 	}
 	srv := newServer(h)
 	runCtx, cancel := context.WithCancel(ctx)
