@@ -463,6 +463,8 @@ func status(k broker.Kind) int {
 		return http.StatusServiceUnavailable
 	case broker.Gone:
 		return http.StatusGone
+	case broker.RateLimited:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError
 	}
@@ -471,8 +473,6 @@ func status(k broker.Kind) int {
 // writeError sends the client the safe message and logs the detail.
 func writeError(c *gin.Context, log *slog.Logger, err error) {
 	var be *broker.Error
-	case broker.RateLimited:
-		return http.StatusTooManyRequests
 	if !errors.As(err, &be) {
 		be = &broker.Error{Kind: broker.Internal, Msg: "internal error", Err: err}
 	}
@@ -486,6 +486,11 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 	if st == http.StatusServiceUnavailable {
 		c.Header("Retry-After", "5")
 	}
+	if be.RetryAfter > 0 {
+		// Whole seconds (RFC 9110), rounded up: a client that waits
+		// as told finds a token.
+		c.Header("Retry-After", strconv.FormatInt(int64((be.RetryAfter+time.Second-1)/time.Second), 10))
+	}
 	body := gin.H{"error": be.Msg, "code": be.ErrorCode()}
 	if len(be.Problems) > 0 {
 		body["problems"] = be.Problems
@@ -494,11 +499,6 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 }
 
 func (h *handler) recover(c *gin.Context) {
-	if be.RetryAfter > 0 {
-		// Whole seconds (RFC 9110), rounded up: a client that waits
-		// as told finds a token.
-		c.Header("Retry-After", strconv.FormatInt(int64((be.RetryAfter+time.Second-1)/time.Second), 10))
-	}
 	defer func() {
 		if r := recover(); r != nil {
 			if r == http.ErrAbortHandler {

@@ -92,21 +92,22 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	proxies := fs.StringSlice("trusted-proxy", nil, "address of a load balancer whose X-Forwarded-For is trusted (repeatable)")
 	cpEvery := fs.Duration("checkpoint-every", 5*time.Second, "sign a checkpoint of the audit log at least this often while events arrive")
 	cpEvents := fs.Int64("checkpoint-events", 10000, "sign a checkpoint whenever this many events were appended since the last")
+	var lf limitFlags
+	lf.add(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if err := lf.check(); err != nil {
+		return &exitError{code: 2, err: err}
 	}
 	if *cpEvery < 100*time.Millisecond || *cpEvents < 1 {
 		return &exitError{code: 2, err: errors.New("--checkpoint-every must be at least 100ms and --checkpoint-events at least 1")}
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	var lf limitFlags
-	lf.add(fs)
 	b, st, err := sf.openBroker(ctx, log, func(o *broker.Opts) {
 		o.Preload, o.CheckpointEvery, o.CheckpointEvents = true, *cpEvery, *cpEvents
+		o.Limits = lf.l
 		o.TreeProgress = func(done, total int64) {
-	if err := lf.check(); err != nil {
-		return &exitError{code: 2, err: err}
-	}
 			log.Info("building the audit log's Merkle tree (once, after an upgrade)", "events", done, "of", total)
 		}
 	})
@@ -121,7 +122,6 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("failed to listen on %s: %w", *addr, err)
-		o.Limits = lf.l
 	}
 	srv := newServer(h)
 	runCtx, cancel := context.WithCancel(ctx)
