@@ -94,6 +94,10 @@ type Opts struct {
 	// TrustedProxies are the load balancers whose X-Forwarded-For is
 	// believed for the client address; none by default.
 	TrustedProxies []string
+	// HSTS sends Strict-Transport-Security (one year) on every answer:
+	// set it when the server itself speaks TLS, never on plain HTTP,
+	// where the header is meaningless and would only be misleading.
+	HSTS bool
 }
 
 // New returns the HTTP handler.
@@ -111,6 +115,10 @@ func New(o Opts) (http.Handler, error) {
 	}
 	r.HandleMethodNotAllowed = true
 	h := &handler{b: o.Broker, log: o.Log}
+	if o.HSTS {
+		// First, so errors, 404s and recovered panics carry it too.
+		r.Use(func(c *gin.Context) { c.Header("Strict-Transport-Security", "max-age=31536000") })
+	}
 	r.Use(h.recover, h.logRequest)
 
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })

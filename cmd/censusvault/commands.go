@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/censusvault/censusvault/broker"
@@ -85,10 +87,15 @@ func cmdInit(ctx context.Context, e *env, args []string) error {
 func groupDigits(a area.Area, _ bool) string { return fmt.Sprint(a.Planned) }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
-	fs := newFlags("serve", "serve --data DIR [--addr 127.0.0.1:8440]", e)
+	fs := newFlags("serve", "serve --data DIR [--addr 127.0.0.1:8440] [--tls-cert FILE --tls-key FILE | --dev-tls | --insecure-http] [--max-conns N]\n\n"+
+		"Serves HTTPS with --tls-cert/--tls-key (TLS 1.2 or 1.3, AEAD suites only; SIGHUP re-reads the pair\n"+
+		"without closing the listener) or, for trials, --dev-tls. Plain HTTP is served on a loopback\n"+
+		"address, and on any other only with --insecure-http (behind a TLS-terminating proxy).", e)
 	var sf storeFlags
 	sf.add(fs)
 	addr := fs.String("addr", "127.0.0.1:8440", "listen address")
+	var tf tlsFlags
+	tf.add(fs)
 	proxies := fs.StringSlice("trusted-proxy", nil, "address of a load balancer whose X-Forwarded-For is trusted (repeatable)")
 	cpEvery := fs.Duration("checkpoint-every", 5*time.Second, "sign a checkpoint of the audit log at least this often while events arrive")
 	cpEvents := fs.Int64("checkpoint-events", 10000, "sign a checkpoint whenever this many events were appended since the last")
@@ -103,7 +110,15 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	if *cpEvery < 100*time.Millisecond || *cpEvents < 1 {
 		return &exitError{code: 2, err: errors.New("--checkpoint-every must be at least 100ms and --checkpoint-events at least 1")}
 	}
+	if err := tf.check(*addr); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	// The certificate first: a bad one stops serve before the vault opens.
+	tlsConf, certs, err := tf.setup(sf.data, *addr, log)
+	if err != nil {
+		return err
+	}
 	b, st, err := sf.openBroker(ctx, log, func(o *broker.Opts) {
 		o.Preload, o.CheckpointEvery, o.CheckpointEvents = true, *cpEvery, *cpEvents
 		o.Limits = lf.l
@@ -115,7 +130,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer st.Close()
-	h, err := httpapi.New(httpapi.Opts{Broker: b, Log: log, TrustedProxies: *proxies})
+	h, err := httpapi.New(httpapi.Opts{Broker: b, Log: log, TrustedProxies: *proxies, HSTS: tlsConf != nil})
 	if err != nil {
 		return err
 	}
@@ -123,7 +138,21 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("failed to listen on %s: %w", *addr, err)
 	}
+	ln = limitListen(ln, tf.maxConns)
 	srv := newServer(h)
+	srv.TLSConfig = tlsConf
+	if certs != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for range hup {
+				if err := certs.reload(); err != nil {
+					log.Error("TLS certificate NOT reloaded: still serving the previous one", "err", err)
+				}
+			}
+		}()
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go b.Run(runCtx)
@@ -141,8 +170,14 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		log.Info("table cache ready", "households", h, "persons", p, "MiB", bytes>>20, "took", time.Since(t0).Round(time.Millisecond).String())
 	}()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("serving", "addr", ln.Addr().String(), "vault", b.Name(), "ingest_recipient", b.IngestRecipient())
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "scheme", scheme, "max_conns", tf.maxConns, "vault", b.Name(), "ingest_recipient", b.IngestRecipient())
 	select {
 	case err := <-errc:
 		return err

@@ -35,6 +35,7 @@ func cmdReceipt(ctx context.Context, e *env, args []string) error {
 	tokenFile := fs.String("token-file", "", "file holding your bearer token (default: the CENSUSVAULT_TOKEN variable)")
 	keyArg := fs.String("key", "", keyFlagHelp+" (default: fetched from the server)")
 	receiptKeyArg := fs.String("receipt-key", "", "the vault's receipt verifier key, or a file holding it (default: fetched from the server)")
+	ca := fs.String("ca", "", caFlagHelp)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -60,7 +61,7 @@ func cmdReceipt(ctx context.Context, e *env, args []string) error {
 			keys[which] = k
 		}
 	}
-	c, err := auditClient(*server, tok, time.Minute)
+	c, err := auditClient(*server, *ca, tok, time.Minute)
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,7 @@ func cmdTable(ctx context.Context, e *env, args []string) error {
 		tokenFile := fs.String("token-file", "", "file holding your bearer token (default: the CENSUSVAULT_TOKEN variable)")
 		csv := fs.Bool("csv", false, "ask for CSV instead of JSON")
 		encrypt := fs.Bool("encrypt", false, "ask for the table encrypted to your registered age recipient")
+		ca := fs.String("ca", "", caFlagHelp)
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -55,7 +56,7 @@ func cmdTable(ctx context.Context, e *env, args []string) error {
 		if *csv {
 			format = tables.FormatCSV
 		}
-		return tableRequest(ctx, e, *server, *tokenFile, fs.Arg(0), format, *encrypt, *out)
+		return tableRequest(ctx, e, *server, *ca, *tokenFile, fs.Arg(0), format, *encrypt, *out)
 	default: // replay
 		var sf storeFlags
 		sf.add(fs)
@@ -114,7 +115,7 @@ func clientToken(e *env, file string) (string, error) {
 	return tok, nil
 }
 
-func tableRequest(ctx context.Context, e *env, server, tokenFile, reqFile, format string, encrypt bool, out string) error {
+func tableRequest(ctx context.Context, e *env, server, caFile, tokenFile, reqFile, format string, encrypt bool, out string) error {
 	tok, err := clientToken(e, tokenFile)
 	if err != nil {
 		return err
@@ -139,7 +140,11 @@ func tableRequest(ctx context.Context, e *env, server, tokenFile, reqFile, forma
 	if encrypt && out == "" && isTerminal(e.stdout) {
 		return &exitError{code: 2, err: errors.New("--encrypt writes binary age data: give --out FILE or redirect standard output")}
 	}
-	c, err := client.New(client.Opts{BaseURL: server, Token: tok, HTTP: httpClient()})
+	ca, err := readCA(caFile)
+	if err != nil {
+		return err
+	}
+	c, err := client.New(client.Opts{BaseURL: server, Token: tok, HTTP: httpClient(), CA: ca})
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("--server: %w", err)}
 	}
