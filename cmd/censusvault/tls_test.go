@@ -146,8 +146,8 @@ func newTestCA(t *testing.T) *testCA {
 	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
-// issue writes a leaf for 127.0.0.1 (the given RSA or ECDSA kind) to
-// certFile and keyFile, each replaced atomically, and returns its DER.
+// issue writes an ECDSA leaf for 127.0.0.1 to certFile and keyFile, each
+// replaced atomically, and returns its DER.
 func (ca *testCA) issue(t *testing.T, serial int64, certFile, keyFile string) []byte {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
