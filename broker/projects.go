@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/censusvault/censusvault/broker/untrusted"
 	"regexp"
 	"slices"
 	"strings"
@@ -92,16 +93,7 @@ func checkVariable(v string, f *form.Form) error {
 }
 
 // clip shortens what an operator typed before it goes into a message.
-func clip(s string) string {
-	if len(s) <= 64 {
-		return s
-	}
-	i := 64
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "…"
-}
+func clip(s string) string { return untrusted.Clip(s, 64) }
 
 func checkText(what, s string) error {
 	switch {

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Role is a job a user may hold at an area.
@@ -234,11 +235,17 @@ var (
 	ErrInvalidPolicy = errors.New("invalid policy")
 )
 
-// truncate keeps error messages bounded when they quote untrusted input.
+// truncate keeps error messages bounded when they quote untrusted input,
+// cutting on a rune boundary as broker/untrusted.Clip does (policy is a
+// leaf and imports no other package of the module).
 func truncate(s string) string {
 	const max = 64
 	if len(s) <= max {
 		return s
 	}
-	return s[:max] + "…"
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -18,6 +18,7 @@ package area
 
 import (
 	"fmt"
+	"github.com/censusvault/censusvault/broker/untrusted"
 	"strconv"
 	"unicode"
 	"unicode/utf8"
@@ -164,17 +165,7 @@ func checkName(s string) string {
 
 // clip shortens a value quoted in an error message so that a garbage line
 // cannot make a megabyte-long error.
-func clip(s string) string {
-	const max = 40
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func clip(s string) string { return untrusted.Clip(s, 40) }
 
 // ValidCode reports whether c is a well-formed area code (whether or not
 // such an area exists).

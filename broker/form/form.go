@@ -32,12 +32,13 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/censusvault/censusvault/broker/untrusted"
 	"math"
 	"sort"
 	"time"
 	"unicode/utf8"
 
-	"github.com/censusvault/censusvault/internal/strictjson"
+	"github.com/censusvault/censusvault/broker/internal/strictjson"
 )
 
 // Class is the sensitivity class of a field; each class is sealed apart.
@@ -400,13 +401,4 @@ func validName(s string) bool {
 // clipName bounds a definition string quoted in an error (definitions come
 // from administrators, not devices, but a wrong file should still give a
 // short message).
-func clipName(s string) string {
-	if len(s) <= maxNameLen {
-		return s
-	}
-	cut := maxNameLen
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func clipName(s string) string { return untrusted.Clip(s, maxNameLen) }

@@ -70,6 +70,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/censusvault/censusvault/broker/untrusted"
 	"io"
 	"log/slog"
 	"net"
@@ -228,12 +229,7 @@ func (h *handler) progress(c *gin.Context, caller *broker.Caller) error {
 var auditQueryKeys = []string{"from", "limit", "actor", "role", "action", "area", "decision", "outcome", "resource", "since", "until"}
 
 // clipParam bounds an unknown parameter name quoted back in an error.
-func clipParam(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "…"
-	}
-	return s
-}
+func clipParam(s string) string { return untrusted.Clip(s, 32) }
 
 func (h *handler) auditEvents(c *gin.Context, caller *broker.Caller) error {
 	ctx := c.Request.Context()

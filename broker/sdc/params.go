@@ -3,6 +3,7 @@ package sdc
 import (
 	"errors"
 	"fmt"
+	"github.com/censusvault/censusvault/broker/untrusted"
 	"math"
 	"strconv"
 )
@@ -162,9 +163,4 @@ func ParseCanonical(s string) (Params, error) {
 	return p, p.Validate()
 }
 
-func clipText(s string) string {
-	if len(s) > 120 {
-		return s[:120] + "…"
-	}
-	return s
-}
+func clipText(s string) string { return untrusted.Clip(s, 120) }

@@ -3,10 +3,10 @@ package tables
 import (
 	"errors"
 	"fmt"
+	"github.com/censusvault/censusvault/broker/untrusted"
 	"math"
 	"sort"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/censusvault/censusvault/broker/area"
 )
@@ -278,13 +278,4 @@ func pushValue(col *column, v *variable, x float64) {
 // clip shortens what a client sent before it is quoted in a message,
 // cutting on a rune boundary so the message stays valid UTF-8 (it goes
 // into the audit log, which refuses anything else).
-func clip(s string) string {
-	if len(s) <= 40 {
-		return s
-	}
-	i := 40
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "…"
-}
+func clip(s string) string { return untrusted.Clip(s, 40) }

@@ -11,8 +11,8 @@ import (
 	"strings"
 
 	"github.com/censusvault/censusvault/broker/area"
+	"github.com/censusvault/censusvault/broker/internal/strictjson"
 	"github.com/censusvault/censusvault/broker/sdc"
-	"github.com/censusvault/censusvault/internal/strictjson"
 )
 
 // Limits on a request, before any disclosure-control limit.

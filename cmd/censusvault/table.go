@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/censusvault/censusvault/broker/untrusted"
 	"io"
 	"net/http"
 	"os"
@@ -76,12 +77,7 @@ func cmdTable(ctx context.Context, e *env, args []string) error {
 }
 
 // clipArg shortens what was typed before it goes into a message.
-func clipArg(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
-}
+func clipArg(s string) string { return untrusted.Clip(s, 40) }
 
 // clientToken reads the bearer token from file, or from CENSUSVAULT_TOKEN
 // without one. Tokens are never taken from the command line, where other

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/censusvault/censusvault/broker/untrusted"
 	"io"
 	"reflect"
 	"slices"
@@ -266,14 +267,4 @@ func hex4(h []byte) rune {
 
 // clip bounds caller-chosen text quoted back in an error, at a rune
 // boundary.
-func clip(s string) string {
-	const max = 64
-	if len(s) <= max {
-		return s
-	}
-	i := max
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "…"
-}
+func clip(s string) string { return untrusted.Clip(s, 64) }

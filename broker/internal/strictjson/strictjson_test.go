@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/censusvault/censusvault/internal/strictjson"
+	"github.com/censusvault/censusvault/broker/internal/strictjson"
 )
 
 type inner struct {
