@@ -35,7 +35,9 @@ type Client struct {
 	token string
 	http  *http.Client
 	// Retries is how many times a deposit is retried after a network
-	// error or 503 (default 5), with backoff from 100 ms.
+	// error, a 503 or a 429 (default 5), with backoff from 100 ms, or
+	// after the Retry-After the vault asked for if longer (at most 5
+	// minutes a retry).
 	Retries int
 }
 
@@ -76,13 +78,22 @@ type StatusError struct {
 	Code     string // the vault's stable machine code ("unavailable", "receipt_corrupt", …)
 	Message  string
 	Problems []string
+	// RetryAfter is the wait the vault asked for (Retry-After, in
+	// seconds) with a 429 or 503; 0 when it gave none.
+	RetryAfter time.Duration
 }
 
-// Temporary reports whether the same request may succeed later: only a
-// 503 (a database, key provider or audit log outage; nothing was stored).
-// Every other answer, a 500 such as receipt_corrupt included, is
-// permanent: retrying it would repeat the same answer forever.
-func (e *StatusError) Temporary() bool { return e.Status == http.StatusServiceUnavailable }
+// Temporary reports whether the same request may succeed later: a 503 (a
+// database, key provider or audit log outage; nothing was stored) or a
+// 429 (the caller's rate limit: nothing was done). Every other answer, a
+// 500 such as receipt_corrupt included, is permanent: retrying it would
+// repeat the same answer forever.
+func (e *StatusError) Temporary() bool {
+	return e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests
+}
+
+// maxRetryAfter caps the wait a Retry-After may impose on one retry.
+const maxRetryAfter = 5 * time.Minute
 
 func (e *StatusError) Error() string {
 	if len(e.Problems) > 0 {
@@ -128,8 +139,8 @@ type DepositResult struct {
 	Created bool // 201: stored now; false: 200, it was already stored
 }
 
-// Deposit posts an encrypted submission, retrying on network errors and
-// 503 with the same bytes.
+// Deposit posts an encrypted submission, retrying on network errors, 503
+// and 429 with the same bytes (the deposit is idempotent).
 func (c *Client) Deposit(ctx context.Context, ciphertext []byte) (*DepositResult, error) {
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
@@ -139,8 +150,14 @@ func (c *Client) Deposit(ctx context.Context, ciphertext []byte) (*DepositResult
 		if !retry || attempt >= c.Retries || ctx.Err() != nil {
 			return res, err
 		}
+		wait := backoff
+		if se != nil && se.RetryAfter > wait {
+			// Rate-limited or told when to come back: wait as asked
+			// (bounded), or the retry is refused again at once.
+			wait = min(se.RetryAfter, maxRetryAfter)
+		}
 		select {
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -385,7 +402,11 @@ func (c *Client) doWith(req *http.Request, v any, auth bool) (int, error) {
 		return 0, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, statusError(resp.StatusCode, b)
+		err := statusError(resp.StatusCode, b)
+		if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 {
+			err.RetryAfter = time.Duration(min(secs, int(maxRetryAfter/time.Second))) * time.Second
+		}
+		return resp.StatusCode, err
 	}
 	if v != nil {
 		if err := json.Unmarshal(b, v); err != nil {
