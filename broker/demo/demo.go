@@ -7,7 +7,6 @@ package demo
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -28,11 +27,11 @@ import (
 	"github.com/censusvault/censusvault/broker/client"
 	"github.com/censusvault/censusvault/broker/form"
 	"github.com/censusvault/censusvault/broker/httpapi"
+	"github.com/censusvault/censusvault/broker/synth"
 	"github.com/censusvault/censusvault/crypto"
 	"github.com/censusvault/censusvault/crypto/agekey"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage/sqlite"
-	"github.com/google/uuid"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -270,6 +269,17 @@ func Run(ctx context.Context, o Opts) error {
 	}
 	var wg sync.WaitGroup
 	f := form.Default()
+	census, _ := f.Census()
+	// The project's one synthetic generator, told where each household
+	// goes: the demo places exactly the households of the first ten days.
+	gen, err := synth.New(synth.Opts{Seed: 2019, Form: f, EAs: synth.EAs(tree)})
+	if err != nil {
+		return err
+	}
+	eaInfo := map[string]synth.AreaInfo{}
+	for _, a := range synth.EAs(tree) {
+		eaInfo[a.Code] = a
+	}
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for w := 0; w < o.Clients; w++ {
@@ -284,11 +294,13 @@ func Run(ctx context.Context, o Opts) error {
 					c = newClient(user)
 					clients[user] = c
 				}
-				seed := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", j.e.code, j.hhNo)))
-				s := newSynth(uint64(seed[0])<<56|uint64(seed[1])<<48|uint64(seed[2])<<40|uint64(seed[3])<<32|uint64(seed[4])<<24|uint64(seed[5])<<16|uint64(seed[6])<<8|uint64(seed[7]), f)
-				id := uuid.NewSHA1(uuid.NameSpaceOID, seed[:]).String()
-				day := time.Date(2019, 4, 1+j.hhNo%10, 8+j.hhNo%10, (j.hhNo*7)%60, 0, 0, time.FixedZone("+07", 7*3600))
-				plain, err := s.household(id, j.e.code, j.e.wardName, j.hhNo, day)
+				// Interviewed in the first ten days, in working hours.
+				day := census.AddDate(0, 0, j.hhNo%10).Add(time.Duration(8+j.hhNo%10)*time.Hour + time.Duration((j.hhNo*7)%60)*time.Minute)
+				plain, _, err := gen.HouseholdAt(synth.Placed{EA: eaInfo[j.e.code], No: j.hhNo, Interviewed: day})
+				var id string
+				if err == nil {
+					id, err = submissionID(plain)
+				}
 				if err == nil {
 					var ct []byte
 					ct, err = client.Encrypt(rcpt, plain)
@@ -588,3 +600,14 @@ func pad(s string, n int) string {
 }
 
 var _ = json.Marshal
+
+// submissionID reads the id of a submission's JSON.
+func submissionID(plain []byte) (string, error) {
+	var sub struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(plain, &sub); err != nil || sub.ID == "" {
+		return "", fmt.Errorf("generated submission has no id: %v", err)
+	}
+	return sub.ID, nil
+}

@@ -93,10 +93,13 @@ type Form struct {
 	Version   int     `json:"version"`
 	Household []Field `json:"household"`
 	Person    []Field `json:"person"`
-	// CensusDate is the census reference date, YYYY-MM-DD: interviews
-	// are accepted from MaxBeforeCensus before it on. Without one, from
-	// EarliestInterview on.
-	CensusDate string `json:"census_date,omitempty"`
+	// CensusMoment is the census reference moment, RFC 3339 with its
+	// offset (census2019: 2019-04-01T00:00:00+07:00, midnight at the
+	// start of 1 April in Viet Nam). It is the project's one reference
+	// date: ages are completed years at it (tables, the synthetic
+	// generator), and interviews are accepted from MaxBeforeCensus before
+	// it on (without one, from EarliestInterview on).
+	CensusMoment string `json:"census_moment,omitempty"`
 
 	c *compiled
 }
@@ -243,6 +246,7 @@ type compiled struct {
 	name      string
 	version   int
 	earliest  time.Time // interviewed_at may not be before
+	moment    time.Time // the census moment; zero without one
 	household fieldSet
 	person    fieldSet
 }
@@ -259,6 +263,17 @@ func (f *Form) rules() (*compiled, error) {
 	return compile(f)
 }
 
+// Census returns the census reference moment (CensusMoment), in the
+// offset the form gives it, and false for a form without one (or one
+// that does not parse: Parse refuses those).
+func (f *Form) Census() (time.Time, bool) {
+	c, err := f.rules()
+	if err != nil || c.moment.IsZero() {
+		return time.Time{}, false
+	}
+	return c.moment, true
+}
+
 func compile(f *Form) (*compiled, error) {
 	if !validName(f.Name) {
 		return nil, fmt.Errorf("form: name %q must be 1 to %d of a-z 0-9 _ starting with a letter", clipName(f.Name), maxNameLen)
@@ -267,11 +282,12 @@ func compile(f *Form) (*compiled, error) {
 		return nil, fmt.Errorf("form %s: version must be between 1 and %d", f.Name, maxVersion)
 	}
 	c := &compiled{name: f.Name, version: f.Version, earliest: EarliestInterview}
-	if f.CensusDate != "" {
-		d, err := time.Parse(time.DateOnly, f.CensusDate)
+	if f.CensusMoment != "" {
+		d, err := time.Parse(time.RFC3339, f.CensusMoment)
 		if err != nil || d.Before(EarliestInterview) || d.Year() > 2100 {
-			return nil, fmt.Errorf("form %s: census_date must be a date YYYY-MM-DD from 2000 to 2100", f.Name)
+			return nil, fmt.Errorf("form %s: census_moment must be an RFC 3339 time with its offset, from 2000 to 2100 (e.g. 2019-04-01T00:00:00+07:00)", f.Name)
 		}
+		c.moment = d
 		c.earliest = d.Add(-MaxBeforeCensus)
 	}
 	var err error

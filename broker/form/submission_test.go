@@ -184,7 +184,7 @@ func TestInvalidSubmissions(t *testing.T) {
 		// 2018-12-30 (92 days before) on.
 		{"interview in year 0000", mutate(t, func(m map[string]any) { m["interviewed_at"] = "0000-01-01T00:00:00Z" }), "interviewed_at: before 2018-12-30, too early for form census2019"},
 		{"interview in 1999", mutate(t, func(m map[string]any) { m["interviewed_at"] = "1999-12-31T23:59:59+07:00" }), "interviewed_at: before 2018-12-30…"},
-		{"interview a second too early", mutate(t, func(m map[string]any) { m["interviewed_at"] = "2018-12-29T23:59:59Z" }), "interviewed_at: before 2018-12-30…"},
+		{"interview a second too early", mutate(t, func(m map[string]any) { m["interviewed_at"] = "2018-12-29T23:59:59+07:00" }), "interviewed_at: before 2018-12-30…"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -216,7 +216,7 @@ func TestValidBoundaries(t *testing.T) {
 		{"phone 9 digits", func(m map[string]any) { hh(m)["phone"] = "912345678" }},
 		{"phone 11 digits", func(m map[string]any) { hh(m)["phone"] = "02393856789" }},
 		{"interview a day ahead", func(m map[string]any) { m["interviewed_at"] = now.Add(24 * time.Hour).Format(time.RFC3339) }},
-		{"interview 92 days before the census date", func(m map[string]any) { m["interviewed_at"] = "2018-12-30T00:00:00Z" }},
+		{"interview 92 days before the census moment", func(m map[string]any) { m["interviewed_at"] = "2018-12-30T00:00:00+07:00" }},
 		{"fractional seconds", func(m map[string]any) { m["interviewed_at"] = "2019-04-05T09:30:00.123+07:00" }},
 		{"optional fields absent", func(m map[string]any) {
 			m["household"] = map[string]any{"head_name": "X"}
@@ -423,9 +423,9 @@ func TestErrorsNeverContainValues(t *testing.T) {
 
 // A form without a census date still refuses implausible interview
 // times: nothing before 2000.
-func TestInterviewTimeWithoutCensusDate(t *testing.T) {
+func TestInterviewTimeWithoutCensusMoment(t *testing.T) {
 	d := form.Default()
-	d.CensusDate = ""
+	d.CensusMoment = ""
 	def, err := json.Marshal(d)
 	if err != nil {
 		t.Fatal(err)
@@ -443,12 +443,15 @@ func TestInterviewTimeWithoutCensusDate(t *testing.T) {
 	if _, err := decodeValidate(f, mutate(t, func(m map[string]any) { m["interviewed_at"] = "2000-01-01T00:00:00Z" })); err != nil {
 		t.Errorf("2000-01-01: %v", err)
 	}
-	for _, bad := range []string{"2019-02-30", "1999-04-01", "2101-01-01", "01/04/2019"} {
+	for _, bad := range []string{"2019-04-01", "2019-02-30T00:00:00+07:00", "1999-04-01T00:00:00Z", "2101-01-01T00:00:00Z", "2019-04-01T00:00:00", "01/04/2019"} {
 		d := form.Default()
-		d.CensusDate = bad
+		d.CensusMoment = bad
 		def, _ := json.Marshal(d)
-		if _, err := form.Parse(def); err == nil || !strings.Contains(err.Error(), "census_date") {
-			t.Errorf("census_date %q: %v", bad, err)
+		if _, err := form.Parse(def); err == nil || !strings.Contains(err.Error(), "census_moment") {
+			t.Errorf("census_moment %q: %v", bad, err)
 		}
+	}
+	if m, ok := form.Default().Census(); !ok || !m.Equal(time.Date(2019, 3, 31, 17, 0, 0, 0, time.UTC)) {
+		t.Errorf("census2019's moment = %v, %v; want 2019-04-01 00:00 +07", m, ok)
 	}
 }

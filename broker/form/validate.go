@@ -52,7 +52,7 @@ func (f *Form) Validate(s *Submission) error { return f.ValidateAt(s, time.Now()
 // found, up to MaxProblems: form and version must be f's; id (and
 // supersedes, if set) a canonical UUID, supersedes not id itself; area an
 // area code; household_no ≥ 1; interviewed_at set, at most MaxFuture
-// after now and not before MaxBeforeCensus before the form's census date
+// after now and not before MaxBeforeCensus before the form's census moment
 // (EarliestInterview without one); 1 to MaxPersons persons; every field known to the form, of its
 // type, within its range, code list or length; every required field present.
 // A string field must not be blank nor hold control characters.

@@ -14,10 +14,6 @@ import (
 	"github.com/google/uuid"
 )
 
-// Census is the reference moment of the 2019 census: ages are completed
-// years at this instant.
-var Census = time.Date(2019, 4, 1, 0, 0, 0, 0, time.FixedZone("+07", 7*3600))
-
 // MaxHouseholds bounds one generator's household index: far above any
 // census (Viet Nam had 26.9 million households in 2019), low enough that
 // household numbers stay small.
@@ -46,6 +42,9 @@ type Generator struct {
 	hh    []form.Field
 	pf    []form.Field
 	codes map[string]map[int]bool // code field name → its codes
+	// census is the form's census moment: ages are completed years at
+	// it, interviews fall in the 25 days after it.
+	census time.Time
 }
 
 // New validates o and returns its generator.
@@ -60,7 +59,11 @@ func New(o Opts) (*Generator, error) {
 	if f == nil {
 		f = form.Default()
 	}
-	g := &Generator{seed: uint64(o.Seed), f: f, eas: o.EAs, hh: f.Household, pf: f.Person, codes: map[string]map[int]bool{}}
+	census, ok := f.Census()
+	if !ok {
+		return nil, fmt.Errorf("form %s has no census_moment: the generator takes ages and interview times from it", f.Name)
+	}
+	g := &Generator{seed: uint64(o.Seed), f: f, eas: o.EAs, hh: f.Household, pf: f.Person, codes: map[string]map[int]bool{}, census: census}
 	for _, fd := range append(append([]form.Field(nil), f.Household...), f.Person...) {
 		if fd.Type == form.TypeCode {
 			m := map[int]bool{}
@@ -102,7 +105,8 @@ func Households(seed int64, f *form.Form, eas []AreaInfo, n int, fn func(submiss
 	return nil
 }
 
-// person is one generated person; age is completed years at Census.
+// person is one generated person; age is completed years at the census
+// moment.
 type person struct {
 	age, sex, rel int
 	name          string
@@ -115,8 +119,32 @@ func (g *Generator) Household(i int) ([]byte, int, error) {
 		return nil, 0, fmt.Errorf("household index %d out of range 0…%d", i, MaxHouseholds-1)
 	}
 	r := rand.New(rand.NewPCG(g.seed, uint64(i)))
-	ea := g.eas[g.order[i%len(g.eas)]]
-	hhNo := i/len(g.eas) + 1
+	return g.household(r, g.eas[g.order[i%len(g.eas)]], i/len(g.eas)+1, time.Time{})
+}
+
+// Placed is a household whose place and time its caller chooses (the demo
+// deposits exactly a town's first ten days, EA by EA).
+type Placed struct {
+	EA          AreaInfo
+	No          int       // household number in the EA, ≥ 1
+	Interviewed time.Time // zero: some time in the 25 days after the census moment
+}
+
+// HouseholdAt makes the household placed at p: the same bytes for the
+// same seed, form and placement; its id is drawn from them too.
+func (g *Generator) HouseholdAt(p Placed) ([]byte, int, error) {
+	if p.No < 1 || p.No > MaxHouseholds {
+		return nil, 0, fmt.Errorf("household number %d out of range 1…%d", p.No, MaxHouseholds)
+	}
+	h := fnv.New64a()
+	h.Write([]byte(p.EA.Code))
+	r := rand.New(rand.NewPCG(g.seed^h.Sum64(), uint64(p.No)))
+	return g.household(r, p.EA, p.No, p.Interviewed)
+}
+
+// household draws one household of EA ea, number hhNo, from r (the
+// interview time too, unless interviewed is set).
+func (g *Generator) household(r *rand.Rand, ea AreaInfo, hhNo int, interviewed time.Time) ([]byte, int, error) {
 	var idb [16]byte
 	for k := 0; k < 16; k += 8 {
 		v := r.Uint64()
@@ -165,7 +193,9 @@ func (g *Generator) Household(i int) ([]byte, int, error) {
 		}
 		persons = append(persons, pm)
 	}
-	interviewed := Census.Add(time.Duration(r.IntN(25*24*3600)) * time.Second)
+	if interviewed.IsZero() {
+		interviewed = g.census.Add(time.Duration(r.IntN(25*24*3600)) * time.Second)
+	}
 	sub := map[string]any{
 		"id": id, "form": g.f.Name, "form_version": g.f.Version, "area": ea.Code, "household_no": hhNo,
 		"interviewed_at": interviewed.Format(time.RFC3339), "household": hh, "persons": persons,
@@ -174,7 +204,7 @@ func (g *Generator) Household(i int) ([]byte, int, error) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(sub); err != nil {
-		return nil, 0, fmt.Errorf("failed to encode household %d: %w", i, err)
+		return nil, 0, fmt.Errorf("failed to encode household %d of %s: %w", hhNo, ea.Code, err)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), len(people), nil
 }
@@ -412,12 +442,13 @@ func (g *Generator) personValue(r *rand.Rand, fd form.Field, p person, eth, rel 
 	case "birth_month":
 		return birthMonth(p), true
 	case "birth_year":
-		// Completed years at 1 April: born January–March of 2019-age, or
-		// April–December of the year before.
-		if birthMonth(p) >= 4 {
-			return Census.Year() - p.age - 1, true
+		// Completed years at the census moment (taken at its month's
+		// first instant, as tables.Age does): born before the census
+		// month of census year − age, or from it on the year before.
+		if birthMonth(p) >= int(g.census.Month()) {
+			return g.census.Year() - p.age - 1, true
 		}
-		return Census.Year() - p.age, true
+		return g.census.Year() - p.age, true
 	case "ethnicity":
 		return code(eth)
 	case "religion":
@@ -524,7 +555,7 @@ func (g *Generator) generic(r *rand.Rand, fd form.Field) (any, bool) {
 		}
 		return json.Number(strconv.FormatFloat(lo, 'f', -1, 64)), true
 	case form.TypeDate:
-		return Census.AddDate(0, 0, -r.IntN(3000)).Format(time.DateOnly), true
+		return g.census.AddDate(0, 0, -r.IntN(3000)).Format(time.DateOnly), true
 	case form.TypePhone:
 		return fmt.Sprintf("09%08d", r.IntN(100000000)), true
 	case form.TypeString:

@@ -250,7 +250,7 @@ func (c *Cache) appendOne(h *Household, ea int32) error {
 			if !math.IsNaN(bm) {
 				m = int(bm)
 			}
-			if a, ok := Age(int(by), m); ok && a < math.MaxUint8 {
+			if a, ok := Age(sc.census, int(by), m); ok && a < math.MaxUint8 {
 				age = a + 1
 			}
 		}

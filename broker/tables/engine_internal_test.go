@@ -36,7 +36,7 @@ func TestAggregateMatchesBruteForce(t *testing.T) {
 			sex, _ := m["sex"].Int()
 			by, _ := m["birth_year"].Int()
 			bm, _ := m["birth_month"].Int()
-			b, ok := AgeGroup5(int(by), int(bm))
+			b, ok := AgeGroup5(c.schema.census, int(by), int(bm))
 			if !ok {
 				continue
 			}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/censusvault/censusvault/broker/form"
 )
@@ -96,6 +97,7 @@ type Schema struct {
 	pCols     []*variable
 	birthYear *variable
 	birthMon  *variable
+	census    time.Time // the form's census moment: ages are taken at it
 }
 
 // NewSchema builds the schema of f's analytic fields. The form must have
@@ -136,7 +138,12 @@ func NewSchema(f *form.Form) (*Schema, error) {
 		return nil, fmt.Errorf("tables: form %s v%d lacks the analytic person int fields birth_year and birth_month", f.Name, f.Version)
 	}
 	s.birthYear, s.birthMon = by, bm
-	oldest := float64(censusYear) - minOf(by)
+	census, ok := f.Census()
+	if !ok {
+		return nil, fmt.Errorf("tables: form %s v%d has no census_moment: ages are taken at it", f.Name, f.Version)
+	}
+	s.census = census
+	oldest := float64(census.Year()) - minOf(by)
 	s.vars[VarAgeGroup5] = &variable{name: VarAgeGroup5, level: personLevel, kind: derivedBand, required: true}
 	s.vars[VarAge] = &variable{name: VarAge, level: personLevel, kind: derivedAge, required: true, bound: oldest, isInt: true}
 	s.order = append(s.order, VarAgeGroup5, VarAge)

@@ -2,9 +2,20 @@ package tables_test
 
 import (
 	"testing"
+	"time"
 
+	"github.com/censusvault/censusvault/broker/form"
 	"github.com/censusvault/censusvault/broker/tables"
 )
+
+// census2019 is the default form's census moment, 2019-04-01 00:00 +07.
+func census2019(t *testing.T) time.Time {
+	m, ok := form.Default().Census()
+	if !ok {
+		t.Fatal("the default form has no census moment")
+	}
+	return m
+}
 
 func TestAge(t *testing.T) {
 	for _, c := range []struct {
@@ -25,7 +36,7 @@ func TestAge(t *testing.T) {
 		{1968, 13, 0, false},
 		{1968, -1, 0, false},
 	} {
-		age, ok := tables.Age(c.year, c.month)
+		age, ok := tables.Age(census2019(t), c.year, c.month)
 		if ok != c.ok || (ok && age != c.age) {
 			t.Errorf("Age(%d, %d) = %d, %v; want %d, %v", c.year, c.month, age, ok, c.age, c.ok)
 		}
@@ -45,12 +56,12 @@ func TestAgeGroup5(t *testing.T) {
 		{1919, 3, 20, "100+"},  // 100
 		{1900, 1, 20, "100+"},
 	} {
-		band, ok := tables.AgeGroup5(c.year, c.month)
+		band, ok := tables.AgeGroup5(census2019(t), c.year, c.month)
 		if !ok || band != c.band || tables.AgeGroup5Label(band) != c.label {
 			t.Errorf("AgeGroup5(%d, %d) = %d (%s), %v; want %d (%s)", c.year, c.month, band, tables.AgeGroup5Label(band), ok, c.band, c.label)
 		}
 	}
-	if _, ok := tables.AgeGroup5(2019, 5); ok {
+	if _, ok := tables.AgeGroup5(census2019(t), 2019, 5); ok {
 		t.Error("a birth after the census moment has a band")
 	}
 	seen := map[string]bool{}
