@@ -14,7 +14,7 @@ import (
 
 	"github.com/censusvault/censusvault/broker"
 	"github.com/censusvault/censusvault/broker/httpapi"
-	"github.com/censusvault/censusvault/internal/testdeadline"
+	"github.com/censusvault/censusvault/broker/testdeadline"
 )
 
 // TestDroppedConnectionKeepsRefusalEvent is the attack of finding 2: a

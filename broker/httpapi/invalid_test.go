@@ -14,7 +14,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/censusvault/censusvault/broker/form"
-	"github.com/censusvault/censusvault/internal/testdeadline"
+	"github.com/censusvault/censusvault/broker/testdeadline"
 	"github.com/google/uuid"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/censusvault/censusvault/broker/client"
 	"github.com/censusvault/censusvault/broker/tables"
-	"github.com/censusvault/censusvault/internal/testdeadline"
+	"github.com/censusvault/censusvault/broker/testdeadline"
 )
 
 // A researcher declares a 100 MB table request body and sends none: the

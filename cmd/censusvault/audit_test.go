@@ -16,7 +16,7 @@ import (
 
 	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/broker/client"
-	"github.com/censusvault/censusvault/internal/testdeadline"
+	"github.com/censusvault/censusvault/broker/testdeadline"
 	"golang.org/x/mod/sumdb/note"
 )
 

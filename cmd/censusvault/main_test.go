@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/censusvault/censusvault/internal/testdeadline"
+	"github.com/censusvault/censusvault/broker/testdeadline"
 )
 
 // binary is the censusvault command built by TestMain.

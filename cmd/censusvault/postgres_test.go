@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/censusvault/censusvault/internal/testdeadline"
+	"github.com/censusvault/censusvault/broker/testdeadline"
 	"github.com/censusvault/censusvault/storage"
 	"github.com/censusvault/censusvault/storage/postgres"
 	"github.com/censusvault/censusvault/storage/postgres/pgtest"

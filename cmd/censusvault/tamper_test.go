@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/audit"
-	"github.com/censusvault/censusvault/internal/testdeadline"
+	"github.com/censusvault/censusvault/broker/testdeadline"
 	"github.com/censusvault/censusvault/storage/postgres/pgtest"
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", to tamper as an attacker would

@@ -30,7 +30,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/broker/client"
-	"github.com/censusvault/censusvault/internal/testdeadline"
+	"github.com/censusvault/censusvault/broker/testdeadline"
 )
 
 // startTLSServer runs `serve --data dir` with extra flags on a free

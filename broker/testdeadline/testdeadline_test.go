@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/censusvault/censusvault/internal/testdeadline"
+	"github.com/censusvault/censusvault/broker/testdeadline"
 )
 
 // A test's time limit follows go test -timeout: it ends before the
