@@ -498,14 +498,16 @@ func (v *vault) exportOf(user string, size int64) ([]byte, error) {
 	return buf.Bytes(), err
 }
 
-// exportLine is one leaf line of an export.
+// exportLine is one leaf line of an export. exportLines is the tests'
+// one reader of an export's leaf lines.
 type exportLine struct {
 	Index    int64           `json:"index"`
 	Event    json.RawMessage `json:"event"`
+	LeafHash string          `json:"leaf_hash"`
 	Withheld string          `json:"withheld"`
 }
 
-func exportLines(t *testing.T, b []byte) []exportLine {
+func exportLines(t testing.TB, b []byte) []exportLine {
 	t.Helper()
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)

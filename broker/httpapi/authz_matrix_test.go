@@ -1,8 +1,6 @@
 package httpapi_test
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -356,29 +354,16 @@ func TestAuthorizationMatrix(t *testing.T) {
 			for _, e := range v.eventsSince(0) {
 				byIndex[e.Index] = e
 			}
-			sc := bufio.NewScanner(bytes.NewReader(r.Body))
-			sc.Buffer(nil, 1<<20)
 			lines := 0
-			for sc.Scan() {
-				var line struct {
-					Index    *int64          `json:"index"`
-					Event    json.RawMessage `json:"event"`
-					Withheld string          `json:"withheld"`
-				}
-				if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-					t.Fatalf("export line %q: %v", sc.Bytes(), err)
-				}
-				if line.Index == nil {
-					continue // the checkpoint line
-				}
+			for _, line := range exportLines(t, r.Body) {
 				lines++
-				e := byIndex[*line.Index]
+				e := byIndex[line.Index]
 				// An event is about its area's whole subtree; one about
 				// no area is about the nation.
 				a := cmp.Or(e.Area, "VN")
 				visible := s.inScope(a) && !s.coversDenied(a)
 				if visible != (len(line.Event) > 0) || visible == (line.Withheld == string(audit.WithheldOutOfScope)) {
-					t.Errorf("%s export: event %d about %q: withheld %q, want visible %v", s.name, *line.Index, e.Area, line.Withheld, visible)
+					t.Errorf("%s export: event %d about %q: withheld %q, want visible %v", s.name, line.Index, e.Area, line.Withheld, visible)
 				}
 			}
 			if lines == 0 {

@@ -1,8 +1,6 @@
 package httpapi_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -421,24 +419,11 @@ func (v *vault) rtExport(user string) (visible []*audit.Event, withheld map[int6
 		v.t.Fatalf("%s exports: %d %.200s", user, r.Status, r.Body)
 	}
 	withheld = map[int64]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(r.Body))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var line struct {
-			Index    *int64          `json:"index"`
-			Event    json.RawMessage `json:"event"`
-			Withheld string          `json:"withheld"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			v.t.Fatalf("export line %q: %v", sc.Bytes(), err)
-		}
-		if line.Index == nil {
-			continue
-		}
-		size = max(size, *line.Index+1)
+	for _, line := range exportLines(v.t, r.Body) {
+		size = max(size, line.Index+1)
 		if len(line.Event) == 0 {
 			if line.Withheld == string(audit.WithheldOutOfScope) {
-				withheld[*line.Index] = true
+				withheld[line.Index] = true
 			}
 			continue
 		}

@@ -1,11 +1,9 @@
 package httpapi_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -21,32 +19,6 @@ import (
 )
 
 // ---- Red-team finding 4: guessing withheld events from their leaf hashes ----
-
-// leafLine is one leaf line of an export, with its leaf hash.
-type leafLine struct {
-	Index    int64           `json:"index"`
-	Event    json.RawMessage `json:"event"`
-	LeafHash string          `json:"leaf_hash"`
-	Withheld string          `json:"withheld"`
-}
-
-func leafLines(t *testing.T, export []byte) []leafLine {
-	t.Helper()
-	sc := bufio.NewScanner(bytes.NewReader(export))
-	sc.Buffer(nil, 1<<20)
-	var out []leafLine
-	for first := true; sc.Scan(); first = false {
-		if first {
-			continue // the checkpoint
-		}
-		var l leafLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("export line %q: %v", sc.Bytes(), err)
-		}
-		out = append(out, l)
-	}
-	return out
-}
 
 func leafOf(t *testing.T, b64 string) [32]byte {
 	t.Helper()
@@ -194,7 +166,7 @@ func TestWithheldEventsResistGuessing(t *testing.T) {
 	if _, err := audit.VerifyExport(bytes.NewReader(export), audit.ExportOpts{VerifierKey: v.B.AuditVerifierKey(), Checkpoint: cp.Note}); err != nil {
 		t.Fatalf("the scoped export of a log of version-1 and version-2 events does not verify: %v", err)
 	}
-	lines := leafLines(t, export)
+	lines := exportLines(t, export)
 	stored := v.auditRecords(0)
 
 	var users []string
