@@ -193,13 +193,13 @@ func startServer(t *testing.T, dir string, extra ...string) *server {
 	}
 }
 
-func tryStartServer(t *testing.T, dir string, extra ...string) (*server, error) {
-	addr := freeAddr(t)
-	s := &server{base: "http://" + addr, log: &syncBuffer{}, exited: make(chan struct{})}
+// launchServe starts `serve --data dir --addr addr` with extra flags,
+// its output in s.log, killed at the end of the test if still running.
+func launchServe(t *testing.T, scheme, addr, dir string, extra ...string) (*server, error) {
+	s := &server{base: scheme + "://" + addr, log: &syncBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(binary, append([]string{"serve", "--data", dir, "--addr", addr}, extra...)...)
 	s.cmd.Env = cleanEnv()
-	s.cmd.Stdout = s.log
-	s.cmd.Stderr = s.log
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -215,6 +215,15 @@ func tryStartServer(t *testing.T, dir string, extra ...string) (*server, error) 
 			<-s.exited
 		}
 	})
+	return s, nil
+}
+
+func tryStartServer(t *testing.T, dir string, extra ...string) (*server, error) {
+	addr := freeAddr(t)
+	s, err := launchServe(t, "http", addr, dir, extra...)
+	if err != nil {
+		return nil, err
+	}
 	hc := &http.Client{Timeout: time.Second}
 	deadline := testdeadline.Of(t)
 	for time.Now().Before(deadline) {

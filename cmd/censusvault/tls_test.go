@@ -22,7 +22,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -40,25 +39,10 @@ import (
 func startTLSServer(t *testing.T, dir, ca string, extra ...string) *server {
 	t.Helper()
 	addr := freeAddr(t)
-	s := &server{base: "https://" + addr, log: &syncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(binary, append([]string{"serve", "--data", dir, "--addr", addr}, extra...)...)
-	s.cmd.Env = cleanEnv()
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
+	s, err := launchServe(t, "https", addr, dir, extra...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		s.err = s.cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.exited:
-		default:
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-	})
 	deadline := testdeadline.Of(t)
 	for time.Now().Before(deadline) {
 		select {
