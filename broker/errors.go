@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -23,29 +24,13 @@ const (
 	RateLimited                 // the caller sent more requests than its rate limit allows; retry after Error.RetryAfter
 )
 
+// String is the Kind for people: its code in words ("permission
+// denied"), "internal error" for Internal.
 func (k Kind) String() string {
-	switch k {
-	case Invalid:
-		return "invalid"
-	case Unauthenticated:
-		return "unauthenticated"
-	case Permission:
-		return "permission denied"
-	case NotFound:
-		return "not found"
-	case Conflict:
-		return "conflict"
-	case TooLarge:
-		return "too large"
-	case Unavailable:
-		return "unavailable"
-	case Gone:
-		return "gone"
-	case RateLimited:
-		return "rate limited"
-	default:
-		return "internal error"
+	if c := k.Code(); c != "internal" {
+		return strings.ReplaceAll(c, "_", " ")
 	}
+	return "internal error"
 }
 
 // Code is the Kind's stable machine code, the "code" of an error answer
