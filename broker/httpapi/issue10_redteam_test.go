@@ -11,8 +11,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"filippo.io/age"
 	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/broker"
+	"github.com/censusvault/censusvault/broker/httpapi"
 	"github.com/censusvault/censusvault/broker/testdeadline"
 	"github.com/censusvault/censusvault/policy"
 )
@@ -324,5 +326,30 @@ func finding(t *testing.T, what string) {
 	t.Helper()
 	if os.Getenv("REDTEAM10_FINDINGS") == "" {
 		t.Skip("red team finding: " + what)
+	}
+}
+
+// TestRedTeam10TableEncryptDroppedSilently: a researcher asks for an
+// encrypted table, but the encrypt pair does not decode (a stray %, a
+// semicolon a proxy or script appended) or is misspelt: the route drops
+// the pair silently and releases the table in plain text, where audit
+// search now refuses such a query with 400.
+func TestRedTeam10TableEncryptDroppedSilently(t *testing.T) {
+	finding(t, "POST /v1/tables?encrypt=1%zz (or encrypt=1; or encrpyt=1) silently drops the pair and releases the table unencrypted")
+	t.Parallel()
+	v := newVault(t, vaultOpts{})
+	v.loadSynthetic(tableHouseholds)
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.B.SetRecipient(t.Context(), "cli:test", "researcher", id.Recipient().String()); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"?encrypt=1%zz", "?encrypt=1;", "?encrpyt=1", "?encrypt=1&encrypt=%zz"} {
+		r := v.postTable("researcher", q, countTable, nil)
+		if r.Status == http.StatusOK && r.Header.Get("Content-Type") != httpapi.ContentTypeAge {
+			t.Errorf("POST /v1/tables%s: 200 %s in plain text, want 400 (or the table encrypted)", q, r.Header.Get("Content-Type"))
+		}
 	}
 }
