@@ -106,6 +106,15 @@ func (b *Broker) Authenticate(ctx context.Context, authorization, source string)
 // to be written could not be.
 func (b *Broker) authFailure(ctx context.Context, source, user, why string) error {
 	now := b.now()
+	if user != "" {
+		// A registered user's token that no longer works (revoked,
+		// expired): a stolen token in use. Logged under its user, one
+		// event each within the refusal ceiling and past it counted by
+		// actor — never folded into an anonymous per-network count,
+		// where the user would vanish.
+		_, shown := network(source)
+		return b.logRefusal(ctx, authEvent(now, "user:"+user, fmt.Sprintf("%s (from %s)", why, shown)))
+	}
 	logNow, shown, summaries := b.limits.authFailure(now, source, why)
 	for _, ev := range summaries {
 		b.record(ctx, ev)
@@ -113,11 +122,7 @@ func (b *Broker) authFailure(ctx context.Context, source, user, why string) erro
 	if !logNow {
 		return nil
 	}
-	actor := "anonymous"
-	if user != "" {
-		actor = "user:" + user
-	}
-	return b.record(ctx, authEvent(now, actor, fmt.Sprintf("%s (from %s)", why, shown)))
+	return b.record(ctx, authEvent(now, "anonymous", fmt.Sprintf("%s (from %s)", why, shown)))
 }
 
 // admit takes a token of the caller's rate limit: refused, the request is

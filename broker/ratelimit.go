@@ -135,9 +135,12 @@ type tally struct {
 	n     map[string]int64
 	total int64
 	lost  int64 // counted under no key: the map was full
+	// every: keep every key (actors: registered users, bounded by the
+	// user table), so a summary can name them all.
+	every bool
 }
 
-// maxTallyKeys bounds a tally's memory.
+// maxTallyKeys bounds a tally's memory (unless every).
 const maxTallyKeys = 10000
 
 // summaryListed is how many keys a summary names; the rest are summed.
@@ -148,7 +151,7 @@ func (t *tally) add(key string, n int64) {
 		t.n = map[string]int64{}
 	}
 	t.total += n
-	if _, ok := t.n[key]; ok || len(t.n) < maxTallyKeys {
+	if _, ok := t.n[key]; ok || t.every || len(t.n) < maxTallyKeys {
 		t.n[key] += n
 	} else {
 		t.lost += n
@@ -182,6 +185,38 @@ func (t *tally) String() string {
 	}
 	return sb.String()
 }
+
+// all lists every key with its count, largest first, in parts of at
+// most partBytes bytes each ("a: 9, b: 4"), so that summaries naming
+// every key stay within an audit event's size.
+func (t *tally) all(partBytes int) []string {
+	keys := make([]string, 0, len(t.n))
+	for k := range t.n {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(cmp.Compare(t.n[b], t.n[a]), strings.Compare(a, b)) })
+	var parts []string
+	var sb strings.Builder
+	for _, k := range keys {
+		item := fmt.Sprintf("%s: %d", k, t.n[k])
+		if sb.Len() > 0 && sb.Len()+2+len(item) > partBytes {
+			parts = append(parts, sb.String())
+			sb.Reset()
+		}
+		if sb.Len() > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(item)
+	}
+	if sb.Len() > 0 {
+		parts = append(parts, sb.String())
+	}
+	return parts
+}
+
+// summaryPartBytes bounds the list of actors one summary event carries
+// (an audit event holds at most audit.MaxEventSize bytes).
+const summaryPartBytes = 64 << 10
 
 // limiter holds the state of the three limits of Limits.
 type limiter struct {
@@ -231,7 +266,7 @@ func newLimiter(lim Limits, win time.Duration) (*limiter, error) {
 	if win <= 0 {
 		return nil, errors.New("the rate limits' window must be positive")
 	}
-	return &limiter{lim: lim, win: win, networks: map[string]*netWindow{}, users: map[UserID]*userState{}}, nil
+	return &limiter{lim: lim, win: win, networks: map[string]*netWindow{}, users: map[UserID]*userState{}, refActors: tally{every: true}}, nil
 }
 
 // network is the network a source address is counted by: its /24 (IPv4)
@@ -398,14 +433,24 @@ func (l *limiter) refOverDue(now time.Time, final bool) []*audit.Event {
 	if l.refActors.total == 0 || !final && now.Sub(l.refOverAt) < l.win {
 		return nil
 	}
-	ev := &audit.Event{
-		Time: now.UTC(), Actor: "vault", Roles: []string{}, Action: "audit.summary",
-		Decision: "deny", Rule: "refusal ceiling", Outcome: "summarized",
-		Reason: fmt.Sprintf("%d refusals in %s past the limit of %g refusal events a second (burst %d) over all users, refused without an event each; by actor: %s; by action: %s",
-			l.refActors.total, l.win, l.lim.RefusalRate, l.lim.RefusalBurst, l.refActors.String(), l.refActions.String()),
+	// Every actor is named, in as many events as it takes: a flood of
+	// refusals must not hide who else was refused in it.
+	parts := l.refActors.all(summaryPartBytes)
+	var evs []*audit.Event
+	for i, actors := range parts {
+		part := ""
+		if len(parts) > 1 {
+			part = fmt.Sprintf(" (part %d of %d)", i+1, len(parts))
+		}
+		evs = append(evs, &audit.Event{
+			Time: now.UTC(), Actor: "vault", Roles: []string{}, Action: "audit.summary",
+			Decision: "deny", Rule: "refusal ceiling", Outcome: "summarized",
+			Reason: fmt.Sprintf("%d refusals in %s past the limit of %g refusal events a second (burst %d) over all users, refused without an event each%s; by action: %s; by actor: %s",
+				l.refActors.total, l.win, l.lim.RefusalRate, l.lim.RefusalBurst, part, l.refActions.String(), actors),
+		})
 	}
-	l.refActors, l.refActions = tally{}, tally{}
-	return []*audit.Event{ev}
+	l.refActors, l.refActions = tally{every: true}, tally{}
+	return evs
 }
 
 // due returns the summaries of windows that have closed (all of them if

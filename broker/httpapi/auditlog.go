@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/censusvault/censusvault/broker"
 	"github.com/gin-gonic/gin"
@@ -50,27 +51,44 @@ func parseCount(s string) (int64, bool) {
 	return v, true
 }
 
+// queryParams is the one reader of a query string: it must decode
+// (no %zz), be valid UTF-8, and hold only the parameters keys, each at
+// most once and at most 256 bytes. A pair that does not decode or is not
+// known is an error, never silently dropped (a dropped area filter
+// answers for the whole log; a dropped encrypt=1 releases a table in
+// plain text). It returns what is wrong, or "".
+func queryParams(raw string, keys ...string) (url.Values, string) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, "the query string is not valid URL encoding: escape each parameter value with %XX"
+	}
+	for k, vs := range q {
+		if !utf8.ValidString(k) || slices.ContainsFunc(vs, func(v string) bool { return !utf8.ValidString(v) }) {
+			return nil, "query parameters must be valid UTF-8 once decoded"
+		}
+		if !slices.Contains(keys, k) {
+			return nil, fmt.Sprintf("unknown query parameter %q (this route takes %s)", clipParam(k), takes(keys))
+		}
+		if len(vs) != 1 || len(vs[0]) > 256 {
+			return nil, fmt.Sprintf("query parameter %s: give it once, at most 256 bytes", k)
+		}
+	}
+	return q, ""
+}
+
 // strictQuery parses the query string of a public route, which takes
 // exactly the parameters keys, each once, each a decimal count. It
 // returns what is wrong, or "".
 func strictQuery(raw string, keys ...string) (map[string]int64, string) {
-	q, err := url.ParseQuery(raw)
-	if err != nil {
-		return nil, "the query string is malformed"
-	}
-	for k := range q {
-		if !slices.Contains(keys, k) {
-			return nil, fmt.Sprintf("unknown query parameter %q (this route takes %s)", clipParam(k), takes(keys))
-		}
+	q, bad := queryParams(raw, keys...)
+	if bad != "" {
+		return nil, bad
 	}
 	out := make(map[string]int64, len(keys))
 	for _, k := range keys {
 		vs := q[k]
-		switch {
-		case len(vs) == 0:
+		if len(vs) == 0 {
 			return nil, fmt.Sprintf("query parameter %s is required (this route takes %s)", k, takes(keys))
-		case len(vs) > 1:
-			return nil, fmt.Sprintf("query parameter %s: give it once", k)
 		}
 		v, ok := parseCount(vs[0])
 		if !ok {
@@ -195,19 +213,13 @@ func (s *exportStream) Write(p []byte) (int, error) {
 func (h *handler) auditExport(c *gin.Context, caller *broker.Caller) error {
 	ctx := c.Request.Context()
 	invalid := func(msg string) error { return h.b.Invalid(ctx, caller, "audit.export", msg) }
-	q, err := url.ParseQuery(c.Request.URL.RawQuery)
-	if err != nil {
-		return invalid("the query string is malformed")
+	q, bad := queryParams(c.Request.URL.RawQuery, "size")
+	if bad != "" {
+		return invalid(bad)
 	}
 	var size int64
-	for k, vs := range q {
-		if k != "size" {
-			return invalid(fmt.Sprintf("unknown query parameter %q (this route takes size)", clipParam(k)))
-		}
-		v, ok := int64(0), len(vs) == 1
-		if ok {
-			v, ok = parseCount(vs[0])
-		}
+	if vs, ok := q["size"]; ok {
+		v, ok := parseCount(vs[0])
 		if !ok || v < 1 {
 			return invalid("size must be given once, as a whole number ≥ 1: the size of a signed checkpoint (leave it out for the latest)")
 		}
@@ -216,7 +228,7 @@ func (h *handler) auditExport(c *gin.Context, caller *broker.Caller) error {
 	s := &exportStream{c: c, rc: http.NewResponseController(c.Writer)}
 	bw := bufio.NewWriterSize(s, exportBuffer)
 	cw := &countWriter{w: bw}
-	_, err = h.b.ExportAudit(ctx, caller, size, cw)
+	_, err := h.b.ExportAudit(ctx, caller, size, cw)
 	if err == nil {
 		if err = bw.Flush(); err == nil {
 			return nil

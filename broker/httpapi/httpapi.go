@@ -69,18 +69,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"github.com/censusvault/censusvault/broker/untrusted"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/censusvault/censusvault/broker"
 	"github.com/censusvault/censusvault/broker/tables"
@@ -209,15 +205,19 @@ func (h *handler) receipt(c *gin.Context, caller *broker.Caller) error {
 }
 
 func (h *handler) progress(c *gin.Context, caller *broker.Caller) error {
+	q, bad := queryParams(c.Request.URL.RawQuery, "area", "depth")
+	if bad != "" {
+		return h.b.Invalid(c.Request.Context(), caller, "progress.read", bad)
+	}
 	depth := 1
-	if s := c.Query("depth"); s != "" {
+	if s := q.Get("depth"); s != "" {
 		d, err := strconv.Atoi(s)
 		if err != nil {
 			return h.b.Invalid(c.Request.Context(), caller, "progress.read", "depth must be a whole number")
 		}
 		depth = d
 	}
-	rep, err := h.b.Progress(c.Request.Context(), caller, broker.AreaCode(c.Query("area")), depth)
+	rep, err := h.b.Progress(c.Request.Context(), caller, broker.AreaCode(q.Get("area")), depth)
 	if err != nil {
 		return err
 	}
@@ -237,22 +237,9 @@ func (h *handler) auditEvents(c *gin.Context, caller *broker.Caller) error {
 	q := broker.AuditQuery{Limit: 100}
 	// Parsed strictly: a pair that does not decode is an error, not a
 	// filter silently dropped (which would answer the whole log).
-	params, err := url.ParseQuery(c.Request.URL.RawQuery)
-	if err != nil {
-		return invalid("the query string is not valid URL encoding: escape each parameter value with %XX")
-	}
-	for k, vs := range params {
-		if !utf8.ValidString(k) || slices.ContainsFunc(vs, func(v string) bool { return !utf8.ValidString(v) }) {
-			return invalid("query parameters must be valid UTF-8 once decoded")
-		}
-	}
-	for k, vs := range params {
-		if !slices.Contains(auditQueryKeys, k) {
-			return invalid(fmt.Sprintf("unknown query parameter %q (known: %s)", clipParam(k), strings.Join(auditQueryKeys, ", ")))
-		}
-		if len(vs) != 1 || len(vs[0]) > 256 {
-			return invalid(fmt.Sprintf("query parameter %s: give it once, at most 256 bytes", k))
-		}
+	params, bad := queryParams(c.Request.URL.RawQuery, auditQueryKeys...)
+	if bad != "" {
+		return invalid(bad)
 	}
 	if s := params.Get("from"); s != "" {
 		v, err := strconv.ParseInt(s, 10, 64)
@@ -340,9 +327,13 @@ func (h *handler) requestTable(c *gin.Context, caller *broker.Caller) error {
 		c.AbortWithStatusJSON(http.StatusNotAcceptable, gin.H{"error": be.Msg, "code": "not_acceptable"})
 		return nil
 	}
+	q, bad := queryParams(c.Request.URL.RawQuery, "encrypt")
+	if bad != "" {
+		return h.b.Invalid(ctx, caller, action, bad+" (this route takes encrypt=1, for a table encrypted to your registered age recipient, or nothing)")
+	}
 	encrypt := false
-	if vals, ok := c.GetQueryArray("encrypt"); ok {
-		if len(vals) != 1 || vals[0] != "1" {
+	if vals, ok := q["encrypt"]; ok {
+		if vals[0] != "1" {
 			return h.b.Invalid(ctx, caller, action, "encrypt: give encrypt=1 for a table encrypted to your registered age recipient, or leave it out")
 		}
 		encrypt = true

@@ -251,8 +251,8 @@ func TestRefusalCeiling(t *testing.T) {
 		t.Errorf("summary %s/%s/%s", s.Action, s.Decision, s.Outcome)
 	}
 	rest := int64(users*each - lim.RefusalBurst)
-	_, lists, _ := strings.Cut(s.Reason, "by actor: ")
-	actors, actions, _ := strings.Cut(lists, "; by action: ")
+	_, lists, _ := strings.Cut(s.Reason, "by action: ")
+	actions, actors, _ := strings.Cut(lists, "; by actor: ")
 	if !strings.HasPrefix(s.Reason, fmt.Sprint(rest, " refusals")) {
 		t.Errorf("summary %q, want it to count the %d refusals not logged", s.Reason, rest)
 	}
