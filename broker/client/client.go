@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -52,13 +53,25 @@ type Opts struct {
 	// pins it. The client's transport (HTTP's, when it is an
 	// *http.Transport or nil) is copied with it; TLS 1.2 at least.
 	CA []byte
+	// InsecureHTTP lets a client with a token talk plain http to a host
+	// other than this one's loopback (a trusted network behind a
+	// TLS-terminating proxy). Without it New refuses: the bearer token
+	// would cross the network in clear.
+	InsecureHTTP bool
 }
+
+// ErrPlainHTTP is returned by New for a client with a token whose base URL
+// is plain http to a non-loopback host, without InsecureHTTP.
+var ErrPlainHTTP = errors.New("client: refusing to send a bearer token over plain http to a host that is not this machine's loopback: use https (or, on a trusted network behind a TLS-terminating proxy, InsecureHTTP)")
 
 // New returns a client.
 func New(o Opts) (*Client, error) {
 	u, err := url.Parse(o.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("client: bad base URL %q", o.BaseURL)
+	}
+	if u.Scheme == "http" && o.Token != "" && !o.InsecureHTTP && !loopback(u.Hostname()) {
+		return nil, ErrPlainHTTP
 	}
 	hc := o.HTTP
 	if hc == nil {
@@ -442,4 +455,14 @@ func withCA(hc *http.Client, caPEM []byte) (*http.Client, error) {
 	c := *hc
 	c.Transport = tr
 	return &c, nil
+}
+
+// loopback reports whether host is this machine's loopback: "localhost"
+// or a loopback address.
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

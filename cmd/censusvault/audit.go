@@ -101,30 +101,28 @@ func cmdAudit(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("expected at most one EXPORT file")}
 	case "export":
-		server := fs.String("server", "", "the vault's base URL, e.g. https://vault.example:8440 (required)")
+		rem := addRemoteFlags(fs)
 		tokenFile := fs.String("token-file", "", "file holding your bearer token (default: the CENSUSVAULT_TOKEN variable)")
 		size := fs.Int64("size", 0, "the size of the signed checkpoint to export (default: the latest)")
 		out := fs.String("out", "", "write the export to FILE (mode 0600) instead of standard output")
-		ca := fs.String("ca", "", caFlagHelp)
 		if err := parse(fs, args); err != nil {
 			return err
 		}
 		if err := noArgs(fs); err != nil {
 			return err
 		}
-		if *server == "" {
+		if *rem.server == "" {
 			return &exitError{code: 2, err: errors.New("--server URL is required (or CENSUSVAULT_SERVER)")}
 		}
 		if *size < 0 {
 			return &exitError{code: 2, err: errors.New("--size must be the size of a signed checkpoint (≥ 1), or left out for the latest")}
 		}
-		return auditExport(ctx, e, *server, *ca, *tokenFile, *size, *out)
+		return auditExport(ctx, e, rem, *tokenFile, *size, *out)
 	case "checkpoint":
-		server := fs.String("server", "", "the vault's base URL, e.g. https://vault.example:8440 (required)")
+		rem := addRemoteFlags(fs)
 		out := fs.String("out", "", "write the checkpoint to FILE instead of standard output")
 		key := fs.String("key", "", keyFlagHelp+": check the checkpoint's signature before saving it")
 		prev := fs.StringArray("previous", nil, "an older signed checkpoint file the vault must prove its log extends (repeatable; needs --key)")
-		ca := fs.String("ca", "", caFlagHelp)
 		var sf storeFlags
 		sf.add(fs)
 		if err := parse(fs, args); err != nil {
@@ -133,7 +131,7 @@ func cmdAudit(ctx context.Context, e *env, args []string) error {
 		if err := noArgs(fs); err != nil {
 			return err
 		}
-		if *server == "" && (fs.Changed("data") || fs.Changed("store")) {
+		if *rem.server == "" && (fs.Changed("data") || fs.Changed("store")) {
 			// On demand, on the vault: sign a checkpoint of the log as it
 			// is now (or return the latest if it already covers it).
 			b, st, err := sf.openBroker(ctx, nil)
@@ -155,13 +153,13 @@ func cmdAudit(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stderr, "checkpoint of %d events written to %s\n", cp.Size, *out)
 			return nil
 		}
-		if *server == "" {
+		if *rem.server == "" {
 			return &exitError{code: 2, err: errors.New("--server URL is required (or CENSUSVAULT_SERVER); or --data DIR to sign one on the vault")}
 		}
 		if len(*prev) > 0 && *key == "" {
 			return &exitError{code: 2, err: errors.New("--previous needs --key: older checkpoints are compared only once the new one's signature is checked")}
 		}
-		return auditCheckpoint(ctx, e, *server, *ca, *out, *key, *prev)
+		return auditCheckpoint(ctx, e, rem, *out, *key, *prev)
 	default: // prune
 		var sf storeFlags
 		sf.add(fs)
@@ -357,14 +355,14 @@ func auditVerifyExport(e *env, path, keyArg, cpFile string, prevFiles []string) 
 // streams for as long as the log is long, so no overall timeout bounds it
 // (timeout 0); a server that does not start answering is given up on
 // after two minutes.
-func auditClient(server, caFile, token string, timeout time.Duration) (*client.Client, error) {
+func auditClient(rem remote, token string, timeout time.Duration) (*client.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ResponseHeaderTimeout = 2 * time.Minute
-	ca, err := readCA(caFile)
+	o, err := rem.clientOpts(token, &http.Client{Transport: tr, Timeout: timeout})
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(client.Opts{BaseURL: server, Token: token, HTTP: &http.Client{Transport: tr, Timeout: timeout}, CA: ca})
+	c, err := client.New(o)
 	if err != nil {
 		return nil, &exitError{code: 2, err: fmt.Errorf("--server: %w", err)}
 	}
@@ -382,12 +380,12 @@ func checkpointOf(signed []byte) (audit.Checkpoint, error) {
 	return audit.ParseCheckpoint(body + "\n")
 }
 
-func auditExport(ctx context.Context, e *env, server, ca, tokenFile string, size int64, out string) error {
+func auditExport(ctx context.Context, e *env, rem remote, tokenFile string, size int64, out string) error {
 	tok, err := clientToken(e, tokenFile)
 	if err != nil {
 		return err
 	}
-	c, err := auditClient(server, ca, tok, 0)
+	c, err := auditClient(rem, tok, 0)
 	if err != nil {
 		return err
 	}
@@ -455,7 +453,7 @@ func exportCheckpoint(path string) (audit.Checkpoint, error) {
 	return checkpointOf([]byte(first.Checkpoint))
 }
 
-func auditCheckpoint(ctx context.Context, e *env, server, ca, out, keyArg string, prevFiles []string) error {
+func auditCheckpoint(ctx context.Context, e *env, rem remote, out, keyArg string, prevFiles []string) error {
 	key := ""
 	if keyArg != "" {
 		var err error
@@ -475,7 +473,7 @@ func auditCheckpoint(ctx context.Context, e *env, server, ca, out, keyArg string
 		}
 		prev = append(prev, older{p, cp})
 	}
-	c, err := auditClient(server, ca, "", time.Minute)
+	c, err := auditClient(rem, "", time.Minute)
 	if err != nil {
 		return err
 	}

@@ -31,11 +31,10 @@ func cmdReceipt(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	fs := newFlags("receipt "+sub, syn, e)
-	server := fs.String("server", "", "the vault's base URL, e.g. https://vault.example:8440 (required)")
+	rem := addRemoteFlags(fs)
 	tokenFile := fs.String("token-file", "", "file holding your bearer token (default: the CENSUSVAULT_TOKEN variable)")
 	keyArg := fs.String("key", "", keyFlagHelp+" (default: fetched from the server)")
 	receiptKeyArg := fs.String("receipt-key", "", "the vault's receipt verifier key, or a file holding it (default: fetched from the server)")
-	ca := fs.String("ca", "", caFlagHelp)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -43,7 +42,7 @@ func cmdReceipt(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("expected exactly one submission ID")}
 	}
-	if *server == "" {
+	if *rem.server == "" {
 		return &exitError{code: 2, err: errors.New("--server URL is required (or CENSUSVAULT_SERVER)")}
 	}
 	id := fs.Arg(0)
@@ -61,7 +60,7 @@ func cmdReceipt(ctx context.Context, e *env, args []string) error {
 			keys[which] = k
 		}
 	}
-	c, err := auditClient(*server, *ca, tok, time.Minute)
+	c, err := auditClient(rem, tok, time.Minute)
 	if err != nil {
 		return err
 	}

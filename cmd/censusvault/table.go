@@ -38,11 +38,10 @@ func cmdTable(ctx context.Context, e *env, args []string) error {
 	out := fs.String("out", "", "write the table to FILE (mode 0600) instead of stdout")
 	switch sub {
 	case "request":
-		server := fs.String("server", "", "the vault's base URL, e.g. https://vault.example:8440 (required)")
+		rem := addRemoteFlags(fs)
 		tokenFile := fs.String("token-file", "", "file holding your bearer token (default: the CENSUSVAULT_TOKEN variable)")
 		csv := fs.Bool("csv", false, "ask for CSV instead of JSON")
 		encrypt := fs.Bool("encrypt", false, "ask for the table encrypted to your registered age recipient")
-		ca := fs.String("ca", "", caFlagHelp)
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -50,14 +49,14 @@ func cmdTable(ctx context.Context, e *env, args []string) error {
 			fs.Usage()
 			return &exitError{code: 2, err: errors.New("expected exactly one REQUEST.json (or - for standard input)")}
 		}
-		if *server == "" {
+		if *rem.server == "" {
 			return &exitError{code: 2, err: errors.New("--server URL is required (or CENSUSVAULT_SERVER)")}
 		}
 		format := tables.FormatJSON
 		if *csv {
 			format = tables.FormatCSV
 		}
-		return tableRequest(ctx, e, *server, *ca, *tokenFile, fs.Arg(0), format, *encrypt, *out)
+		return tableRequest(ctx, e, rem, *tokenFile, fs.Arg(0), format, *encrypt, *out)
 	default: // replay
 		var sf storeFlags
 		sf.add(fs)
@@ -111,7 +110,7 @@ func clientToken(e *env, file string) (string, error) {
 	return tok, nil
 }
 
-func tableRequest(ctx context.Context, e *env, server, caFile, tokenFile, reqFile, format string, encrypt bool, out string) error {
+func tableRequest(ctx context.Context, e *env, rem remote, tokenFile, reqFile, format string, encrypt bool, out string) error {
 	tok, err := clientToken(e, tokenFile)
 	if err != nil {
 		return err
@@ -136,11 +135,11 @@ func tableRequest(ctx context.Context, e *env, server, caFile, tokenFile, reqFil
 	if encrypt && out == "" && isTerminal(e.stdout) {
 		return &exitError{code: 2, err: errors.New("--encrypt writes binary age data: give --out FILE or redirect standard output")}
 	}
-	ca, err := readCA(caFile)
+	o, err := rem.clientOpts(tok, httpClient())
 	if err != nil {
 		return err
 	}
-	c, err := client.New(client.Opts{BaseURL: server, Token: tok, HTTP: httpClient(), CA: ca})
+	c, err := client.New(o)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("--server: %w", err)}
 	}

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -24,6 +25,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/censusvault/censusvault/broker/client"
 )
 
 // The self-signed pair --dev-tls makes in the data directory.
@@ -345,6 +348,31 @@ func (c *limitConn) Close() error {
 const caFlagHelp = "trust only this PEM file for an https --server: the census office's CA, or the server's own certificate (with `serve --dev-tls`, <data>/" + devCertFile + ") to pin it (default: the system's roots)"
 
 // readCA reads --ca; "" is none.
+// remote is how a client command reaches a vault: --server, --ca and
+// --insecure-http (the last never from the environment).
+type remote struct {
+	server, caFile *string
+	insecureHTTP   *bool
+}
+
+// addRemoteFlags registers --server, --ca and --insecure-http on fs.
+func addRemoteFlags(fs *pflag.FlagSet) remote {
+	return remote{
+		server:       fs.String("server", "", "the vault's base URL, e.g. https://vault.example:8440 (required)"),
+		caFile:       fs.String("ca", "", caFlagHelp),
+		insecureHTTP: fs.Bool("insecure-http", false, "allow a plain http --server other than this machine's loopback (a trusted network behind a TLS-terminating proxy): the bearer token then crosses it in clear; never read from the environment"),
+	}
+}
+
+// clientOpts is the client's view of r, with the CA read.
+func (r remote) clientOpts(token string, hc *http.Client) (client.Opts, error) {
+	ca, err := readCA(*r.caFile)
+	if err != nil {
+		return client.Opts{}, err
+	}
+	return client.Opts{BaseURL: *r.server, Token: token, HTTP: hc, CA: ca, InsecureHTTP: *r.insecureHTTP}, nil
+}
+
 func readCA(file string) ([]byte, error) {
 	if file == "" {
 		return nil, nil
