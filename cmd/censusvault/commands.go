@@ -140,6 +140,9 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	}
 	ln = limitListen(ln, tf.maxConns)
 	srv := newServer(h)
+	if l, ok := ln.(*limitListener); ok {
+		srv.ConnState = l.connState
+	}
 	srv.TLSConfig = tlsConf
 	if certs != nil {
 		hup := make(chan os.Signal, 1)

@@ -297,14 +297,22 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 	return os.Rename(f.Name(), path)
 }
 
-// limitListener accepts at most n connections at a time: the next waits
-// in the kernel's backlog until one closes. Without it, 20,000 held
-// sockets delayed health checks past 2 s.
+// limitListener accepts at most n connections at a time. When all n
+// are taken it first closes the connection that has been idle longest (a
+// keep-alive waiting for a next request: closing it loses nothing, its
+// client reconnects), so idle sockets held by one host cannot keep
+// everyone else out; only connections in the middle of a request make the
+// next one wait in the kernel's backlog until one closes (and
+// ReadHeaderTimeout bounds a request that never finishes its headers).
+// Without a cap, 20,000 held sockets delayed health checks past 2 s.
 type limitListener struct {
 	net.Listener
 	sem       chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+
+	mu   sync.Mutex
+	idle map[net.Conn]time.Time // connections the server reports idle, since when
 }
 
 // limitListen caps ln at n connections; 0 is no cap.
@@ -312,19 +320,56 @@ func limitListen(ln net.Listener, n int) net.Listener {
 	if n == 0 {
 		return ln
 	}
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{}), idle: map[net.Conn]time.Time{}}
 }
 
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
+// connState is the server's http.Server.ConnState hook: it tells the
+// listener which connections are idle.
+func (l *limitListener) connState(c net.Conn, st http.ConnState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if st == http.StateIdle {
+		l.idle[c] = time.Now()
+	} else {
+		delete(l.idle, c)
 	}
+}
+
+// reclaim closes the longest-idle connection, if there is one.
+func (l *limitListener) reclaim() {
+	l.mu.Lock()
+	var oldest net.Conn
+	var since time.Time
+	for c, t := range l.idle {
+		if oldest == nil || t.Before(since) {
+			oldest, since = c, t
+		}
+	}
+	delete(l.idle, oldest)
+	l.mu.Unlock()
+	if oldest != nil {
+		oldest.Close()
+	}
+}
+
+// Accept takes the next connection, then a slot for it: at the cap,
+// only once someone is actually waiting, the longest-idle connection is
+// closed to make room; with none idle, the new one waits, unanswered.
+func (l *limitListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.sem
 		return nil, err
+	}
+	select {
+	case l.sem <- struct{}{}:
+	default:
+		l.reclaim()
+		select {
+		case l.sem <- struct{}{}:
+		case <-l.done:
+			c.Close()
+			return nil, net.ErrClosed
+		}
 	}
 	return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.sem })}, nil
 }

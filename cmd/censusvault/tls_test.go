@@ -457,28 +457,62 @@ func TestServeMaxConns(t *testing.T) {
 		return nil
 	}
 	// The startup probe's keep-alive connection would hold a slot: close
-	// it. Three connections answered and kept open then fill the cap.
+	// it.
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	var held []conn
-	for i := range 3 {
-		c := dial()
-		if err := health(c, deadline); err != nil {
-			t.Fatalf("health check %d, below the cap: %v\n%s", i+1, err, s.log)
+
+	// Three connections in the middle of a request (headers not yet
+	// finished) fill the cap: they cannot be closed without losing a
+	// request, so a fourth waits.
+	var busy []net.Conn
+	for range 3 {
+		c, err := net.DialTimeout("tcp", addr, time.Until(deadline))
+		if err != nil {
+			t.Fatal(err)
 		}
-		held = append(held, c)
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: vault\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		busy = append(busy, c)
 	}
-	// The fourth: the kernel accepts the TCP connection, serve does not.
-	// Its silence is only checked for a moment: on a slow machine that
-	// can let a broken cap pass, never fail a working one.
+	// The fourth: the kernel accepts the TCP connection, serve does not
+	// answer. Its silence is only checked for a moment: on a slow
+	// machine that can let a broken cap pass, never fail a working one.
 	fourth := dial()
 	err := health(fourth, time.Now().Add(500*time.Millisecond))
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("a fourth connection beyond --max-conns 3 was answered (%v)", err)
 	}
-	held[0].Close()
+	busy[0].Close()
 	if err := health(fourth, deadline); err != nil {
 		t.Fatalf("the fourth connection is not served after one of the three closed: %v\n%s", err, s.log)
+	}
+	for _, c := range busy[1:] {
+		c.Close()
+	}
+
+	// One host holding idle keep-alive connections cannot keep others
+	// out: at the cap, the longest-idle one is closed for a newcomer.
+	var idle []conn
+	for i := range 3 {
+		c := dial()
+		if err := health(c, deadline); err != nil {
+			t.Fatalf("health check %d, below the cap: %v\n%s", i+1, err, s.log)
+		}
+		idle = append(idle, c)
+	}
+	fourth.Close()
+	newcomer := dial()
+	// Served at once, not when the server's 120 s IdleTimeout would have
+	// freed a slot anyway: half of it is the bound that tells the two
+	// apart (with the slot reclaimed, the answer takes milliseconds).
+	until := time.Now().Add(60 * time.Second)
+	if deadline.Before(until) {
+		until = deadline
+	}
+	if err := health(newcomer, until); err != nil {
+		t.Fatalf("a newcomer was not served while the cap was held by idle connections: %v\n%s", err, s.log)
 	}
 	s.stop(t)
 }
