@@ -491,6 +491,7 @@ func TestServeMaxConns(t *testing.T) {
 	for _, c := range busy[1:] {
 		c.Close()
 	}
+	fourth.Close()
 
 	// One host holding idle keep-alive connections cannot keep others
 	// out: at the cap, the longest-idle one is closed for a newcomer.
@@ -502,7 +503,6 @@ func TestServeMaxConns(t *testing.T) {
 		}
 		idle = append(idle, c)
 	}
-	fourth.Close()
 	newcomer := dial()
 	// Served at once, not when the server's 120 s IdleTimeout would have
 	// freed a slot anyway: half of it is the bound that tells the two
