@@ -184,6 +184,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	}
 
+	// A deposit of someone else's (enum-a1, in 18070-01) for the receipt
+	// routes; each matrix user's own first deposit is noted below.
+	other := household(eaA1, 899)
+	v.receipt(v.deposit("enum-a1", v.seal(encode(t, other))), http.StatusCreated)
+	own := map[string]string{}
+
 	t.Run("deposit", func(t *testing.T) {
 		no := 900
 		for _, s := range subjects {
@@ -201,6 +207,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 				checkEvent(t, ev, string(policy.Deposit), allowed)
 				if !allowed {
 					v.mustNotBeStored(h["id"].(string))
+				} else if own[s.name] == "" {
+					own[s.name] = h["id"].(string)
 				}
 			}
 		}
@@ -368,6 +376,35 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 			if lines == 0 {
 				t.Errorf("%s export has no leaves", s.name)
+			}
+		}
+	})
+
+	t.Run("receipts", func(t *testing.T) {
+		// A receipt, and its proof of inclusion, go to their depositor
+		// only: the roles that deposit, for their own deposits.
+		for _, s := range subjects {
+			for _, c := range []struct {
+				whose, id string
+				allowed   bool
+			}{{"own", own[s.name], true}, {"another's", other["id"].(string), false}} {
+				if c.id == "" {
+					if s.may("deposit") {
+						t.Errorf("%s may deposit but has no deposit of its own", s.name)
+					}
+					continue
+				}
+				for _, route := range []string{"/v1/receipts/" + c.id, "/v1/receipts/" + c.id + "/proof"} {
+					v := v.in(t)
+					var r *response
+					ev := v.oneEvent(func() { r = v.get(s.name, route) })
+					if want := map[bool]int{true: 200, false: 404}[c.allowed]; r.Status != want {
+						t.Errorf("%s GET %s (%s): %d, want %d: %s", s.name, route, c.whose, r.Status, want, r.Body)
+					}
+					if want := map[bool]string{true: "allow", false: "deny"}[c.allowed]; ev.Decision != want {
+						t.Errorf("%s GET %s (%s): audit decision %q, want %q", s.name, route, c.whose, ev.Decision, want)
+					}
+				}
 			}
 		}
 	})
