@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/censusvault/censusvault/broker/wire"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -41,7 +42,7 @@ import (
 
 // Named ids, so the API says what each string is.
 type (
-	SubmissionID string
+	SubmissionID = wire.SubmissionID
 	UserID       string
 	AreaCode     = area.Code
 )

@@ -8,8 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/censusvault/censusvault/broker/wire"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,27 +21,15 @@ import (
 	"github.com/censusvault/censusvault/storage"
 )
 
-// Receipt is the vault's signed acknowledgement of a durable deposit.
-type Receipt struct {
-	SubmissionID  SubmissionID `json:"submission_id"`
-	Area          AreaCode     `json:"area"`
-	ReceivedAt    string       `json:"received_at"`
-	PayloadSHA256 string       `json:"payload_sha256"`
-	AuditIndex    int64        `json:"audit_index"`
-	LeafHash      string       `json:"leaf_hash"`
-	// Note is a C2SP signed note over the lines above, signed by the
-	// receipt key (GET /v1/keys/receipt).
-	Note string `json:"note"`
-}
+// Receipt is the vault's signed acknowledgement of a deposit (a wire
+// type: the device SDK shares it).
+type Receipt = wire.Receipt
 
 // ReceiptNoteHeader is the first line of a receipt's signed note.
-const ReceiptNoteHeader = "censusvault-receipt/v1"
+const ReceiptNoteHeader = wire.ReceiptNoteHeader
 
 // ReceiptText is the text a receipt's note signs.
-func ReceiptText(r *Receipt) string {
-	return strings.Join([]string{ReceiptNoteHeader, string(r.SubmissionID), string(r.Area), r.ReceivedAt,
-		r.PayloadSHA256, fmt.Sprint(r.AuditIndex), r.LeafHash}, "\n") + "\n"
-}
+func ReceiptText(r *Receipt) string { return wire.ReceiptText(r) }
 
 // DepositResult is a receipt and whether this request stored it (false:
 // the same submission was already stored, and this is its receipt).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/censusvault/censusvault/broker/wire"
 	"math"
 
 	"github.com/google/uuid"
@@ -18,25 +19,12 @@ import (
 // report lists.
 const MaxProgressDepth = 4
 
-// ProgressRow is one area's households deposited against plan.
-type ProgressRow struct {
-	Area      AreaCode `json:"area"`
-	Name      string   `json:"name"`
-	Level     string   `json:"level"`
-	Planned   int64    `json:"planned"`
-	Deposited int64    `json:"deposited"`
-	Percent   float64  `json:"percent"` // deposited / planned × 100, two decimals; 0 when nothing is planned
-	// Partial: some area under this one is outside the caller's scope
-	// (denied); Planned and Deposited count only the areas in scope.
-	Partial bool `json:"partial,omitempty"`
-}
-
-// ProgressReport is an area and its descendants down to Depth levels.
-type ProgressReport struct {
-	Area  AreaCode      `json:"area"`
-	Depth int           `json:"depth"`
-	Rows  []ProgressRow `json:"rows"`
-}
+// ProgressRow and ProgressReport are wire types (the device SDK shares
+// them).
+type (
+	ProgressRow    = wire.ProgressRow
+	ProgressReport = wire.ProgressReport
+)
 
 // Progress reports current households against plan for an area and its
 // descendants down to depth levels below it (an empty code means the top

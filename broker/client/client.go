@@ -26,8 +26,7 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/censusvault/censusvault/broker"
-	"github.com/censusvault/censusvault/broker/tables"
+	"github.com/censusvault/censusvault/broker/wire"
 )
 
 // Client talks to one vault as one user.
@@ -148,7 +147,7 @@ func Encrypt(r age.Recipient, plaintext []byte) ([]byte, error) {
 
 // DepositResult is the vault's answer to a deposit.
 type DepositResult struct {
-	Receipt broker.Receipt
+	Receipt wire.Receipt
 	Created bool // 201: stored now; false: 200, it was already stored
 }
 
@@ -194,13 +193,13 @@ func (c *Client) depositOnce(ctx context.Context, ciphertext []byte) (*DepositRe
 }
 
 // Progress fetches a progress report.
-func (c *Client) Progress(ctx context.Context, area string, depth int) (*broker.ProgressReport, error) {
+func (c *Client) Progress(ctx context.Context, area string, depth int) (*wire.ProgressReport, error) {
 	q := url.Values{}
 	if area != "" {
 		q.Set("area", area)
 	}
 	q.Set("depth", fmt.Sprint(depth))
-	var rep broker.ProgressReport
+	var rep wire.ProgressReport
 	if err := c.getJSON(ctx, "/v1/progress?"+q.Encode(), &rep); err != nil {
 		return nil, err
 	}
@@ -208,8 +207,8 @@ func (c *Client) Progress(ctx context.Context, area string, depth int) (*broker.
 }
 
 // Receipt fetches the caller's own receipt of a submission.
-func (c *Client) Receipt(ctx context.Context, id string) (*broker.Receipt, error) {
-	var r broker.Receipt
+func (c *Client) Receipt(ctx context.Context, id string) (*wire.Receipt, error) {
+	var r wire.Receipt
 	if err := c.getJSON(ctx, "/v1/receipts/"+url.PathEscape(id), &r); err != nil {
 		return nil, err
 	}
@@ -256,8 +255,8 @@ type TableResponse struct {
 const MaxTableBytes = 64 << 20
 
 // RequestTable sends a table request (body: the JSON request) and
-// returns the table. format is tables.FormatJSON ("" too) or
-// tables.FormatCSV; with encrypt the vault encrypts the table to the
+// returns the table. format is wire.TableJSON ("" too) or
+// wire.TableCSV; with encrypt the vault encrypts the table to the
 // caller's registered age recipient. A table request spends the project's
 // cell budget, so it is never retried. The digest of a plaintext table is
 // checked here; that of an encrypted one can be checked only after
@@ -265,11 +264,11 @@ const MaxTableBytes = 64 << 20
 func (c *Client) RequestTable(ctx context.Context, body []byte, format string, encrypt bool) (*TableResponse, error) {
 	accept := "application/json"
 	switch format {
-	case "", tables.FormatJSON:
-	case tables.FormatCSV:
+	case "", wire.TableJSON:
+	case wire.TableCSV:
 		accept = "text/csv"
 	default:
-		return nil, fmt.Errorf("client: table format %q: use %q or %q", format, tables.FormatJSON, tables.FormatCSV)
+		return nil, fmt.Errorf("client: table format %q: use %q or %q", format, wire.TableJSON, wire.TableCSV)
 	}
 	path := "/v1/tables"
 	if encrypt {

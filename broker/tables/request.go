@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/censusvault/censusvault/broker/wire"
 	"slices"
 	"sort"
 	"strconv"
@@ -28,8 +29,8 @@ const (
 
 // Formats of a released table.
 const (
-	FormatJSON = "json"
-	FormatCSV  = "csv"
+	FormatJSON = wire.TableJSON
+	FormatCSV  = wire.TableCSV
 )
 
 // Measure is what each cell holds: a count, or the sum or mean of a

@@ -136,3 +136,53 @@ func TestLeafOf(t *testing.T) {
 		}
 	}
 }
+
+// serverCode reports whether a dependency of the device SDK is server
+// code: the broker itself or its engines, the leaves that hold policy,
+// storage and keys, or a server-side library.
+func serverCode(module, dep string) bool {
+	if rest, ok := strings.CutPrefix(dep, module+"/"); ok {
+		switch top, _, _ := strings.Cut(rest, "/"); top {
+		case "policy", "storage", "crypto", "cmd":
+			return true
+		case "broker":
+			// The SDK may use the wire types and what they are made of.
+			switch rest {
+			case "broker/client", "broker/wire", "broker/area", "broker/untrusted":
+				return false
+			}
+			return true
+		}
+		return false
+	}
+	for _, heavy := range []string{"github.com/casbin/", "github.com/jackc/pgx", "modernc.org/sqlite", "github.com/gin-gonic/", "github.com/hashicorp/vault"} {
+		if strings.HasPrefix(dep, heavy) {
+			return true
+		}
+	}
+	return false
+}
+
+// A field device links the wire types and age, never the server.
+func TestDeviceSDKLinksNoServerCode(t *testing.T) {
+	module, pkgs := listPackages(t)
+	found := false
+	for _, p := range pkgs {
+		if p.ImportPath != module+"/broker/client" {
+			continue
+		}
+		found = true
+		for _, d := range p.Deps {
+			if serverCode(module, d) {
+				t.Errorf("the device SDK (broker/client) depends on %s: it may use broker/wire and age only", d)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("broker/client not found")
+	}
+	// The check can fail: the broker itself is server code.
+	if !serverCode(module, module+"/broker") || !serverCode(module, "github.com/casbin/casbin/v2") || serverCode(module, module+"/broker/wire") {
+		t.Error("serverCode misclassifies")
+	}
+}

@@ -1,0 +1,64 @@
+// Package wire holds the types that cross the network between the vault
+// and its clients: receipts, progress reports and table formats. It is the
+// one package the device SDK (broker/client) shares with the server, so a
+// field device links wire types and age, never the server's policy,
+// storage or keys; broker re-exports these types under its own names.
+package wire
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/censusvault/censusvault/broker/area"
+)
+
+// SubmissionID is a submission's device-made UUID.
+type SubmissionID string
+
+// Receipt is the vault's signed acknowledgement of a deposit.
+type Receipt struct {
+	SubmissionID  SubmissionID `json:"submission_id"`
+	Area          area.Code    `json:"area"`
+	ReceivedAt    string       `json:"received_at"`
+	PayloadSHA256 string       `json:"payload_sha256"`
+	AuditIndex    int64        `json:"audit_index"`
+	LeafHash      string       `json:"leaf_hash"`
+	// Note is a C2SP signed note over the lines above, signed by the
+	// receipt key (GET /v1/keys/receipt).
+	Note string `json:"note"`
+}
+
+// ReceiptNoteHeader is the first line of a receipt's signed note.
+const ReceiptNoteHeader = "censusvault-receipt/v1"
+
+// ReceiptText is the text a receipt's note signs.
+func ReceiptText(r *Receipt) string {
+	return strings.Join([]string{ReceiptNoteHeader, string(r.SubmissionID), string(r.Area), r.ReceivedAt,
+		r.PayloadSHA256, fmt.Sprint(r.AuditIndex), r.LeafHash}, "\n") + "\n"
+}
+
+// ProgressRow is one area's households deposited against plan.
+type ProgressRow struct {
+	Area      area.Code `json:"area"`
+	Name      string    `json:"name"`
+	Level     string    `json:"level"`
+	Planned   int64     `json:"planned"`
+	Deposited int64     `json:"deposited"`
+	Percent   float64   `json:"percent"` // deposited / planned × 100, two decimals; 0 when nothing is planned
+	// Partial: some area under this one is outside the caller's scope
+	// (denied); Planned and Deposited count only the areas in scope.
+	Partial bool `json:"partial,omitempty"`
+}
+
+// ProgressReport is an area and its descendants down to Depth levels.
+type ProgressReport struct {
+	Area  area.Code     `json:"area"`
+	Depth int           `json:"depth"`
+	Rows  []ProgressRow `json:"rows"`
+}
+
+// Formats of a released table.
+const (
+	TableJSON = "json"
+	TableCSV  = "csv"
+)
