@@ -371,6 +371,11 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 		return nil, errorf(Internal, err, "failed to compile the table request")
 	}
 	ev.Request = plan.Norm.Encode()
+	if m := req.Measure; (m.Op == "sum" || m.Op == "mean") && !b.tables.schema.Quantitative(m.Var) {
+		// A sum of codes reads the codes back (two tables differing by
+		// one person give that person's religion code).
+		return nil, deny(fmt.Sprintf("measure %q is not a quantitative variable: tables sum or average only the amounts the form marks quantitative (and age)", clip(m.Var)))
+	}
 
 	// Policy, for the whole subtree of every area the table covers, under
 	// this project: a table whose cover holds a denied area anywhere is

@@ -237,6 +237,8 @@ func TestRequestTableRefusals(t *testing.T) {
 		{"five dimensions", "rita", `{"project":"fert","purpose":"p","rows":["sex","age_group5","ethnicity"],"cols":["tenure","commune"]}`, broker.Invalid, "dimensions"},
 		{"future as_of", "rita", `{"project":"fert","purpose":"p","rows":["sex"],"as_of":99999999}`, broker.Invalid, "as_of"},
 		{"small universe", "rita", `{"project":"fert","purpose":"p","rows":["sex"],"filter":{"area":["18070-01"],"age_group5":["95-99"]}}`, broker.Invalid, "below the minimum"},
+		{"sum of a code", "rita", `{"project":"fert","purpose":"p","rows":["sex"],"measure":{"sum":"ethnicity"}}`, broker.Permission, "not a quantitative variable"},
+		{"mean of a code", "rita", `{"project":"fert","purpose":"p","rows":["tenure"],"measure":{"mean":"tenure"},"unit":"households"}`, broker.Permission, "not a quantitative variable"},
 		{"oversize", "rita", big, broker.TooLarge, "over"},
 		{"budget", "rita", `{"project":"tiny","purpose":"p","rows":["sex","age_group5"]}`, broker.Permission, "budget"},
 		{"encrypt without recipient", "rita", countBySexAge, broker.Invalid, "set-recipient"},
@@ -483,5 +485,19 @@ func TestRequestTableQuotesNamesSafely(t *testing.T) {
 	}
 	if evs := tv.events(before, "table.request"); len(evs) != 1 || evs[0].Outcome != "invalid" {
 		t.Fatalf("audit: %+v", evs)
+	}
+}
+
+// Sums and means of the amounts the form marks quantitative (and age)
+// are released; the refusals above are for codes only.
+func TestRequestTableQuantitativeMeasures(t *testing.T) {
+	tv := newTableVault(t, 300)
+	for _, body := range []string{
+		`{"project":"fert","purpose":"p","rows":["sex"],"measure":{"mean":"age"}}`,
+		`{"project":"fert","purpose":"p","rows":["sex"],"measure":{"sum":"age"}}`,
+	} {
+		if _, err := tv.request("rita", body, broker.TableOpts{}); err != nil {
+			t.Errorf("%s: %v", body, err)
+		}
 	}
 }

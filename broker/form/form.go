@@ -77,6 +77,11 @@ type Field struct {
 	Max      *float64 `json:"max,omitempty"`     // int and decimal fields only
 	MaxLen   int      `json:"max_len,omitempty"` // string fields only, in characters
 	Label    string   `json:"label,omitempty"`
+	// Quantitative marks an analytic int or decimal field whose values
+	// are amounts (floor area, a count of rooms): the only fields a table
+	// may sum or average. A code, a year or a month is not one — summing
+	// codes is only a way to read them back.
+	Quantitative bool `json:"quantitative,omitempty"`
 }
 
 // Code is one answer of a code field.
@@ -136,7 +141,8 @@ func Default() *Form {
 // data are refused; names are [a-z][a-z0-9_]* and unique within their list;
 // types and classes are known; code fields have 1…MaxCodes distinct codes in
 // 0…MaxCodeValue including 1; int and decimal fields have min ≤ max (whole
-// numbers for int); string fields have a max_len of 1…MaxStringLen; no field
+// numbers for int); string fields have a max_len of 1…MaxStringLen; only
+// analytic int and decimal fields with a range are quantitative; no field
 // carries a setting that its type does not use.
 func Parse(b []byte) (*Form, error) {
 	if len(b) > maxDefinition {
@@ -387,6 +393,9 @@ func compileSet(f *Form, list string, fields []Field) (fieldSet, error) {
 		}
 		if k != kCode && len(fd.Codes) != 0 {
 			return fs, fail("codes are only for code fields")
+		}
+		if fd.Quantitative && (k != kInt && k != kDecimal || fd.Class != Analytic || !hasRange) {
+			return fs, fail("quantitative is only for analytic int and decimal fields with min and max")
 		}
 		fs.index[fd.Name] = len(fs.rules)
 		fs.rules = append(fs.rules, r)

@@ -57,7 +57,10 @@ type variable struct {
 	level    varLevel
 	kind     varKind
 	required bool
-	col      int // column in its level's column list (coded, numeric)
+	// quantitative: an amount the form marks as such (or the derived
+	// age), the only kind a released table may sum or average.
+	quantitative bool
+	col          int // column in its level's column list (coded, numeric)
 	// coded: values[i] is the value of category i (the code, or min+i),
 	// labels[i] its label.
 	values []int64
@@ -145,7 +148,7 @@ func NewSchema(f *form.Form) (*Schema, error) {
 	s.census = census
 	oldest := float64(census.Year()) - minOf(by)
 	s.vars[VarAgeGroup5] = &variable{name: VarAgeGroup5, level: personLevel, kind: derivedBand, required: true}
-	s.vars[VarAge] = &variable{name: VarAge, level: personLevel, kind: derivedAge, required: true, bound: oldest, isInt: true}
+	s.vars[VarAge] = &variable{name: VarAge, level: personLevel, kind: derivedAge, required: true, bound: oldest, isInt: true, quantitative: true}
 	s.order = append(s.order, VarAgeGroup5, VarAge)
 	return s, nil
 }
@@ -158,7 +161,7 @@ func minOf(v *variable) float64 {
 }
 
 func newVariable(fd form.Field, lv varLevel) (*variable, error) {
-	v := &variable{name: fd.Name, level: lv, required: fd.Required}
+	v := &variable{name: fd.Name, level: lv, required: fd.Required, quantitative: fd.Quantitative}
 	switch fd.Type {
 	case form.TypeCode:
 		v.kind, v.isInt = coded, true
@@ -220,6 +223,16 @@ func (v *variable) category(x int64) int {
 // Variables lists the variables a table may name, in form order, then the
 // derived ones.
 func (s *Schema) Variables() []string { return append([]string(nil), s.order...) }
+
+// Quantitative reports whether the variable name may be summed or
+// averaged in a released table: a field the form marks quantitative, or
+// the derived age. Summing a code (religion, education level) is only a
+// way to read the codes back, so new releases are refused it; Compile
+// still accepts it, so that releases made before the rule replay.
+func (s *Schema) Quantitative(name string) bool {
+	v := s.vars[name]
+	return v != nil && v.quantitative
+}
 
 // Form returns the name and version of the form the schema was built from:
 // the engine tabulates submissions of that form only.
