@@ -137,6 +137,8 @@ func TestParseErrors(t *testing.T) {
 		{"fractional int bound", def(`{"name":"a","type":"int","class":"analytic","min":0.5,"max":4}`), "whole numbers"},
 		{"huge bound", def(`{"name":"a","type":"decimal","class":"analytic","min":0,"max":1e300}`), "within"},
 		{"code without codes", def(`{"name":"a","type":"code","class":"analytic"}`), "needs 1 to 1000 codes"},
+		{"quantitative code", def(`{"name":"a","type":"code","class":"analytic","codes":[{"code":1,"label":"x"},{"code":2,"label":"y"}],"quantitative":true}`), "quantitative is only for"},
+		{"quantitative operational", def(`{"name":"a","type":"int","class":"operational","min":1,"max":9,"quantitative":true}`), "quantitative is only for"},
 		{"codes without 1", def(`{"name":"a","type":"code","class":"analytic","codes":[{"code":2,"label":"x"}]}`), "codes must include 1"},
 		{"duplicate code", def(`{"name":"a","type":"code","class":"analytic","codes":[{"code":1,"label":"x"},{"code":1,"label":"y"}]}`), "code 1 listed twice"},
 		{"negative code", def(`{"name":"a","type":"code","class":"analytic","codes":[{"code":1,"label":"x"},{"code":-1,"label":"y"}]}`), "outside"},
