@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/censusvault/censusvault/broker/wire"
 	"math"
 
 	"github.com/google/uuid"
 
 	"github.com/censusvault/censusvault/broker/area"
+	"github.com/censusvault/censusvault/broker/wire"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage"
 )

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/censusvault/censusvault/broker/untrusted"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/broker/form"
 	"github.com/censusvault/censusvault/broker/tables"
+	"github.com/censusvault/censusvault/broker/untrusted"
 	"github.com/censusvault/censusvault/storage"
 )
 

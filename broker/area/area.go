@@ -18,10 +18,11 @@ package area
 
 import (
 	"fmt"
-	"github.com/censusvault/censusvault/broker/untrusted"
 	"strconv"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/censusvault/censusvault/broker/untrusted"
 )
 
 // Code identifies an area, e.g. "42" (Hà Tĩnh) or "42.436.18070.007".

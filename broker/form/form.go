@@ -32,13 +32,13 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"github.com/censusvault/censusvault/broker/untrusted"
 	"math"
 	"sort"
 	"time"
 	"unicode/utf8"
 
 	"github.com/censusvault/censusvault/broker/internal/strictjson"
+	"github.com/censusvault/censusvault/broker/untrusted"
 )
 
 // Class is the sensitivity class of a field; each class is sealed apart.

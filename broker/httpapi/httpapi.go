@@ -69,7 +69,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/censusvault/censusvault/broker/untrusted"
 	"io"
 	"log/slog"
 	"net"
@@ -80,6 +79,7 @@ import (
 
 	"github.com/censusvault/censusvault/broker"
 	"github.com/censusvault/censusvault/broker/tables"
+	"github.com/censusvault/censusvault/broker/untrusted"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/gin-gonic/gin"
 )

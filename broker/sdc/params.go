@@ -3,9 +3,10 @@ package sdc
 import (
 	"errors"
 	"fmt"
-	"github.com/censusvault/censusvault/broker/untrusted"
 	"math"
 	"strconv"
+
+	"github.com/censusvault/censusvault/broker/untrusted"
 )
 
 // Sentinel errors, checked with errors.Is.

@@ -3,12 +3,12 @@ package tables
 import (
 	"errors"
 	"fmt"
-	"github.com/censusvault/censusvault/broker/untrusted"
 	"math"
 	"sort"
 	"sync"
 
 	"github.com/censusvault/censusvault/broker/area"
+	"github.com/censusvault/censusvault/broker/untrusted"
 )
 
 // Household is one deposited submission as the cache takes it: where and

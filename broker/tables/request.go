@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/censusvault/censusvault/broker/wire"
 	"slices"
 	"sort"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"github.com/censusvault/censusvault/broker/area"
 	"github.com/censusvault/censusvault/broker/internal/strictjson"
 	"github.com/censusvault/censusvault/broker/sdc"
+	"github.com/censusvault/censusvault/broker/wire"
 )
 
 // Limits on a request, before any disclosure-control limit.

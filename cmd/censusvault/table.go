@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/censusvault/censusvault/broker/untrusted"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/censusvault/censusvault/broker/client"
 	"github.com/censusvault/censusvault/broker/tables"
+	"github.com/censusvault/censusvault/broker/untrusted"
 )
 
 // cmdTable requests research tables over HTTP (researchers) and replays

@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/censusvault/censusvault/broker/untrusted"
 	"io"
 	"reflect"
 	"slices"
@@ -28,6 +27,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/censusvault/censusvault/broker/untrusted"
 )
 
 // Decode reads b, exactly one JSON value, into v (a non-nil pointer).
