@@ -193,7 +193,7 @@ func (q *AuditQuery) describe() []string {
 	return out
 }
 
-func (q *AuditQuery) match(e *audit.Event, tree func(AreaCode) []string) bool {
+func (q *AuditQuery) match(e *audit.Event, pathOf func(string) []string) bool {
 	switch {
 	case q.Actor != "" && e.Actor != q.Actor,
 		q.Role != "" && !slices.Contains(e.Roles, q.Role),
@@ -205,7 +205,7 @@ func (q *AuditQuery) match(e *audit.Event, tree func(AreaCode) []string) bool {
 		!q.Until.IsZero() && !e.Time.Before(q.Until):
 		return false
 	}
-	return q.Area == "" || slices.Contains(tree(AreaCode(e.Area)), string(q.Area))
+	return q.Area == "" || slices.Contains(pathOf(e.Area), string(q.Area))
 }
 
 // AuditEvents searches the audit log from index q.From on, for auditors,
@@ -257,7 +257,7 @@ func (b *Broker) AuditEvents(ctx context.Context, c *Caller, q AuditQuery) (*Aud
 			if err != nil {
 				return false, fmt.Errorf("audit event %d does not decode (run `censusvault audit verify`): %w", r.Index, err)
 			}
-			if !q.match(e, b.areaPath) {
+			if !q.match(e, b.pathOf) {
 				return true, nil
 			}
 			if !vis.sees(e) {
@@ -272,8 +272,6 @@ func (b *Broker) AuditEvents(ctx context.Context, c *Caller, q AuditQuery) (*Aud
 	}
 	return page, nil
 }
-
-func (b *Broker) areaPath(a AreaCode) []string { return b.tree.PathStrings(a) }
 
 // auditScope decides whether c may read the audit log at all, and which
 // events: the scope rule of policy (allowed subtrees minus denied ones)
@@ -329,7 +327,7 @@ func (v *auditVisibility) sees(e *audit.Event) bool {
 		return seen
 	}
 	seen := false
-	if path := v.b.tree.PathStrings(AreaCode(a)); path != nil {
+	if path := v.b.pathOf(a); path != nil {
 		d, err := v.scope.Subtree(path, v.b.pathOf)
 		seen = err == nil && d.Allow
 	}

@@ -158,14 +158,20 @@ func (t *tally) add(key string, n int64) {
 	}
 }
 
-// String lists the largest counts, then sums the rest: "a: 9, b: 4 and
-// 12 more from 7 others".
-func (t *tally) String() string {
+// sorted lists the keys, largest count first (then by name).
+func (t *tally) sorted() []string {
 	keys := make([]string, 0, len(t.n))
 	for k := range t.n {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(cmp.Compare(t.n[b], t.n[a]), strings.Compare(a, b)) })
+	return keys
+}
+
+// String lists the largest counts, then sums the rest: "a: 9, b: 4 and
+// 12 more from 7 others".
+func (t *tally) String() string {
+	keys := t.sorted()
 	var sb strings.Builder
 	for i, k := range keys[:min(len(keys), summaryListed)] {
 		if i > 0 {
@@ -190,11 +196,7 @@ func (t *tally) String() string {
 // most partBytes bytes each ("a: 9, b: 4"), so that summaries naming
 // every key stay within an audit event's size.
 func (t *tally) all(partBytes int) []string {
-	keys := make([]string, 0, len(t.n))
-	for k := range t.n {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(cmp.Compare(t.n[b], t.n[a]), strings.Compare(a, b)) })
+	keys := t.sorted()
 	var parts []string
 	var sb strings.Builder
 	for _, k := range keys {

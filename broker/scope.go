@@ -38,7 +38,7 @@ func (b *Broker) anyGrantAllowsFor(ctx context.Context, c *Caller, a policy.Acti
 	if len(roots) == 0 {
 		// Say why at the first grant's area, if there is one in the tree.
 		for _, g := range c.Grants {
-			if p := b.areaPath(AreaCode(g.Area)); p != nil && (g.Project == "" || g.Project == project) {
+			if p := b.pathOf(g.Area); p != nil && (g.Project == "" || g.Project == project) {
 				if d, err := sc.At(p); err == nil && d.Rule != "" {
 					return d
 				}
@@ -46,7 +46,7 @@ func (b *Broker) anyGrantAllowsFor(ctx context.Context, c *Caller, a policy.Acti
 		}
 		return none
 	}
-	d, err := sc.At(b.areaPath(AreaCode(roots[0])))
+	d, err := sc.At(b.pathOf(roots[0]))
 	if err != nil {
 		return none
 	}

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -81,7 +82,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun `censusvault <command> --help` for a command's flags. These flags can also be set")
 	fmt.Fprintln(w, "from the environment as CENSUSVAULT_<FLAG> (e.g. CENSUSVAULT_DATA=/srv/vault); a flag on")
 	fmt.Fprintln(w, "the command line wins:")
-	fmt.Fprintln(w, "  --data --store --keys --addr --server --token-file --ca --tls-cert --tls-key")
+	fmt.Fprintln(w, "  --"+strings.Join(envFlags, " --"))
 	fmt.Fprintln(w, "Every other flag (--confirm, --deny, --role, …) is taken only from the command line; a")
 	fmt.Fprintln(w, "CENSUSVAULT_<FLAG> variable naming one is ignored with a warning.")
 }
@@ -169,18 +170,15 @@ func envName(flag string) string {
 	return "CENSUSVAULT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-// fromEnv reports whether a flag may come from the environment: only
-// where the vault, its keys and its server are and how to reach them.
+// envFlags are the flags that may come from the environment: only where
+// the vault, its keys and its server are and how to reach them.
 // Confirmations (--confirm), grants (--deny, --role, --area), switches
 // that weaken a protection (--insecure-http, --dev-tls, --max-conns,
 // --trusted-proxy) and everything else must be typed.
-func fromEnv(flag string) bool {
-	switch flag {
-	case "data", "store", "keys", "addr", "server", "token-file", "ca", "tls-cert", "tls-key":
-		return true
-	}
-	return false
-}
+var envFlags = []string{"data", "store", "keys", "addr", "server", "token-file", "ca", "tls-cert", "tls-key"}
+
+// fromEnv reports whether a flag may come from the environment.
+func fromEnv(flag string) bool { return slices.Contains(envFlags, flag) }
 
 // storeFlags are the flags of every command that touches the store.
 type storeFlags struct {
