@@ -94,6 +94,11 @@ func (c *Cache) aggregate(p *Plan) ([]acc, int64, error) {
 	if p.Norm.AsOf > c.upTo {
 		return nil, 0, fmt.Errorf("tables: the cache holds deposits through %d, not %d", c.upTo, p.Norm.AsOf)
 	}
+	for _, a := range p.eaAsOf {
+		if a > c.upTo {
+			return nil, 0, fmt.Errorf("tables: the cache holds deposits through %d, not %d", c.upTo, a)
+		}
+	}
 	nh := len(c.hAdded)
 	workers := max(min(runtime.GOMAXPROCS(0), 8, (nh+chunk-1)/chunk), 1)
 	cells := p.Cells()
@@ -191,11 +196,14 @@ func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 	}
 
 	for h := lo; h < hi; h++ {
-		if c.hAdded[h] > asOf || c.hRemoved[h] <= asOf {
-			continue
-		}
 		ea := c.hEA[h]
 		if !p.universe[ea] {
+			continue
+		}
+		if p.eaAsOf != nil {
+			asOf = p.eaAsOf[ea]
+		}
+		if c.hAdded[h] > asOf || c.hRemoved[h] <= asOf {
 			continue
 		}
 		hu := uint32(h)

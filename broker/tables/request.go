@@ -275,6 +275,10 @@ type Plan struct {
 	measure *variable
 	op      string
 	R, C    int // inner categories of the row and column blocks (C = 0 without cols)
+	// eaAsOf, when set, is the point of the deposit sequence each EA is
+	// computed as of (by area index): a publication point freezes each
+	// area at its own point. Nil: every EA as of Norm.AsOf.
+	eaAsOf []int64
 }
 
 // Cells is the number of cells the table releases, margins included.
