@@ -15,7 +15,11 @@ type geo struct {
 	names  []string
 	levels []area.Level
 	end    []int32 // subtree of area i is [i, end[i])
-	index  map[area.Code]int32
+	// planned is the planned households of area i's subtree (the
+	// household listing's, public): what decides where a standard table
+	// may be asked, never the true counts.
+	planned []int64
+	index   map[area.Code]int32
 	// eaAnc[i] holds, for area i if it is an EA, its ancestors' indexes
 	// at every level (nation … ea); nil rows for other areas.
 	eaAnc [][area.EA + 1]int32
@@ -35,6 +39,7 @@ func newGeo(t *area.Tree) (*geo, error) {
 		g.names = append(g.names, a.Name)
 		g.levels = append(g.levels, a.Level)
 		g.end = append(g.end, 0)
+		g.planned = append(g.planned, a.Planned)
 		g.index[a.Code] = i
 		stack[depth] = i
 		if a.Level == area.EA {
@@ -49,6 +54,11 @@ func newGeo(t *area.Tree) (*geo, error) {
 			}
 		}
 		g.end[i] = int32(len(g.codes))
+		for k := i + 1; k < g.end[i]; k++ {
+			if g.levels[k] == area.EA {
+				g.planned[i] += g.planned[k]
+			}
+		}
 		return nil
 	}
 	if err := walk(t.Root(), 0); err != nil {
