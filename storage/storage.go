@@ -18,6 +18,8 @@
 //     all. Database triggers hold this against every code path (an
 //     operator who drops them can still tamper: that is what verifying
 //     the log against its signed checkpoints finds).
+//   - A stored publication point (ReleasePoint) never changes and is
+//     never removed; database triggers hold this too.
 //
 // Backends: storage/sqlite (the embedded default) and storage/postgres
 // (several broker instances on one database). Conformance tests that
@@ -152,6 +154,20 @@ type ReadTx interface {
 	// (a table as of an earlier point needs them), with SupersedesIndex
 	// telling which earlier one a new submission replaced.
 	SubmissionsSince(after int64, class string, fn func(SubmissionRow) (bool, error)) error
+
+	// ReleasePoint returns the publication point of that name;
+	// ErrNotFound if there is none.
+	ReleasePoint(name string) (*ReleasePoint, error)
+	// ReleasePoints calls fn for every publication point, in Seq order
+	// (creation order), State included, until fn returns false or an
+	// error (which ReleasePoints returns). The rows are read before fn
+	// first runs, so fn may use the transaction; points are few (a
+	// handful a census) but their states are large, so all of them are
+	// held in memory at once.
+	ReleasePoints(fn func(ReleasePoint) (bool, error)) error
+	// LatestReleasePoint returns the point with the highest Seq, the
+	// one made last; ErrNotFound if there is none yet.
+	LatestReleasePoint() (*ReleasePoint, error)
 }
 
 // SubmissionRow is what the table engine reads of a submission.
@@ -273,6 +289,17 @@ type Tx interface {
 	// the project is unknown. It does not look at ClosedAt or Expires:
 	// that is the caller's policy.
 	DebitProject(id string, cells int64) (remaining int64, err error)
+
+	// InsertReleasePoint stores a new publication point and sets p.Seq
+	// to the Seq it was given: one more than the highest stored (1 for
+	// the first), whatever p.Seq held. ErrConflict if a point of that
+	// name exists (the stored one is kept). Name and State must not be
+	// empty and CreatedAt not zero; storage does not check the name's
+	// form or read State. A stored point never changes and is never
+	// removed: the backends' database triggers refuse every UPDATE and
+	// DELETE of release_points, so a table published at a point can
+	// always be computed again from the same frozen state.
+	InsertReleasePoint(p *ReleasePoint) error
 }
 
 // Area is one node of the area tree as stored.
@@ -402,6 +429,26 @@ type Project struct {
 	Spent     int64     // cells released so far
 	CreatedAt time.Time // UTC
 	ClosedAt  time.Time // zero: open
+}
+
+// ReleasePoint is a named publication point: the frozen state of the
+// data that standard tables are computed at. Standard tables are
+// computed only at points, never at the live data, so two publications
+// differ only where their points' frozen states do.
+type ReleasePoint struct {
+	Name string // [a-z0-9][a-z0-9._-]{0,63} (the broker checks the form)
+	Seq  int64  // 1, 2, … in creation order; assigned by InsertReleasePoint
+	// AsOf is the point of the deposit sequence (an audit index) the
+	// point was made at.
+	AsOf      int64
+	CreatedAt time.Time // UTC
+	CreatedBy string
+	// AuditIndex is the audit event that recorded the point's creation,
+	// set by the caller, who appends the event in the same transaction.
+	AuditIndex int64
+	// State is the frozen per-area state, opaque to storage; it may be
+	// about a megabyte.
+	State []byte
 }
 
 // ErrBudgetExhausted is what DebitProject returns when the debit would

@@ -40,7 +40,7 @@ const FileName = "vault.db"
 // SchemaVersion is the schema this binary writes. Opening a database with
 // a newer schema fails rather than risk misreading it; an older one is
 // upgraded.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // migrations are the steps of the schema, in order: step i (from 0)
 // brings a database from version i to i+1. A released step is never
@@ -60,6 +60,8 @@ func migrations() []string {
 		// signed checkpoints, pruning, and triggers that keep the audit
 		// tables append-only.
 		schemaV5AuditTree,
+		// Version 6: publication points, immutable once stored.
+		schemaV6ReleasePoints,
 	}
 }
 
@@ -671,4 +673,31 @@ CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
 	BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: a stored checkpoint cannot be changed'); END;
 CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
 	BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: a stored checkpoint cannot be deleted'); END;
+`
+
+// schemaV6ReleasePoints adds publication points. A point never changes
+// once stored: the tables published at it must stay computable from the
+// same frozen state. Triggers refuse UPDATE and DELETE, and an INSERT
+// over a stored seq or name, which INSERT OR REPLACE would otherwise
+// turn into a delete that fires no trigger. The CHECKs hold what
+// InsertReleasePoint promises (a point has a name, a time and a state)
+// against a statement that skipped it. name is compared in byte order
+// (BINARY), as the broker's names are ASCII.
+const schemaV6ReleasePoints = `
+CREATE TABLE release_points (
+	seq         INTEGER PRIMARY KEY CHECK (seq > 0),
+	name        TEXT NOT NULL UNIQUE CHECK (length(name) > 0),
+	as_of       INTEGER NOT NULL,
+	created_at  TEXT NOT NULL CHECK (length(created_at) > 0),
+	created_by  TEXT NOT NULL,
+	audit_index INTEGER NOT NULL CHECK (audit_index >= 0),
+	state       BLOB NOT NULL CHECK (typeof(state) = 'blob' AND length(state) > 0)
+);
+CREATE TRIGGER release_points_no_replace BEFORE INSERT ON release_points
+	WHEN EXISTS (SELECT 1 FROM release_points WHERE seq = NEW.seq OR name = NEW.name)
+	BEGIN SELECT RAISE(ABORT, 'release_points is immutable: a stored point cannot be replaced'); END;
+CREATE TRIGGER release_points_no_update BEFORE UPDATE ON release_points
+	BEGIN SELECT RAISE(ABORT, 'release_points is immutable: a stored point cannot be changed'); END;
+CREATE TRIGGER release_points_no_delete BEFORE DELETE ON release_points
+	BEGIN SELECT RAISE(ABORT, 'release_points is immutable: a stored point cannot be deleted'); END;
 `

@@ -11,17 +11,19 @@ import (
 )
 
 // Raw reaches a backend's database behind the store's back, as an
-// operator's SQL shell would, for RunAuditGuards.
+// operator's SQL shell would, for RunAuditGuards and
+// RunReleasePointGuards.
 type Raw struct {
 	// Exec runs one statement on its own connection and returns its
 	// error.
 	Exec func(query string) error
 	// Refused are the backend's own statements that must be refused
 	// besides the common ones (INSERT OR REPLACE, TRUNCATE, …). They run
-	// after the common ones, in order, on what is left of the fixture
-	// (records 2, hashes 2..7 and the checkpoint of size 6 are untouched;
-	// without the guards records 0 and 1 have events, record 0 no longer
-	// pruned), and each must change something if let through.
+	// after the common ones, in order, on what is left of the fixture,
+	// and each must change something if let through. For RunAuditGuards
+	// records 2, hashes 2..7 and the checkpoint of size 6 are untouched
+	// (without the guards records 0 and 1 have events, record 0 no
+	// longer pruned); for RunReleasePointGuards, see there.
 	Refused []string
 	// DropGuards are the statements that remove the backend's guards
 	// (its triggers), which an operator with SQL access can do.

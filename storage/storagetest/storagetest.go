@@ -83,6 +83,9 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"SetRecipient", testSetRecipient},
 		{"SubmissionsSince", testSubmissionsSince},
 		{"SubmissionsSinceTies", testSubmissionsSinceTies},
+		{"ReleasePoints", testReleasePoints},
+		{"ReleasePointLargeState", testReleasePointLargeState},
+		{"ReleasePointSeq", testReleasePointSeq},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

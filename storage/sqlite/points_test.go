@@ -1,0 +1,100 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/censusvault/censusvault/storage"
+	"github.com/censusvault/censusvault/storage/sqlite"
+	"github.com/censusvault/censusvault/storage/storagetest"
+)
+
+// TestReleasePointGuards: the database refuses changes to stored
+// publication points made behind the store's back, INSERT OR REPLACE (a
+// delete that fires no delete trigger) over a stored seq or a stored
+// name included, until an operator drops the triggers.
+func TestReleasePointGuards(t *testing.T) {
+	path := dbPath(t)
+	s := open(t, sqlite.Options{Path: path, Create: true})
+	db := peer(t, path)
+	storagetest.RunReleasePointGuards(t, s, storagetest.Raw{
+		Exec: func(q string) error { _, err := db.Exec(q); return err },
+		Refused: []string{
+			`INSERT OR REPLACE INTO release_points(seq, name, as_of, created_at, created_by, audit_index, state)
+				SELECT seq, name, as_of + 1, created_at, created_by, audit_index, state FROM release_points WHERE seq = 1`,
+			`REPLACE INTO release_points(seq, name, as_of, created_at, created_by, audit_index, state)
+				SELECT 99, name, as_of, created_at, created_by, audit_index, state FROM release_points WHERE seq = 1`,
+		},
+		DropGuards: []string{
+			"DROP TRIGGER release_points_no_replace", "DROP TRIGGER release_points_no_update", "DROP TRIGGER release_points_no_delete",
+		},
+	})
+}
+
+// TestUpgradeFromV5: a database at schema version 5 with an audit log
+// opens at version 6 with the log intact and no publication points; a
+// point can then be made, is refused a change, and the schema is that of
+// a database made new.
+func TestUpgradeFromV5(t *testing.T) {
+	path := dbPath(t)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stmts []string
+	for _, m := range sqlite.Migrations()[:5] {
+		stmts = append(stmts, strings.Split(m, ";\n")...)
+	}
+	stmts = append(stmts, `INSERT INTO meta(key, value) VALUES ('schema_version', '5')`,
+		`INSERT INTO audit_events(idx, event, leaf_hash, chain_hash) VALUES (0, X'7b7d', zeroblob(32), zeroblob(32))`)
+	for _, q := range stmts {
+		if strings.TrimSpace(q) == "" {
+			continue
+		}
+		if _, err := old.Exec(q); err != nil {
+			t.Fatalf("building the version 5 database: %v", err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := context.Background()
+	s := open(t, sqlite.Options{Path: path})
+	err = s.View(ctx, func(tx storage.ReadTx) error {
+		if v, err := tx.Meta("schema_version"); err != nil || v != fmt.Sprint(sqlite.SchemaVersion) {
+			t.Errorf("schema_version = %q, %v; want %d", v, err, sqlite.SchemaVersion)
+		}
+		if h, err := tx.AuditHead(); err != nil || h.Next != 1 {
+			t.Errorf("AuditHead after the upgrade = %+v, %v; want the one record kept", h, err)
+		}
+		if _, err := tx.LatestReleasePoint(); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("LatestReleasePoint after the upgrade: err = %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &storage.ReleasePoint{Name: "first", AsOf: 0, CreatedAt: time.Now(), CreatedBy: "approver", AuditIndex: 1, State: []byte("{}")}
+	if err := s.Update(ctx, func(tx storage.Tx) error { return tx.InsertReleasePoint(p) }); err != nil || p.Seq != 1 {
+		t.Fatalf("InsertReleasePoint on the upgraded database: Seq %d, %v", p.Seq, err)
+	}
+	if _, err := peer(t, path).Exec(`DELETE FROM release_points`); err == nil {
+		t.Error("the upgraded database let a publication point be deleted")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sameSchemaAsNew(t, path)
+}
