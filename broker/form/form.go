@@ -82,6 +82,13 @@ type Field struct {
 	// may sum or average. A code, a year or a month is not one — summing
 	// codes is only a way to read them back.
 	Quantitative bool `json:"quantitative,omitempty"`
+	// HeadCode, on the one analytic code field of the person list that
+	// says who heads the household (census2019: relationship, code 1), is
+	// the code that marks the head. The table engine counts the first
+	// person with it under the household's record key, so that a table of
+	// households and the same table of heads get the same noise. At most
+	// one field of a form has it; it must be one of the field's codes.
+	HeadCode *int `json:"head_code,omitempty"`
 }
 
 // Code is one answer of a code field.
@@ -142,8 +149,10 @@ func Default() *Form {
 // types and classes are known; code fields have 1…MaxCodes distinct codes in
 // 0…MaxCodeValue including 1; int and decimal fields have min ≤ max (whole
 // numbers for int); string fields have a max_len of 1…MaxStringLen; only
-// analytic int and decimal fields with a range are quantitative; no field
-// carries a setting that its type does not use.
+// analytic int and decimal fields with a range are quantitative; at most
+// one field, an analytic code field of the person list, has a head_code,
+// and it is one of its codes; no field carries a setting that its type
+// does not use.
 func Parse(b []byte) (*Form, error) {
 	if len(b) > maxDefinition {
 		return nil, fmt.Errorf("form definition larger than %d bytes", maxDefinition)
@@ -255,6 +264,8 @@ type compiled struct {
 	moment    time.Time // the census moment; zero without one
 	household fieldSet
 	person    fieldSet
+	headField string // the person field with a head_code, or ""
+	headCode  int
 }
 
 // rules returns the prepared form, preparing (and checking) it now if f was
@@ -303,7 +314,26 @@ func compile(f *Form) (*compiled, error) {
 	if c.person, err = compileSet(f, "person", f.Person); err != nil {
 		return nil, err
 	}
+	for _, fd := range f.Person {
+		if fd.HeadCode != nil {
+			if c.headField != "" {
+				return nil, fmt.Errorf("form %s: person fields %q and %q both have a head_code: mark the head in one field", f.Name, c.headField, fd.Name)
+			}
+			c.headField, c.headCode = fd.Name, *fd.HeadCode
+		}
+	}
 	return c, nil
+}
+
+// Head returns the person field and code that mark the household head
+// (HeadCode), and false for a form without one (or one that does not
+// check: Parse refuses those).
+func (f *Form) Head() (field string, code int, ok bool) {
+	c, err := f.rules()
+	if err != nil || c.headField == "" {
+		return "", 0, false
+	}
+	return c.headField, c.headCode, true
 }
 
 func compileSet(f *Form, list string, fields []Field) (fieldSet, error) {
@@ -396,6 +426,14 @@ func compileSet(f *Form, list string, fields []Field) (fieldSet, error) {
 		}
 		if fd.Quantitative && (k != kInt && k != kDecimal || fd.Class != Analytic || !hasRange) {
 			return fs, fail("quantitative is only for analytic int and decimal fields with min and max")
+		}
+		if fd.HeadCode != nil {
+			switch {
+			case list != "person" || k != kCode || fd.Class != Analytic:
+				return fs, fail("head_code is only for an analytic code field of the person list")
+			case *fd.HeadCode < 0 || *fd.HeadCode >= len(r.codes) || !r.codes[*fd.HeadCode]:
+				return fs, fail("head_code must be one of the field's codes")
+			}
 		}
 		fs.index[fd.Name] = len(fs.rules)
 		fs.rules = append(fs.rules, r)

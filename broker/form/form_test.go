@@ -139,6 +139,7 @@ func TestParseErrors(t *testing.T) {
 		{"code without codes", def(`{"name":"a","type":"code","class":"analytic"}`), "needs 1 to 1000 codes"},
 		{"quantitative code", def(`{"name":"a","type":"code","class":"analytic","codes":[{"code":1,"label":"x"},{"code":2,"label":"y"}],"quantitative":true}`), "quantitative is only for"},
 		{"quantitative operational", def(`{"name":"a","type":"int","class":"operational","min":1,"max":9,"quantitative":true}`), "quantitative is only for"},
+		{"head_code on a household field", def(`{"name":"a","type":"code","class":"analytic","codes":[{"code":1,"label":"x"}],"head_code":1}`), "head_code is only for"},
 		{"codes without 1", def(`{"name":"a","type":"code","class":"analytic","codes":[{"code":2,"label":"x"}]}`), "codes must include 1"},
 		{"duplicate code", def(`{"name":"a","type":"code","class":"analytic","codes":[{"code":1,"label":"x"},{"code":1,"label":"y"}]}`), "code 1 listed twice"},
 		{"negative code", def(`{"name":"a","type":"code","class":"analytic","codes":[{"code":1,"label":"x"},{"code":-1,"label":"y"}]}`), "outside"},
@@ -166,6 +167,53 @@ func TestParseErrors(t *testing.T) {
 	}
 	if _, err := form.Parse(make([]byte, 1<<20+1)); err == nil {
 		t.Error("Parse accepted a definition over 1 MiB")
+	}
+}
+
+// TestHeadCode checks the marker of the household head: census2019 has
+// it on relationship (code 1, "Chủ hộ"), and a definition may only put
+// it, once, on an analytic code field of the person list, as one of its
+// codes.
+func TestHeadCode(t *testing.T) {
+	field, code, ok := form.Default().Head()
+	if !ok || field != "relationship" || code != 1 {
+		t.Errorf("census2019 head: %q %d %v, want relationship 1", field, code, ok)
+	}
+	const hh = `"household":[{"name":"a","type":"date","class":"analytic"}]`
+	rel := func(extra string) string {
+		return `{"name":"rel","type":"code","class":"analytic","codes":[{"code":0,"label":"x"},{"code":1,"label":"head"},{"code":2,"label":"y"}]` + extra + `}`
+	}
+	def := func(person ...string) string {
+		return `{"name":"f","version":1,` + hh + `,"person":[` + strings.Join(person, ",") + `]}`
+	}
+	for _, tc := range []struct {
+		name, def, msg string
+	}{
+		{"not a code", def(`{"name":"n","type":"int","class":"analytic","min":0,"max":9,"head_code":1}`), "head_code is only for"},
+		{"identifying", def(strings.Replace(rel(`,"head_code":1`), "analytic", "identifying", 1)), "head_code is only for"},
+		{"not a code of the field", def(rel(`,"head_code":3`)), "must be one of the field's codes"},
+		{"negative", def(rel(`,"head_code":-1`)), "must be one of the field's codes"},
+		{"two fields", def(rel(`,"head_code":1`), strings.Replace(rel(`,"head_code":2`), `"rel"`, `"rel2"`, 1)), "both have a head_code"},
+	} {
+		if _, err := form.Parse([]byte(tc.def)); err == nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: Parse error %v, want one containing %q", tc.name, err, tc.msg)
+		}
+	}
+	for want, d := range map[int]string{0: def(rel(`,"head_code":0`)), 2: def(rel(`,"head_code":2`))} {
+		f, err := form.Parse([]byte(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if field, code, ok := f.Head(); !ok || field != "rel" || code != want {
+			t.Errorf("Head() = %q %d %v, want rel %d", field, code, ok, want)
+		}
+	}
+	f, err := form.Parse([]byte(def(rel(""))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := f.Head(); ok {
+		t.Error("a form without head_code has a head")
 	}
 }
 
