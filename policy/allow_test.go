@@ -195,13 +195,14 @@ func TestAllow(t *testing.T) {
 	}
 }
 
-// TestSeparationOfDuties checks that an admin or auditor grant on the path
-// denies every data action, even to a user who also holds the field or
-// research role that would allow it, and that the reason is the deny rule.
+// TestSeparationOfDuties checks that an admin, auditor or approver grant
+// on the path denies every data action, even to a user who also holds the
+// field or research role that would allow it, and that the reason is the
+// deny rule.
 func TestSeparationOfDuties(t *testing.T) {
 	e := newDefault(t)
 	dataActions := []policy.Action{policy.Deposit, policy.SupersedeAny, policy.ReadSubmission, policy.ReadReceipt, policy.RequestTable}
-	for _, trust := range []policy.Role{policy.Admin, policy.Auditor} {
+	for _, trust := range []policy.Role{policy.Admin, policy.Auditor, policy.Approver} {
 		for _, a := range dataActions {
 			for _, where := range []string{"VN", "436", "18070-001"} {
 				s := policy.Subject{User: "u", Grants: []policy.Grant{

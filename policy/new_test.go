@@ -14,7 +14,7 @@ import (
 )
 
 func TestRoles(t *testing.T) {
-	want := []policy.Role{"enumerator", "team_leader", "supervisor", "steering", "researcher", "auditor", "admin"}
+	want := []policy.Role{"enumerator", "team_leader", "supervisor", "steering", "researcher", "auditor", "admin", "approver"}
 	if got := policy.Roles(); !slices.Equal(got, want) {
 		t.Fatalf("Roles() = %q, want %q", got, want)
 	}
@@ -45,7 +45,7 @@ func TestRoles(t *testing.T) {
 func TestActions(t *testing.T) {
 	want := []policy.Action{
 		"submission.deposit", "submission.supersede_any", "submission.read", "receipt.read",
-		"progress.read", "audit.read", "table.request", "admin.manage",
+		"progress.read", "audit.read", "table.request", "admin.manage", "release_point.create",
 	}
 	if got := policy.Actions(); !slices.Equal(got, want) {
 		t.Fatalf("Actions() = %q, want %q", got, want)

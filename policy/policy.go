@@ -23,9 +23,13 @@
 // Invariants:
 //   - An explicit deny beats any allow: a role-policy deny rule reached by
 //     any grant on the path, or a deny grant revoking a permission.
-//   - Admins and auditors never see data (separation of duties): the
-//     default policy denies them every data action, so holding an admin or
-//     auditor grant on a path also blocks data actions of other roles there.
+//   - Admins, auditors and approvers never see data (separation of
+//     duties): the default policy denies them every data action, so
+//     holding such a grant on a path also blocks data actions of other
+//     roles there.
+//   - Only an approver creates a publication point (release point), not
+//     an admin: the approver is the second pair of eyes on what the
+//     administration proposes.
 //   - The package is pure: no storage, no network, no clock. It imports no
 //     other package of this module.
 package policy
@@ -49,11 +53,15 @@ const (
 	Researcher Role = "researcher"
 	Auditor    Role = "auditor"
 	Admin      Role = "admin"
+	// Approver approves, as the second pair of eyes, what someone else
+	// proposed (extracts, budget raises) and creates publication points;
+	// it never sees data.
+	Approver Role = "approver"
 )
 
 // allRoles fixes the order of Roles and the index of each role in the
 // engine's answer table.
-var allRoles = [...]Role{Enumerator, TeamLeader, Supervisor, Steering, Researcher, Auditor, Admin}
+var allRoles = [...]Role{Enumerator, TeamLeader, Supervisor, Steering, Researcher, Auditor, Admin, Approver}
 
 const numRoles = len(allRoles)
 
@@ -75,6 +83,8 @@ func roleIndex(r Role) (int, bool) {
 		return 5, true
 	case Admin:
 		return 6, true
+	case Approver:
+		return 7, true
 	}
 	return -1, false
 }
@@ -112,9 +122,12 @@ const (
 	ReadAudit      Action = "audit.read"
 	RequestTable   Action = "table.request"
 	Administer     Action = "admin.manage"
+	// CreateReleasePoint freezes the data at a named publication point,
+	// the state standard tables are then computed at.
+	CreateReleasePoint Action = "release_point.create"
 )
 
-var allActions = [...]Action{Deposit, SupersedeAny, ReadSubmission, ReadReceipt, ReadProgress, ReadAudit, RequestTable, Administer}
+var allActions = [...]Action{Deposit, SupersedeAny, ReadSubmission, ReadReceipt, ReadProgress, ReadAudit, RequestTable, Administer, CreateReleasePoint}
 
 const numActions = len(allActions)
 
@@ -136,6 +149,8 @@ func actionIndex(a Action) (int, bool) {
 		return 6, true
 	case Administer:
 		return 7, true
+	case CreateReleasePoint:
+		return 8, true
 	}
 	return -1, false
 }
