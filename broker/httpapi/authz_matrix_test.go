@@ -74,7 +74,11 @@ const (
 	matrixProj = "matrix"
 )
 
-// oracleRoles is DESIGN.md's "may" column, per route.
+// oracleRoles is DESIGN.md's "may" column, per route. The approver is in
+// no list: it approves what someone else proposed and creates publication
+// points, and never sees data ("approves extracts and budget raises
+// proposed by someone else (four eyes); never data"), so every route here
+// refuses it, whether granted at the commune or at the root.
 var oracleRoles = map[string][]policy.Role{
 	"deposit":  {policy.Enumerator, policy.TeamLeader},
 	"progress": {policy.Enumerator, policy.TeamLeader, policy.Supervisor, policy.Steering},

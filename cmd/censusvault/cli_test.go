@@ -196,7 +196,7 @@ func TestUserAdd(t *testing.T) {
 		contains []string
 	}{
 		{"unknown role", []string{"user", "add", "x1", "--role", "mayor", "--area", "18070-01"}, []int{1, 2},
-			[]string{"mayor", "enumerator", "team_leader", "supervisor", "steering", "researcher", "auditor", "admin"}},
+			[]string{"mayor", "enumerator", "team_leader", "supervisor", "steering", "researcher", "auditor", "admin", "approver"}},
 		{"unknown area", []string{"user", "add", "x2", "--role", "enumerator", "--area", "18099-01"}, []int{1, 2}, []string{"18099-01"}},
 		{"duplicate user", []string{"user", "add", "lan", "--role", "enumerator", "--area", "18070-01"}, []int{1}, []string{"lan", "already exists"}},
 		{"bad user name", []string{"user", "add", "Lan Anh", "--role", "enumerator", "--area", "18070-01"}, []int{1, 2}, []string{"user name"}},
