@@ -85,6 +85,12 @@ type Opts struct {
 	Limits           Limits        // rate limits; zero fields: DefaultLimits
 	MaxCache         int           // unwrapped DEKs kept in memory; default 32768 (two classes × a national set of communes)
 	SDC              *sdc.Params   // disclosure control of research tables; nil: sdc.DefaultParams()
+	// PointK and PointInterval are the publication points' rules: an
+	// area is seen anew at a point only if PointK of its households
+	// changed (0: DefaultPointK), and points are PointInterval apart
+	// (0: DefaultPointInterval; negative: no minimum).
+	PointK        int64
+	PointInterval time.Duration
 	// A signed checkpoint of the audit log is made by Run at least every
 	// CheckpointEvery while events arrive (default 5 s) and whenever
 	// CheckpointEvents events were appended since the last (default
@@ -129,8 +135,10 @@ type Broker struct {
 	limits        *limiter
 	auditFailures atomic.Uint64 // appends that failed (AuditFailures)
 
-	tables     *tableState
-	cpEvery    time.Duration
+	tables        *tableState
+	pointK        int64
+	pointInterval time.Duration
+	cpEvery       time.Duration
 	cpEvents   int64
 	shredsSeen atomic.Int64 // metaShreds when last looked at
 
@@ -183,6 +191,19 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.tables = ts
+	b.pointK, b.pointInterval = o.PointK, o.PointInterval
+	switch {
+	case b.pointK < 0:
+		return nil, fmt.Errorf("broker: publication point k %d is negative", b.pointK)
+	case b.pointK == 0:
+		b.pointK = DefaultPointK
+	}
+	switch {
+	case b.pointInterval == 0:
+		b.pointInterval = DefaultPointInterval
+	case b.pointInterval < 0:
+		b.pointInterval = 0
+	}
 	if o.MaxCache <= 0 {
 		o.MaxCache = 32768
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/audit"
+	"github.com/censusvault/censusvault/broker/area"
 	"github.com/censusvault/censusvault/broker/form"
 	"github.com/censusvault/censusvault/broker/sdc"
 	"github.com/censusvault/censusvault/broker/tables"
@@ -36,8 +37,9 @@ const refreshPage = 2048
 // then refreshed incrementally before each: only submissions deposited
 // since are read and opened.
 type tableState struct {
-	schema *tables.Schema
-	params sdc.Params
+	schema    *tables.Schema
+	params    sdc.Params
+	catalogue *tables.Catalogue // the latest embedded: what new releases use
 
 	// gen counts resets. A reset only bumps it, so that a shred never
 	// waits for a cache build (minutes on a national census); a build or
@@ -64,7 +66,11 @@ func newTableState(params *sdc.Params) (*tableState, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	return &tableState{schema: s, params: p}, nil
+	cat, err := tables.StandardCatalogue(s, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &tableState{schema: s, params: p, catalogue: cat}, nil
 }
 
 // resetTables drops the table cache: the next request rebuilds it. Called
@@ -234,8 +240,9 @@ type TableRelease struct {
 	Encrypted   bool
 	Digest      string // "sha256:" + hex SHA-256 of the plaintext table, as logged
 	AuditIndex  int64  // the release's audit event
-	AsOf        int64
-	Cells       int // cells released (and debited), margins included
+	AsOf        int64  // the deposit sequence point its publication point was made at
+	Point       string // the publication point
+	Cells       int    // cells released (and debited), margins included
 	Remaining   int64
 }
 
@@ -306,12 +313,43 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 		ev.Decision = "deny"
 		return nil, deny("not permitted to request tables for project " + req.Project)
 	}
+	if req.Custom() {
+		// Free-form tables gave people away behind their filters ("the
+		// cell that moved"): off until a formally private mode exists.
+		if req.Table != "" {
+			return nil, invalid("a standard table takes no rows, cols, filter, measure or unit: it is fixed by the catalogue")
+		}
+		if ev.Decision == "" || ev.Decision == "allow" {
+			ev.Decision = "deny"
+		}
+		msg := "custom tables (rows, cols, filters of your own) are switched off: behind free filters cell-key noise lets a determined researcher isolate one person. Ask for a standard table instead: {\"project\", \"purpose\", \"table\": ID, \"area\": CODE, \"as_of\": POINT} (GET /v1/catalogue lists the tables, GET /v1/release-points the points)"
+		ev.Outcome, ev.Reason = "denied", "custom tables are switched off"
+		return nil, b.refuse(ctx, ev, &Error{Kind: Permission, Code: "custom_tables_off", Msg: msg})
+	}
+	if req.Table == "" {
+		return nil, invalid("a table request names a standard table: {\"table\": ID, \"area\": CODE} (GET /v1/catalogue lists them)")
+	}
+	if req.Area == "" {
+		return nil, invalid("a standard table request names the area it is for (\"area\": CODE)")
+	}
 
 	var proj *storage.Project
+	var point *storage.ReleasePoint
 	var recipient string
 	err = b.store.View(ctx, func(tx storage.ReadTx) error {
 		var err error
 		if proj, err = tx.Project(req.Project); err != nil {
+			return err
+		}
+		if req.Point == "" {
+			point, err = tx.LatestReleasePoint()
+		} else {
+			point, err = tx.ReleasePoint(req.Point)
+		}
+		if errors.Is(err, storage.ErrNotFound) {
+			point, err = nil, nil
+		}
+		if err != nil {
 			return err
 		}
 		if o.Encrypt {
@@ -339,6 +377,16 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 	case !now.Before(proj.Expires):
 		return nil, deny(fmt.Sprintf("project %s expired on %s", proj.ID, proj.Expires.Format(time.DateOnly)))
 	}
+	if point == nil {
+		if req.Point == "" {
+			return nil, invalid("no publication point has been made yet: standard tables are computed at one (an approver makes it with `censusvault release-point create NAME`)")
+		}
+		return nil, invalid(fmt.Sprintf("no publication point %q (GET /v1/release-points lists them)", clip(req.Point)))
+	}
+	ps, err := tables.ParsePointState(point.State)
+	if err != nil {
+		return nil, errorf(Internal, err, "publication point %s's stored state does not read", point.Name)
+	}
 	if o.Encrypt && recipient == "" {
 		return nil, invalid("encrypted output was asked for, but no recipient is registered for " + string(c.User) + ": an admin registers one with `censusvault user set-recipient " + string(c.User) + " age1…`")
 	}
@@ -351,15 +399,9 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 		}
 		return nil, err
 	}
-	latest := cache.UpTo()
-	asOf := latest
-	if req.AsOf != nil {
-		asOf = *req.AsOf
-		if asOf < 0 || asOf > latest {
-			return nil, invalid(fmt.Sprintf("as_of %d is not a point of the deposit sequence: 0 to %d (the latest deposit)", asOf, latest))
-		}
-	}
-	plan, err := cache.Compile(req, tables.Project{ID: proj.ID, Areas: proj.Areas, Variables: proj.Variables}, b.tables.params, o.Format, asOf)
+	plan, err := cache.CompileStandard(b.tables.catalogue,
+		tables.StandardRequest{Project: req.Project, Table: req.Table, Area: area.Code(req.Area), Point: point.Name},
+		tables.Project{ID: proj.ID, Areas: proj.Areas, Variables: proj.Variables}, ps, digestOf(point.State), b.tables.params, o.Format)
 	var re *tables.RequestError
 	if errors.As(err, &re) {
 		if re.Denied {
@@ -370,12 +412,7 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 	if err != nil {
 		return nil, errorf(Internal, err, "failed to compile the table request")
 	}
-	ev.Request = plan.Norm.Encode()
-	if m := req.Measure; (m.Op == "sum" || m.Op == "mean") && !b.tables.schema.Quantitative(m.Var) {
-		// A sum of codes reads the codes back (two tables differing by
-		// one person give that person's religion code).
-		return nil, deny(fmt.Sprintf("measure %q is not a quantitative variable: tables sum or average only the amounts the form marks quantitative (and age)", clip(m.Var)))
-	}
+	ev.Request = plan.Encode()
 
 	// Policy, for the whole subtree of every area the table covers, under
 	// this project: a table whose cover holds a denied area anywhere is
@@ -401,6 +438,19 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 	// area holding all of it, so an auditor sees it only if that whole
 	// subtree is in scope.
 	ev.Area = string(b.commonAncestor(plan.Areas))
+
+	// A point whose frozen households were since shredded no longer
+	// computes what was released at it: differencing the two would show
+	// the shredded households.
+	stale, err := cache.Stale(ps, area.Code(req.Area))
+	if err != nil {
+		return nil, errorf(Internal, err, "failed to check the publication point")
+	}
+	if len(stale) > 0 {
+		msg := fmt.Sprintf("publication point %s no longer holds what it froze for %s (analytic keys were shredded since, under %d area(s)): ask at a later point", point.Name, req.Area, len(stale))
+		ev.Outcome, ev.Reason = "refused", msg
+		return nil, b.refuse(ctx, ev, &Error{Kind: Conflict, Code: "point_stale", Msg: msg})
+	}
 
 	tab, err := cache.Run(plan)
 	if errors.As(err, &re) {
@@ -433,7 +483,7 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 	if err != nil {
 		return nil, errorf(Unavailable, err, "the release could not be logged; nothing was released")
 	}
-	out := &TableRelease{Body: plain, ContentType: contentType(o.Format), Digest: digest, AuditIndex: rec.Index, AsOf: asOf, Cells: int(cells), Remaining: remaining}
+	out := &TableRelease{Body: plain, ContentType: contentType(o.Format), Digest: digest, AuditIndex: rec.Index, AsOf: point.AsOf, Point: point.Name, Cells: int(cells), Remaining: remaining}
 	if o.Encrypt {
 		enc, err := crypto.EncryptTo(recipient, plain)
 		if err != nil {
@@ -466,6 +516,7 @@ type ReplayResult struct {
 	Index   int64
 	Project string
 	AsOf    int64
+	Point   string // the publication point of a standard table; "" for a free-form one
 	Logged  string // digest in the audit event
 	Digest  string // digest of the recomputed table
 	Match   bool
@@ -504,6 +555,9 @@ func (b *Broker) ReplayTable(ctx context.Context, actor string, index int64) (*R
 	if ev.Action != actionTable || ev.Request == "" || ev.ReleaseDigest == "" {
 		return nil, errorf(Invalid, nil, "audit event %d is not a released table (action %s, outcome %s)", index, ev.Action, ev.Outcome)
 	}
+	if std, err := tables.ParseStandardNorm(ev.Request); err == nil {
+		return b.replayStandard(ctx, actor, index, ev, std)
+	}
 	norm, err := tables.ParseNormalized(ev.Request)
 	if err != nil {
 		return nil, errorf(Internal, err, "audit event %d: %v", index, err)
@@ -540,13 +594,79 @@ func (b *Broker) ReplayTable(ctx context.Context, actor string, index int64) (*R
 	if err != nil {
 		return nil, errorf(Internal, err, "audit event %d's table no longer computes", index)
 	}
+	return b.finishReplay(ctx, actor, index, ev, res, tab)
+}
+
+// replayStandard recomputes a standard table release: the catalogue
+// version, table, area and publication point it recorded, with the
+// parameters it recorded, the point's stored state checked against the
+// digest in the event.
+func (b *Broker) replayStandard(ctx context.Context, actor string, index int64, ev *audit.Event, std *tables.StandardNorm) (*ReplayResult, error) {
+	params, err := sdc.ParseCanonical(std.SDC)
+	if err != nil {
+		return nil, errorf(Internal, err, "audit event %d: %v", index, err)
+	}
+	cat, err := tables.StandardCatalogue(b.tables.schema, std.Catalogue)
+	if err != nil {
+		return nil, errorf(Internal, err, "audit event %d names catalogue version %d, which this build does not hold", index, std.Catalogue)
+	}
+	var proj *storage.Project
+	var point *storage.ReleasePoint
+	if err := b.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		if proj, err = tx.Project(std.Project); err != nil {
+			return err
+		}
+		point, err = tx.ReleasePoint(std.Point)
+		return err
+	}); err != nil {
+		return nil, errorf(Unavailable, err, "failed to read project %s and publication point %s", std.Project, std.Point)
+	}
+	if got := digestOf(point.State); got != std.PointState {
+		return nil, errorf(Internal, nil, "publication point %s's stored state is %s, the release recorded %s: the store was altered", std.Point, got, std.PointState)
+	}
+	ps, err := tables.ParsePointState(point.State)
+	if err != nil {
+		return nil, errorf(Internal, err, "publication point %s's stored state does not read", std.Point)
+	}
+	cache, err := b.refreshTables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := cache.CompileStandard(cat, tables.StandardRequest{Project: std.Project, Table: std.Table, Area: area.Code(std.Area), Point: std.Point},
+		tables.Project{ID: proj.ID, Areas: proj.Areas, Variables: proj.Variables}, ps, std.PointState, params, std.Format)
+	if err != nil {
+		return nil, errorf(Internal, err, "audit event %d's request no longer compiles", index)
+	}
+	if plan.Encode() != ev.Request {
+		return nil, errorf(Internal, nil, "audit event %d's request does not normalize to itself", index)
+	}
+	res := &ReplayResult{Index: index, Project: std.Project, AsOf: point.AsOf, Point: std.Point, Logged: ev.ReleaseDigest}
+	b.tables.mu.Lock()
+	res.Unread = b.tables.unread
+	b.tables.mu.Unlock()
+	tab, err := cache.Run(plan)
+	if err != nil {
+		return nil, errorf(Internal, err, "audit event %d's table no longer computes", index)
+	}
+	return b.finishReplay(ctx, actor, index, ev, res, tab)
+}
+
+// digestOf is "sha256:" and the hex SHA-256 of b.
+func digestOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// finishReplay compares the recomputed table with the logged digest and
+// audits the replay.
+func (b *Broker) finishReplay(ctx context.Context, actor string, index int64, ev *audit.Event, res *ReplayResult, tab *tables.Table) (*ReplayResult, error) {
 	res.Table = tab.Render()
-	sum := sha256.Sum256(res.Table)
-	res.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	res.Digest = digestOf(res.Table)
 	res.Match = res.Digest == res.Logged
 	rev := &audit.Event{
 		Time: b.now().UTC(), Actor: actor, Roles: []string{}, Action: actionReplay, Area: cmp.Or(ev.Area, string(b.tree.Root())),
-		Resources: []string{fmt.Sprintf("audit:%d", index), "project:" + norm.Project},
+		Resources: []string{fmt.Sprintf("audit:%d", index), "project:" + res.Project},
 		Decision:  "allow", Rule: "operator with access to the data directory and the key provider",
 		Outcome: map[bool]string{true: "match", false: "mismatch"}[res.Match], ReleaseDigest: res.Digest,
 	}

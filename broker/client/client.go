@@ -246,7 +246,8 @@ type TableResponse struct {
 	Encrypted   bool   // Body is age-encrypted to the caller's registered recipient
 	Digest      string // "sha256:" + hex SHA-256 of the plaintext table, as the audit log holds it
 	AuditIndex  int64  // the audit event of the release
-	AsOf        int64  // the point of the deposit sequence the table is computed as of
+	AsOf        int64  // the point of the deposit sequence its publication point was made at
+	Point       string // the publication point it was computed at
 	Cells       int64  // cells released and debited from the project's budget
 	Remaining   int64  // the project's budget left after this table
 }
@@ -325,6 +326,7 @@ func (c *Client) RequestTable(ctx context.Context, body []byte, format string, e
 		}
 		*f.dst = v
 	}
+	t.Point = h.Get("X-Censusvault-Point")
 	if !t.Encrypted {
 		if err := VerifyTable(t.Body, t.Digest); err != nil {
 			return nil, err

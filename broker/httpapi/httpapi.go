@@ -134,6 +134,9 @@ func New(o Opts) (http.Handler, error) {
 	r.GET("/v1/audit/events", h.authed(h.auditEvents))
 	r.GET("/v1/audit/export", h.authed(h.auditExport))
 	r.POST("/v1/tables", h.authed(h.requestTable))
+	r.GET("/v1/catalogue", h.authed(h.catalogue))
+	r.GET("/v1/release-points", h.authed(h.listPoints))
+	r.POST("/v1/release-points", h.authed(h.createPoint))
 
 	r.NoRoute(func(c *gin.Context) { writeError(c, h.log, &broker.Error{Kind: broker.NotFound, Msg: "no such route"}) })
 	r.NoMethod(func(c *gin.Context) {
@@ -362,6 +365,7 @@ func (h *handler) requestTable(c *gin.Context, caller *broker.Caller) error {
 	hdr.Set(HeaderTableDigest, rel.Digest)
 	hdr.Set(HeaderAuditIndex, strconv.FormatInt(rel.AuditIndex, 10))
 	hdr.Set(HeaderAsOf, strconv.FormatInt(rel.AsOf, 10))
+	hdr.Set(HeaderPoint, rel.Point)
 	hdr.Set(HeaderCells, strconv.Itoa(rel.Cells))
 	hdr.Set(HeaderBudgetRemaining, strconv.FormatInt(rel.Remaining, 10))
 	hdr.Set("Cache-Control", "no-store")

@@ -83,9 +83,6 @@ func FuzzParseRequest(f *testing.F) {
 			format = FormatCSV
 		}
 		asOf := c.UpTo()
-		if r.AsOf != nil && *r.AsOf < asOf {
-			asOf = *r.AsOf
-		}
 		p, err := c.Compile(r, proj, params, format, asOf)
 		if err != nil {
 			var re *RequestError

@@ -23,7 +23,12 @@ const Method = "cell-key perturbation (ABS/ONS), then small-cell suppression"
 // data as of that point: no time, no budget, nothing about the requester,
 // so the same request as of the same point always gives the same bytes.
 func (t *Table) Render() []byte {
-	if t.Plan.Norm.Format == FormatCSV {
+	switch {
+	case t.Plan.std != nil && t.Plan.Norm.Format == FormatCSV:
+		return t.stdCSV()
+	case t.Plan.std != nil:
+		return t.stdJSON()
+	case t.Plan.Norm.Format == FormatCSV:
 		return t.csv()
 	}
 	return t.json()
@@ -85,11 +90,29 @@ func (t *Table) json() []byte {
 	f, _ := json.Marshal(n.Filter)
 	b.WriteString(`,"filter":`)
 	b.Write(f)
+	t.writeDims(&b)
+	pa := p.params
+	b.WriteString(`,"margin":`)
+	b.Write(js(Margin))
+	b.WriteString(`,"disclosure_control":{"method":`)
+	b.Write(js(Method))
+	fmt.Fprintf(&b, `,"max_noise":%d,"variance":%s,"small_cell":%d,"max_dims":%d,"max_cells":%d,"min_universe":%d,"params":`,
+		pa.MaxNoise, strconv.FormatFloat(pa.Variance, 'g', -1, 64), pa.SmallCell, pa.MaxDims, pa.MaxCells, pa.MinUniverse)
+	b.Write(js(pa.Canonical()))
+	b.WriteString(`}`)
+	t.writeCells(&b)
+	return b.Bytes()
+}
+
+// writeDims writes the "rows" and "cols" members: each dimension and its
+// categories.
+func (t *Table) writeDims(b *bytes.Buffer) {
+	p := t.Plan
 	for _, blk := range []struct {
 		name string
 		ds   []dim
 	}{{"rows", p.rows}, {"cols", p.cols}} {
-		fmt.Fprintf(&b, `,%q:[`, blk.name)
+		fmt.Fprintf(b, `,%q:[`, blk.name)
 		for k, d := range blk.ds {
 			if k > 0 {
 				b.WriteByte(',')
@@ -111,15 +134,13 @@ func (t *Table) json() []byte {
 		}
 		b.WriteByte(']')
 	}
-	pa := p.params
-	b.WriteString(`,"margin":`)
-	b.Write(js(Margin))
-	b.WriteString(`,"disclosure_control":{"method":`)
-	b.Write(js(Method))
-	fmt.Fprintf(&b, `,"max_noise":%d,"variance":%s,"small_cell":%d,"max_dims":%d,"max_cells":%d,"min_universe":%d,"params":`,
-		pa.MaxNoise, strconv.FormatFloat(pa.Variance, 'g', -1, 64), pa.SmallCell, pa.MaxDims, pa.MaxCells, pa.MinUniverse)
-	b.Write(js(pa.Canonical()))
-	b.WriteString(`},"cells":[`)
+}
+
+// writeCells writes the "cells" member and closes the table object.
+func (t *Table) writeCells(b *bytes.Buffer) {
+	p := t.Plan
+	b.WriteString(`,"cells":[`)
+
 	// Each block's category arrays, encoded once: a cell is then two
 	// copies and a number.
 	rowFrag := blockFragments(p.rows, p.R)
@@ -145,7 +166,6 @@ func (t *Table) json() []byte {
 		}
 	}
 	b.WriteString("\n]}\n")
-	return b.Bytes()
 }
 
 // blockFragments returns the JSON array of categories of every index of
@@ -184,6 +204,25 @@ func (t *Table) csv() []byte {
 	fmt.Fprintf(&b, "# %s project=%s as_of=%d unit=%s measure=%s filter=%s margin=%s\n", TableFormat, n.Project, n.AsOf, n.Unit, m, f, Margin)
 	fmt.Fprintf(&b, "# disclosure control: %s; %s\n", Method, p.params.Canonical())
 	w := csv.NewWriter(&b)
+	t.writeCSVCells(w)
+	w.Flush()
+	return b.Bytes()
+}
+
+// Describe is a one-line summary of a plan for logs and audit reasons:
+// never a value.
+func (p *Plan) Describe() string {
+	if p.std != nil {
+		return fmt.Sprintf("standard table %s (catalogue %d) for %s %s at point %s, %d cells", p.std.Table, p.std.Catalogue, p.stdArea.level, p.stdArea.code, p.std.Point, p.Cells())
+	}
+	return fmt.Sprintf("%s %s by %s × %s, %d cells", p.Norm.Measure.Op, p.unit, strings.Join(p.Norm.Rows, "×"), strings.Join(p.Norm.Cols, "×"), p.Cells())
+}
+
+// writeCSVCells writes the header (the row and column variables, "value",
+// "status") and one line per cell: a suppressed cell has an empty value
+// and status "suppressed".
+func (t *Table) writeCSVCells(w *csv.Writer) {
+	p := t.Plan
 	var head []string
 	for _, d := range p.rows {
 		head = append(head, d.name)
@@ -203,12 +242,4 @@ func (t *Table) csv() []byte {
 		}
 		w.Write(rec)
 	}
-	w.Flush()
-	return b.Bytes()
-}
-
-// Describe is a one-line summary of a plan for logs and audit reasons:
-// never a value.
-func (p *Plan) Describe() string {
-	return fmt.Sprintf("%s %s by %s × %s, %d cells", p.Norm.Measure.Op, p.unit, strings.Join(p.Norm.Rows, "×"), strings.Join(p.Norm.Cols, "×"), p.Cells())
 }

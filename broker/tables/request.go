@@ -84,10 +84,21 @@ type Request struct {
 	// "area", records in the listed areas' subtrees.
 	Filter  map[string][]string
 	Measure Measure
-	// AsOf is the point of the deposit sequence (an audit index) the
-	// table is computed as of; nil for the latest at request time.
-	AsOf *int64
+
+	// Table, Area and Point ask for a standard table of the catalogue
+	// (CompileStandard): its id, the area it is for, and the name of the
+	// publication point ("as_of"; empty: the latest).
+	Table string
+	Area  string
+	Point string
+	// custom says the body named rows, cols, filter, measure or unit: a
+	// free-form table.
+	custom bool
 }
+
+// Custom reports whether the request asks for a free-form table (rows,
+// cols, filter, measure or unit), not a standard one.
+func (r *Request) Custom() bool { return r.custom }
 
 type wireRequest struct {
 	Project string                       `json:"project"`
@@ -97,7 +108,9 @@ type wireRequest struct {
 	Cols    []string                     `json:"cols"`
 	Filter  map[string][]json.RawMessage `json:"filter"`
 	Measure *Measure                     `json:"measure"`
-	AsOf    *int64                       `json:"as_of"`
+	Table   string                       `json:"table"`
+	Area    string                       `json:"area"`
+	AsOf    json.RawMessage              `json:"as_of"`
 }
 
 // ParseRequest decodes a request body strictly (package strictjson): one
@@ -111,7 +124,16 @@ func ParseRequest(body []byte) (*Request, error) {
 	if err := strictjson.Decode(body, &w); err != nil {
 		return nil, fmt.Errorf("request is not a valid table request: %s", jsonProblem(err))
 	}
-	r := &Request{Project: w.Project, Purpose: w.Purpose, Unit: w.Unit, Rows: w.Rows, Cols: w.Cols, AsOf: w.AsOf}
+	r := &Request{Project: w.Project, Purpose: w.Purpose, Unit: w.Unit, Rows: w.Rows, Cols: w.Cols, Table: w.Table, Area: w.Area}
+	r.custom = w.Unit != "" || w.Rows != nil || w.Cols != nil || w.Filter != nil || w.Measure != nil
+	if len(w.AsOf) > 0 && string(w.AsOf) != "null" {
+		if err := json.Unmarshal(w.AsOf, &r.Point); err != nil {
+			return nil, errors.New("as_of takes the name of a publication point (GET /v1/release-points lists them), not an audit index")
+		}
+		if r.Point == "" {
+			return nil, errors.New("as_of is empty: name a publication point, or leave as_of out for the latest")
+		}
+	}
 	if r.Unit == "" {
 		r.Unit = Persons
 	}
@@ -279,6 +301,11 @@ type Plan struct {
 	// computed as of (by area index): a publication point freezes each
 	// area at its own point. Nil: every EA as of Norm.AsOf.
 	eaAsOf []int64
+	// std is set for a standard table of the catalogue (CompileStandard):
+	// its normalized request, its catalogue entry and its area.
+	std      *StandardNorm
+	stdTable *StandardTable
+	stdArea  areaRef
 }
 
 // Cells is the number of cells the table releases, margins included.

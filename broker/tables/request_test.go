@@ -26,7 +26,6 @@ func TestParseRequestStrict(t *testing.T) {
 		`"p"`,
 		`{"project":"p","rows":["sex"]`, // truncated
 		`{"project":"p","rows":"sex"}`,
-		`{"project":"p","rows":["sex"],"as_of":"7"}`,
 		`{"project":"p","rows":["sex"],"as_of":1.5}`,
 		`{"project":1,"rows":["sex"]}`,
 		`{"project":"p","rows":["sex"],"measure":"avg"}`,
@@ -86,16 +85,39 @@ func TestParseRequestStrict(t *testing.T) {
 	}
 }
 
-func TestParseRequestValues(t *testing.T) {
-	r, err := ParseRequest([]byte(`{"project":"p","purpose":"why","rows":["district"],"cols":["sex","age_group5"],"as_of":42}`))
+// TestParseRequestAsOfIsAPoint: an audit index is no longer an as-of
+// point (any index was one, so the same table at a and a−1 gave one
+// deposit away): as_of names a publication point.
+func TestParseRequestAsOfIsAPoint(t *testing.T) {
+	for _, body := range []string{`{"project":"p","table":"t","area":"1","as_of":42}`, `{"project":"p","table":"t","area":"1","as_of":""}`, `{"project":"p","table":"t","area":"1","as_of":["x"]}`} {
+		if _, err := ParseRequest([]byte(body)); err == nil || !strings.Contains(err.Error(), "as_of") {
+			t.Errorf("%s: %v, want a refusal naming as_of", body, err)
+		}
+	}
+	r, err := ParseRequest([]byte(`{"project":"p","purpose":"x","table":"population_age5_sex","area":"437","as_of":"w1"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Request{Project: "p", Purpose: "why", Unit: Persons, Rows: []string{"district"}, Cols: []string{"sex", "age_group5"}, Measure: Measure{Op: "count"}}
-	if r.AsOf == nil || *r.AsOf != 42 {
-		t.Errorf("as_of %v, want 42", r.AsOf)
+	if r.Custom() || r.Table != "population_age5_sex" || r.Area != "437" || r.Point != "w1" {
+		t.Fatalf("standard request read as %+v", r)
 	}
-	r.AsOf = nil
+	for _, body := range []string{`{"project":"p","rows":["sex"]}`, `{"project":"p","table":"t","unit":"persons"}`, `{"project":"p","filter":{"sex":[1]}}`, `{"project":"p","measure":"count"}`, `{"project":"p","cols":[]}`} {
+		r, err := ParseRequest([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Custom() {
+			t.Errorf("%s is a custom table request, read as standard", body)
+		}
+	}
+}
+
+func TestParseRequestValues(t *testing.T) {
+	r, err := ParseRequest([]byte(`{"project":"p","purpose":"why","rows":["district"],"cols":["sex","age_group5"],"as_of":"2019-04-15"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Request{Project: "p", Purpose: "why", Unit: Persons, Rows: []string{"district"}, Cols: []string{"sex", "age_group5"}, Measure: Measure{Op: "count"}, Point: "2019-04-15", custom: true}
 	if !reflect.DeepEqual(r, want) {
 		t.Errorf("got %+v\nwant %+v (defaults: unit persons, measure count)", *r, *want)
 	}

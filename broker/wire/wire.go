@@ -6,8 +6,10 @@
 package wire
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/censusvault/censusvault/broker/area"
 )
@@ -62,3 +64,43 @@ const (
 	TableJSON = "json"
 	TableCSV  = "csv"
 )
+
+// ReleasePoint is a publication point as GET /v1/release-points lists it
+// and POST /v1/release-points answers: public facts, nothing of the data.
+type ReleasePoint struct {
+	Name      string    `json:"name"`
+	Seq       int64     `json:"seq"`
+	AsOf      int64     `json:"as_of"` // the point of the deposit sequence it was made at
+	Created   time.Time `json:"created"`
+	CreatedBy string    `json:"created_by"`
+	Level     string    `json:"level"` // the area level its k-rule holds at
+	K         int64     `json:"k"`     // households an area must change by to be seen anew
+	// Of the areas at Level: how many the point shows at a new state and
+	// how many it keeps at their previous one. Only creation reports them.
+	Areas    int `json:"areas,omitempty"`
+	Advanced int `json:"advanced,omitempty"`
+	Kept     int `json:"kept,omitempty"`
+}
+
+// Catalogue is the catalogue of standard tables as GET /v1/catalogue
+// shows it.
+type Catalogue struct {
+	Version     int             `json:"version"`
+	Form        string          `json:"form"`
+	FormVersion int             `json:"form_version"`
+	Tables      []StandardTable `json:"tables"`
+}
+
+// StandardTable is one table of the catalogue: what it crosses, and
+// where it may be asked (levels, and the fewest planned households of
+// the area).
+type StandardTable struct {
+	ID         string            `json:"id"`
+	Title      map[string]string `json:"title"` // "en", "vi"
+	Unit       string            `json:"unit"`
+	Rows       []string          `json:"rows"`
+	Cols       []string          `json:"cols"`
+	Measure    json.RawMessage   `json:"measure"` // "count", {"sum": VAR} or {"mean": VAR}
+	Levels     []string          `json:"levels"`
+	MinPlanned int64             `json:"min_planned_households"`
+}

@@ -101,11 +101,15 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	cpEvents := fs.Int64("checkpoint-events", 10000, "sign a checkpoint whenever this many events were appended since the last")
 	var lf limitFlags
 	lf.add(fs)
+	pf := addPointFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := lf.check(); err != nil {
 		return &exitError{code: 2, err: err}
+	}
+	if err := pf.check(); err != nil {
+		return err
 	}
 	if *cpEvery < 100*time.Millisecond || *cpEvents < 1 {
 		return &exitError{code: 2, err: errors.New("--checkpoint-every must be at least 100ms and --checkpoint-events at least 1")}
@@ -122,6 +126,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	b, st, err := sf.openBroker(ctx, log, func(o *broker.Opts) {
 		o.Preload, o.CheckpointEvery, o.CheckpointEvents = true, *cpEvery, *cpEvents
 		o.Limits = lf.l
+		pf.apply(o)
 		o.TreeProgress = func(done, total int64) {
 			log.Info("building the audit log's Merkle tree (once, after an upgrade)", "events", done, "of", total)
 		}

@@ -68,6 +68,7 @@ func commands() []command {
 		{"receipt", "prove over HTTP that your deposit is in the audit log, and check the proof (receipt proof)", cmdReceipt},
 		{"migrate", "bring the database schema up to date (also done on every start)", cmdMigrate},
 		{"project", "research projects: add|list|show|close", cmdProject},
+		{"release-point", "publication points, the frozen moments standard tables are computed at (release-point create|list)", cmdReleasePoint},
 		{"table", "research tables: request one over HTTP, or replay a released one from the audit log (table request|replay)", cmdTable},
 		{"gen", "generate a synthetic census and load it through the ingest path (for tests and benchmarks)", cmdGen},
 	}
@@ -77,7 +78,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: censusvault <command> [flags] [arguments]")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun `censusvault <command> --help` for a command's flags. These flags can also be set")
 	fmt.Fprintln(w, "from the environment as CENSUSVAULT_<FLAG> (e.g. CENSUSVAULT_DATA=/srv/vault); a flag on")

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/censusvault/censusvault/broker"
 	"github.com/censusvault/censusvault/broker/client"
 	"github.com/censusvault/censusvault/broker/tables"
 	"github.com/censusvault/censusvault/broker/untrusted"
@@ -173,21 +174,9 @@ func tableReplay(ctx context.Context, e *env, sf *storeFlags, idx int64, out str
 	}
 	defer st.Close()
 	defer b.Close(ctx)
-	// Building the table cache opens every submission: on a national
-	// census that takes a while, so say how far it is.
-	start := time.Now()
-	var last time.Time
-	shown := false
-	b.SetTableProgress(func(households int) {
-		if now := time.Now(); now.Sub(last) >= 250*time.Millisecond {
-			last, shown = now, true
-			fmt.Fprintf(e.stderr, "\rbuilding the table cache: %d households (%.0fs)…", households, time.Since(start).Seconds())
-		}
-	})
+	stop := tableProgress(e, b)
 	res, err := b.ReplayTable(ctx, cliActor(), idx)
-	if shown {
-		fmt.Fprintln(e.stderr)
-	}
+	stop()
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -200,11 +189,32 @@ func tableReplay(ctx context.Context, e *env, sf *storeFlags, idx int64, out str
 		fmt.Fprintf(e.stderr, "note: %d submissions could not be opened (their analytic keys were shredded, or they are of another form)\n", res.Unread)
 	}
 	if !res.Match {
-		fmt.Fprintf(e.stdout, "event %d: project %s as of %d\n", res.Index, res.Project, res.AsOf)
+		fmt.Fprintf(e.stdout, "event %d: project %s %s\n", res.Index, res.Project, replayPoint(res))
 		return &exitError{code: 1, err: fmt.Errorf("DIGEST MISMATCH: logged %s recomputed %s", res.Logged, res.Digest)}
 	}
-	fmt.Fprintf(e.stdout, "event %d: project %s as of %d: digest matches (%s)\n", res.Index, res.Project, res.AsOf, res.Digest)
+	fmt.Fprintf(e.stdout, "event %d: project %s %s: digest matches (%s)\n", res.Index, res.Project, replayPoint(res), res.Digest)
 	return nil
+}
+
+// tableProgress shows how far the table cache is built: it opens every
+// submission, which on a national census takes a while. stop ends the
+// progress line.
+func tableProgress(e *env, b *broker.Broker) (stop func()) {
+	start := time.Now()
+	var last time.Time
+	shown := false
+	b.SetTableProgress(func(households int) {
+		if now := time.Now(); now.Sub(last) >= 250*time.Millisecond {
+			last, shown = now, true
+			fmt.Fprintf(e.stderr, "\rbuilding the table cache: %d households (%.0fs)…", households, time.Since(start).Seconds())
+		}
+	})
+	return func() {
+		b.SetTableProgress(nil)
+		if shown {
+			fmt.Fprintln(e.stderr)
+		}
+	}
 }
 
 // writeOutput writes data to stdout, or to path (mode 0600, replaced
@@ -247,4 +257,12 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// replayPoint says what a replayed table was computed at.
+func replayPoint(r *broker.ReplayResult) string {
+	if r.Point != "" {
+		return fmt.Sprintf("at publication point %s (deposit point %d)", r.Point, r.AsOf)
+	}
+	return fmt.Sprintf("as of %d", r.AsOf)
 }

@@ -1,0 +1,225 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/censusvault/censusvault/audit"
+	"github.com/censusvault/censusvault/broker/tables"
+	"github.com/censusvault/censusvault/broker/wire"
+	"github.com/censusvault/censusvault/policy"
+	"github.com/censusvault/censusvault/storage"
+)
+
+// Publication point defaults: an area is seen at a new state only when at
+// least DefaultPointK of its households changed, and points are at least
+// DefaultPointInterval apart (a census makes few: one a week at most).
+const (
+	DefaultPointK        = tables.DefaultPointK
+	DefaultPointInterval = 7 * 24 * time.Hour
+)
+
+// Audit actions of publication points.
+const (
+	actionPointCreate = string(policy.CreateReleasePoint) // "release_point.create"
+	actionPointList   = "release_point.list"
+	actionCatalogue   = "catalogue.read"
+)
+
+// ReleasePointInfo, CatalogueInfo and StandardTableInfo are wire types
+// (the client shares them).
+type (
+	ReleasePointInfo  = wire.ReleasePoint
+	CatalogueInfo     = wire.Catalogue
+	StandardTableInfo = wire.StandardTable
+)
+
+func pointInfo(p *storage.ReleasePoint, s *tables.PointState) ReleasePointInfo {
+	return ReleasePointInfo{Name: p.Name, Seq: p.Seq, AsOf: p.AsOf, Created: p.CreatedAt, CreatedBy: p.CreatedBy, Level: s.Level.String(), K: s.K}
+}
+
+// CreateReleasePoint makes the next publication point, as the operator on
+// the vault host (`censusvault release-point create`).
+func (b *Broker) CreateReleasePoint(ctx context.Context, actor, name string) (*ReleasePointInfo, error) {
+	ev := &audit.Event{Time: b.now().UTC(), Actor: actor, Roles: []string{}, Action: actionPointCreate, Area: string(b.tree.Root()),
+		Decision: "allow", Rule: "operator with access to the data directory and the key provider"}
+	return b.createPoint(ctx, ev, name)
+}
+
+// CreateReleasePointAs makes the next publication point for an approver
+// over HTTP: the caller needs release_point.create over the whole tree.
+func (b *Broker) CreateReleasePointAs(ctx context.Context, c *Caller, name string) (*ReleasePointInfo, error) {
+	sc, err := b.scope(c, policy.CreateReleasePoint, "")
+	if err != nil {
+		return nil, err
+	}
+	d, err := sc.Subtree(b.tree.PathStrings(b.tree.Root()), b.pathOf)
+	if err != nil {
+		return nil, errorf(Internal, err, "policy failed")
+	}
+	ev := b.event(c, actionPointCreate, d)
+	ev.Area = string(b.tree.Root())
+	if !d.Allow {
+		ev.Decision, ev.Outcome = "deny", "denied"
+		ev.Resources = []string{"release_point:" + clip(name)}
+		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to create publication points: an approver grant over the whole area tree is needed"))
+	}
+	return b.createPoint(ctx, ev, name)
+}
+
+func (b *Broker) createPoint(ctx context.Context, ev *audit.Event, name string) (*ReleasePointInfo, error) {
+	ev.Resources = []string{"release_point:" + clip(name)}
+	refuse := func(k Kind, code, msg string) error {
+		ev.Outcome, ev.Reason = map[Kind]string{Invalid: "invalid", Conflict: "conflict"}[k], msg
+		if ev.Outcome == "" {
+			ev.Outcome = "refused"
+		}
+		return b.refuse(ctx, ev, &Error{Kind: k, Code: code, Msg: msg})
+	}
+	if !projectIDRE.MatchString(name) {
+		return nil, refuse(Invalid, "invalid_point_name", fmt.Sprintf("point name %q: use 1–64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. 2019-04-15)", clip(name)))
+	}
+	ts := b.tables
+	level := ts.catalogue.Finest()
+	var prevRow *storage.ReleasePoint
+	err := b.store.View(ctx, func(tx storage.ReadTx) error {
+		p, err := tx.LatestReleasePoint()
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		prevRow = p
+		return err
+	})
+	if err != nil {
+		return nil, errorf(Unavailable, err, "failed to read the publication points")
+	}
+	var prev *tables.PointState
+	now := b.now().UTC()
+	if prevRow != nil {
+		if prev, err = tables.ParsePointState(prevRow.State); err != nil {
+			return nil, errorf(Internal, err, "publication point %s's stored state does not read", prevRow.Name)
+		}
+		if next := prevRow.CreatedAt.Add(b.pointInterval); now.Before(next) {
+			return nil, refuse(Conflict, "point_too_soon", fmt.Sprintf("the last publication point, %s, was made %s; the next may be made from %s (points are at least %s apart)",
+				prevRow.Name, prevRow.CreatedAt.Format(time.RFC3339), next.Format(time.RFC3339), b.pointInterval))
+		}
+	}
+	cache, err := b.refreshTables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	state, rep, err := cache.Freeze(prev, level, b.pointK)
+	if err != nil {
+		return nil, errorf(Internal, err, "failed to freeze the publication point")
+	}
+	row := &storage.ReleasePoint{Name: name, AsOf: cache.UpTo(), CreatedAt: now, CreatedBy: ev.Actor, State: state.Encode()}
+	err = b.store.Update(ctx, func(tx storage.Tx) error {
+		// Another point made since we read the latest would break the
+		// chain the k-rule is counted along.
+		latest, err := tx.LatestReleasePoint()
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			if prevRow != nil {
+				return errPointRace
+			}
+		case err != nil:
+			return err
+		case prevRow == nil || latest.Seq != prevRow.Seq:
+			return errPointRace
+		}
+		ev.Outcome = "ok"
+		ev.Reason = fmt.Sprintf("point %s frozen at deposit point %d, %s level, k = %d: %d of %d areas at a new state, %d kept (%d of them changed by fewer than k households); state %s",
+			name, row.AsOf, level, b.pointK, rep.Advanced, rep.Areas, rep.Kept, rep.Changed, state.Digest())
+		rec, err := appendEvent(tx, ev)
+		if err != nil {
+			return err
+		}
+		row.AuditIndex = rec.Index
+		return tx.InsertReleasePoint(row)
+	})
+	switch {
+	case errors.Is(err, errPointRace):
+		return nil, refuse(Conflict, "point_race", "another publication point was made at the same moment; list them (`censusvault release-point list`) before making another")
+	case errors.Is(err, storage.ErrConflict):
+		return nil, refuse(Conflict, "point_exists", fmt.Sprintf("a publication point named %s exists; points are never replaced: choose another name", name))
+	case err != nil:
+		return nil, errorf(Unavailable, err, "the publication point could not be stored and logged; nothing was made")
+	}
+	info := pointInfo(row, state)
+	info.Areas, info.Advanced, info.Kept = rep.Areas, rep.Advanced, rep.Kept
+	return &info, nil
+}
+
+var errPointRace = errors.New("a publication point was made concurrently")
+
+// ReleasePoints lists the publication points, oldest first.
+func (b *Broker) ReleasePoints(ctx context.Context) ([]ReleasePointInfo, error) {
+	var out []ReleasePointInfo
+	err := b.store.View(ctx, func(tx storage.ReadTx) error {
+		return tx.ReleasePoints(func(p storage.ReleasePoint) (bool, error) {
+			s, err := tables.ParsePointState(p.State)
+			if err != nil {
+				return false, fmt.Errorf("publication point %s's stored state does not read: %w", p.Name, err)
+			}
+			out = append(out, pointInfo(&p, s))
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, errorf(Unavailable, err, "failed to read the publication points")
+	}
+	if out == nil {
+		out = []ReleasePointInfo{}
+	}
+	return out, nil
+}
+
+// ReleasePointsFor is ReleasePoints for an authenticated caller: points
+// are public facts, so any caller may list them; the request is audited.
+func (b *Broker) ReleasePointsFor(ctx context.Context, c *Caller) ([]ReleasePointInfo, error) {
+	out, err := b.ReleasePoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ev := b.event(c, actionPointList, policy.Decision{Allow: true, Rule: "publication points are public"})
+	ev.Area, ev.Outcome = string(b.tree.Root()), "ok"
+	if err := b.record(ctx, ev); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Catalogue returns the standard tables' catalogue in force.
+func (b *Broker) Catalogue() *CatalogueInfo { return catalogueInfo(b.tables.catalogue) }
+
+// CatalogueFor is Catalogue for an authenticated caller, audited.
+func (b *Broker) CatalogueFor(ctx context.Context, c *Caller) (*CatalogueInfo, error) {
+	ev := b.event(c, actionCatalogue, policy.Decision{Allow: true, Rule: "the catalogue is public"})
+	ev.Area, ev.Outcome = string(b.tree.Root()), "ok"
+	if err := b.record(ctx, ev); err != nil {
+		return nil, err
+	}
+	return b.Catalogue(), nil
+}
+
+func catalogueInfo(c *tables.Catalogue) *CatalogueInfo {
+	out := &CatalogueInfo{Version: c.Version, Form: c.Form, FormVersion: c.FormVersion, Tables: []StandardTableInfo{}}
+	for _, t := range c.Tables {
+		m, _ := t.Measure.MarshalJSON() // "count" or {"sum": VAR}: always encodes
+		ti := StandardTableInfo{ID: t.ID, Title: t.Title, Unit: string(t.Unit), Rows: nonNilStrings(t.Rows), Cols: nonNilStrings(t.Cols), Measure: m, MinPlanned: t.MinPlanned}
+		for _, l := range t.Levels {
+			ti.Levels = append(ti.Levels, l.String())
+		}
+		out.Tables = append(out.Tables, ti)
+	}
+	return out
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
