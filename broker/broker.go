@@ -139,8 +139,8 @@ type Broker struct {
 	pointK        int64
 	pointInterval time.Duration
 	cpEvery       time.Duration
-	cpEvents   int64
-	shredsSeen atomic.Int64 // metaShreds when last looked at
+	cpEvents      int64
+	shredsSeen    atomic.Int64 // metaShreds when last looked at
 
 	from      crypto.KeyProvider // MigrateFrom, while switching providers
 	fromClass map[crypto.Class]crypto.KeyProvider
