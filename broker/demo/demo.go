@@ -211,12 +211,13 @@ func Run(ctx context.Context, o Opts) error {
 		{"steering-437", policy.Steering, town},
 		{"researcher-1", policy.Researcher, town},
 		{"auditor-1", policy.Auditor, "VN"},
+		{"approver-1", policy.Approver, "VN"},
 	} {
 		if err := add(u.name, u.role, u.area); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(out, "areas: 1 town, %d wards, %d enumeration areas of about %d households; users: %d enumerators, a team leader, steering, a researcher, an auditor\n",
+	fmt.Fprintf(out, "areas: 1 town, %d wards, %d enumeration areas of about %d households; users: %d enumerators, a team leader, steering, a researcher, an auditor, an approver\n",
 		len(HongLinh), len(plan), eaSize, len(plan))
 
 	// 3. The real HTTP server on a loopback port.
@@ -385,8 +386,20 @@ feed:
 	_, err = bad.Progress(ctx, town, 0)
 	fmt.Fprintf(out, "  a request with a made-up token: %s\n", outcome(err))
 
-	// 7. A researcher's table: persons by age band and sex, as of the
-	// last deposit, with cell-key perturbation and small-cell suppression.
+	// 7. A publication point: the approver freezes the data as it is on
+	// the 10th day. Standard tables are computed only at such points.
+	pt, err := newClient("approver-1").CreateReleasePoint(ctx, demoPoint)
+	if err != nil {
+		return fmt.Errorf("publication point: %w", err)
+	}
+	fmt.Fprintf(out, "\nthe approver makes publication point %s: %d of %d %ss frozen at their new state (each changed by at least %d households), %d kept\n",
+		pt.Name, pt.Advanced, pt.Areas, pt.Level, pt.K, pt.Kept)
+	_, err = newClient("approver-1").CreateReleasePoint(ctx, "2019-04-11")
+	fmt.Fprintf(out, "  a second point straight after: %s\n", codeOf(err))
+
+	// 8. A researcher's standard table: the population pyramid of the
+	// town from the catalogue, at the point, with cell-key perturbation
+	// and small-cell suppression.
 	res0, err := researchTable(ctx, out, newClient("researcher-1"))
 	if err != nil {
 		return err
@@ -399,10 +412,12 @@ feed:
 		return errors.New("the same table request gave different bytes")
 	}
 	fmt.Fprintf(out, "the same request again: identical bytes (%s), %s cells more spent, %s left\n", again.Digest[:19]+"…", viNum(again.Cells), viNum(again.Remaining))
-	_, err = newClient("researcher-1").RequestTable(ctx, []byte(`{"project":"`+demoProject+`","purpose":"names","rows":["head_name"]}`), "", false)
-	fmt.Fprintf(out, "  the researcher asks for a table by head of household's name: %s\n", outcome(err))
-	_, err = newClient("researcher-1").RequestTable(ctx, []byte(`{"project":"`+demoProject+`","purpose":"religion","rows":["religion"]}`), "", false)
-	fmt.Fprintf(out, "  … by religion, which the project did not list: %s\n", outcome(err))
+	_, err = newClient("researcher-1").RequestTable(ctx, []byte(`{"project":"`+demoProject+`","purpose":"one person","rows":["religion"],"filter":{"area":["`+plan[0].code+`"],"birth_year":["1950"]}}`), "", false)
+	fmt.Fprintf(out, "  the researcher asks for a custom table (religion of one EA's people born in 1950): %s\n", codeOf(err))
+	_, err = newClient("researcher-1").RequestTable(ctx, []byte(`{"project":"`+demoProject+`","purpose":"housing","table":"households_tenure","area":"`+town+`"}`), "", false)
+	fmt.Fprintf(out, "  … the standard table of households by tenure, a variable the project did not list: %s\n", codeOf(err))
+	_, err = newClient("researcher-1").RequestTable(ctx, []byte(`{"project":"`+demoProject+`","purpose":"pyramid","table":"population_age5_sex","area":"`+plan[0].code+`"}`), "", false)
+	fmt.Fprintf(out, "  … the pyramid of one enumeration area: %s\n", codeOf(err))
 
 	res, err := enum.Deposit(ctx, first.ct)
 	if err != nil {
@@ -448,7 +463,7 @@ feed:
 	fmt.Fprintf(out, "the auditor's export verifies offline: %s leaves (%s events, %s withheld) under root %.16s…\n",
 		viNum(xr.Size), viNum(xr.Events), viNum(xr.Withheld), base64.StdEncoding.EncodeToString(xr.Root[:]))
 
-	// 8. The audit log.
+	// 9. The audit log.
 	srv.Close()
 	if err := b.Close(ctx); err != nil {
 		return err
@@ -462,7 +477,10 @@ feed:
 	return nil
 }
 
-const pyramidRequest = `{"project":"` + demoProject + `","purpose":"population pyramid of the town for the district health plan","rows":["age_group5"],"cols":["sex"]}`
+// demoPoint is the publication point the demo's approver makes.
+const demoPoint = "2019-04-10"
+
+const pyramidRequest = `{"project":"` + demoProject + `","purpose":"population pyramid of the town for the district health plan","table":"population_age5_sex","area":"` + town + `","as_of":"` + demoPoint + `"}`
 
 // researchTable asks for the town's population pyramid and prints it.
 func researchTable(ctx context.Context, out io.Writer, c *client.Client) (*client.TableResponse, error) {
@@ -471,7 +489,8 @@ func researchTable(ctx context.Context, out io.Writer, c *client.Client) (*clien
 		return nil, fmt.Errorf("research table: %w", err)
 	}
 	var doc struct {
-		AsOf  int64 `json:"as_of"`
+		Title map[string]string `json:"title"`
+		Point string            `json:"point"`
 		Cells []struct {
 			Row, Col   []string
 			Value      int64
@@ -481,7 +500,7 @@ func researchTable(ctx context.Context, out io.Writer, c *client.Client) (*clien
 	if err := json.Unmarshal(res.Body, &doc); err != nil {
 		return nil, fmt.Errorf("research table: %w", err)
 	}
-	fmt.Fprintf(out, "\nthe researcher's table (project %s): persons by age and sex as of deposit %d,\n", demoProject, doc.AsOf)
+	fmt.Fprintf(out, "\nthe researcher's standard table (project %s): %s, town %s, at point %s,\n", demoProject, doc.Title["en"], town, doc.Point)
 	fmt.Fprintf(out, "perturbed by cell key (±2 at most, the same cell always the same), counts under 10 suppressed (x):\n")
 	fmt.Fprintf(out, "  %-7s %8s %8s %8s\n", "age", "male", "female", "total")
 	val := func(i int) string {
@@ -503,8 +522,17 @@ func researchTable(ctx context.Context, out io.Writer, c *client.Client) (*clien
 		}
 		fmt.Fprintf(out, "  %-7s %8s %8s %8s\n", r, val(i), val(i+1), val(i+2))
 	}
-	fmt.Fprintf(out, "%s cells released and debited from the project's budget (%s left); the release and its sha256 are in the audit log\n", viNum(res.Cells), viNum(res.Remaining))
+	fmt.Fprintf(out, "%s cells released and debited from the project's budget (%s left); the release (audit event %d) and its sha256 are in the audit log\n", viNum(res.Cells), viNum(res.Remaining), res.AuditIndex)
 	return res, nil
+}
+
+// codeOf is a refusal's status and stable code (the message is long).
+func codeOf(err error) string {
+	var se *client.StatusError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("HTTP %d %s", se.Status, se.Code)
+	}
+	return outcome(err)
 }
 
 func outcome(err error) string {

@@ -44,11 +44,14 @@ func TestDemo(t *testing.T) {
 		"a request with a made-up token: HTTP 401",
 		"same receipt: true",
 		"audit chain OK: ",
-		"the researcher's table (project hl-pyramid-2019): persons by age and sex as of deposit ",
+		"the approver makes publication point 2019-04-10: 6 of 6 communes frozen at their new state",
+		"a second point straight after: HTTP 409 point_too_soon",
+		"the researcher's standard table (project hl-pyramid-2019): Population by five-year age group and sex, town 437, at point 2019-04-10,",
 		"66 cells released and debited from the project's budget (99.934 left)",
 		"the same request again: identical bytes",
-		`table by head of household's name: HTTP 403 (dimension "head_name" is an identifying field`,
-		"which the project did not list: HTTP 403",
+		"custom table (religion of one EA's people born in 1950): HTTP 403 custom_tables_off",
+		"a variable the project did not list: HTTP 403 permission_denied",
+		"the pyramid of one enumeration area: HTTP 400 invalid",
 		"and the enumerator proves it is in the audit log: an inclusion proof of ",
 		"the auditor's export verifies offline: ",
 	} {
@@ -77,9 +80,12 @@ func TestDemo(t *testing.T) {
 		t.Errorf("user show on the kept demo vault: %q", u.stdout)
 	}
 	// The researcher's release replays to the same digest.
-	m = regexp.MustCompile(`the release and its sha256 are in the audit log`).FindStringSubmatch(out)
+	m = regexp.MustCompile(`the release \(audit event ([0-9]+)\) and its sha256 are in the audit log`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatal("no release line")
+	}
+	if rp := mustCV(t, "table", "replay", m[1], "--data", keep); !strings.Contains(rp.stdout, "at publication point 2019-04-10") || !strings.Contains(rp.stdout, "digest matches") {
+		t.Errorf("table replay of the demo's release: %q", rp.stdout)
 	}
 	p := mustCV(t, "project", "show", "hl-pyramid-2019", "--data", keep)
 	if !strings.Contains(p.stdout, "132") {
