@@ -17,7 +17,9 @@ type geo struct {
 	end    []int32 // subtree of area i is [i, end[i])
 	// planned is the planned households of area i's subtree (the
 	// household listing's, public): what decides where a standard table
-	// may be asked, never the true counts.
+	// may be asked, never the true counts. The tree's own Planned,
+	// which area.Load already rolls up from the EAs (adding the EAs
+	// again here counted every area above them twice).
 	planned []int64
 	index   map[area.Code]int32
 	// eaAnc[i] holds, for area i if it is an EA, its ancestors' indexes
@@ -54,11 +56,6 @@ func newGeo(t *area.Tree) (*geo, error) {
 			}
 		}
 		g.end[i] = int32(len(g.codes))
-		for k := i + 1; k < g.end[i]; k++ {
-			if g.levels[k] == area.EA {
-				g.planned[i] += g.planned[k]
-			}
-		}
 		return nil
 	}
 	if err := walk(t.Root(), 0); err != nil {
