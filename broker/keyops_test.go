@@ -85,6 +85,7 @@ type keyVaultOpts struct {
 	keys     crypto.KeyProvider // nil: a new age identity in the data directory
 	class    map[crypto.Class]crypto.KeyProvider
 	maxCache int
+	areas    string // the area tree's CSV; "": keyAreas()
 }
 
 const actor = "cli:keytest"
@@ -93,7 +94,10 @@ func newKeyVault(t testing.TB, o keyVaultOpts) *keyVault {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	tree, err := area.Load(strings.NewReader(keyAreas()))
+	if o.areas == "" {
+		o.areas = keyAreas()
+	}
+	tree, err := area.Load(strings.NewReader(o.areas))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,6 +75,13 @@ func TestShredEvictsOtherInstancesCache(t *testing.T) {
 // changes (LISTEN/NOTIFY) until the test ends.
 func twoInstances(t *testing.T) (a, bb *broker.Broker) {
 	t.Helper()
+	return twoInstancesOpts(t, broker.Opts{})
+}
+
+// twoInstancesOpts is twoInstances with both brokers started with o
+// (its Store and Keys are set here).
+func twoInstancesOpts(t *testing.T, o broker.Opts) (a, bb *broker.Broker) {
+	t.Helper()
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
 	tree, err := area.Load(strings.NewReader(keyAreas()))
@@ -98,11 +105,14 @@ func twoInstances(t *testing.T) (a, bb *broker.Broker) {
 	if err := broker.Init(ctx, broker.InitOpts{Store: stA, Keys: kp, Areas: tree, Actor: actor}); err != nil {
 		t.Fatal(err)
 	}
-	a, err = broker.New(ctx, broker.Opts{Store: stA, Keys: kp})
+	o.Keys = kp
+	o.Store = stA
+	a, err = broker.New(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bb, err = broker.New(ctx, broker.Opts{Store: stB, Keys: kp})
+	o.Store = stB
+	bb, err = broker.New(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}

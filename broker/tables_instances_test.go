@@ -3,7 +3,7 @@ package broker_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,14 +13,17 @@ import (
 	"github.com/censusvault/censusvault/policy"
 )
 
-// Two broker instances on one PostgreSQL database release byte-identical
-// tables for the same request as of the same point, and an analytic
-// shred through one empties the other's table cache of that commune
-// within a second (LISTEN/NOTIFY), so no instance keeps tabulating data
-// whose keys are destroyed.
+// Two broker instances on one PostgreSQL database see the same
+// publication points and release byte-identical tables for the same
+// table, area and point; an analytic shred through one makes the other
+// refuse a point frozen before it (point_stale) within a second
+// (LISTEN/NOTIFY empties its table cache of the commune), so no instance
+// keeps answering from data whose keys are destroyed; a point made after
+// the shred, through either, answers alike on both without the
+// commune's persons.
 func TestTablesAcrossInstances(t *testing.T) {
 	ctx := context.Background()
-	a, bb := twoInstances(t)
+	a, bb := twoInstancesOpts(t, broker.Opts{PointK: tablePointK, PointInterval: -1})
 	tree := a.Tree()
 
 	g, err := synth.New(synth.Opts{Seed: 11, EAs: synth.EAs(tree)})
@@ -41,71 +44,90 @@ func TestTablesAcrossInstances(t *testing.T) {
 	if err := a.AddProject(ctx, actor, p); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := a.AddUser(ctx, actor, broker.NewUser{Name: "rita", Role: policy.Researcher, Area: keyNation, Project: "fert"})
-	if err != nil {
-		t.Fatal(err)
+	tokens := map[string]string{}
+	for _, u := range []broker.NewUser{
+		{Name: "rita", Role: policy.Researcher, Area: keyNation, Project: "fert"},
+		{Name: "appr", Role: policy.Approver, Area: keyNation},
+	} {
+		tok, err := a.AddUser(ctx, actor, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[string(u.Name)] = tok.Reveal()
 	}
-	caller := func(b *broker.Broker) *broker.Caller {
-		c, err := b.Authenticate(ctx, "Bearer "+tok.Reveal(), "test")
+	caller := func(b *broker.Broker, user string) *broker.Caller {
+		c, err := b.Authenticate(ctx, "Bearer "+tokens[user], "test")
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c
 	}
-	const req = `{"project":"fert","purpose":"p","rows":["commune"],"cols":["sex"]}`
-	ra, err := a.RequestTable(ctx, caller(a), []byte(req), broker.TableOpts{})
+	request := func(b *broker.Broker, point string) (*broker.TableRelease, error) {
+		return b.RequestTable(ctx, caller(b, "rita"), []byte(stdRequest("fert", "population_age5_sex", keyDistrict, point)), broker.TableOpts{})
+	}
+	if _, err := a.CreateReleasePointAs(ctx, caller(a, "appr"), "p1"); err != nil {
+		t.Fatal(err)
+	}
+	pa, err := a.ReleasePoints(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb, err := bb.RequestTable(ctx, caller(bb), []byte(req), broker.TableOpts{})
+	pb, err := bb.ReleasePoints(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(ra.Body, rb.Body) || ra.AsOf != rb.AsOf {
-		t.Fatalf("instances disagree: as of %d vs %d", ra.AsOf, rb.AsOf)
+	if len(pa) != 1 || !slices.EqualFunc(pa, pb, func(x, y broker.ReleasePointInfo) bool { return x.Name == y.Name && x.Seq == y.Seq && x.AsOf == y.AsOf }) {
+		t.Fatalf("instances list different points: %+v vs %+v", pa, pb)
+	}
+	ra, err := request(a, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := request(bb, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ra.Body, rb.Body) || ra.AsOf != rb.AsOf || ra.Point != rb.Point {
+		t.Fatalf("instances disagree: point %s as of %d vs %s as of %d", ra.Point, ra.AsOf, rb.Point, rb.AsOf)
 	}
 	if info, _ := a.Project(ctx, "fert"); info.Spent != int64(ra.Cells+rb.Cells) {
 		t.Errorf("one ledger for both instances: spent %d, want %d", info.Spent, ra.Cells+rb.Cells)
 	}
 
-	// communeRows: the communes with a released (not suppressed) cell.
-	communeRows := func(body []byte) map[string]bool {
-		var doc struct {
-			Cells []struct {
-				Row        []string
-				Suppressed bool
-			}
-		}
-		if err := json.Unmarshal(body, &doc); err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]bool{}
-		for _, c := range doc.Cells {
-			if !c.Suppressed {
-				m[c.Row[0]] = true
-			}
-		}
-		return m
-	}
-	if !communeRows(rb.Body)[communeA] {
-		t.Fatalf("commune %s not in the table before the shred", communeA)
-	}
 	time.Sleep(100 * time.Millisecond) // let B's watch connect
 	if _, err := a.Shred(ctx, actor, crypto.Analytic, communeA); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Second)
 	for {
-		r, err := bb.RequestTable(ctx, caller(bb), []byte(req), broker.TableOpts{})
+		_, err := request(bb, "p1")
+		if errCode(err) == "point_stale" {
+			break
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !communeRows(r.Body)[communeA] {
-			break
-		}
 		if time.Now().After(deadline) {
-			t.Fatalf("instance B still tabulates commune %s a second after its analytic keys were shredded", communeA)
+			t.Fatalf("instance B still answers at a point frozen before commune %s's analytic keys were shredded, a second after", communeA)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	if _, err := bb.CreateReleasePointAs(ctx, caller(bb, "appr"), "p2"); err != nil {
+		t.Fatal(err)
+	}
+	ra2, err := request(a, "p2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb2, err := request(bb, "p2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ra2.Body, rb2.Body) {
+		t.Error("instances disagree at the point made after the shred")
+	}
+	if before, after := grandTotal(t, ra.Body), grandTotal(t, ra2.Body); after >= before-50 {
+		t.Errorf("total %d at p1, %d at p2 after the shred: commune %s's persons still counted", before, after, communeA)
 	}
 }
