@@ -378,7 +378,7 @@ func TestRequestTableRefusals(t *testing.T) {
 			}
 			evs := tv.events(before)
 			if len(evs) != 1 || evs[0].Action != "table.request" || evs[0].ReleaseDigest != "" || evs[0].Outcome == "ok" {
-				t.Fatalf("audit: %d events %+v", len(evs), evs)
+				t.Fatalf("audit: %d events %s", len(evs), showEvents(evs))
 			}
 			if c.kind == broker.Permission && (evs[0].Decision != "deny" || evs[0].Outcome != "denied") {
 				t.Errorf("decision %q, outcome %q", evs[0].Decision, evs[0].Outcome)
@@ -551,7 +551,7 @@ func TestTablesAfterShred(t *testing.T) {
 	}
 	evs := tv.events(before)
 	if len(evs) != 2 || evs[0].Action != "table.request" || evs[0].Outcome != "refused" || evs[0].ReleaseDigest != "" || evs[1].Outcome != "refused" {
-		t.Errorf("audit of the stale requests: %+v", evs)
+		t.Errorf("audit of the stale requests: %s", showEvents(evs))
 	}
 	if p1, _ := tv.b.Project(ctx, "fert"); p1.Spent != p0.Spent {
 		t.Errorf("a stale refusal debited %d cells", p1.Spent-p0.Spent)
@@ -649,7 +649,7 @@ func TestRequestTableQuotesNamesSafely(t *testing.T) {
 			t.Fatalf("err = %v (%v), want Invalid", err, broker.KindOf(err))
 		}
 		if evs := tv.events(before, "table.request"); len(evs) != 1 || evs[0].Outcome != "invalid" {
-			t.Fatalf("audit: %+v", evs)
+			t.Fatalf("audit: %s", showEvents(evs))
 		}
 	}
 }
