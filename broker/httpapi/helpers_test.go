@@ -27,6 +27,7 @@ import (
 	"github.com/censusvault/censusvault/broker/area"
 	"github.com/censusvault/censusvault/broker/client"
 	"github.com/censusvault/censusvault/broker/httpapi"
+	"github.com/censusvault/censusvault/broker/wire"
 	"github.com/censusvault/censusvault/crypto/agekey"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage"
@@ -86,6 +87,7 @@ var testUsers = []broker.NewUser{
 	{Name: "researcher", Role: policy.Researcher, Area: district, Project: testProject},
 	{Name: "auditor", Role: policy.Auditor, Area: nation},
 	{Name: "admin", Role: policy.Admin, Area: nation},
+	{Name: "approver", Role: policy.Approver, Area: nation},
 }
 
 // start is the fake clock's first reading: day 10 of the 2019 census.
@@ -138,6 +140,14 @@ type vaultOpts struct {
 	areas string
 	// limits are the broker's rate limits (zero: the defaults).
 	limits broker.Limits
+	// pointInterval is the least time between publication points
+	// (broker.Opts.PointInterval). Zero here means no minimum, so that
+	// a test makes the points it needs when it needs them;
+	// defaultPointInterval leaves the broker's own default (a week).
+	pointInterval        time.Duration
+	defaultPointInterval bool
+	// pointK is broker.Opts.PointK (zero: the broker's default).
+	pointK int64
 }
 
 // newVault builds and starts a vault in t.TempDir. Everything is torn down
@@ -169,7 +179,11 @@ func newVault(t testing.TB, o vaultOpts) *vault {
 	if err := broker.Init(ctx, broker.InitOpts{Store: st, Keys: kp, Areas: tree, Name: "test.censusvault", Actor: "cli:test", Now: clk.Now}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.New(ctx, broker.Opts{Store: st, Keys: kp, Now: clk.Now, AuthWin: o.authWin, Limits: o.limits})
+	bo := broker.Opts{Store: st, Keys: kp, Now: clk.Now, AuthWin: o.authWin, Limits: o.limits, PointK: o.pointK, PointInterval: o.pointInterval}
+	if bo.PointInterval == 0 && !o.defaultPointInterval {
+		bo.PointInterval = -1
+	}
+	b, err := broker.New(ctx, bo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -588,4 +602,58 @@ func rowOf(rep *progressReport, code string) *progressRow {
 		}
 	}
 	return nil
+}
+
+// postPoint posts a publication point request body as user (no
+// Authorization for "").
+func (v *vault) postPoint(user, body string) *response {
+	v.t.Helper()
+	auth := ""
+	if user != "" {
+		auth = "Bearer " + v.Tokens[user]
+	}
+	return v.do(http.MethodPost, "/v1/release-points", auth, strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
+}
+
+// makePoint has the approver (granted at the root) make publication
+// point name over HTTP, as of the data deposited so far, failing the
+// test unless it is made.
+func (v *vault) makePoint(name string) wire.ReleasePoint {
+	v.t.Helper()
+	r := v.postPoint("approver", `{"name": "`+name+`"}`)
+	if r.Status != http.StatusCreated {
+		v.t.Fatalf("making publication point %s: %d %s", name, r.Status, r.Body)
+	}
+	var p wire.ReleasePoint
+	r.JSON(v.t, &p)
+	return p
+}
+
+// pointState is the stored frozen state of publication point name.
+func (v *vault) pointState(name string) []byte {
+	v.t.Helper()
+	var p *storage.ReleasePoint
+	if err := v.Store.View(context.Background(), func(tx storage.ReadTx) error {
+		var err error
+		p, err = tx.ReleasePoint(name)
+		return err
+	}); err != nil {
+		v.t.Fatalf("publication point %s: %v", name, err)
+	}
+	return p.State
+}
+
+// stdTable is a standard table request body: table id of the catalogue
+// for area under project, at publication point point ("": as_of left
+// out, the latest).
+func stdTable(project, table, area, point string) string {
+	m := map[string]any{"project": project, "purpose": "standard table " + table, "table": table, "area": area}
+	if point != "" {
+		m["as_of"] = point
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }

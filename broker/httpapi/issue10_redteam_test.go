@@ -279,10 +279,16 @@ func TestRedTeam10ProgressInvalidUTF8Area(t *testing.T) {
 // TestRedTeam10TableJSONFolding: encoding/json folds keys by Unicode
 // simple folding (ſ U+017F matches s, K U+212A matches k); nested
 // duplicates (measure, filter) are the other way to smuggle a second value.
+// A standard request's keys (table, area, as_of) are read as strictly as
+// the free-form ones were: a folded "area" must not pass for a second
+// area, nor a folded "aſ_of" for the point. The vault has a point, so a
+// request that got past the reader would be computed.
 func TestRedTeam10TableJSONFolding(t *testing.T) {
 	t.Parallel()
 	v := newVault(t, vaultOpts{})
+	v.makePoint("p1")
 	p := `"project": "` + testProject + `"`
+	tab := `"table": "population_age_broad_sex", "area": "` + district + `"`
 	for name, body := range map[string]string{
 		"long s in rows":        `{` + p + `, "purpose": "a", "rowſ": ["sex"]}`,
 		"long s in purpose":     `{` + p + `, "purpoſe": "a", "rows": ["sex"]}`,
@@ -290,6 +296,10 @@ func TestRedTeam10TableJSONFolding(t *testing.T) {
 		"duplicate in filter":   `{` + p + `, "purpose": "a", "rows": ["sex"], "filter": {"sex": [1], "sex": [2]}}`,
 		"duplicate nested deep": `{` + p + `, "purpose": "a", "rows": ["sex"], "filter": {"area": ["18070"]}, "filter": {}}`,
 		"kelvin in unit value":  `{` + p + `, "purpose": "a", "rows": ["sex"], "unit": "household", "uniT": "person"}`,
+		"long s in as_of":       `{` + p + `, "purpose": "a", ` + tab + `, "aſ_of": "p1"}`,
+		"folded table":          `{` + p + `, "purpose": "a", ` + tab + `, "Table": "population_religion_sex"}`,
+		"folded area":           `{` + p + `, "purpose": "a", ` + tab + `, "AREA": "` + communeA + `"}`,
+		"duplicate table":       `{` + p + `, "purpose": "a", ` + tab + `, "table": "population_religion_sex"}`,
 	} {
 		r := v.postTable("researcher", "", body, nil)
 		if r.Status != http.StatusBadRequest || r.Code(t) != "invalid" {
@@ -325,12 +335,21 @@ func TestRedTeam10TableEncryptDroppedSilently(t *testing.T) {
 	t.Parallel()
 	v := newVault(t, vaultOpts{})
 	v.loadSynthetic(tableHouseholds)
+	v.makePoint("p1")
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := v.B.SetRecipient(t.Context(), "cli:test", "researcher", id.Recipient().String()); err != nil {
 		t.Fatal(err)
+	}
+	// The premise: the request itself is released (in plain text without
+	// encrypt, encrypted with it), so a refusal below is the query's.
+	if r := v.postTable("researcher", "", countTable, nil); r.Status != http.StatusOK || r.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("control, no query: %d %s", r.Status, r.Body)
+	}
+	if r := v.postTable("researcher", "?encrypt=1", countTable, nil); r.Status != http.StatusOK || r.Header.Get("Content-Type") != httpapi.ContentTypeAge {
+		t.Fatalf("control, ?encrypt=1: %d %s", r.Status, r.Header.Get("Content-Type"))
 	}
 	for _, q := range []string{"?encrypt=1%zz", "?encrypt=1;", "?encrpyt=1", "?encrypt=1&encrypt=%zz"} {
 		r := v.postTable("researcher", q, countTable, nil)

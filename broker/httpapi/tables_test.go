@@ -72,15 +72,44 @@ func headerInt(t *testing.T, r *response, name string) int64 {
 	return n
 }
 
-// countTable is a small table every researcher test asks for: persons by
-// sex by relationship to the head, in the project's whole district.
-var countTable = `{"project": "` + testProject + `", "purpose": "household structure by sex", "rows": ["sex"], "cols": ["relationship"]}`
+// countTable is the standard table every researcher test asks for:
+// persons by broad age group and sex, in the project's whole district
+// (136 planned households, above the table's minimum of 100), at the
+// latest publication point.
+var countTable = `{"project": "` + testProject + `", "purpose": "persons by age and sex", "table": "population_age_broad_sex", "area": "` + district + `"}`
+
+// stdTableBody is a released standard table as JSON, the parts the
+// tests read.
+type stdTableBody struct {
+	Table     string `json:"table"`
+	Catalogue int    `json:"catalogue"`
+	ID        string `json:"id"`
+	Project   string `json:"project"`
+	Area      struct {
+		Code  string `json:"code"`
+		Level string `json:"level"`
+	} `json:"area"`
+	Point string `json:"point"`
+	Rows  []struct {
+		Var string `json:"var"`
+	} `json:"rows"`
+	Cols []struct {
+		Var string `json:"var"`
+	} `json:"cols"`
+	Cells []struct {
+		Row        []string `json:"row"`
+		Col        []string `json:"col"`
+		Value      *int64   `json:"value"`
+		Suppressed bool     `json:"suppressed"`
+	} `json:"cells"`
+}
 
 func TestTables(t *testing.T) {
 	t.Parallel()
 	v := newVault(t, vaultOpts{})
 	ctx := context.Background()
 	v.loadSynthetic(tableHouseholds)
+	pt := v.makePoint("2019-05-01")
 	// A second project, and a researcher granted on it alone.
 	if err := v.B.AddProject(ctx, "cli:test", broker.NewProject{
 		ID: "other-2019", Title: "Other", Purpose: "another study", Areas: []broker.AreaCode{district},
@@ -95,7 +124,7 @@ func TestTables(t *testing.T) {
 	v.Tokens["researcher-q"] = tok.Reveal()
 
 	var first *response
-	t.Run("count table as JSON, audited with its digest and request", func(t *testing.T) {
+	t.Run("standard table as JSON, audited with its digest and request", func(t *testing.T) {
 		v := v.in(t)
 		var r *response
 		ev := v.oneEvent(func() { r = v.postTable("researcher", "", countTable, nil) })
@@ -106,27 +135,16 @@ func TestTables(t *testing.T) {
 		if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 			t.Errorf("Content-Type %q, want application/json", ct)
 		}
-		var tab struct {
-			Table   string `json:"table"`
-			Project string `json:"project"`
-			AsOf    int64  `json:"as_of"`
-			Rows    []struct {
-				Var string `json:"var"`
-			} `json:"rows"`
-			Cells []struct {
-				Row        []string `json:"row"`
-				Col        []string `json:"col"`
-				Value      *int64   `json:"value"`
-				Suppressed bool     `json:"suppressed"`
-			} `json:"cells"`
-		}
+		var tab stdTableBody
 		r.JSON(t, &tab)
-		if tab.Table != tables.TableFormat || tab.Project != testProject || len(tab.Rows) != 1 || tab.Rows[0].Var != "sex" {
+		if tab.Table != tables.StandardFormat || tab.Catalogue != 1 || tab.ID != "population_age_broad_sex" || tab.Project != testProject ||
+			tab.Area.Code != district || tab.Area.Level != "district" || tab.Point != pt.Name ||
+			len(tab.Rows) != 1 || tab.Rows[0].Var != "age_broad" || len(tab.Cols) != 1 || tab.Cols[0].Var != "sex" {
 			t.Errorf("table header: %+v", tab)
 		}
 		cells := headerInt(t, r, "X-Censusvault-Cells")
-		if int64(len(tab.Cells)) != cells || cells < 6 {
-			t.Errorf("%d cells in the body, header says %d", len(tab.Cells), cells)
+		if int64(len(tab.Cells)) != cells || cells != 12 {
+			t.Errorf("%d cells in the body, header says %d; want 12 (3 age groups and the margin by 2 sexes and the margin)", len(tab.Cells), cells)
 		}
 		// The grand total (the last cell, both margins) is about the
 		// number of persons loaded, perturbed by at most 2.
@@ -138,8 +156,8 @@ func TestTables(t *testing.T) {
 		if digest != sha(r.Body) {
 			t.Errorf("digest header %q is not the SHA-256 of the body (%s)", digest, sha(r.Body))
 		}
-		if ev.Action != "table.request" || ev.Outcome != "ok" || ev.Decision != "allow" || ev.Actor != "user:researcher" {
-			t.Errorf("event %s/%s/%s by %s", ev.Action, ev.Outcome, ev.Decision, ev.Actor)
+		if ev.Action != "table.request" || ev.Outcome != "ok" || ev.Decision != "allow" || ev.Actor != "user:researcher" || ev.Area != district {
+			t.Errorf("event %s/%s/%s by %s at %q", ev.Action, ev.Outcome, ev.Decision, ev.Actor, ev.Area)
 		}
 		if ev.ReleaseDigest != digest {
 			t.Errorf("logged digest %q, header %q", ev.ReleaseDigest, digest)
@@ -147,15 +165,26 @@ func TestTables(t *testing.T) {
 		if idx := headerInt(t, r, "X-Censusvault-Audit-Index"); idx != ev.Index {
 			t.Errorf("audit index header %d, event %d", idx, ev.Index)
 		}
-		norm, err := tables.ParseNormalized(ev.Request)
+		// The table is computed at the publication point, not as of an
+		// audit index of the caller's choice: the headers name the
+		// point and the deposit point it was made at, and the logged
+		// request the point with the digest of its frozen state, so a
+		// replay proves it used the same one.
+		if h := r.Header.Get("X-Censusvault-Point"); h != pt.Name {
+			t.Errorf("X-Censusvault-Point %q, want %q", h, pt.Name)
+		}
+		if h := headerInt(t, r, "X-Censusvault-As-Of"); h != pt.AsOf {
+			t.Errorf("X-Censusvault-As-Of %d, want the point's deposit point %d", h, pt.AsOf)
+		}
+		std, err := tables.ParseStandardNorm(ev.Request)
 		if err != nil {
 			t.Fatalf("logged request %q: %v", ev.Request, err)
 		}
-		if norm.Project != testProject || strings.Join(norm.Rows, ",") != "sex" || strings.Join(norm.Cols, ",") != "relationship" ||
-			norm.Format != tables.FormatJSON || norm.AsOf != tab.AsOf || norm.AsOf != headerInt(t, r, "X-Censusvault-As-Of") {
-			t.Errorf("logged request %s does not describe the table as of %d", ev.Request, tab.AsOf)
+		if std.Project != testProject || std.Table != "population_age_broad_sex" || std.Area != district || std.Catalogue != 1 ||
+			std.Format != tables.FormatJSON || std.Point != pt.Name || std.PointState != sha(v.pointState(pt.Name)) {
+			t.Errorf("logged request %s does not describe the table at point %s (state %s)", ev.Request, pt.Name, sha(v.pointState(pt.Name)))
 		}
-		if ev.Purpose != "household structure by sex" {
+		if ev.Purpose != "persons by age and sex" {
 			t.Errorf("logged purpose %q", ev.Purpose)
 		}
 		p, err := v.B.Project(ctx, testProject)
@@ -188,7 +217,7 @@ func TestTables(t *testing.T) {
 			t.Fatalf("status %d: %s", r.Status, r.Body)
 		}
 		if !bytes.Equal(r.Body, first.Body) || r.Header.Get("X-Censusvault-Table-Digest") != first.Header.Get("X-Censusvault-Table-Digest") {
-			t.Errorf("the same request as of the same point gave different bytes")
+			t.Errorf("the same request at the same point gave different bytes")
 		}
 		cells := headerInt(t, r, "X-Censusvault-Cells")
 		if got, want := headerInt(t, r, "X-Censusvault-Budget-Remaining"), headerInt(t, first, "X-Censusvault-Budget-Remaining")-cells; got != want {
@@ -209,7 +238,8 @@ func TestTables(t *testing.T) {
 		if ct := r.Header.Get("Content-Type"); ct != "text/csv; charset=utf-8" {
 			t.Errorf("Content-Type %q", ct)
 		}
-		if !bytes.HasPrefix(r.Body, []byte("# "+tables.TableFormat+" project="+testProject)) || !bytes.Contains(r.Body, []byte("\nsex,relationship,value,status\n")) {
+		head := "# " + tables.StandardFormat + " catalogue=1 id=population_age_broad_sex project=" + testProject + " area=" + district + " point=" + pt.Name + " "
+		if !bytes.HasPrefix(r.Body, []byte(head)) || !bytes.Contains(r.Body, []byte("\nage_broad,sex,value,status\n")) {
 			t.Errorf("not the CSV table:\n%s", r.Body)
 		}
 		if d := r.Header.Get("X-Censusvault-Table-Digest"); d != sha(r.Body) || d != ev.ReleaseDigest || d == first.Header.Get("X-Censusvault-Table-Digest") {
@@ -264,7 +294,10 @@ func TestTables(t *testing.T) {
 
 	t.Run("refusals are audited and release nothing", func(t *testing.T) {
 		v := v.in(t)
-		oversize := `{"project": "` + testProject + `", "purpose": "x", "rows": ["sex"]}` + strings.Repeat(" ", tables.MaxRequestBytes)
+		oversize := countTable[:len(countTable)-1] + strings.Repeat(" ", tables.MaxRequestBytes) + "}"
+		std := func(table, area string) string {
+			return `{"project": "` + testProject + `", "purpose": "x", "table": "` + table + `", "area": "` + area + `"}`
+		}
 		for _, tc := range []struct {
 			name    string
 			user    string
@@ -272,22 +305,39 @@ func TestTables(t *testing.T) {
 			body    string
 			status  int
 			outcome string
+			code    string
 			says    string
 		}{
-			{"oversize body", "researcher", "", oversize, 413, "too_large", "bytes"},
-			{"unknown field", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "rows": ["sex"], "colour": "red"}`, 400, "invalid", "colour"},
-			{"not JSON", "researcher", "", `rows=sex`, 400, "invalid", "JSON"},
-			{"identifying variable", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "rows": ["head_name"]}`, 403, "denied", "identifying"},
-			{"identifying filter", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "rows": ["sex"], "filter": {"full_name": ["x"]}}`, 403, "denied", "identifying"},
-			{"unlisted variable", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "rows": ["ethnicity"]}`, 403, "denied", "not among project"},
-			{"foreign area filter", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "rows": ["sex"], "filter": {"area": ["42"]}}`, 403, "denied", "outside project"},
-			{"researcher of another project", "researcher-q", "", countTable, 403, "denied", testProject},
-			{"unknown project", "researcher", "", `{"project": "nope", "purpose": "x", "rows": ["sex"]}`, 403, "denied", "nope"},
-			{"enumerator", "enum-a1", "", countTable, 403, "denied", "not permitted"},
-			{"auditor", "auditor", "", countTable, 403, "denied", "not permitted"},
-			{"bad encrypt value", "researcher", "?encrypt=yes", countTable, 400, "invalid", "encrypt=1"},
-			{"two encrypt values", "researcher", "?encrypt=1&encrypt=0", countTable, 400, "invalid", "encrypt=1"},
-			{"encrypt without a recipient", "researcher", "?encrypt=1", countTable, 400, "invalid", "censusvault user set-recipient researcher"},
+			{"oversize body", "researcher", "", oversize, 413, "too_large", "too_large", "bytes"},
+			{"unknown field", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "table": "population_age_broad_sex", "area": "437", "colour": "red"}`, 400, "invalid", "invalid", "colour"},
+			{"not JSON", "researcher", "", `table=population_age_broad_sex`, 400, "invalid", "invalid", "JSON"},
+			// Free-form tables are off: rows, cols, filters or a
+			// measure of the caller's own are refused as such,
+			// identifying variables or not.
+			{"free-form rows", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "rows": ["sex"]}`, 403, "denied", "custom_tables_off", "standard table"},
+			{"identifying variable", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "rows": ["head_name"]}`, 403, "denied", "custom_tables_off", "standard table"},
+			{"identifying filter", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "rows": ["sex"], "filter": {"full_name": ["x"]}}`, 403, "denied", "custom_tables_off", "standard table"},
+			{"a standard table with rows of its own", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "table": "population_age_broad_sex", "area": "437", "rows": ["religion"]}`, 400, "invalid", "invalid", "fixed by the catalogue"},
+			{"no table", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "area": "437"}`, 400, "invalid", "invalid", "GET /v1/catalogue"},
+			{"no area", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "table": "population_age_broad_sex"}`, 400, "invalid", "invalid", `"area"`},
+			{"unknown table", "researcher", "", std("population_by_name", district), 400, "invalid", "invalid", "GET /v1/catalogue"},
+			{"unknown area", "researcher", "", std("population_age_broad_sex", "99999"), 400, "invalid", "invalid", "no such area"},
+			{"as_of an audit index", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "table": "population_age_broad_sex", "area": "437", "as_of": 400}`, 400, "invalid", "invalid", "not an audit index"},
+			{"as_of empty", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "table": "population_age_broad_sex", "area": "437", "as_of": ""}`, 400, "invalid", "invalid", "as_of is empty"},
+			{"unknown point", "researcher", "", `{"project": "` + testProject + `", "purpose": "x", "table": "population_age_broad_sex", "area": "437", "as_of": "2019-12-31"}`, 400, "invalid", "invalid", "GET /v1/release-points"},
+			{"a level the table is not published at", "researcher", "", std("population_ethnicity_sex", district), 400, "invalid", "invalid", "levels nation, province"},
+			{"an EA", "researcher", "", std("population_age_broad_sex", eaA3), 400, "invalid", "invalid", "not at ea"},
+			{"too small an area", "researcher", "", std("population_age_broad_sex", communeB), 400, "invalid", "invalid", "at least 100 planned households"},
+			{"a table using a variable the project lacks", "researcher-q", "", `{"project": "other-2019", "purpose": "x", "table": "population_age_broad_sex", "area": "437"}`, 403, "denied", "permission_denied", "not among project"},
+			{"foreign area", "researcher", "", std("population_age_broad_sex", province), 403, "denied", "permission_denied", "outside project"},
+			{"researcher of another project", "researcher-q", "", countTable, 403, "denied", "permission_denied", testProject},
+			{"unknown project", "researcher", "", `{"project": "nope", "purpose": "x", "table": "population_age_broad_sex", "area": "437"}`, 403, "denied", "permission_denied", "nope"},
+			{"enumerator", "enum-a1", "", countTable, 403, "denied", "permission_denied", "not permitted"},
+			{"auditor", "auditor", "", countTable, 403, "denied", "permission_denied", "not permitted"},
+			{"approver", "approver", "", countTable, 403, "denied", "permission_denied", "not permitted"},
+			{"bad encrypt value", "researcher", "?encrypt=yes", countTable, 400, "invalid", "invalid", "encrypt=1"},
+			{"two encrypt values", "researcher", "?encrypt=1&encrypt=0", countTable, 400, "invalid", "invalid", "encrypt=1"},
+			{"encrypt without a recipient", "researcher", "?encrypt=1", countTable, 400, "invalid", "invalid", "censusvault user set-recipient researcher"},
 		} {
 			p0, err := v.B.Project(ctx, testProject)
 			if err != nil {
@@ -303,11 +353,17 @@ func TestTables(t *testing.T) {
 			if !strings.Contains(msg, tc.says) {
 				t.Errorf("%s: message %q does not mention %q", tc.name, msg, tc.says)
 			}
-			if r.Header.Get("X-Censusvault-Table-Digest") != "" || bytes.Contains(r.Body, []byte(`"cells"`)) {
+			if code := r.Code(t); code != tc.code {
+				t.Errorf("%s: code %q, want %q", tc.name, code, tc.code)
+			}
+			if r.Header.Get("X-Censusvault-Table-Digest") != "" || r.Header.Get("X-Censusvault-Point") != "" || bytes.Contains(r.Body, []byte(`"cells"`)) {
 				t.Errorf("%s: a refusal carries a table", tc.name)
 			}
 			if ev.Action != "table.request" || ev.Outcome != tc.outcome || ev.ReleaseDigest != "" || ev.Actor != "user:"+tc.user {
 				t.Errorf("%s: event %s/%s by %s, digest %q; want table.request/%s", tc.name, ev.Action, ev.Outcome, ev.Actor, ev.ReleaseDigest, tc.outcome)
+			}
+			if tc.outcome == "denied" && ev.Decision != "deny" {
+				t.Errorf("%s: event decision %q, want deny", tc.name, ev.Decision)
 			}
 			if p1, err := v.B.Project(ctx, testProject); err != nil || p1.Spent != p0.Spent {
 				t.Errorf("%s: the refusal spent budget (%d → %d, %v)", tc.name, p0.Spent, p1.Spent, err)
@@ -348,7 +404,7 @@ func TestTables(t *testing.T) {
 		if ct, pt := r.Header.Get("Content-Type"), r.Header.Get("X-Censusvault-Content-Type"); ct != "application/age" || pt != "text/csv; charset=utf-8" {
 			t.Errorf("Content-Type %q, X-Censusvault-Content-Type %q", ct, pt)
 		}
-		if bytes.Contains(r.Body, []byte("sex,relationship")) {
+		if bytes.Contains(r.Body, []byte("age_broad,sex")) {
 			t.Errorf("the encrypted answer holds the table in the clear")
 		}
 		dr, err := age.Decrypt(bytes.NewReader(r.Body), id)
@@ -363,7 +419,7 @@ func TestTables(t *testing.T) {
 		if sha(plain) != digest || ev.ReleaseDigest != digest || sha(r.Body) == digest {
 			t.Errorf("digest header %q, logged %q, SHA-256 of the plaintext %s: want all three equal (the plaintext's)", digest, ev.ReleaseDigest, sha(plain))
 		}
-		if !bytes.HasPrefix(plain, []byte("# "+tables.TableFormat)) {
+		if !bytes.HasPrefix(plain, []byte("# "+tables.StandardFormat)) {
 			t.Errorf("decrypted table is not the CSV table:\n%s", plain)
 		}
 		// Another identity cannot open it.
@@ -379,14 +435,16 @@ func TestTablesClient(t *testing.T) {
 	v := newVault(t, vaultOpts{})
 	ctx := context.Background()
 	v.loadSynthetic(tableHouseholds)
+	pt := v.makePoint("2019-05-01")
 	c := v.Client("researcher")
 
 	js, err := c.RequestTable(ctx, []byte(countTable), tables.FormatJSON, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if js.Encrypted || js.ContentType != "application/json" || js.Digest != sha(js.Body) || js.Cells < 6 || js.AuditIndex <= 0 || js.AsOf <= 0 {
-		t.Errorf("JSON table response %+v", *js)
+	if js.Encrypted || js.ContentType != "application/json" || js.Digest != sha(js.Body) || js.Cells != 12 || js.AuditIndex <= 0 ||
+		js.AsOf != pt.AsOf || js.Point != pt.Name {
+		t.Errorf("JSON table response %+v, want it at point %s (deposit point %d)", *js, pt.Name, pt.AsOf)
 	}
 	if !json.Valid(js.Body) {
 		t.Errorf("JSON table does not parse")
@@ -403,8 +461,8 @@ func TestTablesClient(t *testing.T) {
 	// Errors come back as StatusError with the vault's message.
 	_, err = c.RequestTable(ctx, []byte(`{"project": "`+testProject+`", "purpose": "x", "rows": ["head_name"]}`), "", false)
 	var se *client.StatusError
-	if !errors.As(err, &se) || se.Status != http.StatusForbidden || !strings.Contains(se.Message, "identifying") {
-		t.Errorf("identifying variable: %v", err)
+	if !errors.As(err, &se) || se.Status != http.StatusForbidden || se.Code != "custom_tables_off" || !strings.Contains(se.Message, "GET /v1/catalogue") {
+		t.Errorf("free-form table: %v", err)
 	}
 	_, err = c.RequestTable(ctx, []byte(countTable), "", true)
 	if !errors.As(err, &se) || se.Status != http.StatusBadRequest || !strings.Contains(se.Message, "set-recipient") {
