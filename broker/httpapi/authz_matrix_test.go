@@ -75,15 +75,18 @@ const (
 )
 
 // oracleRoles is DESIGN.md's "may" column, per route. The approver is in
-// no list: it approves what someone else proposed and creates publication
-// points, and never sees data ("approves extracts and budget raises
-// proposed by someone else (four eyes); never data"), so every route here
-// refuses it, whether granted at the commune or at the root.
+// the list of publication points alone: it approves what someone else
+// proposed and creates publication points, and never sees data
+// ("approves extracts and budget raises proposed by someone else (four
+// eyes); never data"), so every data route refuses it, whether granted at
+// the commune or at the root. A point is made for the whole tree, so only
+// an approver whose scope holds all of it may make one.
 var oracleRoles = map[string][]policy.Role{
-	"deposit":  {policy.Enumerator, policy.TeamLeader},
-	"progress": {policy.Enumerator, policy.TeamLeader, policy.Supervisor, policy.Steering},
-	"table":    {policy.Researcher},
-	"audit":    {policy.Auditor},
+	"deposit":       {policy.Enumerator, policy.TeamLeader},
+	"progress":      {policy.Enumerator, policy.TeamLeader, policy.Supervisor, policy.Steering},
+	"table":         {policy.Researcher},
+	"audit":         {policy.Auditor},
+	"release point": {policy.Approver},
 }
 
 // matrixSubject is one matrix user.
@@ -173,9 +176,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			subjects = append(subjects, s)
 		}
 	}
-	// Enough households in every EA for a table of one EA to pass the
-	// minimum universe.
+	// 100 households in every EA: every commune is at its new state at
+	// the publication point the tables are computed at.
 	v.loadSynthetic(700)
+	v.makePoint("matrix")
 
 	checkEvent := func(t *testing.T, ev *audit.Event, action string, allowed bool) {
 		t.Helper()
@@ -274,17 +278,51 @@ func TestAuthorizationMatrix(t *testing.T) {
 	})
 
 	t.Run("table", func(t *testing.T) {
+		// A standard table of the area (every area of matrixAreas plans
+		// at least the table's minimum of 100 households). The
+		// catalogue publishes no table of an EA: a researcher asking
+		// one is told so (400), whatever its scope, before the scope is
+		// looked at.
 		for _, s := range subjects {
 			for _, tg := range matrixTargets {
 				v := v.in(t)
-				allowed := s.may("table") && s.inScope(tg.area) && !s.coversDenied(tg.area)
-				body := fmt.Sprintf(`{"project": %q, "purpose": "matrix", "rows": ["sex"], "filter": {"area": [%q]}}`, matrixProj, tg.area)
+				body := stdTable(matrixProj, "population_age_broad_sex", tg.area, "")
 				var r *response
 				ev := v.oneEvent(func() { r = v.postTable(s.name, "", body, nil) })
+				if s.may("table") && slices.Contains(oracleEAs, tg.area) {
+					if r.Status != 400 || r.Code(t) != "invalid" || ev.Action != string(policy.RequestTable) || ev.Outcome != "invalid" || ev.ReleaseDigest != "" {
+						t.Errorf("%s table of EA %s (%s): %d %s, event %s/%s; want 400 invalid", s.name, tg.area, tg.rel, r.Status, r.Body, ev.Action, ev.Outcome)
+					}
+					continue
+				}
+				allowed := s.may("table") && s.inScope(tg.area) && !s.coversDenied(tg.area)
 				if want := map[bool]int{true: 200, false: 403}[allowed]; r.Status != want {
 					t.Errorf("%s table of %s (%s): %d, want %d: %s", s.name, tg.area, tg.rel, r.Status, want, r.Body)
 				}
 				checkEvent(t, ev, string(policy.RequestTable), allowed)
+			}
+		}
+	})
+
+	t.Run("release points", func(t *testing.T) {
+		// Making a point is for the whole tree: the oracle's scope rule
+		// at the root. Listing points and the catalogue is for anyone
+		// authenticated.
+		for _, s := range subjects {
+			v := v.in(t)
+			allowed := s.may("release point") && s.inScope("VN") && !s.coversDenied("VN")
+			var r *response
+			ev := v.oneEvent(func() { r = v.postPoint(s.name, `{"name": "pt-`+s.name+`"}`) })
+			if want := map[bool]int{true: 201, false: 403}[allowed]; r.Status != want {
+				t.Errorf("%s makes a publication point: %d, want %d: %s", s.name, r.Status, want, r.Body)
+			}
+			checkEvent(t, ev, string(policy.CreateReleasePoint), allowed)
+			for _, path := range []string{"/v1/release-points", "/v1/catalogue"} {
+				ev := v.oneEvent(func() { r = v.get(s.name, path) })
+				if r.Status != 200 {
+					t.Errorf("%s GET %s: %d, want 200: %s", s.name, path, r.Status, r.Body)
+				}
+				checkEvent(t, ev, map[string]string{"/v1/release-points": "release_point.list", "/v1/catalogue": "catalogue.read"}[path], true)
 			}
 		}
 	})

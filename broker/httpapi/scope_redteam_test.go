@@ -86,17 +86,28 @@ func rtTable(project string, rows []string, areas ...string) string {
 	return string(b)
 }
 
+// rtStd is a standard table request body: persons by broad age group and
+// sex (published down to communes of 100 planned households; every
+// commune of matrixAreas plans at least that) for area, under project.
+func rtStd(project, area string) string {
+	return stdTable(project, "population_age_broad_sex", area, "")
+}
+
 // A researcher who may not see EA 18070-02 tries every table whose cover
-// holds it — its commune, district, province and nation, the project's
-// whole cover, the EA next to an allowed one, area rows that would list
-// it, another project, an earlier as-of point — under every way the deny
-// can be granted (no project, the project's own, at the grant's area,
-// above it, with allow grants overlapping it, a separation-of-duties deny
-// by an auditor grant). Each must be refused and logged as a denial, so
+// holds it — its commune, district, province and nation, another
+// project, an earlier publication point, the EA itself, and every
+// free-form table that used to reach it (area filters listing it with an
+// allowed EA, rows by EA or by commune, no filter) — under every way the
+// deny can be granted (no project, the project's own, at the grant's
+// area, above it, with allow grants overlapping it, a separation-of-
+// duties deny by an auditor grant). Each must be refused and logged (as
+// a denial, or for an EA as a table the catalogue does not publish), so
 // no two released tables differ by the denied EA alone.
 func TestRedTeamTablesCannotIsolateDeniedArea(t *testing.T) {
 	t.Parallel()
 	v := rtVault(t)
+	v.makePoint("rt-1")
+	v.makePoint("rt-2")
 	R := policy.Researcher
 	v.rtUser("rt-res", rtOn(rtAllow(R, "VN"), rtProject), rtOn(rtAllow(R, "VN"), rtProject2), rtDeny(R, "18070-02"))
 	v.rtUser("rt-res-projdeny", rtOn(rtAllow(R, "VN"), rtProject), rtOn(rtDeny(R, "18070-02"), rtProject))
@@ -106,53 +117,75 @@ func TestRedTeamTablesCannotIsolateDeniedArea(t *testing.T) {
 	v.rtUser("rt-res-above", rtOn(rtAllow(R, "18070"), rtProject), rtDeny(R, "437"))
 	v.rtUser("rt-res-sod", rtOn(rtAllow(R, "VN"), rtProject), rtAllow(policy.Auditor, "18070-02"))
 
-	asOfEarlier := `{"project": "` + rtProject + `", "purpose": "red team", "rows": ["sex"], "filter": {"area": ["18070"]}, "as_of": 400}`
+	const (
+		ok     = http.StatusOK
+		denied = http.StatusForbidden
+		noEA   = http.StatusBadRequest // the catalogue publishes no table of an EA
+	)
+	earlier := stdTable(rtProject, "population_age_broad_sex", "18070", "rt-1")
 	cases := []struct {
 		user, what, body string
-		ok               bool
+		status           int
 	}{
-		{"rt-res", "the denied EA's commune", rtTable(rtProject, []string{"sex"}, "18070"), false},
-		{"rt-res", "its district", rtTable(rtProject, []string{"sex"}, "437"), false},
-		{"rt-res", "its province", rtTable(rtProject, []string{"sex"}, "42"), false},
-		{"rt-res", "the nation", rtTable(rtProject, []string{"sex"}, "VN"), false},
-		{"rt-res", "no area filter (the project's cover, the nation)", rtTable(rtProject, []string{"sex"}), false},
-		{"rt-res", "the denied EA alone", rtTable(rtProject, []string{"sex"}, "18070-02"), false},
-		{"rt-res", "the denied EA listed with an allowed one", rtTable(rtProject, []string{"sex"}, "18070-01", "18070-02"), false},
-		{"rt-res", "an allowed EA listed with the commune", rtTable(rtProject, []string{"sex"}, "18070-01", "18070"), false},
-		{"rt-res", "rows by EA over the commune", rtTable(rtProject, []string{"ea", "sex"}, "18070"), false},
-		{"rt-res", "rows by commune over the district", rtTable(rtProject, []string{"commune"}, "437"), false},
-		{"rt-res", "rows by EA with no filter", rtTable(rtProject, []string{"ea"}), false},
-		{"rt-res", "the commune under the second project", rtTable(rtProject2, []string{"sex"}, "18070"), false},
-		{"rt-res", "the commune as of an earlier point", asOfEarlier, false},
+		{"rt-res", "the denied EA's commune", rtStd(rtProject, "18070"), denied},
+		{"rt-res", "its district", rtStd(rtProject, "437"), denied},
+		{"rt-res", "its province", rtStd(rtProject, "42"), denied},
+		{"rt-res", "the nation", rtStd(rtProject, "VN"), denied},
+		{"rt-res", "the denied EA alone", rtStd(rtProject, "18070-02"), noEA},
+		{"rt-res", "the commune under the second project", rtStd(rtProject2, "18070"), denied},
+		{"rt-res", "the commune at an earlier point", earlier, denied},
+		// The free-form tables that could isolate the EA before
+		// issue 11 are refused as free-form (custom_tables_off).
+		{"rt-res", "free-form: no area filter (the project's cover, the nation)", rtTable(rtProject, []string{"sex"}), denied},
+		{"rt-res", "free-form: the denied EA listed with an allowed one", rtTable(rtProject, []string{"sex"}, "18070-01", "18070-02"), denied},
+		{"rt-res", "free-form: an allowed EA listed with the commune", rtTable(rtProject, []string{"sex"}, "18070-01", "18070"), denied},
+		{"rt-res", "free-form: rows by EA over the commune", rtTable(rtProject, []string{"ea", "sex"}, "18070"), denied},
+		{"rt-res", "free-form: rows by commune over the district", rtTable(rtProject, []string{"commune"}, "437"), denied},
+		{"rt-res", "free-form: the commune's other EAs", rtTable(rtProject, []string{"sex"}, "18070-01", "18070-03"), denied},
 		// What the researcher may have: nothing that holds 18070-02.
-		{"rt-res", "control: the commune's other EAs", rtTable(rtProject, []string{"sex"}, "18070-01", "18070-03"), true},
-		{"rt-res", "control: the sibling commune", rtTable(rtProject, []string{"sex"}, "18073"), true},
-		{"rt-res-projdeny", "the commune, deny on the project", rtTable(rtProject, []string{"sex"}, "18070"), false},
-		{"rt-res-projdeny", "the nation, deny on the project", rtTable(rtProject, []string{"sex"}), false},
-		{"rt-res-overlap", "the denied EA, also granted itself", rtTable(rtProject, []string{"sex"}, "18070-02"), false},
-		{"rt-res-overlap", "the commune, granted twice", rtTable(rtProject, []string{"sex"}, "18070"), false},
-		{"rt-res-overlap", "control: an allowed EA", rtTable(rtProject, []string{"sex"}, "18070-01"), true},
-		{"rt-res-same", "a child of a grant denied at its own area", rtTable(rtProject, []string{"sex"}, "18070-01"), false},
-		{"rt-res-same", "the grant's area denied at itself", rtTable(rtProject, []string{"sex"}, "18070"), false},
-		{"rt-res-above", "a child of a grant denied above it", rtTable(rtProject, []string{"sex"}, "18070-01"), false},
-		{"rt-res-sod", "the commune over an auditor grant", rtTable(rtProject, []string{"sex"}, "18070"), false},
-		{"rt-res-sod", "control: the sibling commune", rtTable(rtProject, []string{"sex"}, "18073"), true},
+		{"rt-res", "control: the sibling commune", rtStd(rtProject, "18073"), ok},
+		{"rt-res", "control: a commune of another district", rtStd(rtProject, "18100"), ok},
+		{"rt-res", "control: another province", rtStd(rtProject, "44"), ok},
+		{"rt-res", "control: the sibling commune at the earlier point", stdTable(rtProject, "population_age_broad_sex", "18073", "rt-1"), ok},
+		{"rt-res-projdeny", "the commune, deny on the project", rtStd(rtProject, "18070"), denied},
+		{"rt-res-projdeny", "the nation, deny on the project", rtStd(rtProject, "VN"), denied},
+		{"rt-res-projdeny", "control: the sibling commune, deny on the project", rtStd(rtProject, "18073"), ok},
+		{"rt-res-overlap", "the denied EA, also granted itself", rtStd(rtProject, "18070-02"), noEA},
+		{"rt-res-overlap", "the commune, granted twice", rtStd(rtProject, "18070"), denied},
+		{"rt-res-overlap", "control: the sibling commune", rtStd(rtProject, "18073"), ok},
+		{"rt-res-same", "the grant's area denied at itself", rtStd(rtProject, "18070"), denied},
+		{"rt-res-same", "the district above the grant", rtStd(rtProject, "437"), denied},
+		{"rt-res-above", "the grant's area denied above it", rtStd(rtProject, "18070"), denied},
+		{"rt-res-sod", "the commune over an auditor grant", rtStd(rtProject, "18070"), denied},
+		{"rt-res-sod", "control: the sibling commune", rtStd(rtProject, "18073"), ok},
 	}
 	for _, c := range cases {
 		v := v.in(t)
 		var r *response
 		ev := v.oneEvent(func() { r = v.postTable(c.user, "", c.body, nil) })
-		want := map[bool]int{true: http.StatusOK, false: http.StatusForbidden}[c.ok]
-		if r.Status != want {
-			t.Errorf("%s asks for %s: %d, want %d: %.200s", c.user, c.what, r.Status, want, r.Body)
+		if r.Status != c.status {
+			t.Errorf("%s asks for %s: %d, want %d: %.200s", c.user, c.what, r.Status, c.status, r.Body)
 			continue
 		}
-		wantDecision := map[bool]string{true: "allow", false: "deny"}[c.ok]
-		if ev.Action != string(policy.RequestTable) || ev.Decision != wantDecision {
-			t.Errorf("%s asks for %s: event %s/%s (%s), want %s", c.user, c.what, ev.Action, ev.Decision, ev.Rule, wantDecision)
+		if strings.HasPrefix(c.what, "free-form") && r.Code(t) != "custom_tables_off" {
+			t.Errorf("%s asks for %s: code %q, want custom_tables_off", c.user, c.what, r.Code(t))
 		}
-		if !c.ok && (ev.Outcome != "denied" || ev.ReleaseDigest != "") {
-			t.Errorf("%s asks for %s: event outcome %q digest %q, want denied and nothing released", c.user, c.what, ev.Outcome, ev.ReleaseDigest)
+		if ev.Action != string(policy.RequestTable) {
+			t.Errorf("%s asks for %s: event %s", c.user, c.what, ev.Action)
+		}
+		switch c.status {
+		case ok:
+			if ev.Decision != "allow" || ev.Outcome != "ok" || ev.ReleaseDigest == "" {
+				t.Errorf("%s asks for %s: event %s/%s, want an allowed release", c.user, c.what, ev.Decision, ev.Outcome)
+			}
+		case denied:
+			if ev.Decision != "deny" || ev.Outcome != "denied" || ev.ReleaseDigest != "" {
+				t.Errorf("%s asks for %s: event %s/%s (%s) digest %q, want denied and nothing released", c.user, c.what, ev.Decision, ev.Outcome, ev.Rule, ev.ReleaseDigest)
+			}
+		case noEA:
+			if ev.Outcome != "invalid" || ev.ReleaseDigest != "" {
+				t.Errorf("%s asks for %s: event outcome %q digest %q, want invalid and nothing released", c.user, c.what, ev.Outcome, ev.ReleaseDigest)
+			}
 		}
 	}
 }
@@ -437,9 +470,10 @@ func (v *vault) rtExport(user string) (visible []*audit.Event, withheld map[int6
 }
 
 // rtActivity makes events about the denied province 42: a deposit in
-// 18070-01, a team leader's progress of 18070, a researcher's table of
-// 18070-01; and a table of 19000-01 (province 44) as a control. It
-// returns the deposited submission's id and the times around it.
+// 18070-01, a team leader's progress of 18070, a researcher's standard
+// table of commune 18070; and a table of commune 19000 (province 44) as a
+// control. It returns the deposited submission's id and the times around
+// it.
 func (v *vault) rtActivity() (id string, before, after time.Time) {
 	v.t.Helper()
 	v.rtUser("rt-enum", rtAllow(policy.Enumerator, "18070-01"))
@@ -454,8 +488,9 @@ func (v *vault) rtActivity() (id string, before, after time.Time) {
 	if r, _ := v.progress("rt-tl", "18070", 1); r.Status != http.StatusOK {
 		v.t.Fatalf("progress: %d %s", r.Status, r.Body)
 	}
-	for _, a := range []string{"18070-01", "19000-01"} {
-		if r := v.postTable("rt-res", "", rtTable(rtProject, []string{"sex"}, a), nil); r.Status != http.StatusOK {
+	v.makePoint("rt-activity")
+	for _, a := range []string{"18070", "19000"} {
+		if r := v.postTable("rt-res", "", rtStd(rtProject, a), nil); r.Status != http.StatusOK {
 			v.t.Fatalf("table of %s: %d %s", a, r.Status, r.Body)
 		}
 	}
@@ -529,15 +564,15 @@ func TestRedTeamAuditDeniedSubtreeStaysHidden(t *testing.T) {
 				}
 			}
 		}
-		// Control: the search works — the table of 19000-01 (province
-		// 44) is visible to the auditor at the root.
+		// Control: the search works — the table of 19000 (province 44)
+		// is visible to the auditor at the root.
 		if a.grant == "VN" {
 			found := false
-			for _, e := range v.rtSearch(a.name, "action=table.request&area=19000-01", 1000) {
-				found = found || e.Area == "19000-01"
+			for _, e := range v.rtSearch(a.name, "action=table.request&area=19000", 1000) {
+				found = found || e.Area == "19000"
 			}
 			if !found {
-				t.Errorf("%s does not see the table of 19000-01: the search itself is broken", a.name)
+				t.Errorf("%s does not see the table of 19000: the search itself is broken", a.name)
 			}
 		}
 		visible, withheld, size := v.rtExport(a.name)
@@ -582,10 +617,13 @@ func namesArea(e *audit.Event, areas []string) string {
 	return ""
 }
 
-// Red-team finding (fixed: events are visible only when the whole subtree of their area is in scope): a table covering several areas is logged with the root as its
-// area, so an auditor at the root denied province 42 sees a release that
+// Red-team finding (fixed: events are visible only when the whole subtree of their area is in scope): a table covering several areas was logged with the root as its
+// area, so an auditor at the root denied province 42 saw a release that
 // is entirely about 42 — who asked, when, the normalized request naming
-// 42's EAs, the cells and the release digest.
+// 42's areas, the cells and the release digest. Free-form tables that
+// listed several areas are gone (issue 11); what stands in their place is
+// a standard table of an area above several communes: district 437's
+// release must be as hidden as the communes' would be.
 func TestRedTeamAuditMultiAreaTableEventHidden(t *testing.T) {
 
 	t.Parallel()
@@ -593,10 +631,16 @@ func TestRedTeamAuditMultiAreaTableEventHidden(t *testing.T) {
 	aud := rtAuditor{name: "rt-aud-vn", grant: "VN", denied: "42"}
 	v.rtUser(aud.name, rtAllow(policy.Auditor, "VN"), rtDeny(policy.Auditor, "42"))
 	v.rtUser("rt-res", rtOn(rtAllow(policy.Researcher, "VN"), rtProject))
-	// Two EAs of province 42, in two communes: the cover's common
-	// ancestor is district 437.
-	if r := v.postTable("rt-res", "", rtTable(rtProject, []string{"sex"}, "18070-01", "18073-01"), nil); r.Status != http.StatusOK {
+	v.makePoint("rt-1")
+	// District 437 of province 42, over its two communes.
+	r := v.postTable("rt-res", "", rtStd(rtProject, "437"), nil)
+	if r.Status != http.StatusOK {
 		t.Fatalf("table: %d %s", r.Status, r.Body)
+	}
+	// The premise: the release's event names the district.
+	release := v.eventsSince(headerInt(t, r, httpapi.HeaderAuditIndex))[0]
+	if namesArea(release, []string{"437"}) == "" {
+		t.Fatalf("the release event (area %q, request %s) does not name 437: the search below tests nothing", release.Area, release.Request)
 	}
 	denied := deniedSubtreeAreas(aud.denied)
 	for _, e := range v.rtSearch(aud.name, "action=table.request", 1000) {
@@ -615,7 +659,7 @@ func TestRedTeamAuditMultiAreaTableEventHidden(t *testing.T) {
 // Red-team finding (fixed: events are visible only when the whole subtree of their area is in scope): the replay of a released table is logged with the root as its
 // area, its resources naming the release's audit index and its digest
 // the release's own. An auditor at the root denied province 42, from
-// whom the release of a table of EA 18070-01 is withheld, reads that
+// whom the release of a table of commune 18070 is withheld, reads that
 // release's digest (and that it was replayed) from the replay's event.
 // A digest of a small table is a hash of low-entropy numbers.
 func TestRedTeamAuditReplayOfHiddenReleaseHidden(t *testing.T) {
@@ -625,7 +669,8 @@ func TestRedTeamAuditReplayOfHiddenReleaseHidden(t *testing.T) {
 	aud := rtAuditor{name: "rt-aud-vn", grant: "VN", denied: "42"}
 	v.rtUser(aud.name, rtAllow(policy.Auditor, "VN"), rtDeny(policy.Auditor, "42"))
 	v.rtUser("rt-res", rtOn(rtAllow(policy.Researcher, "VN"), rtProject))
-	r := v.postTable("rt-res", "", rtTable(rtProject, []string{"sex"}, "18070-01"), nil)
+	v.makePoint("rt-1")
+	r := v.postTable("rt-res", "", rtStd(rtProject, "18070"), nil)
 	if r.Status != http.StatusOK {
 		t.Fatalf("table: %d %s", r.Status, r.Body)
 	}
@@ -662,9 +707,17 @@ func TestRedTeamAuditAreaLessEventsOfDeniedStaffHidden(t *testing.T) {
 	if r := v.deposit("rt-enum", []byte("not an age file")); r.Status != http.StatusBadRequest {
 		t.Fatalf("garbage deposit: %d %s", r.Status, r.Body)
 	}
-	bad := `{"project": "` + rtProject + `", "purpose": "poverty of Phường Bắc Hồng households", "rows": []}`
+	v.makePoint("rt-1")
+	// A request that does not compile (no such table), and a
+	// free-form one (refused before its areas are looked at): both are
+	// logged with the root as their area.
+	bad := `{"project": "` + rtProject + `", "purpose": "poverty of Phường Bắc Hồng households", "table": "households_poverty", "area": "18070"}`
 	if r := v.postTable("rt-res-local", "", bad, nil); r.Status != http.StatusBadRequest {
 		t.Fatalf("invalid table request: %d %s", r.Status, r.Body)
+	}
+	custom := `{"project": "` + rtProject + `", "purpose": "poverty of Phường Bắc Hồng households", "rows": ["sex"], "filter": {"area": ["18070-01"]}}`
+	if r := v.postTable("rt-res-local", "", custom, nil); r.Status != http.StatusForbidden {
+		t.Fatalf("free-form table request: %d %s", r.Status, r.Body)
 	}
 	// Both users are granted only inside 42: every event they cause is
 	// about 42's subtree.
