@@ -169,21 +169,22 @@ func TestStandardTablesAtPointsHideFewDeposits(t *testing.T) {
 // catalogue and the area's planned households, never on what was
 // deposited: a refusal that depended on the data (too few persons, an
 // empty cell) would tell the caller about the data. The same requests
-// against a vault with no deposits and one with 700 households get the
-// same answers, refusals byte for byte — including a commune that
-// holds more deposited households than the table's minimum but plans
-// fewer, and one that plans exactly the minimum.
+// against a vault with no deposits and one with 1400 households (twice
+// what every EA plans) get the same answers, refusals byte for byte —
+// including a commune that holds more deposited households than the
+// table's minimum but plans fewer, and one that plans exactly the
+// minimum.
 func TestStandardTableRefusalsIgnoreData(t *testing.T) {
 	t.Parallel()
 	empty := newVault(t, vaultOpts{areas: matrixAreas})
 	full := newVault(t, vaultOpts{areas: matrixAreas})
-	full.loadSynthetic(700) // 100 households in every EA
+	full.loadSynthetic(1400) // 200 households in every EA
 	for _, v := range []*vault{empty, full} {
 		v.Clock.Advance(start.AddDate(0, 0, 21).Sub(v.Clock.Now())) // the same clock in both
 		v.makePoint("p1")
 	}
-	// matrixAreas plans 100 households per EA: 18070 plans 300,
-	// 18073 200, 437 500.
+	// matrixAreas plans 100 households per EA: 18070 plans 300 (600
+	// deposited in full), 18073 200 (400 deposited), 437 500.
 	for _, tc := range []struct {
 		what, table, area, asOf string
 		status                  int
@@ -203,7 +204,7 @@ func TestStandardTableRefusalsIgnoreData(t *testing.T) {
 		for i, v := range []*vault{empty, full} {
 			r := v.postTable("researcher", "", stdTable(testProject, tc.table, tc.area, tc.asOf), nil)
 			if r.Status != tc.status {
-				t.Errorf("%s (%s of %s), %s: %d %s, want %d", tc.what, tc.table, tc.area, []string{"no deposits", "700 households"}[i], r.Status, r.Body, tc.status)
+				t.Errorf("%s (%s of %s), %s: %d %s, want %d", tc.what, tc.table, tc.area, []string{"no deposits", "1400 households"}[i], r.Status, r.Body, tc.status)
 			}
 			answers = append(answers, r)
 		}
@@ -211,7 +212,7 @@ func TestStandardTableRefusalsIgnoreData(t *testing.T) {
 			continue
 		}
 		if !bytes.Equal(answers[0].Body, answers[1].Body) {
-			t.Errorf("%s: the refusal depends on the data:\n  no deposits: %s\n  700:         %s", tc.what, answers[0].Body, answers[1].Body)
+			t.Errorf("%s: the refusal depends on the data:\n  no deposits: %s\n  1400:        %s", tc.what, answers[0].Body, answers[1].Body)
 		}
 		if msg, _ := answers[0].ErrorBody(t); !strings.Contains(msg, tc.says) {
 			t.Errorf("%s: message %q does not say %q", tc.what, msg, tc.says)
