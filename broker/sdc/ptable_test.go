@@ -240,7 +240,7 @@ func TestSmallCellRule(t *testing.T) {
 }
 
 func TestReleaseSumAndMean(t *testing.T) {
-	p := sdc.DefaultParams()
+	p := sdc.DefaultParamsV1()
 	pt := mustTable(t, p)
 	keys := gridKeys(1 << 16)
 	const bound = 120.0
@@ -292,7 +292,7 @@ func TestReleaseSumAndMean(t *testing.T) {
 }
 
 func TestSumNoiseDecorrelatedFromCountNoise(t *testing.T) {
-	pt := mustTable(t, sdc.DefaultParams())
+	pt := mustTable(t, sdc.DefaultParamsV1())
 	var cov float64
 	keys := gridKeys(1 << 16)
 	for _, k := range keys {
@@ -399,7 +399,7 @@ func TestValidate(t *testing.T) {
 
 func TestCanonical(t *testing.T) {
 	want := "ckp/v1 D=2 V=1 js=10 dims=4 cells=50000 universe=100 modulus=4294967296"
-	if got := sdc.DefaultParams().Canonical(); got != want {
+	if got := sdc.DefaultParamsV1().Canonical(); got != want {
 		t.Errorf("Canonical() = %q, want %q", got, want)
 	}
 	p := sdc.Params{MaxNoise: 3, Variance: 2.5, SmallCell: 5, MaxDims: 3, MaxCells: 1000, MinUniverse: 50}
@@ -431,13 +431,13 @@ func BenchmarkPerturb(b *testing.B) {
 }
 
 func TestParseCanonical(t *testing.T) {
-	for _, p := range []sdc.Params{sdc.DefaultParams(), {MaxNoise: 3, Variance: 2.25, SmallCell: 5, MaxDims: 3, MaxCells: 1000, MinUniverse: 50}} {
+	for _, p := range []sdc.Params{sdc.DefaultParamsV1(), {MaxNoise: 3, Variance: 2.25, SmallCell: 5, MaxDims: 3, MaxCells: 1000, MinUniverse: 50}} {
 		got, err := sdc.ParseCanonical(p.Canonical())
 		if err != nil || got != p {
 			t.Errorf("sdc.ParseCanonical(%q) = %+v, %v", p.Canonical(), got, err)
 		}
 	}
-	good := sdc.DefaultParams().Canonical()
+	good := sdc.DefaultParamsV1().Canonical()
 	for _, s := range []string{"", "ckp/v2 D=2", good + " ", strings.Replace(good, "D=2", "D=02", 1),
 		strings.Replace(good, "modulus=4294967296", "modulus=65536", 1), strings.Replace(good, "D=2", "D=0", 1),
 		strings.Replace(good, "V=1", "V=x", 1)} {
