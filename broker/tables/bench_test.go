@@ -91,3 +91,34 @@ func BenchmarkCacheAppend(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(hs))*float64(b.N)/b.Elapsed().Seconds(), "households/s")
 }
+
+// BenchmarkTableSum is one release of a sum and of a mean (ckp/v2: each
+// cell also tracks its two largest contributions): floor area of
+// households by district × tenure, and mean age of persons by district ×
+// sex × age_group5 (about 30,000 cells).
+func BenchmarkTableSum(b *testing.B) {
+	c, _ := benchCache(b)
+	proj := Project{ID: "p", Areas: []string{"VN"}, Variables: c.schema.Variables()}
+	for _, r := range []*Request{
+		{Project: "p", Unit: Households, Rows: []string{"district"}, Cols: []string{"tenure"}, Measure: Measure{Op: "sum", Var: "floor_area_m2"}},
+		{Project: "p", Unit: Persons, Rows: []string{"district"}, Cols: []string{"sex", "age_group5"}, Measure: Measure{Op: "mean", Var: "age"}},
+	} {
+		b.Run(string(r.Unit), func(b *testing.B) {
+			asOf := c.UpTo()
+			b.ReportAllocs()
+			for b.Loop() {
+				p, err := c.Compile(r, proj, sdc.DefaultParams(), FormatJSON, asOf)
+				if err != nil {
+					b.Fatal(err)
+				}
+				t, err := c.Run(p)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(t.Render()) == 0 {
+					b.Fatal("empty release")
+				}
+			}
+		})
+	}
+}

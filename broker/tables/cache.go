@@ -99,7 +99,11 @@ type Cache struct {
 	hEA      []int32 // area index of the EA
 	hKey     []uint32
 	hFirst   []uint32 // its persons are [hFirst[h], hFirst[h+1]); one more entry than households
-	hCols    []column
+	// hHead is 1 + the place within the household of its head (the
+	// first person with the schema's head code), 0 for none: ckp/v2
+	// tables count that person under hKey (see Cache.scan).
+	hHead []uint8
+	hCols []column
 
 	// Persons, household by household.
 	pKey  []uint32
@@ -139,7 +143,7 @@ func (c *Cache) UpTo() int64 {
 func (c *Cache) Size() (households, persons int, bytes int64) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	bytes = 8*int64(cap(c.hAdded)+cap(c.hRemoved)) + 4*int64(cap(c.hEA)+cap(c.hKey)+cap(c.hFirst)+cap(c.pKey)) + int64(cap(c.pAge))
+	bytes = 8*int64(cap(c.hAdded)+cap(c.hRemoved)) + 4*int64(cap(c.hEA)+cap(c.hKey)+cap(c.hFirst)+cap(c.pKey)) + int64(cap(c.pAge)+cap(c.hHead))
 	for i := range c.hCols {
 		bytes += c.hCols[i].bytes()
 	}
@@ -208,7 +212,7 @@ func (c *Cache) find(idx int64) (int, bool) {
 }
 
 func (c *Cache) truncate(nh, np int) {
-	c.hAdded, c.hRemoved, c.hEA, c.hKey = c.hAdded[:nh], c.hRemoved[:nh], c.hEA[:nh], c.hKey[:nh]
+	c.hAdded, c.hRemoved, c.hEA, c.hKey, c.hHead = c.hAdded[:nh], c.hRemoved[:nh], c.hEA[:nh], c.hKey[:nh], c.hHead[:nh]
 	c.hFirst = c.hFirst[:nh+1]
 	for i := range c.hCols {
 		c.hCols[i].truncate(nh)
@@ -238,7 +242,11 @@ func (c *Cache) appendOne(h *Household, ea int32) error {
 		pushValue(&c.hCols[i], v, s.household[i])
 	}
 	sc := c.schema
+	head := 0
 	for p, vals := range s.persons {
+		if sc.head != nil && head == 0 && p < math.MaxUint8 && vals[sc.head.col] == float64(sc.headCode) {
+			head = p + 1
+		}
 		c.pKey = append(c.pKey, h.PersonKeys[p])
 		for i, v := range sc.pCols {
 			pushValue(&c.pCols[i], v, vals[i])
@@ -257,6 +265,7 @@ func (c *Cache) appendOne(h *Household, ea int32) error {
 		c.pAge = append(c.pAge, uint8(age))
 	}
 	c.hFirst = append(c.hFirst, uint32(len(c.pKey)))
+	c.hHead = append(c.hHead, uint8(head))
 	return nil
 }
 

@@ -64,7 +64,7 @@ func TestSupersede(t *testing.T) {
 		hcells, _ := trueCells(t, c, hr, f.proj, asOf)
 		return [3]int64{cells[0].n, cells[1].n, cells[2].n}, cells[2].key, hcells[len(hcells)-1].n
 	}
-	keys := func(h Household) uint32 { return sdc.CellKey(h.PersonKeys...) }
+	keys := func(h Household) uint32 { return sdc.CellKey(v2PersonKeys(t, c.schema, h)...) }
 	var oldSex [3]int64
 	for _, s := range f.subs[50].Persons {
 		x, _ := s["sex"].Int()

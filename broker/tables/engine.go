@@ -10,22 +10,70 @@ import (
 )
 
 // acc accumulates one cell: contributors, the sum of their record keys
-// modulo 2^32, and the sum of the measured variable in thousandths.
-// Integer sums make the result independent of the order records are
-// added in, so a table is the same whatever the number of workers.
+// modulo 2^32, and the sum of the measured variable in thousandths; for
+// a ckp/v2 sum or mean also the sum of absolute contributions and the
+// two largest of them, in thousandths. Integer sums make the result
+// independent of the order records are added in, so a table is the same
+// whatever the number of workers.
 type acc struct {
 	n     int64
 	key   uint32
 	milli int64
+	abs   int64
+	top   top
+}
+
+// cell is a as sdc takes it.
+func (a *acc) cell() sdc.Cell {
+	return sdc.Cell{Count: a.n, Key: a.key, Sum: float64(a.milli) / 1000, AbsSum: float64(a.abs) / 1000,
+		Top: [2]float64{float64(a.top[0]) / 1000, float64(a.top[1]) / 1000}}
+}
+
+// top is the two largest absolute contributions to a cell, largest
+// first, in thousandths (0 for a missing one).
+type top [2]int64
+
+// note adds a contribution of absolute value a.
+func (t *top) note(a int64) {
+	switch {
+	case a > t[0]:
+		t[0], t[1] = a, t[0]
+	case a > t[1]:
+		t[1] = a
+	}
+}
+
+// merge makes t the top two of the union of the contributions t and u
+// summarize: the top two of a union are among the top two of its parts.
+func (t *top) merge(u top) {
+	t.note(u[0])
+	t.note(u[1])
 }
 
 // part is one worker's accumulators: counts and key sums packed in 8
 // bytes a cell so that a 30,000-cell table stays in the core's cache, and
-// sums only when a measure needs them. A count fits in 32 bits: the cache
-// holds at most 2^32-1 persons.
+// sums only when a measure needs them — v1 the sum alone, v2 the sum, the
+// absolute sum and the top two together, so that adding a contribution
+// touches one cache line. A count fits in 32 bits: the cache holds at
+// most 2^32-1 persons.
 type part struct {
 	cells []cellAcc
-	milli []int64 // nil for counts
+	milli []int64  // v1 sums and means; nil otherwise
+	mag   []magAcc // v2 sums and means; nil otherwise
+}
+
+// magAcc is a cell's measure under v2, in thousandths.
+type magAcc struct {
+	milli, abs int64
+	top        top
+}
+
+// add adds a contribution.
+func (m *magAcc) add(milli int64) {
+	m.milli += milli
+	a := max(milli, -milli)
+	m.abs += a
+	m.top.note(a)
 }
 
 type cellAcc struct {
@@ -70,7 +118,7 @@ func (c *Cache) Run(p *Plan) (*Table, error) {
 	}
 	t := &Table{Plan: p, Cells: make([]Cell, len(total))}
 	for i, a := range total {
-		sc := sdc.Cell{Count: a.n, Key: a.key, Sum: float64(a.milli) / 1000}
+		sc := a.cell()
 		switch p.op {
 		case "count":
 			v, sup := pt.ReleaseCount(sc)
@@ -100,6 +148,7 @@ func (c *Cache) aggregate(p *Plan) ([]acc, int64, error) {
 		}
 	}
 	nh := len(c.hAdded)
+	v2 := p.params.Version >= sdc.V2
 	workers := max(min(runtime.GOMAXPROCS(0), 8, (nh+chunk-1)/chunk), 1)
 	cells := p.Cells()
 	parts := make([]part, workers)
@@ -109,7 +158,10 @@ func (c *Cache) aggregate(p *Plan) ([]acc, int64, error) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		parts[w].cells = make([]cellAcc, cells)
-		if p.measure != nil {
+		switch {
+		case p.measure != nil && v2:
+			parts[w].mag = make([]magAcc, cells)
+		case p.measure != nil:
 			parts[w].milli = make([]int64, cells)
 		}
 		wg.Add(1)
@@ -128,6 +180,19 @@ func (c *Cache) aggregate(p *Plan) ([]acc, int64, error) {
 		}()
 	}
 	wg.Wait()
+	total := sumParts(parts, cells)
+	var u int64
+	for _, x := range universe {
+		u += x
+	}
+	margins(p, total)
+	return total, u, nil
+}
+
+// sumParts adds up the workers' accumulators into cells: counts, keys
+// and sums add; the top two of a cell are the top two of the workers'
+// top twos.
+func sumParts(parts []part, cells int) []acc {
 	total := make([]acc, cells)
 	for _, pt := range parts {
 		for i, a := range pt.cells {
@@ -137,20 +202,23 @@ func (c *Cache) aggregate(p *Plan) ([]acc, int64, error) {
 		for i, m := range pt.milli {
 			total[i].milli += m
 		}
+		for i := range pt.mag {
+			m := &pt.mag[i]
+			total[i].milli += m.milli
+			total[i].abs += m.abs
+			total[i].top.merge(m.top)
+		}
 	}
-	var u int64
-	for _, x := range universe {
-		u += x
-	}
-	margins(p, total)
-	return total, u, nil
+	return total
 }
 
 // margins fills the margin cells from the inner ones. Counts, key sums
-// (modulo 2^32) and integer sums are all additive, so a margin gets
-// exactly the count, cell key and sum it would get from adding its
-// contributors one by one — every record of the universe is in exactly
-// one inner cell — and is then perturbed as a cell of its own.
+// (modulo 2^32) and integer sums are all additive, and the top two
+// contributions of a union are the top two of its parts' top twos, so a
+// margin gets exactly the count, cell key, sum and top contributions it
+// would get from adding its contributors one by one — every record of the
+// universe is in exactly one inner cell — and is then perturbed as a cell
+// of its own.
 func margins(p *Plan, cells []acc) {
 	w := p.width()
 	R, hasCols := p.R, len(p.cols) > 0
@@ -158,6 +226,8 @@ func margins(p *Plan, cells []acc) {
 		dst.n += src.n
 		dst.key += src.key
 		dst.milli += src.milli
+		dst.top.merge(src.top)
+		dst.abs += src.abs
 	}
 	inner := w
 	if hasCols {
@@ -177,12 +247,28 @@ func margins(p *Plan, cells []acc) {
 
 // scan adds households [lo, hi) to cells and returns how many records
 // (persons or households) it added.
+//
+// Under ckp/v2 a household's head (Cache.hHead) is counted under the
+// household's record key instead of their own: a cell of heads then has
+// the key, and so the noise, of the same cell of their households. Under
+// v1 every person keeps their own key, as releases made then did.
 func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
-	cells, millis := pt.cells, pt.milli
+	cells, millis, mags := pt.cells, pt.milli, pt.mag
+	measured := millis != nil || mags != nil
 	asOf := p.Norm.AsOf
 	width := p.width()
 	persons := p.unit == Persons
+	headKeys := persons && p.params.Version >= sdc.V2
 	var n int64
+
+	// measure adds a contribution to cell i's measure.
+	measure := func(i int, milli int64) {
+		if mags != nil {
+			mags[i].add(milli)
+		} else {
+			millis[i] += milli
+		}
+	}
 
 	// Only inner cells are accumulated here; margins are added up from
 	// them afterwards (see margins).
@@ -190,8 +276,8 @@ func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 		i := r*width + col
 		cells[i].n++
 		cells[i].key += key
-		if millis != nil {
-			millis[i] += milli
+		if measured {
+			measure(i, milli)
 		}
 	}
 
@@ -233,6 +319,13 @@ func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 			n++
 			continue
 		}
+		// The head's index, or one no person has; hk is hoisted so that
+		// the choice of key below is a conditional move, not a branch
+		// mispredicted about once a household.
+		head, hk := uint32(math.MaxUint32), c.hKey[h]
+		if headKeys && c.hHead[h] != 0 {
+			head = c.hFirst[h] + uint32(c.hHead[h]) - 1
+		}
 	person:
 		for i := c.hFirst[h]; i < c.hFirst[h+1]; i++ {
 			for k := range p.filters {
@@ -258,15 +351,19 @@ func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 				continue
 			}
 			j := r*width + col
-			if millis != nil {
+			if measured {
 				milli, ok := c.measureOf(p, hu, i)
 				if !ok {
 					continue
 				}
-				millis[j] += milli
+				measure(j, milli)
+			}
+			key := c.pKey[i]
+			if i == head {
+				key = hk
 			}
 			cells[j].n++
-			cells[j].key += c.pKey[i]
+			cells[j].key += key
 			n++
 		}
 	}

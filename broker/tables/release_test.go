@@ -466,7 +466,8 @@ func TestMeanAbsolutePerturbation(t *testing.T) {
 var twoDecimals = regexp.MustCompile(`^-?[0-9]+\.[0-9]{2}$`)
 
 // TestSumAndMean checks perturbed sums and means: within the variable's
-// bound of the truth, suppressed with the count, rendered with two
+// bound of the truth and, under v2, between m·x(1)/2 and m·x(1) of it;
+// suppressed with the count or when dominated; rendered with two
 // decimals.
 func TestSumAndMean(t *testing.T) {
 	f := shared(t)
@@ -495,8 +496,9 @@ func TestSumAndMean(t *testing.T) {
 			if a.n != ctruth[i].n || a.key != ctruth[i].key {
 				t.Fatalf("cell %d: the measure table has %d contributors, the count table %d", i, a.n, ctruth[i].n)
 			}
-			if cell.Suppressed != counts.Cells[i].Suppressed {
-				t.Errorf("%s cell %d: suppressed %v, its count suppressed %v", tab.Plan.Describe(), i, cell.Suppressed, counts.Cells[i].Suppressed)
+			dominated := pt.Dominated(a.cell())
+			if cell.Suppressed != (counts.Cells[i].Suppressed || dominated) {
+				t.Errorf("%s cell %d: suppressed %v, its count suppressed %v, dominated %v", tab.Plan.Describe(), i, cell.Suppressed, counts.Cells[i].Suppressed, dominated)
 			}
 			if cell.Suppressed {
 				suppressed++
@@ -515,6 +517,11 @@ func TestSumAndMean(t *testing.T) {
 				t.Errorf("%s cell %d: released sum %.3f for a true %.3f (bound %v)", tab.Plan.Describe(), i, got, sum, k.bound)
 			} else if d > 0.01 {
 				moved++
+			}
+			if x1, m := float64(a.top[0])/1000, sdc.DefaultParams().Magnitude; k.req.Measure.Op == "sum" {
+				if d := math.Abs(cell.Value - sum); d < m*x1/2*(1-1e-9) || d >= m*x1 {
+					t.Errorf("%s cell %d: sum noise %.3f outside [m·x(1)/2, m·x(1)) = [%.3f, %.3f)", tab.Plan.Describe(), i, d, m*x1/2, m*x1)
+				}
 			}
 		}
 		t.Logf("%s: %d released (%d perturbed), %d suppressed", tab.Plan.Describe(), released, moved, suppressed)
@@ -565,8 +572,7 @@ func TestSumAndMean(t *testing.T) {
 	mr := &Request{Project: "p", Unit: Persons, Rows: []string{"sex"}, Measure: Measure{Op: "mean", Var: "age"}}
 	mt, mtruth := release(t, c, mr, f.proj, f.asOf)
 	for i, cell := range mt.Cells {
-		sc := sdc.Cell{Count: mtruth[i].n, Key: mtruth[i].key, Sum: float64(mtruth[i].milli) / 1000}
-		want, sup := pt.ReleaseMean(sc, 119)
+		want, sup := pt.ReleaseMean(mtruth[i].cell(), 119)
 		if cell.Suppressed != sup || cell.Value != want {
 			t.Errorf("mean cell %d: %+v, want %v (suppressed %v)", i, cell, want, sup)
 		}

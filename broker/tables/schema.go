@@ -101,6 +101,12 @@ type Schema struct {
 	birthYear *variable
 	birthMon  *variable
 	census    time.Time // the form's census moment: ages are taken at it
+	// head and headCode are the person variable and code that mark the
+	// household head (form.Form.Head), or nil: the cache notes each
+	// household's first such person, whom ckp/v2 tables count under the
+	// household's record key.
+	head     *variable
+	headCode int64
 }
 
 // NewSchema builds the schema of f's analytic fields. The form must have
@@ -146,6 +152,13 @@ func NewSchema(f *form.Form) (*Schema, error) {
 		return nil, fmt.Errorf("tables: form %s v%d has no census_moment: ages are taken at it", f.Name, f.Version)
 	}
 	s.census = census
+	if name, code, ok := f.Head(); ok {
+		v := s.vars[name]
+		if v == nil || v.level != personLevel || v.kind != coded || v.category(int64(code)) < 0 {
+			return nil, fmt.Errorf("tables: form %s v%d marks the head with %s, which is not an analytic person code field with that code", f.Name, f.Version, name)
+		}
+		s.head, s.headCode = v, int64(code)
+	}
 	oldest := float64(census.Year()) - minOf(by)
 	s.vars[VarAgeGroup5] = &variable{name: VarAgeGroup5, level: personLevel, kind: derivedBand, required: true}
 	s.vars[VarAge] = &variable{name: VarAge, level: personLevel, kind: derivedAge, required: true, bound: oldest, isInt: true, quantitative: true}
