@@ -325,6 +325,10 @@ func TestHelp(t *testing.T) {
 		{[]string{"audit", "prune", "--help"}, "usage: censusvault audit prune --before DATE|--before-index I"},
 		{[]string{"receipt", "--help"}, "usage: censusvault receipt proof"},
 		{[]string{"receipt", "proof", "--help"}, "usage: censusvault receipt proof --server URL"},
+		{[]string{"release-point", "--help"}, "usage: censusvault release-point create|list"},
+		{[]string{"release-point", "create", "--help"}, "usage: censusvault release-point create NAME [--point-k 100] [--point-interval 168h]"},
+		{[]string{"release-point", "list", "--help"}, "usage: censusvault release-point list"},
+		{[]string{"serve", "--help"}, "--point-interval"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			// From a directory with no vault: --help must not touch one.
@@ -345,6 +349,7 @@ func TestHelp(t *testing.T) {
 		{"init", "--help"}, {"serve", "--help"}, {"user", "add", "--help"}, {"user", "grant", "--help"},
 		{"user", "revoke", "--help"}, {"user", "show", "--help"}, {"keys", "rotate-ingest", "--help"}, {"audit", "verify", "--help"},
 		{"user", "set-recipient", "--help"}, {"table", "replay", "--help"}, {"audit", "prune", "--help"},
+		{"release-point", "create", "--help"}, {"release-point", "list", "--help"},
 	} {
 		r := cv(t, args...)
 		if !strings.Contains(r.stderr, "--data") || !strings.Contains(r.stderr, "--store") {
@@ -352,7 +357,7 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	r := cv(t, "--help")
-	for _, c := range []string{"init", "serve", "demo", "user", "keys", "audit", "receipt", "table", "CENSUSVAULT_"} {
+	for _, c := range []string{"init", "serve", "demo", "user", "keys", "audit", "receipt", "release-point", "table", "CENSUSVAULT_"} {
 		if !strings.Contains(r.stderr, c) {
 			t.Errorf("top-level usage does not mention %q", c)
 		}
@@ -379,6 +384,9 @@ func TestUsageErrors(t *testing.T) {
 		{"audit", "verify", "a.jsonl"},
 		{"receipt"},
 		{"receipt", "proof", "--server", "http://127.0.0.1:1"},
+		{"release-point"},
+		{"release-point", "frobnicate"},
+		{"release-point", "create", "--point-k", "lots"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			r := cv(t, args...)

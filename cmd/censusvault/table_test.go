@@ -41,11 +41,13 @@ func sha256Hex(b []byte) string {
 	return "sha256:" + hex.EncodeToString(s[:])
 }
 
-// TestTableEndToEnd is issue 5 as its users meet it: an operator loads a
-// census, registers a project and a researcher with an age recipient; the
-// researcher requests tables over HTTP in the clear and encrypted,
-// decrypting with the real age CLI; an auditor's operator replays the
-// releases from the audit log, and a shred makes the replay disagree.
+// TestTableEndToEnd is issues 5 and 11 as their users meet them: an
+// operator loads a census, registers a project and a researcher with an
+// age recipient, and makes a publication point; the researcher requests a
+// standard table of the catalogue at that point over HTTP in the clear
+// and encrypted, decrypting with the real age CLI; an auditor's operator
+// replays the releases from the audit log (at the point they name), and a
+// shred makes the replay disagree and the point refuse new tables.
 func TestTableEndToEnd(t *testing.T) {
 	t.Parallel()
 	needTools(t, "age", "age-keygen")
@@ -56,6 +58,10 @@ func TestTableEndToEnd(t *testing.T) {
 	mustCV(t, "project", "add", "fert-2019", "--data", dir, "--title", "Fertility", "--purpose", "Household structure of Hồng Lĩnh",
 		"--areas", "437", "--variables", "sex,age_group5,relationship", "--expires", "180d", "--budget", "100000")
 	tok := addUser(t, dir, "alice", "researcher", "437", "--project", "fert-2019")
+	r0 := mustCV(t, "release-point", "create", "2019-05-01", "--data", dir)
+	if m := pointMadeRE.FindStringSubmatch(r0.stderr); m == nil || m[1] != "2019-05-01" || m[3] != "2" || m[4] != "2" {
+		t.Fatalf("release-point create: want both communes at their new state:\n%s", r0)
+	}
 
 	key := filepath.Join(work, "key.txt")
 	if out, err := exec.Command("age-keygen", "-o", key).CombinedOutput(); err != nil {
@@ -82,14 +88,18 @@ func TestTableEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	reqFile := filepath.Join(work, "req.json")
-	if err := os.WriteFile(reqFile, []byte(`{"project": "fert-2019", "purpose": "persons by sex and relationship", "rows": ["sex"], "cols": ["relationship"]}`), 0o600); err != nil {
+	// Household heads and other members by broad age group and sex, for
+	// the town (363 planned households, the table's minimum is 300), at
+	// the latest point.
+	if err := os.WriteFile(reqFile, []byte(`{"project": "fert-2019", "purpose": "household heads by age and sex", "table": "population_head_age_sex", "area": "437"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
 	// CSV in the clear, to stdout.
 	r = mustCV(t, "table", "request", "--server", srv.base, "--token-file", tokenFile, "--csv", reqFile)
 	csvRep := parseReport(t, r.stderr)
-	if !strings.HasPrefix(r.stdout, "# censusvault.table/v1 project=fert-2019") || !strings.Contains(r.stdout, "\nsex,relationship,value,status\n") {
+	if !strings.HasPrefix(r.stdout, "# censusvault.standard-table/v1 catalogue=1 id=population_head_age_sex project=fert-2019 area=437 point=2019-05-01 ") ||
+		!strings.Contains(r.stdout, "\nhousehold_head,age_broad,sex,value,status\n") {
 		t.Fatalf("table request --csv stdout is not the CSV table:\n%s", r.stdout)
 	}
 	if sha256Hex([]byte(r.stdout)) != csvRep.digest {
@@ -118,7 +128,7 @@ func TestTableEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(ct), "sex,relationship") {
+	if strings.Contains(string(ct), "household_head,age_broad") {
 		t.Errorf("the encrypted table holds the CSV in the clear")
 	}
 	plain, err := exec.Command("age", "-d", "-i", key, encFile).Output()
@@ -128,7 +138,7 @@ func TestTableEndToEnd(t *testing.T) {
 	if sha256Hex(plain) != encRep.digest {
 		t.Errorf("SHA-256 of the decrypted table %s, digest printed %s", sha256Hex(plain), encRep.digest)
 	}
-	// Same request, same point of the deposit sequence: the same table.
+	// Same request, same publication point: the same table.
 	if string(plain) != csvTable || encRep.digest != csvRep.digest || encRep.asOf != csvRep.asOf {
 		t.Errorf("the encrypted release is not the same table as the clear one")
 	}
@@ -144,7 +154,7 @@ func TestTableEndToEnd(t *testing.T) {
 		code int
 		says string
 	}{
-		{"identifying variable", nil, []string{"--token-file", tokenFile, "-"}, 1, "HTTP 403"},
+		{"free-form table", nil, []string{"--token-file", tokenFile, "-"}, 1, "HTTP 403: custom tables"},
 		{"no token", nil, []string{reqFile}, 2, "--token-file"},
 		{"bad token", []string{"CENSUSVAULT_TOKEN=" + strings.Repeat("A", 43)}, []string{reqFile}, 1, "HTTP 401"},
 		{"no server", nil, []string{"--server", "", "--token-file", tokenFile, reqFile}, 2, "--server"},
@@ -175,7 +185,7 @@ func TestTableEndToEnd(t *testing.T) {
 	// the recomputed table, byte for byte.
 	replayOut := filepath.Join(work, "replay.csv")
 	r = mustCV(t, "table", "replay", "--data", dir, "--out", replayOut, csvRep.audit)
-	want := "event " + csvRep.audit + ": project fert-2019 as of " + csvRep.asOf + ": digest matches (" + csvRep.digest + ")\n"
+	want := "event " + csvRep.audit + ": project fert-2019 at publication point 2019-05-01 (deposit point " + csvRep.asOf + "): digest matches (" + csvRep.digest + ")\n"
 	if r.stdout != want {
 		t.Errorf("replay stdout %q, want %q", r.stdout, want)
 	}
@@ -200,8 +210,8 @@ func TestTableEndToEnd(t *testing.T) {
 		t.Errorf("replay of a negative index:\n%s", r)
 	}
 
-	// Shredding a commune's analytic keys changes the data as of that
-	// point: the replay no longer matches, and says so with exit 1.
+	// Shredding a commune's analytic keys changes the data the point
+	// froze: the replay no longer matches, and says so with exit 1.
 	mustCV(t, "keys", "shred", "--class", "analytic", "--area", "18073", "--confirm", "18073", "--data", dir)
 	r = cv(t, "table", "replay", "--data", dir, csvRep.audit)
 	if r.code != 1 || !strings.Contains(r.stderr, "DIGEST MISMATCH: logged "+csvRep.digest+" recomputed sha256:") || strings.Contains(r.stdout, "digest matches") {
@@ -210,6 +220,15 @@ func TestTableEndToEnd(t *testing.T) {
 	if !strings.Contains(r.stderr, "could not be opened") {
 		t.Errorf("replay after a shred does not say submissions could not be opened:\n%s", r.stderr)
 	}
+	// A new table at the point would no longer be what the point froze
+	// (18073's households can no longer be read): refused, nothing
+	// released, until a later point is made.
+	srv = startServer(t, dir)
+	r = cv(t, "table", "request", "--server", srv.base, "--token-file", tokenFile, reqFile)
+	if r.code != 1 || !strings.Contains(r.stderr, "HTTP 409") || !strings.Contains(r.stderr, "publication point 2019-05-01 no longer holds what it froze") || r.stdout != "" {
+		t.Errorf("table request at the point after a shred:\n%s", r)
+	}
+	srv.stop(t)
 	// The recipient can be removed again.
 	if r := mustCV(t, "user", "set-recipient", "--clear", "alice", "--data", dir); !strings.Contains(r.stderr, "removed the recipient of alice") {
 		t.Errorf("set-recipient --clear: %q", r.stderr)
