@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +43,12 @@ func (h *handler) createPoint(c *gin.Context, caller *broker.Caller) error {
 		return h.b.Invalid(ctx, caller, "release_point.create", err.Error())
 	}
 	if err := strictjson.Decode(body, &req); err != nil {
-		return h.b.Invalid(ctx, caller, "release_point.create", `the body is {"name": NAME}: `+err.Error())
+		msg := err.Error()
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			msg = "the body is not an object with a string name" // not Go's type names
+		}
+		return h.b.Invalid(ctx, caller, "release_point.create", `the body is {"name": NAME}: `+msg)
 	}
 	p, err := h.b.CreateReleasePointAs(ctx, caller, req.Name)
 	if err != nil {

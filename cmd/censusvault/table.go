@@ -23,7 +23,8 @@ import (
 func cmdTable(ctx context.Context, e *env, args []string) error {
 	sub, syn, args, done, err := subcommand(e, args, "usage: censusvault table request|replay [flags] ARG", map[string]string{
 		"request": "table request --server URL [--token-file FILE] [--csv] [--encrypt] [--out FILE] REQUEST.json|-\n\n" +
-			"Sends a table request (JSON: project, purpose, rows, cols, filter, measure, as_of) and writes\n" +
+			"Sends a standard table request (JSON: project, purpose, table, area, as_of — a publication\n" +
+			"point's name, default the latest; GET /v1/catalogue lists the tables) and writes\n" +
 			"the table to stdout or --out; the digest, as-of point, audit event, cells debited and budget\n" +
 			"left go to stderr. The token is read from --token-file or, without it, CENSUSVAULT_TOKEN.\n" +
 			"With --encrypt the vault encrypts the table to your registered age recipient: decrypt it\n" +
@@ -157,7 +158,7 @@ func tableRequest(ctx context.Context, e *env, rem remote, tokenFile, reqFile, f
 	}
 	fmt.Fprintf(e.stderr, "table:     %d bytes (%s)\n", len(t.Body), what)
 	fmt.Fprintf(e.stderr, "digest:    %s\n", t.Digest)
-	fmt.Fprintf(e.stderr, "as of:     %d\n", t.AsOf)
+	fmt.Fprintf(e.stderr, "point:     %s (made at deposit point %d)\n", t.Point, t.AsOf)
 	fmt.Fprintf(e.stderr, "audit:     event %d\n", t.AuditIndex)
 	fmt.Fprintf(e.stderr, "cells:     %d\n", t.Cells)
 	fmt.Fprintf(e.stderr, "remaining: %d\n", t.Remaining)
