@@ -113,7 +113,10 @@ func (c *Cache) Run(p *Plan) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u < int64(p.params.MinUniverse) {
+	// A standard table's universe is its area, which the catalogue admits
+	// by planned households: it is never refused on a true count (a
+	// refusal that depends on who was counted tells who was counted).
+	if p.std == nil && u < int64(p.params.MinUniverse) {
 		return nil, invalidf("the table's universe after filtering is below the minimum of %d %s: widen the filter or the areas", p.params.MinUniverse, p.unit)
 	}
 	t := &Table{Plan: p, Cells: make([]Cell, len(total))}
