@@ -442,7 +442,7 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 	// A point whose frozen households were since shredded no longer
 	// computes what was released at it: differencing the two would show
 	// the shredded households.
-	stale, err := cache.Stale(ps, area.Code(req.Area))
+	stale, err := cache.Stale(ps, digestOf(point.State), area.Code(req.Area))
 	if err != nil {
 		return nil, errorf(Internal, err, "failed to check the publication point")
 	}

@@ -111,6 +111,14 @@ type Cache struct {
 	pCols []column
 
 	scratch parseScratch
+
+	// staleMu guards stale: per publication point (by its state's
+	// digest), the areas at its level found stale (Stale). Appending
+	// never changes it — a household appended is after every point, and
+	// a supersession ends a household after every point too — and a
+	// shred rebuilds the cache, so it holds for the cache's life.
+	staleMu sync.Mutex
+	stale   map[string][]int32
 }
 
 // NewCache makes an empty cache for the areas of t and the variables of s.

@@ -235,35 +235,61 @@ func (c *Cache) Freeze(prev *PointState, level area.Level, k int64) (*PointState
 // whose frozen households can no longer all be read — their analytic key
 // was shredded after the point was made — so that a table at this point
 // would no longer be what was released at it. An area added to the tree
-// after the point is not stale: it is seen as of nothing.
-func (c *Cache) Stale(s *PointState, at area.Code) ([]area.Code, error) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+// after the point is not stale: it is seen as of nothing. digest is the
+// point state's (Digest); the answer is worked out once per point and
+// cache.
+func (c *Cache) Stale(s *PointState, digest string, at area.Code) ([]area.Code, error) {
 	g := c.geo
 	ai, ok := g.index[at]
 	if !ok {
 		return nil, fmt.Errorf("tables: no area %s", at)
 	}
-	slot := map[int32]int{}
-	var want []AreaState
-	for i := ai; i < g.end[ai]; i++ {
-		if g.levels[i] == s.Level {
-			slot[i] = len(want)
-			want = append(want, s.area(g.codes[i]))
-		}
-	}
 	if g.levels[ai] > s.Level {
 		return nil, fmt.Errorf("tables: area %s is below the point's level %s", at, s.Level)
+	}
+	c.staleMu.Lock()
+	stale, ok := c.stale[digest]
+	c.staleMu.Unlock()
+	if !ok {
+		stale = c.staleAreas(s)
+		c.staleMu.Lock()
+		if c.stale == nil {
+			c.stale = map[string][]int32{}
+		}
+		c.stale[digest] = stale
+		c.staleMu.Unlock()
+	}
+	var out []area.Code
+	for _, i := range stale {
+		if g.within(i, ai) {
+			out = append(out, g.codes[i])
+		}
+	}
+	return out, nil
+}
+
+// staleAreas is every area at s's level whose frozen households are not
+// all readable, by area index.
+func (c *Cache) staleAreas(s *PointState) []int32 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	g := c.geo
+	slot := make([]int32, len(g.codes))
+	var want []AreaState
+	var idx []int32
+	for i := range g.codes {
+		slot[i] = -1
+		if g.levels[i] == s.Level {
+			slot[i] = int32(len(want))
+			want = append(want, s.area(g.codes[i]))
+			idx = append(idx, int32(i))
+		}
 	}
 	seen := make([]int64, len(want))
 	check := make([]uint64, len(want))
 	for h := range c.hAdded {
-		ea := c.hEA[h]
-		if !g.within(ea, ai) {
-			continue
-		}
-		k, ok := slot[g.eaAnc[ea][s.Level]]
-		if !ok {
+		k := slot[g.eaAnc[c.hEA[h]][s.Level]]
+		if k < 0 {
 			continue
 		}
 		a := want[k].AsOf
@@ -272,13 +298,13 @@ func (c *Cache) Stale(s *PointState, at area.Code) ([]area.Code, error) {
 			check[k] += uint64(c.hAdded[h])
 		}
 	}
-	var out []area.Code
+	var out []int32
 	for k, w := range want {
 		if seen[k] != w.Households || check[k] != w.Check {
-			out = append(out, w.Code)
+			out = append(out, idx[k])
 		}
 	}
-	return out, nil
+	return out
 }
 
 // eaAsOf is the as-of point of every EA (by area index) under s: its

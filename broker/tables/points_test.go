@@ -222,7 +222,7 @@ func TestShredMakesPointStale(t *testing.T) {
 	l.deposit("E11", 30)
 	l.deposit("E31", 30)
 	s1, _ := l.freeze(nil, 20)
-	if st, err := l.c.Stale(s1, "VN"); err != nil || len(st) != 0 {
+	if st, err := l.c.Stale(s1, s1.Digest(), "VN"); err != nil || len(st) != 0 {
 		t.Fatalf("fresh point stale: %v %v", st, err)
 	}
 	// Rebuild the cache without C3's households, as a shred does.
@@ -236,11 +236,11 @@ func TestShredMakesPointStale(t *testing.T) {
 	if err := c2.Append(nil, l.c.UpTo()); err != nil {
 		t.Fatal(err)
 	}
-	st, err := c2.Stale(s1, "VN")
+	st, err := c2.Stale(s1, s1.Digest(), "VN")
 	if err != nil || len(st) != 1 || st[0] != "C3" {
 		t.Fatalf("after C3's shred, stale areas %v (%v), want [C3]", st, err)
 	}
-	if st, _ := c2.Stale(s1, "D1"); len(st) != 0 {
+	if st, _ := c2.Stale(s1, s1.Digest(), "D1"); len(st) != 0 {
 		t.Fatalf("D1 holds no shredded household but is stale: %v", st)
 	}
 	s2, rep, err := c2.Freeze(s1, area.Commune, 20)
@@ -250,7 +250,7 @@ func TestShredMakesPointStale(t *testing.T) {
 	if rep.Advanced != 1 || len(s2.Areas) != 3 {
 		t.Fatalf("30 shredded households in C3 did not count as a change: %+v", rep)
 	}
-	if st, _ := c2.Stale(s2, "VN"); len(st) != 0 {
+	if st, _ := c2.Stale(s2, s2.Digest(), "VN"); len(st) != 0 {
 		t.Fatalf("the point after the shred is stale: %v", st)
 	}
 }
