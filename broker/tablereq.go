@@ -583,18 +583,8 @@ func (b *Broker) ReplayTable(ctx context.Context, actor string, index int64) (*R
 	if err != nil {
 		return nil, errorf(Internal, err, "audit event %d's request no longer compiles", index)
 	}
-	if plan.Norm.Encode() != ev.Request {
-		return nil, errorf(Internal, nil, "audit event %d's request does not normalize to itself", index)
-	}
 	res := &ReplayResult{Index: index, Project: norm.Project, AsOf: norm.AsOf, Logged: ev.ReleaseDigest}
-	b.tables.mu.Lock()
-	res.Unread = b.tables.unread
-	b.tables.mu.Unlock()
-	tab, err := cache.Run(plan)
-	if err != nil {
-		return nil, errorf(Internal, err, "audit event %d's table no longer computes", index)
-	}
-	return b.finishReplay(ctx, actor, index, ev, res, tab)
+	return b.finishReplay(ctx, actor, ev, res, cache, plan)
 }
 
 // replayStandard recomputes a standard table release: the catalogue
@@ -638,18 +628,8 @@ func (b *Broker) replayStandard(ctx context.Context, actor string, index int64, 
 	if err != nil {
 		return nil, errorf(Internal, err, "audit event %d's request no longer compiles", index)
 	}
-	if plan.Encode() != ev.Request {
-		return nil, errorf(Internal, nil, "audit event %d's request does not normalize to itself", index)
-	}
 	res := &ReplayResult{Index: index, Project: std.Project, AsOf: point.AsOf, Point: std.Point, Logged: ev.ReleaseDigest}
-	b.tables.mu.Lock()
-	res.Unread = b.tables.unread
-	b.tables.mu.Unlock()
-	tab, err := cache.Run(plan)
-	if err != nil {
-		return nil, errorf(Internal, err, "audit event %d's table no longer computes", index)
-	}
-	return b.finishReplay(ctx, actor, index, ev, res, tab)
+	return b.finishReplay(ctx, actor, ev, res, cache, plan)
 }
 
 // digestOf is "sha256:" and the hex SHA-256 of b.
@@ -658,9 +638,21 @@ func digestOf(b []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// finishReplay compares the recomputed table with the logged digest and
-// audits the replay.
-func (b *Broker) finishReplay(ctx context.Context, actor string, index int64, ev *audit.Event, res *ReplayResult, tab *tables.Table) (*ReplayResult, error) {
+// finishReplay checks that the recompiled request is the logged one,
+// recomputes the table, compares it with the logged digest and audits
+// the replay.
+func (b *Broker) finishReplay(ctx context.Context, actor string, ev *audit.Event, res *ReplayResult, cache *tables.Cache, plan *tables.Plan) (*ReplayResult, error) {
+	index := res.Index
+	if plan.Encode() != ev.Request {
+		return nil, errorf(Internal, nil, "audit event %d's request does not normalize to itself", index)
+	}
+	b.tables.mu.Lock()
+	res.Unread = b.tables.unread
+	b.tables.mu.Unlock()
+	tab, err := cache.Run(plan)
+	if err != nil {
+		return nil, errorf(Internal, err, "audit event %d's table no longer computes", index)
+	}
 	res.Table = tab.Render()
 	res.Digest = digestOf(res.Table)
 	res.Match = res.Digest == res.Logged

@@ -19,8 +19,8 @@ const HeaderPoint = "X-Censusvault-Point"
 const maxPointBody = 1 << 10
 
 func (h *handler) listPoints(c *gin.Context, caller *broker.Caller) error {
-	if _, bad := queryParams(c.Request.URL.RawQuery); bad != "" {
-		return h.b.Invalid(c.Request.Context(), caller, "release_point.list", bad+" (this route takes no parameters)")
+	if err := h.noQuery(c, caller, "release_point.list"); err != nil {
+		return err
 	}
 	ps, err := h.b.ReleasePointsFor(c.Request.Context(), caller)
 	if err != nil {
@@ -32,8 +32,8 @@ func (h *handler) listPoints(c *gin.Context, caller *broker.Caller) error {
 
 func (h *handler) createPoint(c *gin.Context, caller *broker.Caller) error {
 	ctx := c.Request.Context()
-	if _, bad := queryParams(c.Request.URL.RawQuery); bad != "" {
-		return h.b.Invalid(ctx, caller, "release_point.create", bad+" (this route takes no parameters)")
+	if err := h.noQuery(c, caller, "release_point.create"); err != nil {
+		return err
 	}
 	var req struct {
 		Name string `json:"name"`
@@ -59,8 +59,8 @@ func (h *handler) createPoint(c *gin.Context, caller *broker.Caller) error {
 }
 
 func (h *handler) catalogue(c *gin.Context, caller *broker.Caller) error {
-	if _, bad := queryParams(c.Request.URL.RawQuery); bad != "" {
-		return h.b.Invalid(c.Request.Context(), caller, "catalogue.read", bad+" (this route takes no parameters)")
+	if err := h.noQuery(c, caller, "catalogue.read"); err != nil {
+		return err
 	}
 	cat, err := h.b.CatalogueFor(c.Request.Context(), caller)
 	if err != nil {
@@ -83,4 +83,13 @@ func readSmallBody(c *gin.Context, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("the body is over %d bytes", limit)
 	}
 	return b, nil
+}
+
+// noQuery refuses (and audits, as action) a query string on a route that
+// takes none.
+func (h *handler) noQuery(c *gin.Context, caller *broker.Caller, action string) error {
+	if _, bad := queryParams(c.Request.URL.RawQuery); bad != "" {
+		return h.b.Invalid(c.Request.Context(), caller, action, bad+" (this route takes no parameters)")
+	}
+	return nil
 }

@@ -121,22 +121,12 @@ func (c *Cache) CompileStandard(cat *Catalogue, r StandardRequest, proj Project,
 	}
 
 	p := &Plan{params: params, unit: t.Unit, op: t.Measure.Op}
-	p.R, p.C = 1, 1
-	for _, name := range t.Rows {
-		d, err := cat.buildDim(name)
-		if err != nil {
-			return nil, err
-		}
-		p.rows = append(p.rows, d)
-		p.R *= d.n
+	var err error
+	if p.rows, p.R, err = cat.buildBlock(t.Rows); err != nil {
+		return nil, err
 	}
-	for _, name := range t.Cols {
-		d, err := cat.buildDim(name)
-		if err != nil {
-			return nil, err
-		}
-		p.cols = append(p.cols, d)
-		p.C *= d.n
+	if p.cols, p.C, err = cat.buildBlock(t.Cols); err != nil {
+		return nil, err
 	}
 	if len(p.cols) == 0 {
 		p.C = 0
@@ -261,4 +251,18 @@ func (c *Catalogue) variablesOf(t *StandardTable) []string {
 		out = append(out, t.Measure.Var)
 	}
 	return out
+}
+
+// buildBlock makes the dimensions of a row or column block and the
+// number of their inner categories.
+func (c *Catalogue) buildBlock(names []string) ([]dim, int, error) {
+	ds, n := make([]dim, 0, len(names)), 1
+	for _, name := range names {
+		d, err := c.buildDim(name)
+		if err != nil {
+			return nil, 0, err
+		}
+		ds, n = append(ds, d), n*d.n
+	}
+	return ds, n, nil
 }
