@@ -103,6 +103,15 @@ type Cache struct {
 	// first person with the schema's head code), 0 for none: ckp/v2
 	// tables count that person under hKey (see Cache.scan).
 	hHead []uint8
+	// hPrev is the household this one replaced (a correction), -1 for
+	// none; hRoot the first of its chain of corrections (itself for an
+	// original). Under ckp/v2 a household and its persons keep the record
+	// keys of their chain's first submission: a correction that changes
+	// nothing a table shows changes none of its noise either, so
+	// re-depositing households cannot redraw the noise of unchanged cells
+	// to be averaged away (see Cache.scan).
+	hPrev []int32
+	hRoot []uint32
 	hCols []column
 
 	// Persons, household by household.
@@ -151,7 +160,7 @@ func (c *Cache) UpTo() int64 {
 func (c *Cache) Size() (households, persons int, bytes int64) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	bytes = 8*int64(cap(c.hAdded)+cap(c.hRemoved)) + 4*int64(cap(c.hEA)+cap(c.hKey)+cap(c.hFirst)+cap(c.pKey)) + int64(cap(c.pAge)+cap(c.hHead))
+	bytes = 8*int64(cap(c.hAdded)+cap(c.hRemoved)) + 4*int64(cap(c.hEA)+cap(c.hKey)+cap(c.hFirst)+cap(c.pKey)) + int64(cap(c.pAge)+cap(c.hHead)) + 4*int64(cap(c.hPrev)+cap(c.hRoot))
 	for i := range c.hCols {
 		bytes += c.hCols[i].bytes()
 	}
@@ -201,6 +210,8 @@ func (c *Cache) Append(batch []Household, upTo int64) error {
 			if old, ok := c.find(h.SupersedesIndex); ok && c.hRemoved[old] == notAlive {
 				c.hRemoved[old] = h.AuditIndex
 				removed = append(removed, old)
+				n := len(c.hAdded) - 1
+				c.hPrev[n], c.hRoot[n] = int32(old), c.hRoot[old]
 			}
 			// Not found: the replaced household was never readable (its
 			// data key was shredded), so nothing to end.
@@ -221,6 +232,7 @@ func (c *Cache) find(idx int64) (int, bool) {
 
 func (c *Cache) truncate(nh, np int) {
 	c.hAdded, c.hRemoved, c.hEA, c.hKey, c.hHead = c.hAdded[:nh], c.hRemoved[:nh], c.hEA[:nh], c.hKey[:nh], c.hHead[:nh]
+	c.hPrev, c.hRoot = c.hPrev[:nh], c.hRoot[:nh]
 	c.hFirst = c.hFirst[:nh+1]
 	for i := range c.hCols {
 		c.hCols[i].truncate(nh)
@@ -274,6 +286,8 @@ func (c *Cache) appendOne(h *Household, ea int32) error {
 	}
 	c.hFirst = append(c.hFirst, uint32(len(c.pKey)))
 	c.hHead = append(c.hHead, uint8(head))
+	c.hPrev = append(c.hPrev, -1)
+	c.hRoot = append(c.hRoot, uint32(len(c.hAdded)-1))
 	return nil
 }
 

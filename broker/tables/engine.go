@@ -120,17 +120,17 @@ func (c *Cache) Run(p *Plan) (*Table, error) {
 		return nil, invalidf("the table's universe after filtering is below the minimum of %d %s: widen the filter or the areas", p.params.MinUniverse, p.unit)
 	}
 	t := &Table{Plan: p, Cells: make([]Cell, len(total))}
-	for i, a := range total {
-		sc := a.cell()
+	for i := range total {
+		a := &total[i]
 		switch p.op {
 		case "count":
-			v, sup := pt.ReleaseCount(sc)
+			v, sup := pt.ReleaseCount(sdc.Cell{Count: a.n, Key: a.key})
 			t.Cells[i] = Cell{Count: v, Suppressed: sup}
 		case "sum":
-			v, sup := pt.ReleaseSum(sc, p.measure.bound)
+			v, sup := pt.ReleaseSum(a.cell(), p.measure.bound)
 			t.Cells[i] = Cell{Value: v, Suppressed: sup}
 		case "mean":
-			v, sup := pt.ReleaseMean(sc, p.measure.bound)
+			v, sup := pt.ReleaseMean(a.cell(), p.measure.bound)
 			t.Cells[i] = Cell{Value: v, Suppressed: sup}
 		}
 	}
@@ -188,7 +188,7 @@ func (c *Cache) aggregate(p *Plan) ([]acc, int64, error) {
 	for _, x := range universe {
 		u += x
 	}
-	margins(p, total)
+	margins(p, total, p.measure != nil && v2)
 	return total, u, nil
 }
 
@@ -221,16 +221,19 @@ func sumParts(parts []part, cells int) []acc {
 // margin gets exactly the count, cell key, sum and top contributions it
 // would get from adding its contributors one by one — every record of the
 // universe is in exactly one inner cell — and is then perturbed as a cell
-// of its own.
-func margins(p *Plan, cells []acc) {
+// of its own. mag says whether the cells hold v2 measures (absolute sums
+// and top twos): counts and v1 sums do not spend time merging zeros.
+func margins(p *Plan, cells []acc, mag bool) {
 	w := p.width()
 	R, hasCols := p.R, len(p.cols) > 0
-	addTo := func(dst *acc, src acc) {
+	addTo := func(dst, src *acc) {
 		dst.n += src.n
 		dst.key += src.key
 		dst.milli += src.milli
-		dst.top.merge(src.top)
-		dst.abs += src.abs
+		if mag {
+			dst.top.merge(src.top)
+			dst.abs += src.abs
+		}
 	}
 	inner := w
 	if hasCols {
@@ -238,7 +241,7 @@ func margins(p *Plan, cells []acc) {
 	}
 	for r := range R {
 		for c := range inner {
-			a := cells[r*w+c]
+			a := &cells[r*w+c]
 			if hasCols {
 				addTo(&cells[r*w+p.C], a) // row margin
 				addTo(&cells[R*w+c], a)   // column margin
@@ -253,15 +256,21 @@ func margins(p *Plan, cells []acc) {
 //
 // Under ckp/v2 a household's head (Cache.hHead) is counted under the
 // household's record key instead of their own: a cell of heads then has
-// the key, and so the noise, of the same cell of their households. Under
-// v1 every person keeps their own key, as releases made then did.
+// the key, and so the noise, of the same cell of their households. And a
+// household and its persons keep the keys of their chain's first
+// submission (Cache.hRoot): the n-th person of a corrected household
+// keeps the key of the n-th person of the first one, so a correction
+// changes the noise only of cells whose contributors it changed. Under
+// v1 every record keeps its own submission's keys, as releases made then
+// did.
 func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 	cells, millis, mags := pt.cells, pt.milli, pt.mag
 	measured := millis != nil || mags != nil
 	asOf := p.Norm.AsOf
 	width := p.width()
 	persons := p.unit == Persons
-	headKeys := persons && p.params.Version >= sdc.V2
+	v2 := p.params.Version >= sdc.V2
+	headKeys := persons && v2
 	var n int64
 
 	// measure adds a contribution to cell i's measure.
@@ -313,19 +322,26 @@ func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 		if !okR || !okC {
 			continue
 		}
+		// Whose keys: the chain's first household under v2 (its persons
+		// up to as many as it had), the household's own under v1.
+		kh, keyed := uint32(h), uint32(0)
+		if v2 {
+			kh = c.hRoot[h]
+			keyed = c.hFirst[kh+1] - c.hFirst[kh]
+		}
 		if !persons {
 			milli, ok := c.measureOf(p, hu, 0)
 			if !ok {
 				continue
 			}
-			add(rBase, cBase, c.hKey[h], milli)
+			add(rBase, cBase, c.hKey[kh], milli)
 			n++
 			continue
 		}
 		// The head's index, or one no person has; hk is hoisted so that
 		// the choice of key below is a conditional move, not a branch
 		// mispredicted about once a household.
-		head, hk := uint32(math.MaxUint32), c.hKey[h]
+		head, hk := uint32(math.MaxUint32), c.hKey[kh]
 		if headKeys && c.hHead[h] != 0 {
 			head = c.hFirst[h] + uint32(c.hHead[h]) - 1
 		}
@@ -362,6 +378,9 @@ func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 				measure(j, milli)
 			}
 			key := c.pKey[i]
+			if pos := i - c.hFirst[h]; pos < keyed {
+				key = c.pKey[c.hFirst[kh]+pos]
+			}
 			if i == head {
 				key = hk
 			}

@@ -21,14 +21,18 @@ const DefaultPointK = 100
 // households are seen as of, and what they were when frozen.
 //
 // The rule it keeps (the k-rule): between two consecutive points, every
-// area at Level either changed by at least K households — deposits,
-// supersessions (a household and its replacement are one change) and
-// households whose analytic key was shredded — or keeps its previous
-// state unchanged. A standard table is asked of an
-// area at Level or above, so any two releases of the same table at two
-// points differ by whole groups of at least K households in every finest
-// area, never by a handful: "the same table as of a and a−1" no longer
-// isolates one deposit.
+// area at Level either keeps its previous state unchanged, or moves on
+// to its new state with every catalogue table that changed at all
+// changed by at least K of its households — a household counting for a
+// table when what it adds to that table's cells differs: new households,
+// households shredded, and corrections that change what the table shows
+// (a correction of a name or a phone changes no table and counts for
+// none; a household corrected twice counts once). A standard table is
+// asked of an area at Level or above, so any two releases of the same
+// table at two points differ, in every finest area, by at least K
+// households' contributions or not at all: "the same table as of a and
+// a−1" no longer isolates one deposit, nor does one deposit hidden among
+// corrections that change nothing.
 type PointState struct {
 	Level area.Level
 	K     int64
@@ -135,8 +139,9 @@ type FreezeReport struct {
 // Freeze makes the next publication point's state from the cache as of
 // its latest deposit, the previous point's state (nil for the first
 // point: every area then starts from nothing) and k, at the given level
-// (the catalogue's finest). It keeps the k-rule (see PointState). It
-// reads only the cache; the caller stores the result.
+// (the catalogue's finest), judging changes by the tables of the latest
+// embedded catalogue. It keeps the k-rule (see PointState). It reads
+// only the cache; the caller stores the result.
 func (c *Cache) Freeze(prev *PointState, level area.Level, k int64) (*PointState, FreezeReport, error) {
 	if level == area.EA || level < area.Nation || level > area.EA {
 		return nil, FreezeReport{}, fmt.Errorf("tables: a publication point freezes areas at a table level, not %s", level)
@@ -147,10 +152,19 @@ func (c *Cache) Freeze(prev *PointState, level area.Level, k int64) (*PointState
 	if prev != nil && prev.Level != level {
 		return nil, FreezeReport{}, fmt.Errorf("tables: the previous point froze %ss, this one would freeze %ss: a catalogue whose finest level changed needs a new series of points", prev.Level, level)
 	}
+	cat, err := StandardCatalogue(c.schema, 0)
+	if err != nil {
+		return nil, FreezeReport{}, err
+	}
+	pr, err := newProfiler(c, cat)
+	if err != nil {
+		return nil, FreezeReport{}, err
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	g := c.geo
 	now := c.upTo
+	nt := len(pr.plans)
 
 	// The areas at level, and each one's previous state.
 	slot := make([]int32, len(g.codes)) // area index -> slot, for areas at level
@@ -163,11 +177,15 @@ func (c *Cache) Freeze(prev *PointState, level area.Level, k int64) (*PointState
 		}
 	}
 	type tally struct {
-		added, removed      int64 // between the previous state (as seen now) and now
 		prevSeen, nowCount  int64
 		prevCheck, nowCheck uint64
+		removed, corrected  int64
 	}
 	ts := make([]tally, len(prevState))
+	// changed[s*nt+t]: households of area s whose contribution to
+	// catalogue table t differs between the previous state and now.
+	changed := make([]int64, len(prevState)*nt)
+	var a, b []cellContribution
 	for h := range c.hAdded {
 		ea := c.hEA[h]
 		s := slot[g.eaAnc[ea][level]]
@@ -188,10 +206,28 @@ func (c *Cache) Freeze(prev *PointState, level area.Level, k int64) (*PointState
 			t.nowCheck += idx
 		}
 		switch {
-		case isAlive && !wasAlive:
-			t.added++
 		case wasAlive && !isAlive:
 			t.removed++
+		case isAlive && !wasAlive:
+			// New, or the last of a chain of corrections: compare it
+			// with the household of its chain the previous state held.
+			old := c.hPrev[h]
+			for old >= 0 && c.hAdded[old] > before {
+				old = c.hPrev[old]
+			}
+			if old >= 0 {
+				t.corrected++
+			}
+			for ti := range nt {
+				a = pr.profile(ti, h, a[:0])
+				b = b[:0]
+				if old >= 0 {
+					b = pr.profile(ti, int(old), b)
+				}
+				if !slices.Equal(a, b) {
+					changed[s*int32(nt)+int32(ti)]++
+				}
+			}
 		}
 	}
 	out := &PointState{Level: level, K: k, Areas: make([]AreaState, 0, len(prevState))}
@@ -199,7 +235,8 @@ func (c *Cache) Freeze(prev *PointState, level area.Level, k int64) (*PointState
 	for s, ps := range prevState {
 		t := &ts[s]
 		// Households of the previous state that can no longer be read
-		// (their key was shredded) count as changes too.
+		// (their key was shredded), and any it held that no correction
+		// now stands for, changed every table.
 		gone := ps.Households - t.prevSeen
 		if gone < 0 {
 			gone = -gone
@@ -207,14 +244,23 @@ func (c *Cache) Freeze(prev *PointState, level area.Level, k int64) (*PointState
 		if gone == 0 && t.prevCheck != ps.Check {
 			gone = 1
 		}
-		// A supersession ends one household and starts its
-		// replacement: one household changed, not two. Every household
-		// the previous state held and now does not was superseded, so it
-		// ends a chain whose last member is among the added.
-		diff := max(t.added, t.removed) + gone
+		gone += max(t.removed-t.corrected, 0)
+		// The area moves on only if every table that changed at all
+		// changed by at least k households: a table that changed by
+		// fewer would, differenced across the two points, show them.
+		some, few := false, false
+		for ti := range nt {
+			d := changed[s*nt+ti] + gone
+			switch {
+			case d >= k:
+				some = true
+			case d > 0:
+				few = true
+			}
+		}
 		rep.Areas++
 		switch {
-		case diff >= k:
+		case some && !few:
 			out.Areas = append(out.Areas, AreaState{Code: ps.Code, AsOf: now, Households: t.nowCount, Check: t.nowCheck})
 			rep.Advanced++
 		default:
@@ -222,7 +268,7 @@ func (c *Cache) Freeze(prev *PointState, level area.Level, k int64) (*PointState
 			// point is itself consistent.
 			out.Areas = append(out.Areas, AreaState{Code: ps.Code, AsOf: ps.AsOf, Households: t.prevSeen, Check: t.prevCheck})
 			rep.Kept++
-			if diff > 0 {
+			if some || few {
 				rep.Changed++
 			}
 		}
@@ -319,4 +365,92 @@ func (c *Cache) eaAsOf(s *PointState) []int64 {
 		}
 	}
 	return out
+}
+
+// cellContribution is one record's contribution to a table: the cell it
+// falls in and, for a sum or mean, its value in thousandths.
+type cellContribution struct {
+	cell  int64
+	milli int64
+}
+
+// profiler says how a household contributes to each catalogue table, so
+// that Freeze can tell which tables a correction changed.
+type profiler struct {
+	c     *Cache
+	plans []*Plan
+}
+
+func newProfiler(c *Cache, cat *Catalogue) (*profiler, error) {
+	pr := &profiler{c: c}
+	for _, t := range cat.Tables {
+		p := &Plan{unit: t.Unit, op: t.Measure.Op}
+		var err error
+		if p.rows, p.R, err = cat.buildBlock(t.Rows); err != nil {
+			return nil, err
+		}
+		if p.cols, p.C, err = cat.buildBlock(t.Cols); err != nil {
+			return nil, err
+		}
+		if len(p.cols) == 0 {
+			p.C = 0
+		}
+		if t.Measure.Op != "count" {
+			p.measure = c.schema.vars[t.Measure.Var]
+		}
+		pr.plans = append(pr.plans, p)
+	}
+	return pr, nil
+}
+
+// profile appends household h's contributions to table ti to buf, in a
+// canonical order: two households with the same profile add the same to
+// every cell of the table.
+func (pr *profiler) profile(ti, h int, buf []cellContribution) []cellContribution {
+	c, p := pr.c, pr.plans[ti]
+	hu, ea := uint32(h), c.hEA[h]
+	rBase, okR := c.blockBase(p.rows, hu, ea)
+	cBase, okC := c.blockBase(p.cols, hu, ea)
+	if !okR || !okC {
+		return buf
+	}
+	w := p.width()
+	if p.unit == Households {
+		if m, ok := c.measureOf(p, hu, 0); ok {
+			buf = append(buf, cellContribution{int64(rBase*w + cBase), m})
+		}
+		return buf
+	}
+	for i := c.hFirst[h]; i < c.hFirst[h+1]; i++ {
+		r, ok := c.personPart(p.rows, rBase, i)
+		if !ok {
+			continue
+		}
+		col, ok := c.personPart(p.cols, cBase, i)
+		if !ok {
+			continue
+		}
+		m, ok := c.measureOf(p, hu, i)
+		if !ok {
+			continue
+		}
+		buf = append(buf, cellContribution{int64(r*w + col), m})
+	}
+	slices.SortFunc(buf, func(x, y cellContribution) int {
+		if x.cell != y.cell {
+			return cmpInt(x.cell, y.cell)
+		}
+		return cmpInt(x.milli, y.milli)
+	})
+	return buf
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }

@@ -2,10 +2,12 @@ package tables
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/censusvault/censusvault/broker/area"
+	"github.com/censusvault/censusvault/broker/sdc"
 )
 
 // pointTree is a nation of one province, two districts and three
@@ -194,23 +196,73 @@ func TestFreezeFirstPointAndKept(t *testing.T) {
 	}
 }
 
-// TestSupersessionIsOneChange: 15 corrections and 5 new households are
-// 20 changed households, not 35.
-func TestSupersessionIsOneChange(t *testing.T) {
+// correct re-deposits the households at olds in ea as corrections:
+// the same analytic part (a correction of identifying fields only), or
+// with each person's sex flipped; it returns the corrections' audit
+// indexes.
+func (l *pointLog) correct(ea area.Code, olds []int64, flip bool) []int64 {
+	l.t.Helper()
+	var hs []Household
+	var idx []int64
+	for _, old := range olds {
+		o, ok := l.c.find(old)
+		if !ok {
+			l.t.Fatalf("no household at %d", old)
+		}
+		sex := l.c.pCols[l.c.schema.vars["sex"].col].get(l.c.hFirst[o]) // category index+1: 1 male, 2 female
+		if flip {
+			sex = 3 - sex
+		}
+		l.seed++
+		h := hhWith(l.next, ea, l.seed, person(sex, 1980))
+		h.SupersedesIndex = old
+		hs = append(hs, h)
+		idx = append(idx, l.next)
+		l.next++
+	}
+	if err := l.c.Append(hs, l.next-1); err != nil {
+		l.t.Fatal(err)
+	}
+	return idx
+}
+
+// TestCorrectionsCountPerTable is the red team's attack on the k-rule
+// (TestRedTeam11CorrectionsCountTowardK at scale): corrections that
+// change nothing a table shows must not make up the k households an
+// area needs to move on, or one new household among 100 such
+// corrections is alone in every table's difference. An area moves on
+// only when every catalogue table that changed at all changed by at
+// least k households.
+func TestCorrectionsCountPerTable(t *testing.T) {
 	l := newPointLog(t)
 	first := l.deposit("E11", 40)
 	s1, _ := l.freeze(nil, 20)
-	l.deposit("E11", 15, first[:15]...)
-	l.deposit("E12", 4)
-	if s, rep := l.freeze(s1, 20); rep.Advanced != 0 {
-		t.Fatalf("19 changed households advanced C1 (k = 20): %+v", rep)
-	} else {
-		s1 = s
-	}
+
+	// 40 identifying-only corrections and one new household: one
+	// household changed.
+	again := l.correct("E11", first[:20], false)
+	l.correct("E11", again, false) // the same households again: chains of corrections
 	l.deposit("E12", 1)
-	if _, rep := l.freeze(s1, 20); rep.Advanced != 1 {
-		t.Fatalf("20 changed households did not advance C1: %+v", rep)
+	s2, rep := l.freeze(s1, 20)
+	if rep.Advanced != 0 {
+		t.Fatalf("40 corrections that change nothing and one new household advanced C1 (k = 20): %+v", rep)
 	}
+	// 15 corrections of sex and 4 more new households: the tables of
+	// persons by sex changed by 20, the tables of households by 5.
+	l.correct("E11", first[20:35], true)
+	l.deposit("E12", 4)
+	s3, rep := l.freeze(s2, 20)
+	if rep.Advanced != 0 || rep.Changed != 1 {
+		t.Fatalf("households tables changed by 5 households, yet C1 advanced (k = 20): %+v", rep)
+	}
+	// 15 more new households: every table that changed did by ≥ 20.
+	l.deposit("E12", 15)
+	if _, rep := l.freeze(s3, 20); rep.Advanced != 1 {
+		t.Fatalf("every table of C1 changed by at least 20 households, yet it was kept: %+v", rep)
+	}
+	// Without the per-table rule (a supersession counting as a change
+	// whatever it changed), the first point would have moved: that is
+	// what TestPointsDifferByKOrNothing and this test guard.
 }
 
 // TestShredMakesPointStale: households a point froze that can no longer
@@ -266,5 +318,42 @@ func TestFreezeRefusesBadArguments(t *testing.T) {
 	s, _ := l.freeze(nil, 5)
 	if _, _, err := l.c.Freeze(s, area.District, 5); err == nil {
 		t.Fatal("froze districts after a point of communes")
+	}
+}
+
+// TestCorrectionKeepsNoise: under ckp/v2 a correction that changes
+// nothing a table shows keeps every cell's noise (its records keep the
+// keys of their chain's first submission), so re-depositing households
+// cannot redraw the noise of unchanged cells for a researcher to average
+// across points. Under v1 (old releases, replayed) records keyed by
+// their own submission redraw it — that is the attack.
+func TestCorrectionKeepsNoise(t *testing.T) {
+	l := newPointLog(t)
+	var first []int64
+	for _, ea := range []area.Code{"E11", "E12", "E21", "E22", "E31"} {
+		first = append(first, l.deposit(ea, 60)...)
+	}
+	before := l.c.UpTo()
+	again := l.correct("E11", first[:60], false)
+	l.correct("E11", again[:30], false)
+	after := l.c.UpTo()
+	proj := Project{ID: "p", Areas: []string{"VN"}, Variables: l.c.schema.Variables()}
+	req := countReq(Persons, []string{"sex"}, []string{"district"})
+	for _, tc := range []struct {
+		name   string
+		params sdc.Params
+		same   bool
+	}{{"v2", sdc.DefaultParams(), true}, {"v1", sdc.DefaultParamsV1(), false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got [2][]Cell
+			for k, asOf := range []int64{before, after} {
+				tab := mustRun(t, l.c, mustCompile(t, l.c, req, proj, tc.params, FormatJSON, asOf))
+				got[k] = tab.Cells
+			}
+			same := slices.Equal(got[0], got[1])
+			if same != tc.same {
+				t.Fatalf("cells before and after 90 identifying-only corrections equal: %v, want %v\nbefore %v\nafter  %v", same, tc.same, got[0], got[1])
+			}
+		})
 	}
 }
