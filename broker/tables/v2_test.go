@@ -313,7 +313,7 @@ func TestTopAcrossWorkersAndMargins(t *testing.T) {
 		}
 	}
 	total := sumParts(parts, cells)
-	margins(p, total)
+	margins(p, total, true)
 	for i, a := range total {
 		d := slices.Clone(direct[i])
 		slices.SortFunc(d, func(a, b int64) int { return cmp.Compare(max(b, -b), max(a, -a)) })
