@@ -256,15 +256,21 @@ func margins(p *Plan, cells []acc, mag bool) {
 //
 // Under ckp/v2 a household's head (Cache.hHead) is counted under the
 // household's record key instead of their own: a cell of heads then has
-// the key, and so the noise, of the same cell of their households. Under
-// v1 every person keeps their own key, as releases made then did.
+// the key, and so the noise, of the same cell of their households. And a
+// household and its persons keep the keys of their chain's first
+// submission (Cache.hRoot): the n-th person of a corrected household
+// keeps the key of the n-th person of the first one, so a correction
+// changes the noise only of cells whose contributors it changed. Under
+// v1 every record keeps its own submission's keys, as releases made then
+// did.
 func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 	cells, millis, mags := pt.cells, pt.milli, pt.mag
 	measured := millis != nil || mags != nil
 	asOf := p.Norm.AsOf
 	width := p.width()
 	persons := p.unit == Persons
-	headKeys := persons && p.params.Version >= sdc.V2
+	v2 := p.params.Version >= sdc.V2
+	headKeys := persons && v2
 	var n int64
 
 	// measure adds a contribution to cell i's measure.
@@ -316,19 +322,26 @@ func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 		if !okR || !okC {
 			continue
 		}
+		// Whose keys: the chain's first household under v2 (its persons
+		// up to as many as it had), the household's own under v1.
+		kh, keyed := uint32(h), uint32(0)
+		if v2 {
+			kh = c.hRoot[h]
+			keyed = c.hFirst[kh+1] - c.hFirst[kh]
+		}
 		if !persons {
 			milli, ok := c.measureOf(p, hu, 0)
 			if !ok {
 				continue
 			}
-			add(rBase, cBase, c.hKey[h], milli)
+			add(rBase, cBase, c.hKey[kh], milli)
 			n++
 			continue
 		}
 		// The head's index, or one no person has; hk is hoisted so that
 		// the choice of key below is a conditional move, not a branch
 		// mispredicted about once a household.
-		head, hk := uint32(math.MaxUint32), c.hKey[h]
+		head, hk := uint32(math.MaxUint32), c.hKey[kh]
 		if headKeys && c.hHead[h] != 0 {
 			head = c.hFirst[h] + uint32(c.hHead[h]) - 1
 		}
@@ -365,6 +378,9 @@ func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 				measure(j, milli)
 			}
 			key := c.pKey[i]
+			if pos := i - c.hFirst[h]; pos < keyed {
+				key = c.pKey[c.hFirst[kh]+pos]
+			}
 			if i == head {
 				key = hk
 			}
