@@ -473,3 +473,27 @@ func TestTwoProjectsSameCells(t *testing.T) {
 		}
 	}
 }
+
+// TestReleasePointKNotLowered: the red team's lower finding — a restart
+// (or a second instance) with a lower --point-k would let the next point
+// differ from the last by fewer households than the series kept so far.
+// A point with a k below the last point's is refused; the same or a
+// higher k is not.
+func TestReleasePointKNotLowered(t *testing.T) {
+	ctx := context.Background()
+	tv := newBareTableVault(t, 40, broker.Opts{PointK: tablePointK, PointInterval: -1})
+	tv.point("w1")
+	lower := tv.openWith(broker.Opts{PointK: tablePointK - 1, PointInterval: -1, Limits: broker.Limits{UserRate: -1}})
+	from := tv.auditHead()
+	_, err := lower.CreateReleasePoint(ctx, actor, "w2")
+	if broker.KindOf(err) != broker.Conflict || errCode(err) != "point_k_lowered" {
+		t.Fatalf("a point with k %d after one with k %d: %v (%s), want point_k_lowered", tablePointK-1, tablePointK, err, errCode(err))
+	}
+	if evs := tv.events(from); len(evs) != 1 || evs[0].Outcome != "conflict" {
+		t.Errorf("audit %s", showEvents(evs))
+	}
+	higher := tv.openWith(broker.Opts{PointK: tablePointK + 1, PointInterval: -1, Limits: broker.Limits{UserRate: -1}})
+	if _, err := higher.CreateReleasePoint(ctx, actor, "w2"); err != nil {
+		t.Fatalf("a point with a higher k: %v", err)
+	}
+}
