@@ -64,7 +64,9 @@ func TestSupersede(t *testing.T) {
 		hcells, _ := trueCells(t, c, hr, f.proj, asOf)
 		return [3]int64{cells[0].n, cells[1].n, cells[2].n}, cells[2].key, hcells[len(hcells)-1].n
 	}
-	keys := func(h Household) uint32 { return sdc.CellKey(v2PersonKeys(t, c.schema, h)...) }
+	// Under v2 a correction keeps its chain's first keys (old's).
+	keys := func(h Household) uint32 { return sdc.CellKey(v2ChainKeys(t, c.schema, h, old)...) }
+	ownKeys := func(h Household) uint32 { return sdc.CellKey(v2PersonKeys(t, c.schema, h)...) }
 	var oldSex [3]int64
 	for _, s := range f.subs[50].Persons {
 		x, _ := s["sex"].Int()
@@ -87,7 +89,7 @@ func TestSupersede(t *testing.T) {
 		{"just before the second", fix2.AuditIndex - 1, area.Code(old.EA), [3]int64{0, 3, 3}, keys(fix1), 1},
 		{"the second, old EA", fix2.AuditIndex, area.Code(old.EA), [3]int64{}, 0, 0},
 		{"the second, new EA", fix2.AuditIndex, otherEA, [3]int64{2, 0, 2}, keys(fix2), 1},
-		{"the orphan correction adds", orphan.AuditIndex, otherEA, [3]int64{3, 0, 3}, keys(fix2) + keys(orphan), 2},
+		{"the orphan correction adds", orphan.AuditIndex, otherEA, [3]int64{3, 0, 3}, keys(fix2) + ownKeys(orphan), 2},
 	} {
 		sexes, key, households := bySex(k.ea, k.asOf)
 		if sexes != k.sexes || key != k.key || households != k.hh {

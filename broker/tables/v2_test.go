@@ -35,6 +35,25 @@ func v2PersonKeys(t testing.TB, s *Schema, h Household) []uint32 {
 	return keys
 }
 
+// v2ChainKeys is v2PersonKeys for h, a correction whose chain of
+// corrections began with root: under v2 its n-th person keeps the key of
+// root's n-th person (while root had one), and its head counts under
+// root's household key.
+func v2ChainKeys(t testing.TB, s *Schema, h, root Household) []uint32 {
+	t.Helper()
+	own := v2PersonKeys(t, s, h)
+	keys := slices.Clone(h.PersonKeys)
+	for i := range keys {
+		switch {
+		case own[i] == h.Key && h.Key != h.PersonKeys[i]:
+			keys[i] = root.Key // the head
+		case i < len(root.PersonKeys):
+			keys[i] = root.PersonKeys[i]
+		}
+	}
+	return keys
+}
+
 // TestHeadsCountedUnderHouseholdKey is weakness (b) of issue 11: a table
 // of households by tenure and the table of persons who head a household
 // (relationship = 1) by tenure hold the same numbers. Under v1 the two
