@@ -112,6 +112,13 @@ type Cache struct {
 	// to be averaged away (see Cache.scan).
 	hPrev []int32
 	hRoot []uint32
+	// hKey2 and pKey2 are the ckp/v2 keys, worked out once on Append so
+	// that a scan reads them as it reads v1's: a household's is its
+	// chain's first household's key, a person's the key of the person
+	// in the same place of the chain's first household (their own if it
+	// had fewer), and the head's the household's v2 key.
+	hKey2 []uint32
+	pKey2 []uint32
 	hCols []column
 
 	// Persons, household by household.
@@ -160,7 +167,7 @@ func (c *Cache) UpTo() int64 {
 func (c *Cache) Size() (households, persons int, bytes int64) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	bytes = 8*int64(cap(c.hAdded)+cap(c.hRemoved)) + 4*int64(cap(c.hEA)+cap(c.hKey)+cap(c.hFirst)+cap(c.pKey)) + int64(cap(c.pAge)+cap(c.hHead)) + 4*int64(cap(c.hPrev)+cap(c.hRoot))
+	bytes = 8*int64(cap(c.hAdded)+cap(c.hRemoved)) + 4*int64(cap(c.hEA)+cap(c.hKey)+cap(c.hFirst)+cap(c.pKey)) + int64(cap(c.pAge)+cap(c.hHead)) + 4*int64(cap(c.hPrev)+cap(c.hRoot)+cap(c.hKey2)+cap(c.pKey2))
 	for i := range c.hCols {
 		bytes += c.hCols[i].bytes()
 	}
@@ -212,6 +219,7 @@ func (c *Cache) Append(batch []Household, upTo int64) error {
 				removed = append(removed, old)
 				n := len(c.hAdded) - 1
 				c.hPrev[n], c.hRoot[n] = int32(old), c.hRoot[old]
+				c.setKeys2(n)
 			}
 			// Not found: the replaced household was never readable (its
 			// data key was shredded), so nothing to end.
@@ -232,12 +240,12 @@ func (c *Cache) find(idx int64) (int, bool) {
 
 func (c *Cache) truncate(nh, np int) {
 	c.hAdded, c.hRemoved, c.hEA, c.hKey, c.hHead = c.hAdded[:nh], c.hRemoved[:nh], c.hEA[:nh], c.hKey[:nh], c.hHead[:nh]
-	c.hPrev, c.hRoot = c.hPrev[:nh], c.hRoot[:nh]
+	c.hPrev, c.hRoot, c.hKey2 = c.hPrev[:nh], c.hRoot[:nh], c.hKey2[:nh]
 	c.hFirst = c.hFirst[:nh+1]
 	for i := range c.hCols {
 		c.hCols[i].truncate(nh)
 	}
-	c.pKey, c.pAge = c.pKey[:np], c.pAge[:np]
+	c.pKey, c.pAge, c.pKey2 = c.pKey[:np], c.pAge[:np], c.pKey2[:np]
 	for i := range c.pCols {
 		c.pCols[i].truncate(np)
 	}
@@ -288,6 +296,9 @@ func (c *Cache) appendOne(h *Household, ea int32) error {
 	c.hHead = append(c.hHead, uint8(head))
 	c.hPrev = append(c.hPrev, -1)
 	c.hRoot = append(c.hRoot, uint32(len(c.hAdded)-1))
+	c.hKey2 = append(c.hKey2, h.Key)
+	c.pKey2 = append(c.pKey2, c.pKey[c.hFirst[len(c.hFirst)-2]:]...)
+	c.setKeys2(len(c.hAdded) - 1)
 	return nil
 }
 
@@ -310,3 +321,22 @@ func pushValue(col *column, v *variable, x float64) {
 // cutting on a rune boundary so the message stays valid UTF-8 (it goes
 // into the audit log, which refuses anything else).
 func clip(s string) string { return untrusted.Clip(s, 40) }
+
+// setKeys2 works out household h's ckp/v2 keys from its chain's first
+// household (hRoot) and its head (hHead).
+func (c *Cache) setKeys2(h int) {
+	r := c.hRoot[h]
+	c.hKey2[h] = c.hKey[r]
+	first, n := c.hFirst[h], c.hFirst[h+1]-c.hFirst[h]
+	rFirst, rn := c.hFirst[r], c.hFirst[r+1]-c.hFirst[r]
+	for pos := range n {
+		k := c.pKey[first+pos]
+		if pos < rn {
+			k = c.pKey[rFirst+pos]
+		}
+		c.pKey2[first+pos] = k
+	}
+	if hd := c.hHead[h]; hd != 0 {
+		c.pKey2[first+uint32(hd)-1] = c.hKey2[h]
+	}
+}

@@ -269,8 +269,12 @@ func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 	asOf := p.Norm.AsOf
 	width := p.width()
 	persons := p.unit == Persons
-	v2 := p.params.Version >= sdc.V2
-	headKeys := persons && v2
+	// Whose keys: under v2 the ones Append worked out (the chain's
+	// first, the head under the household's), under v1 each record's own.
+	hKeys, pKeys := c.hKey, c.pKey
+	if p.params.Version >= sdc.V2 {
+		hKeys, pKeys = c.hKey2, c.pKey2
+	}
 	var n int64
 
 	// measure adds a contribution to cell i's measure.
@@ -322,28 +326,14 @@ func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 		if !okR || !okC {
 			continue
 		}
-		// Whose keys: the chain's first household under v2 (its persons
-		// up to as many as it had), the household's own under v1.
-		kh, keyed := uint32(h), uint32(0)
-		if v2 {
-			kh = c.hRoot[h]
-			keyed = c.hFirst[kh+1] - c.hFirst[kh]
-		}
 		if !persons {
 			milli, ok := c.measureOf(p, hu, 0)
 			if !ok {
 				continue
 			}
-			add(rBase, cBase, c.hKey[kh], milli)
+			add(rBase, cBase, hKeys[h], milli)
 			n++
 			continue
-		}
-		// The head's index, or one no person has; hk is hoisted so that
-		// the choice of key below is a conditional move, not a branch
-		// mispredicted about once a household.
-		head, hk := uint32(math.MaxUint32), c.hKey[kh]
-		if headKeys && c.hHead[h] != 0 {
-			head = c.hFirst[h] + uint32(c.hHead[h]) - 1
 		}
 	person:
 		for i := c.hFirst[h]; i < c.hFirst[h+1]; i++ {
@@ -377,15 +367,8 @@ func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 				}
 				measure(j, milli)
 			}
-			key := c.pKey[i]
-			if pos := i - c.hFirst[h]; pos < keyed {
-				key = c.pKey[c.hFirst[kh]+pos]
-			}
-			if i == head {
-				key = hk
-			}
 			cells[j].n++
-			cells[j].key += key
+			cells[j].key += pKeys[i]
 			n++
 		}
 	}
