@@ -13,12 +13,13 @@ import (
 
 // tableReport is what `table request` prints on stderr.
 type tableReport struct {
-	digest, asOf, audit, cells, remaining string
+	digest, point, asOf, audit, cells, remaining string
 }
 
 var reportRE = map[string]*regexp.Regexp{
 	"digest":    regexp.MustCompile(`(?m)^digest: +(sha256:[0-9a-f]{64})$`),
-	"as of":     regexp.MustCompile(`(?m)^as of: +(\d+)$`),
+	"point":     regexp.MustCompile(`(?m)^point: +(\S+) \(made at deposit point \d+\)$`),
+	"as of":     regexp.MustCompile(`(?m)^point: +\S+ \(made at deposit point (\d+)\)$`),
 	"audit":     regexp.MustCompile(`(?m)^audit: +event (\d+)$`),
 	"cells":     regexp.MustCompile(`(?m)^cells: +(\d+)$`),
 	"remaining": regexp.MustCompile(`(?m)^remaining: +(\d+)$`),
@@ -33,7 +34,7 @@ func parseReport(t *testing.T, stderr string) tableReport {
 		}
 		return m[1]
 	}
-	return tableReport{get("digest"), get("as of"), get("audit"), get("cells"), get("remaining")}
+	return tableReport{get("digest"), get("point"), get("as of"), get("audit"), get("cells"), get("remaining")}
 }
 
 func sha256Hex(b []byte) string {
@@ -139,7 +140,7 @@ func TestTableEndToEnd(t *testing.T) {
 		t.Errorf("SHA-256 of the decrypted table %s, digest printed %s", sha256Hex(plain), encRep.digest)
 	}
 	// Same request, same publication point: the same table.
-	if string(plain) != csvTable || encRep.digest != csvRep.digest || encRep.asOf != csvRep.asOf {
+	if string(plain) != csvTable || encRep.digest != csvRep.digest || encRep.asOf != csvRep.asOf || encRep.point != "2019-05-01" || csvRep.point != "2019-05-01" {
 		t.Errorf("the encrypted release is not the same table as the clear one")
 	}
 	if encRep.audit == csvRep.audit || encRep.cells != csvRep.cells {
