@@ -101,15 +101,15 @@ func (b *Broker) createPoint(ctx context.Context, ev *audit.Event, name string) 
 		if prev, err = tables.ParsePointState(prevRow.State); err != nil {
 			return nil, errorf(Internal, err, "publication point %s's stored state does not read", prevRow.Name)
 		}
+		if next := prevRow.CreatedAt.Add(b.pointInterval); now.Before(next) {
+			return nil, refuse(Conflict, "point_too_soon", fmt.Sprintf("the last publication point, %s, was made %s; the next may be made from %s (points are at least %s apart)",
+				prevRow.Name, prevRow.CreatedAt.Format(time.RFC3339), next.Format(time.RFC3339), b.pointInterval))
+		}
 		if b.pointK < prev.K {
 			// Two points would then differ by fewer households than the
 			// series promised so far.
 			return nil, refuse(Conflict, "point_k_lowered", fmt.Sprintf("the last publication point, %s, kept k = %d households; a point with k = %d would let areas differ from it by fewer: make points with --point-k %d or more",
 				prevRow.Name, prev.K, b.pointK, prev.K))
-		}
-		if next := prevRow.CreatedAt.Add(b.pointInterval); now.Before(next) {
-			return nil, refuse(Conflict, "point_too_soon", fmt.Sprintf("the last publication point, %s, was made %s; the next may be made from %s (points are at least %s apart)",
-				prevRow.Name, prevRow.CreatedAt.Format(time.RFC3339), next.Format(time.RFC3339), b.pointInterval))
 		}
 	}
 	cache, err := b.refreshTables(ctx)

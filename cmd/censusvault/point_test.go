@@ -39,11 +39,17 @@ func TestReleasePointCommands(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "the last publication point, 2019-05-01, was made") || !strings.Contains(r.stderr, "points are at least 168h0m0s apart") {
 		t.Errorf("a second point within the week:\n%s", r)
 	}
-	// --point-interval 0 asks for no minimum: allowed. With the default
-	// k (100), 18073's 100 households are now enough.
-	r = mustCV(t, "release-point", "create", "2019-05-02", "--point-interval", "0", "--data", dir)
-	if m := pointMadeRE.FindStringSubmatch(r.stderr); m == nil || m[1] != "2019-05-02" || m[3] != "1" || m[5] != "1" || m[6] != "100" {
-		t.Errorf("create with --point-interval 0: want 18073 at its new state, 18070 kept (unchanged):\n%s", r)
+	// --point-interval 0 asks for no minimum, but k may not be lowered
+	// (with the default 100, 18073's 100 households would be seen now
+	// though the last point held them back under 150).
+	r = cv(t, "release-point", "create", "2019-05-02", "--point-interval", "0", "--data", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, "kept k = 150 households") {
+		t.Errorf("a second point with a lower k:\n%s", r)
+	}
+	// The same k: allowed; nothing changed, so both communes are kept.
+	r = mustCV(t, "release-point", "create", "2019-05-02", "--point-interval", "0", "--point-k", "150", "--data", dir)
+	if m := pointMadeRE.FindStringSubmatch(r.stderr); m == nil || m[1] != "2019-05-02" || m[3] != "0" || m[5] != "2" || m[6] != "150" {
+		t.Errorf("create with --point-interval 0 --point-k 150: want both communes kept (unchanged):\n%s", r)
 	}
 
 	for _, tc := range []struct {
@@ -52,7 +58,7 @@ func TestReleasePointCommands(t *testing.T) {
 		code int
 		says string
 	}{
-		{"a taken name", []string{"create", "2019-05-01", "--point-interval", "0"}, 1, "a publication point named 2019-05-01 exists"},
+		{"a taken name", []string{"create", "2019-05-01", "--point-interval", "0", "--point-k", "150"}, 1, "a publication point named 2019-05-01 exists"},
 		{"a name with a space", []string{"create", "may first", "--point-interval", "0"}, 1, "use 1–64 lowercase letters"},
 		{"a name with capitals", []string{"create", "May-01", "--point-interval", "0"}, 1, "use 1–64 lowercase letters"},
 		{"a path", []string{"create", "../p", "--point-interval", "0"}, 1, "use 1–64 lowercase letters"},
@@ -76,7 +82,7 @@ func TestReleasePointCommands(t *testing.T) {
 	if len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "SEQ NAME AS_OF CREATED BY LEVEL K" {
 		t.Fatalf("list: want a header and the two points:\n%s", r.stdout)
 	}
-	for i, want := range [][]string{{"1", "2019-05-01", asOf, "commune", "150"}, {"2", "2019-05-02", asOf, "commune", "100"}} {
+	for i, want := range [][]string{{"1", "2019-05-01", asOf, "commune", "150"}, {"2", "2019-05-02", asOf, "commune", "150"}} {
 		f := strings.Fields(lines[i+1])
 		if len(f) != 7 || f[0] != want[0] || f[1] != want[1] || f[2] != want[2] || !strings.HasPrefix(f[4], "cli:") || f[5] != want[3] || f[6] != want[4] {
 			t.Errorf("list row %q, want seq %s name %s as of %s by cli:… at %s level, k %s", lines[i+1], want[0], want[1], want[2], want[3], want[4])
