@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/storage"
-	"github.com/censusvault/censusvault/storage/internal/feed"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -41,28 +40,7 @@ func (t *reader) LatestReleasePoint() (*storage.ReleasePoint, error) {
 }
 
 func (t *reader) ReleasePoints(fn func(storage.ReleasePoint) (bool, error)) error {
-	rows, err := t.c.Query(t.ctx, `SELECT `+pointCols+` FROM release_points ORDER BY seq`)
-	if err != nil {
-		return t.fail(err)
-	}
-	var all []storage.ReleasePoint
-	for rows.Next() {
-		p, err := t.scanPoint(rows)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		all = append(all, *p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return t.fail(err)
-	}
-	// fn runs with no query open, so it may use the connection.
-	if more, err := feed.Each(all, fn); err != nil || !more {
-		return err
-	}
-	return nil
+	return feedAll(t, `SELECT `+pointCols+` FROM release_points ORDER BY seq`, t.scanPoint, fn)
 }
 
 func (t *writer) InsertReleasePoint(p *storage.ReleasePoint) error {

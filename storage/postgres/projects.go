@@ -36,28 +36,32 @@ func (t *reader) Project(id string) (*storage.Project, error) {
 }
 
 func (t *reader) Projects(fn func(storage.Project) (bool, error)) error {
-	rows, err := t.c.Query(t.ctx, `SELECT `+projectCols+` FROM projects ORDER BY id`)
+	return feedAll(t, `SELECT `+projectCols+` FROM projects ORDER BY id`, t.scanProject, fn)
+}
+
+// feedAll reads every row of q with scan, then calls fn with each until
+// it returns false or an error: fn runs with no query open, so it may use
+// the connection.
+func feedAll[T any](t *reader, q string, scan func(pgx.Row) (*T, error), fn func(T) (bool, error)) error {
+	rows, err := t.c.Query(t.ctx, q)
 	if err != nil {
 		return t.fail(err)
 	}
-	var all []storage.Project
+	var all []T
 	for rows.Next() {
-		p, err := t.scanProject(rows)
+		v, err := scan(rows)
 		if err != nil {
 			rows.Close()
 			return err
 		}
-		all = append(all, *p)
+		all = append(all, *v)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return t.fail(err)
 	}
-	// fn runs with no query open, so it may use the connection.
-	if more, err := feed.Each(all, fn); err != nil || !more {
-		return err
-	}
-	return nil
+	_, err = feed.Each(all, fn)
+	return err
 }
 
 func orEmpty(l []string) []string {

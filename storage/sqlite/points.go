@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/censusvault/censusvault/storage"
-	"github.com/censusvault/censusvault/storage/internal/feed"
 )
 
 const pointCols = `seq, name, as_of, created_at, created_by, audit_index, state`
@@ -49,27 +48,7 @@ func (t *txn) LatestReleasePoint() (*storage.ReleasePoint, error) {
 }
 
 func (t *txn) ReleasePoints(fn func(storage.ReleasePoint) (bool, error)) error {
-	rows, err := t.query(`SELECT ` + pointCols + ` FROM release_points ORDER BY seq`)
-	if err != nil {
-		return err
-	}
-	var all []storage.ReleasePoint
-	for rows.Next() {
-		p, err := scanPoint(rows.Scan)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		all = append(all, *p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return classify(err)
-	}
-	if more, err := feed.Each(all, fn); err != nil || !more {
-		return err
-	}
-	return nil
+	return feedAll(t, `SELECT `+pointCols+` FROM release_points ORDER BY seq`, scanPoint, fn)
 }
 
 func (t *txn) InsertReleasePoint(p *storage.ReleasePoint) error {

@@ -68,27 +68,32 @@ func (t *txn) Project(id string) (*storage.Project, error) {
 }
 
 func (t *txn) Projects(fn func(storage.Project) (bool, error)) error {
-	rows, err := t.query(`SELECT ` + projectCols + ` FROM projects ORDER BY id`)
+	return feedAll(t, `SELECT `+projectCols+` FROM projects ORDER BY id`, scanProject, fn)
+}
+
+// feedAll reads every row of q with scan, then calls fn with each until
+// it returns false or an error: fn runs with no query open, so it may use
+// the transaction.
+func feedAll[T any](t *txn, q string, scan func(func(...any) error) (*T, error), fn func(T) (bool, error)) error {
+	rows, err := t.query(q)
 	if err != nil {
 		return err
 	}
-	var all []storage.Project
+	var all []T
 	for rows.Next() {
-		p, err := scanProject(rows.Scan)
+		v, err := scan(rows.Scan)
 		if err != nil {
 			rows.Close()
 			return err
 		}
-		all = append(all, *p)
+		all = append(all, *v)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return classify(err)
 	}
-	if more, err := feed.Each(all, fn); err != nil || !more {
-		return err
-	}
-	return nil
+	_, err = feed.Each(all, fn)
+	return err
 }
 
 func (t *txn) InsertProject(p *storage.Project) error {
