@@ -233,22 +233,34 @@ type Normalized struct {
 }
 
 // Encode returns the canonical bytes (keys sorted, no spaces).
-func (n *Normalized) Encode() string {
-	b, err := json.Marshal(n)
+func (n *Normalized) Encode() string { return canonicalJSON(n) }
+
+// ParseNormalized reads what Encode wrote (for Replay).
+func ParseNormalized(s string) (*Normalized, error) {
+	return parseCanonical[Normalized](s, "a normalized table request")
+}
+
+// canonicalJSON is v's JSON with struct fields in their (sorted) order,
+// map keys sorted and no spaces: the normalized requests are made of
+// strings, integers and maps of them only, which always encode.
+func canonicalJSON(v any) string {
+	b, err := json.Marshal(v)
 	if err != nil {
-		panic("tables: normalized request does not encode: " + err.Error()) // only strings, ints and maps of them
+		panic("tables: normalized request does not encode: " + err.Error())
 	}
 	return string(b)
 }
 
-// ParseNormalized reads what Encode wrote (for Replay).
-func ParseNormalized(s string) (*Normalized, error) {
-	var n Normalized
+// parseCanonical reads s strictly as a T and refuses it unless it is
+// T's canonical form (canonicalJSON), so that what the audit log holds
+// is exactly what a replay recompiles.
+func parseCanonical[T any](s, what string) (*T, error) {
+	var n T
 	if err := strictjson.Decode([]byte(s), &n); err != nil {
-		return nil, fmt.Errorf("not a normalized table request: %s", jsonProblem(err))
+		return nil, fmt.Errorf("not %s: %s", what, jsonProblem(err))
 	}
-	if n.Encode() != s {
-		return nil, errors.New("not a normalized table request: not in canonical form")
+	if canonicalJSON(&n) != s {
+		return nil, fmt.Errorf("not %s: not in canonical form", what)
 	}
 	return &n, nil
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/censusvault/censusvault/broker/area"
-	"github.com/censusvault/censusvault/broker/internal/strictjson"
 	"github.com/censusvault/censusvault/broker/sdc"
 )
 
@@ -39,26 +38,13 @@ type StandardNorm struct {
 }
 
 // Encode returns the canonical bytes (keys sorted, no spaces).
-func (n *StandardNorm) Encode() string {
-	b, err := json.Marshal(n)
-	if err != nil {
-		panic("tables: standard request does not encode: " + err.Error()) // strings and ints only
-	}
-	return string(b)
-}
+func (n *StandardNorm) Encode() string { return canonicalJSON(n) }
 
 // ParseStandardNorm reads what Encode wrote. A normalized free-form
 // request (Normalized, made before the catalogue) is not one: it has an
 // "as_of" key, which the strict reader refuses.
 func ParseStandardNorm(s string) (*StandardNorm, error) {
-	var n StandardNorm
-	if err := strictjson.Decode([]byte(s), &n); err != nil {
-		return nil, fmt.Errorf("not a normalized standard table request: %s", jsonProblem(err))
-	}
-	if n.Encode() != s {
-		return nil, fmt.Errorf("not a normalized standard table request: not in canonical form")
-	}
-	return &n, nil
+	return parseCanonical[StandardNorm](s, "a normalized standard table request")
 }
 
 // Encode returns the plan's normalized request as the audit log keeps it:
