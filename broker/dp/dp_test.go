@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/censusvault/censusvault/broker/testdeadline"
 )
 
 // gaussPMF returns the exact pmf of N_Z(0, σ²) (computed independently of
@@ -33,6 +36,29 @@ func gaussPMF(sigma2 float64) (p func(int64) float64, r int64, variance, m4 floa
 		}
 		return w[x+r] / z
 	}, r, variance, m4
+}
+
+// drawCounts draws n values and counts them. A broken sampler can loop
+// forever instead of returning (a Bernoulli that is never true); the draws
+// run aside, and the test fails with a message before its deadline rather
+// than the binary being killed.
+func drawCounts(t *testing.T, n int, draw func() int64) map[int64]int {
+	t.Helper()
+	done := make(chan map[int64]int, 1)
+	go func() {
+		counts := map[int64]int{}
+		for range n {
+			counts[draw()]++
+		}
+		done <- counts
+	}()
+	select {
+	case counts := <-done:
+		return counts
+	case <-time.After(time.Until(testdeadline.Of(t))):
+		t.Fatalf("%d draws did not finish before the test's deadline: the sampler does not terminate", n)
+		return nil
+	}
 }
 
 func ratFloat(r *big.Rat) float64 {
@@ -70,10 +96,7 @@ func TestGaussianDistribution(t *testing.T) {
 			}
 			g.forceBigForTest = c.big
 			b := NewStream(testSeed("gaussian " + c.name))
-			counts := map[int64]int{}
-			for range c.n {
-				counts[g.Draw(b)]++
-			}
+			counts := drawCounts(t, c.n, func() int64 { return g.Draw(b) })
 			p, r, _, _ := gaussPMF(ratFloat(c.sigma2))
 			chiSquareFit(t, c.name, counts, c.n, -r, r, p)
 		})
@@ -272,10 +295,7 @@ func TestLaplaceDistribution(t *testing.T) {
 	for _, scale := range []uint64{1, 3, 10} {
 		name := fmt.Sprintf("t=%d", scale)
 		b := NewStream(testSeed("laplace " + name))
-		counts := map[int64]int{}
-		for range n {
-			counts[Laplace(b, scale)]++
-		}
+		counts := drawCounts(t, n, func() int64 { return Laplace(b, scale) })
 		q := math.Exp(-1 / float64(scale))
 		norm := (1 - q) / (1 + q)
 		r := int64(60 * scale) // mass beyond: below e^−60
