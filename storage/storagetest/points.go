@@ -360,29 +360,5 @@ func RunReleasePointGuards(t *testing.T, s storage.Store, raw Raw) {
 		t.Fatalf("the fixture is not what RunReleasePointGuards expects:\n%s", want)
 	}
 
-	stmts := append(slices.Clone(pointGuardedStatements), raw.Refused...)
-	for _, q := range stmts {
-		if err := raw.Exec(q); err == nil {
-			t.Errorf("the database let through: %s", q)
-		}
-		if got := read(); got != want {
-			t.Fatalf("after %s the publication points changed:\n%s\nwant\n%s", q, got, want)
-		}
-	}
-
-	for _, q := range raw.DropGuards {
-		if err := raw.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	for _, q := range stmts {
-		before := read()
-		if err := raw.Exec(q); err != nil {
-			t.Errorf("with the guards dropped, %s: %v", q, err)
-			continue
-		}
-		if read() == before {
-			t.Errorf("with the guards dropped, %s changed nothing: it does not test a guard", q)
-		}
-	}
+	checkGuards(t, raw, append(slices.Clone(pointGuardedStatements), raw.Refused...), read, "the publication points")
 }
