@@ -94,6 +94,9 @@ type Cell struct {
 type Table struct {
 	Plan  *Plan
 	Cells []Cell
+	// dpCanon is a dp table's released values in canonical order
+	// (ResultDigest).
+	dpCanon []byte
 }
 
 // chunk is how many households one unit of parallel work covers.
@@ -269,6 +272,10 @@ func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 	asOf := p.Norm.AsOf
 	width := p.width()
 	persons := p.unit == Persons
+	personCap := -1 // no cap
+	if p.dp != nil {
+		personCap = p.dp.personCp
+	}
 	// Whose keys: under v2 the ones Append worked out (the chain's
 	// first, the head under the household's), under v1 each record's own.
 	hKeys, pKeys := c.hKey, c.pKey
@@ -335,8 +342,12 @@ func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 			n++
 			continue
 		}
+		taken := 0 // persons of this household counted so far
 	person:
 		for i := c.hFirst[h]; i < c.hFirst[h+1]; i++ {
+			if taken == personCap {
+				break // a dp table counts at most personCap persons of a household
+			}
 			for k := range p.filters {
 				f := &p.filters[k]
 				switch f.src {
@@ -370,6 +381,7 @@ func (c *Cache) scan(p *Plan, pt *part, lo, hi int) int64 {
 			cells[j].n++
 			cells[j].key += pKeys[i]
 			n++
+			taken++
 		}
 	}
 	return n
@@ -472,6 +484,12 @@ func (c *Cache) measureOf(p *Plan, h, i uint32) (int64, bool) {
 			return 0, false
 		}
 		x = float64(v.values[k-1])
+	}
+	if p.dp != nil {
+		// A dp sum adds whole units, each record within the variable's
+		// bounds: what the noise is scaled to.
+		b := float64(p.dp.bound)
+		return int64(min(max(math.Round(x), -b), b)) * 1000, true
 	}
 	return int64(math.Round(x * 1000)), true
 }

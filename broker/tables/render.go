@@ -24,6 +24,10 @@ const Method = "cell-key perturbation (ABS/ONS), then small-cell suppression"
 // so the same request as of the same point always gives the same bytes.
 func (t *Table) Render() []byte {
 	switch {
+	case t.Plan.dp != nil && t.Plan.Norm.Format == FormatCSV:
+		return t.dpCSV()
+	case t.Plan.dp != nil:
+		return t.dpJSON()
 	case t.Plan.std != nil && t.Plan.Norm.Format == FormatCSV:
 		return t.stdCSV()
 	case t.Plan.std != nil:
@@ -42,6 +46,9 @@ func js(s string) []byte {
 func (t *Table) value(c Cell) string {
 	if t.Plan.op == "count" {
 		return strconv.FormatInt(c.Count, 10)
+	}
+	if t.Plan.dp != nil && t.Plan.op == "sum" {
+		return strconv.FormatFloat(c.Value, 'f', 0, 64) // dp sums are whole units
 	}
 	return strconv.FormatFloat(c.Value, 'f', 2, 64)
 }

@@ -91,6 +91,9 @@ type Request struct {
 	Table string
 	Area  string
 	Point string
+	// Rho is a custom (dp) table's zCDP budget as a decimal ("0.02");
+	// the broker fills in the default when the request names none.
+	Rho string
 	// custom says the body named rows, cols, filter, measure or unit: a
 	// free-form table.
 	custom bool
@@ -111,6 +114,7 @@ type wireRequest struct {
 	Table   string                       `json:"table"`
 	Area    string                       `json:"area"`
 	AsOf    json.RawMessage              `json:"as_of"`
+	Rho     string                       `json:"rho"`
 }
 
 // ParseRequest decodes a request body strictly (package strictjson): one
@@ -124,8 +128,8 @@ func ParseRequest(body []byte) (*Request, error) {
 	if err := strictjson.Decode(body, &w); err != nil {
 		return nil, fmt.Errorf("request is not a valid table request: %s", jsonProblem(err))
 	}
-	r := &Request{Project: w.Project, Purpose: w.Purpose, Unit: w.Unit, Rows: w.Rows, Cols: w.Cols, Table: w.Table, Area: w.Area}
-	r.custom = w.Unit != "" || w.Rows != nil || w.Cols != nil || w.Filter != nil || w.Measure != nil
+	r := &Request{Project: w.Project, Purpose: w.Purpose, Unit: w.Unit, Rows: w.Rows, Cols: w.Cols, Table: w.Table, Area: w.Area, Rho: w.Rho}
+	r.custom = w.Unit != "" || w.Rows != nil || w.Cols != nil || w.Filter != nil || w.Measure != nil || w.Rho != ""
 	if len(w.AsOf) > 0 && string(w.AsOf) != "null" {
 		if err := json.Unmarshal(w.AsOf, &r.Point); err != nil {
 			return nil, errors.New("as_of takes the name of a publication point (GET /v1/release-points lists them), not an audit index")
@@ -318,6 +322,9 @@ type Plan struct {
 	std      *StandardNorm
 	stdTable *StandardTable
 	stdArea  areaRef
+	// dp is set for a custom table under differential privacy
+	// (CompileDP).
+	dp *dpPlan
 }
 
 // Cells is the number of cells the table releases, margins included.

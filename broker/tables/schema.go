@@ -69,6 +69,7 @@ type variable struct {
 	dense  []int32 // dense[x-lo] is the category of value x, or -1
 	bound  float64 // most one contributor can add to a sum
 	isInt  bool    // an int field (coded or numeric)
+	nonNeg bool    // never negative (a dp sum of it is clamped at 0)
 }
 
 // dimension reports whether v can be a row or column of a table.
@@ -161,7 +162,7 @@ func NewSchema(f *form.Form) (*Schema, error) {
 	}
 	oldest := float64(census.Year()) - minOf(by)
 	s.vars[VarAgeGroup5] = &variable{name: VarAgeGroup5, level: personLevel, kind: derivedBand, required: true}
-	s.vars[VarAge] = &variable{name: VarAge, level: personLevel, kind: derivedAge, required: true, bound: oldest, isInt: true, quantitative: true}
+	s.vars[VarAge] = &variable{name: VarAge, level: personLevel, kind: derivedAge, required: true, bound: oldest, isInt: true, quantitative: true, nonNeg: true}
 	s.order = append(s.order, VarAgeGroup5, VarAge)
 	return s, nil
 }
@@ -189,6 +190,7 @@ func newVariable(fd form.Field, lv varLevel) (*variable, error) {
 		}
 		lo, hi := *fd.Min, *fd.Max
 		v.bound = math.Max(math.Abs(lo), math.Abs(hi))
+		v.nonNeg = lo >= 0
 		v.isInt = fd.Type == form.TypeInt
 		if v.isInt && hi-lo < maxCategories {
 			v.kind = coded
