@@ -69,8 +69,9 @@ func TestApproverSeesNoData(t *testing.T) {
 }
 
 // TestApproverOnlyCreatesReleasePoints: an approver at the root may do
-// nothing but create publication points: not administer, read the audit
-// log or progress, nor any data action.
+// nothing but create publication points and approve ledger share
+// changes: not administer, read the audit log or progress, nor any data
+// action.
 func TestApproverOnlyCreatesReleasePoints(t *testing.T) {
 	e := newDefault(t)
 	s := policy.Subject{User: "approver-1", Grants: []policy.Grant{grant(policy.Approver, "VN")}}
@@ -79,7 +80,7 @@ func TestApproverOnlyCreatesReleasePoints(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := a == policy.CreateReleasePoint; d.Allow != want {
+		if want := a == policy.CreateReleasePoint || a == policy.ApproveShare; d.Allow != want {
 			t.Errorf("approver@VN %s: Allow = %v (%s), want %v", a, d.Allow, d.Rule, want)
 		}
 	}

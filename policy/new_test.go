@@ -46,6 +46,7 @@ func TestActions(t *testing.T) {
 	want := []policy.Action{
 		"submission.deposit", "submission.supersede_any", "submission.read", "receipt.read",
 		"progress.read", "audit.read", "table.request", "admin.manage", "release_point.create",
+		"ledger.approve",
 	}
 	if got := policy.Actions(); !slices.Equal(got, want) {
 		t.Fatalf("Actions() = %q, want %q", got, want)

@@ -27,9 +27,9 @@
 //     duties): the default policy denies them every data action, so
 //     holding such a grant on a path also blocks data actions of other
 //     roles there.
-//   - Only an approver creates a publication point (release point), not
-//     an admin: the approver is the second pair of eyes on what the
-//     administration proposes.
+//   - Only an approver creates a publication point (release point) or
+//     approves a change of a privacy-ledger share, not an admin: the
+//     approver is the second pair of eyes on what others propose.
 //   - The package is pure: no storage, no network, no clock. It imports no
 //     other package of this module.
 package policy
@@ -125,9 +125,12 @@ const (
 	// CreateReleasePoint freezes the data at a named publication point,
 	// the state standard tables are then computed at.
 	CreateReleasePoint Action = "release_point.create"
+	// ApproveShare approves, as the second pair of eyes, a change of a
+	// privacy-ledger share someone else proposed.
+	ApproveShare Action = "ledger.approve"
 )
 
-var allActions = [...]Action{Deposit, SupersedeAny, ReadSubmission, ReadReceipt, ReadProgress, ReadAudit, RequestTable, Administer, CreateReleasePoint}
+var allActions = [...]Action{Deposit, SupersedeAny, ReadSubmission, ReadReceipt, ReadProgress, ReadAudit, RequestTable, Administer, CreateReleasePoint, ApproveShare}
 
 const numActions = len(allActions)
 
@@ -151,6 +154,8 @@ func actionIndex(a Action) (int, bool) {
 		return 7, true
 	case CreateReleasePoint:
 		return 8, true
+	case ApproveShare:
+		return 9, true
 	}
 	return -1, false
 }
