@@ -165,9 +165,24 @@ type ReadTx interface {
 	// handful a census) but their states are large, so all of them are
 	// held in memory at once.
 	ReleasePoints(fn func(ReleasePoint) (bool, error)) error
-	// LatestReleasePoint returns the point with the highest Seq, the
-	// one made last; ErrNotFound if there is none yet.
+	// LatestReleasePoint returns the publication point (not Scheduled)
+	// with the highest Seq, the one made last; ErrNotFound if there is
+	// none yet.
 	LatestReleasePoint() (*ReleasePoint, error)
+
+	// LedgerDebits calls fn for every privacy-ledger debit whose
+	// AuditIndex is greater than after, in AuditIndex order, until fn
+	// returns false or an error (which LedgerDebits returns). The rows
+	// are read before fn first runs, so fn may use the transaction.
+	LedgerDebits(after int64, fn func(LedgerDebit) (bool, error)) error
+	// LedgerDebitOf returns the debit of a query digest; ErrNotFound if
+	// that query was never charged.
+	LedgerDebitOf(query string) (*LedgerDebit, error)
+	// ShareChanges calls fn for every proposed change of a ledger share,
+	// pending or approved, in Seq order, until fn returns false or an
+	// error (which ShareChanges returns). The rows are read before fn
+	// first runs.
+	ShareChanges(fn func(ShareChange) (bool, error)) error
 }
 
 // SubmissionRow is what the table engine reads of a submission.
@@ -300,6 +315,28 @@ type Tx interface {
 	// DELETE of release_points, so a table published at a point can
 	// always be computed again from the same frozen state.
 	InsertReleasePoint(p *ReleasePoint) error
+
+	// InsertLedgerDebit stores one charge of a differentially private
+	// table to the privacy ledger. ErrConflict if a debit of the same
+	// Query exists (a query is charged once; the stored one is kept).
+	// Query, Result, Project, Researcher and Areas must not be empty,
+	// Rho must be positive and At not zero. A stored debit never changes
+	// and is never removed: the backends' database triggers refuse every
+	// UPDATE and DELETE of ledger_debits, so budget once spent stays
+	// spent.
+	InsertLedgerDebit(d *LedgerDebit) error
+	// ProposeShare stores a proposed change of a ledger share and sets
+	// c.Seq to the Seq it was given: one more than the highest stored.
+	// ApprovedBy, ApprovedAt and ApprovalAudit must be empty; Kind,
+	// ProposedBy and Reason not empty, Rho positive, ProposedAt not zero.
+	ProposeShare(c *ShareChange) error
+	// ApproveShare marks a pending proposal approved by by at at,
+	// recorded by audit event auditIndex. ErrNotFound if no proposal has
+	// that Seq; ErrConflict if it is already approved (the first approval
+	// is kept). It is the only change the store makes to a share change:
+	// the backends' triggers refuse every other UPDATE, and any DELETE,
+	// of ledger_shares.
+	ApproveShare(seq int64, by string, at time.Time, auditIndex int64) error
 }
 
 // Area is one node of the area tree as stored.
@@ -449,6 +486,47 @@ type ReleasePoint struct {
 	// State is the frozen per-area state, opaque to storage; it may be
 	// about a megabyte.
 	State []byte
+	// Scheduled marks a scheduled point (the day's point dp tables are
+	// computed at), not a publication point: LatestReleasePoint never
+	// returns one, so publication points chain only to each other.
+	Scheduled bool
+}
+
+// LedgerDebit is one charge of a differentially private table to the
+// privacy ledger: the table's zCDP ρ, charged to every commune under
+// Areas, within the shares of Project and Researcher. Storage does not
+// interpret it; the broker folds the debits into the ledger.
+type LedgerDebit struct {
+	// AuditIndex is the release's audit event, appended by the caller in
+	// the same transaction.
+	AuditIndex int64
+	// Query is the digest of the canonical query (the table, its areas
+	// and its point): the same query asked again is not charged again.
+	Query string
+	// Result is the digest of the released cells: a repeat is released
+	// only while it still computes to them.
+	Result     string
+	Areas      []string // area codes, each with its subtree (communes or larger)
+	Project    string
+	Researcher string
+	Rho        int64 // in millionths of ρ; positive
+	At         time.Time
+}
+
+// ShareChange is a proposed change of one privacy-ledger share, and its
+// approval by a second person once approved.
+type ShareChange struct {
+	Seq           int64  // 1, 2, … in proposal order; assigned by ProposeShare
+	Kind          string // which share: the broker's kinds (commune cap, project, researcher)
+	Holder        string // the project or researcher; "" for the commune cap
+	Rho           int64  // the share proposed, in millionths of ρ; positive
+	Reason        string
+	ProposedBy    string
+	ProposedAt    time.Time
+	ProposalAudit int64     // the audit event of the proposal
+	ApprovedBy    string    // "" while pending
+	ApprovedAt    time.Time // zero while pending
+	ApprovalAudit int64     // the audit event of the approval; 0 while pending
 }
 
 // ErrBudgetExhausted is what DebitProject returns when the debit would

@@ -39,11 +39,11 @@ func (t *reader) Projects(fn func(storage.Project) (bool, error)) error {
 	return feedAll(t, `SELECT `+projectCols+` FROM projects ORDER BY id`, t.scanProject, fn)
 }
 
-// feedAll reads every row of q with scan, then calls fn with each until
-// it returns false or an error: fn runs with no query open, so it may use
-// the connection.
-func feedAll[T any](t *reader, q string, scan func(pgx.Row) (*T, error), fn func(T) (bool, error)) error {
-	rows, err := t.c.Query(t.ctx, q)
+// feedAll reads every row of q (with args) with scan, then calls fn with
+// each until it returns false or an error: fn runs with no query open, so
+// it may use the connection.
+func feedAll[T any](t *reader, q string, scan func(pgx.Row) (*T, error), fn func(T) (bool, error), args ...any) error {
+	rows, err := t.c.Query(t.ctx, q, args...)
 	if err != nil {
 		return t.fail(err)
 	}

@@ -71,11 +71,11 @@ func (t *txn) Projects(fn func(storage.Project) (bool, error)) error {
 	return feedAll(t, `SELECT `+projectCols+` FROM projects ORDER BY id`, scanProject, fn)
 }
 
-// feedAll reads every row of q with scan, then calls fn with each until
-// it returns false or an error: fn runs with no query open, so it may use
-// the transaction.
-func feedAll[T any](t *txn, q string, scan func(func(...any) error) (*T, error), fn func(T) (bool, error)) error {
-	rows, err := t.query(q)
+// feedAll reads every row of q (with args) with scan, then calls fn with
+// each until it returns false or an error: fn runs with no query open, so
+// it may use the transaction.
+func feedAll[T any](t *txn, q string, scan func(func(...any) error) (*T, error), fn func(T) (bool, error), args ...any) error {
+	rows, err := t.query(q, args...)
 	if err != nil {
 		return err
 	}

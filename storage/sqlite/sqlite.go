@@ -40,7 +40,7 @@ const FileName = "vault.db"
 // SchemaVersion is the schema this binary writes. Opening a database with
 // a newer schema fails rather than risk misreading it; an older one is
 // upgraded.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 // migrations are the steps of the schema, in order: step i (from 0)
 // brings a database from version i to i+1. A released step is never
@@ -62,6 +62,9 @@ func migrations() []string {
 		schemaV5AuditTree,
 		// Version 6: publication points, immutable once stored.
 		schemaV6ReleasePoints,
+		// Version 7: the privacy ledger (debits, append-only; share
+		// changes, approved once).
+		schemaV7Ledger,
 	}
 }
 
@@ -700,4 +703,69 @@ CREATE TRIGGER release_points_no_update BEFORE UPDATE ON release_points
 	BEGIN SELECT RAISE(ABORT, 'release_points is immutable: a stored point cannot be changed'); END;
 CREATE TRIGGER release_points_no_delete BEFORE DELETE ON release_points
 	BEGIN SELECT RAISE(ABORT, 'release_points is immutable: a stored point cannot be deleted'); END;
+`
+
+// schemaV7Ledger adds the privacy ledger:
+//   - ledger_debits holds each charge of a differentially private table,
+//     one per query digest (the primary key; WITHOUT ROWID, so there is
+//     no other key an INSERT OR REPLACE could replace over). Budget once
+//     spent stays spent: triggers refuse every UPDATE and DELETE, and an
+//     INSERT over a stored query, which INSERT OR REPLACE would
+//     otherwise turn into a delete that fires no trigger. areas is a
+//     JSON array of area codes, in the caller's order;
+//   - ledger_shares holds proposed changes of a share and their
+//     approval. Triggers refuse DELETE, an INSERT over a stored seq, and
+//     every UPDATE but the approval of a pending change: one that sets
+//     a non-empty approved_by on a row whose approved_by is empty and
+//     leaves every column but approved_by, approved_at and
+//     approval_audit as it was.
+//
+// The CHECKs hold what InsertLedgerDebit and ProposeShare promise
+// against a statement that skipped them; the last one keeps a change
+// either wholly pending or wholly approved. Nothing existing is
+// rewritten, so the upgrade is quick.
+const schemaV7Ledger = `
+CREATE TABLE ledger_debits (
+	query       TEXT PRIMARY KEY CHECK (length(query) > 0),
+	audit_index INTEGER NOT NULL CHECK (audit_index >= 0),
+	result      TEXT NOT NULL CHECK (length(result) > 0),
+	areas       TEXT NOT NULL CHECK (json_valid(areas) AND json_type(areas) = 'array' AND json_array_length(areas) > 0),
+	project     TEXT NOT NULL CHECK (length(project) > 0),
+	researcher  TEXT NOT NULL CHECK (length(researcher) > 0),
+	rho         INTEGER NOT NULL CHECK (typeof(rho) = 'integer' AND rho > 0),
+	at          TEXT NOT NULL CHECK (length(at) > 0)
+) WITHOUT ROWID;
+CREATE INDEX ledger_debits_audit_index ON ledger_debits(audit_index);
+CREATE TRIGGER ledger_debits_no_replace BEFORE INSERT ON ledger_debits
+	WHEN EXISTS (SELECT 1 FROM ledger_debits WHERE query = NEW.query)
+	BEGIN SELECT RAISE(ABORT, 'ledger_debits is append-only: a stored debit cannot be replaced'); END;
+CREATE TRIGGER ledger_debits_no_update BEFORE UPDATE ON ledger_debits
+	BEGIN SELECT RAISE(ABORT, 'ledger_debits is append-only: a stored debit cannot be changed'); END;
+CREATE TRIGGER ledger_debits_no_delete BEFORE DELETE ON ledger_debits
+	BEGIN SELECT RAISE(ABORT, 'ledger_debits is append-only: a stored debit cannot be deleted'); END;
+CREATE TABLE ledger_shares (
+	seq            INTEGER PRIMARY KEY CHECK (seq > 0),
+	kind           TEXT NOT NULL CHECK (length(kind) > 0),
+	holder         TEXT NOT NULL,
+	rho            INTEGER NOT NULL CHECK (typeof(rho) = 'integer' AND rho > 0),
+	reason         TEXT NOT NULL CHECK (length(reason) > 0),
+	proposed_by    TEXT NOT NULL CHECK (length(proposed_by) > 0),
+	proposed_at    TEXT NOT NULL CHECK (length(proposed_at) > 0),
+	proposal_audit INTEGER NOT NULL CHECK (proposal_audit >= 0),
+	approved_by    TEXT NOT NULL DEFAULT '',
+	approved_at    TEXT NOT NULL DEFAULT '',
+	approval_audit INTEGER NOT NULL DEFAULT 0 CHECK (approval_audit >= 0),
+	CHECK ((approved_by = '' AND approved_at = '' AND approval_audit = 0) OR (approved_by <> '' AND approved_at <> ''))
+);
+CREATE TRIGGER ledger_shares_no_replace BEFORE INSERT ON ledger_shares
+	WHEN EXISTS (SELECT 1 FROM ledger_shares WHERE seq = NEW.seq)
+	BEGIN SELECT RAISE(ABORT, 'ledger_shares: a stored share change cannot be replaced'); END;
+CREATE TRIGGER ledger_shares_approve_only BEFORE UPDATE ON ledger_shares
+	WHEN OLD.approved_by <> '' OR NEW.approved_by = ''
+		OR NEW.seq IS NOT OLD.seq OR NEW.kind IS NOT OLD.kind OR NEW.holder IS NOT OLD.holder
+		OR NEW.rho IS NOT OLD.rho OR NEW.reason IS NOT OLD.reason OR NEW.proposed_by IS NOT OLD.proposed_by
+		OR NEW.proposed_at IS NOT OLD.proposed_at OR NEW.proposal_audit IS NOT OLD.proposal_audit
+	BEGIN SELECT RAISE(ABORT, 'ledger_shares: a share change can only be approved, once, and is otherwise never changed'); END;
+CREATE TRIGGER ledger_shares_no_delete BEFORE DELETE ON ledger_shares
+	BEGIN SELECT RAISE(ABORT, 'ledger_shares: a stored share change cannot be deleted'); END;
 `

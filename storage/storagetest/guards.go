@@ -11,8 +11,8 @@ import (
 )
 
 // Raw reaches a backend's database behind the store's back, as an
-// operator's SQL shell would, for RunAuditGuards and
-// RunReleasePointGuards.
+// operator's SQL shell would, for RunAuditGuards, RunReleasePointGuards
+// and RunLedgerGuards.
 type Raw struct {
 	// Exec runs one statement on its own connection and returns its
 	// error.
@@ -23,7 +23,8 @@ type Raw struct {
 	// and each must change something if let through. For RunAuditGuards
 	// records 2, hashes 2..7 and the checkpoint of size 6 are untouched
 	// (without the guards records 0 and 1 have events, record 0 no
-	// longer pruned); for RunReleasePointGuards, see there.
+	// longer pruned); for RunReleasePointGuards and RunLedgerGuards, see
+	// there.
 	Refused []string
 	// DropGuards are the statements that remove the backend's guards
 	// (its triggers), which an operator with SQL access can do.

@@ -86,6 +86,10 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ReleasePoints", testReleasePoints},
 		{"ReleasePointLargeState", testReleasePointLargeState},
 		{"ReleasePointSeq", testReleasePointSeq},
+		{"LedgerDebits", testLedgerDebits},
+		{"LedgerDebitRefusals", testLedgerDebitRefusals},
+		{"ShareChanges", testShareChanges},
+		{"ShareSeq", testShareSeq},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

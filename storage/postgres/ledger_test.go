@@ -1,0 +1,125 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/censusvault/censusvault/storage"
+	"github.com/censusvault/censusvault/storage/postgres"
+	"github.com/censusvault/censusvault/storage/postgres/pgtest"
+	"github.com/censusvault/censusvault/storage/storagetest"
+	"github.com/jackc/pgx/v5"
+)
+
+// TestLedgerGuards: the database refuses changes to the privacy ledger
+// made behind the store's back, TRUNCATE (which fires no delete trigger)
+// and an upsert's UPDATE included, until an operator drops the triggers.
+func TestLedgerGuards(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	storagetest.RunLedgerGuards(t, s, storagetest.Raw{
+		Exec: func(q string) error { _, err := c.Exec(ctx, q); return err },
+		Refused: []string{
+			`INSERT INTO ledger_debits(query, audit_index, result, areas, project, researcher, rho, at)
+				SELECT query, audit_index, result, areas, project, researcher, rho, at FROM ledger_debits WHERE query = 'q1'
+				ON CONFLICT (query) DO UPDATE SET rho = ledger_debits.rho + 1`,
+			`INSERT INTO ledger_shares(seq, kind, holder, rho, reason, proposed_by, proposed_at, proposal_audit, approved_by, approved_at, approval_audit)
+				SELECT seq, kind, holder, rho, reason, proposed_by, proposed_at, proposal_audit, approved_by, approved_at, approval_audit
+				FROM ledger_shares WHERE seq = 2
+				ON CONFLICT (seq) DO UPDATE SET rho = ledger_shares.rho + 1`,
+			`TRUNCATE ledger_debits`,
+			`TRUNCATE ledger_shares`,
+		},
+		DropGuards: []string{
+			"DROP TRIGGER ledger_debits_no_update ON ledger_debits",
+			"DROP TRIGGER ledger_debits_no_delete ON ledger_debits",
+			"DROP TRIGGER ledger_debits_no_truncate ON ledger_debits",
+			"DROP TRIGGER ledger_shares_approve_only ON ledger_shares",
+			"DROP TRIGGER ledger_shares_no_delete ON ledger_shares",
+			"DROP TRIGGER ledger_shares_no_truncate ON ledger_shares",
+		},
+	})
+}
+
+// TestUpgradeFromV6: a database at schema version 6 with an audit record
+// and a publication point migrates to version 7 with both kept and an
+// empty ledger; debits and share changes can then be stored, and the
+// guards hold.
+func TestUpgradeFromV6(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	var script strings.Builder
+	for _, name := range []string{"0001_initial.sql", "0002_shredding.sql", "0003_projects.sql", "0004_research.sql",
+		"0005_audit_tree.sql", "0006_release_points.sql"} {
+		b, err := os.ReadFile(filepath.Join("migrations", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		script.Write(b)
+		script.WriteString(";\n")
+	}
+	sql(t, dsn, script.String()+`
+		CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);
+		INSERT INTO schema_migrations VALUES (1, 'then'), (2, 'then'), (3, 'then'), (4, 'then'), (5, 'then'), (6, 'then');
+		INSERT INTO audit_events(idx, event, leaf_hash, chain_hash) VALUES (0, '\x7b7d', decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'));
+		UPDATE audit_head SET next = 1 WHERE id = 1;
+		INSERT INTO release_points(seq, name, as_of, created_at, created_by, audit_index, state)
+			VALUES (1, 'first', 1, '2019-04-01T00:00:00Z', 'approver', 0, '\x7b7d')`)
+
+	from, to, err := postgres.Migrate(ctx, dsn)
+	if err != nil || from != 6 || to != postgres.SchemaVersion {
+		t.Fatalf("Migrate of a version 6 database = %d, %d, %v; want 6, %d", from, to, err, postgres.SchemaVersion)
+	}
+	if vs := schemaVersions(t, dsn); fmt.Sprint(vs) != fmt.Sprint(allVersions()) {
+		t.Errorf("schema_migrations = %v, want %v", vs, allVersions())
+	}
+	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
+	err = s.View(ctx, func(tx storage.ReadTx) error {
+		if h, err := tx.AuditHead(); err != nil || h.Next != 1 {
+			t.Errorf("AuditHead after the upgrade = %+v, %v; want the one record kept", h, err)
+		}
+		if p, err := tx.LatestReleasePoint(); err != nil || p.Name != "first" {
+			t.Errorf("LatestReleasePoint after the upgrade = %+v, %v; want the point kept", p, err)
+		}
+		n := 0
+		err := tx.LedgerDebits(-1, func(storage.LedgerDebit) (bool, error) { n++; return true, nil })
+		if err2 := tx.ShareChanges(func(storage.ShareChange) (bool, error) { n++; return true, nil }); err != nil || err2 != nil || n != 0 {
+			t.Errorf("the upgraded ledger holds %d rows (%v, %v), want none", n, err, err2)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &storage.LedgerDebit{AuditIndex: 1, Query: "q", Result: "r", Areas: []string{"01"}, Project: "p",
+		Researcher: "bob", Rho: 5, At: time.Now()}
+	ch := &storage.ShareChange{Kind: "project", Holder: "p", Rho: 10, Reason: "why", ProposedBy: "alice",
+		ProposedAt: time.Now(), ProposalAudit: 2}
+	if err := s.Update(ctx, func(tx storage.Tx) error {
+		return errors.Join(tx.InsertLedgerDebit(d), tx.ProposeShare(ch))
+	}); err != nil || ch.Seq != 1 {
+		t.Fatalf("the ledger on the upgraded database: Seq %d, %v", ch.Seq, err)
+	}
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	for _, q := range []string{`DELETE FROM ledger_debits`, `UPDATE ledger_shares SET rho = 1`} {
+		if _, err := c.Exec(ctx, q); err == nil {
+			t.Errorf("the upgraded database let through: %s", q)
+		}
+	}
+}
