@@ -9,12 +9,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-const pointCols = `seq, name, as_of, created_at, created_by, audit_index, state`
+const pointCols = `seq, name, as_of, created_at, created_by, audit_index, state, scheduled`
 
 func (t *reader) scanPoint(row pgx.Row) (*storage.ReleasePoint, error) {
 	var p storage.ReleasePoint
 	var created string
-	if err := row.Scan(&p.Seq, &p.Name, &p.AsOf, &created, &p.CreatedBy, &p.AuditIndex, &p.State); err != nil {
+	if err := row.Scan(&p.Seq, &p.Name, &p.AsOf, &created, &p.CreatedBy, &p.AuditIndex, &p.State, &p.Scheduled); err != nil {
 		return nil, t.fail(err)
 	}
 	if err := parseTimes([]*time.Time{&p.CreatedAt}, created); err != nil {
@@ -32,7 +32,7 @@ func (t *reader) ReleasePoint(name string) (*storage.ReleasePoint, error) {
 }
 
 func (t *reader) LatestReleasePoint() (*storage.ReleasePoint, error) {
-	p, err := t.scanPoint(t.c.QueryRow(t.ctx, `SELECT `+pointCols+` FROM release_points ORDER BY seq DESC LIMIT 1`))
+	p, err := t.scanPoint(t.c.QueryRow(t.ctx, `SELECT `+pointCols+` FROM release_points WHERE NOT scheduled ORDER BY seq DESC LIMIT 1`))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("%w: no publication point yet", storage.ErrNotFound)
 	}
@@ -59,10 +59,10 @@ func (t *writer) InsertReleasePoint(p *storage.ReleasePoint) error {
 	// would fail loudly as a unique violation.
 	var seq int64
 	err := t.c.QueryRow(t.ctx, `INSERT INTO release_points(`+pointCols+`)
-		SELECT coalesce(max(seq), 0) + 1, $1, $2, $3, $4, $5, $6 FROM release_points
+		SELECT coalesce(max(seq), 0) + 1, $1, $2, $3, $4, $5, $6, $7 FROM release_points
 		ON CONFLICT (name) DO NOTHING
 		RETURNING seq`,
-		p.Name, p.AsOf, fmtTime(p.CreatedAt), p.CreatedBy, p.AuditIndex, p.State).Scan(&seq)
+		p.Name, p.AsOf, fmtTime(p.CreatedAt), p.CreatedBy, p.AuditIndex, p.State, p.Scheduled).Scan(&seq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("%w: publication point %q exists", storage.ErrConflict, p.Name)
 	}

@@ -7,13 +7,13 @@ import (
 	"github.com/censusvault/censusvault/storage"
 )
 
-const pointCols = `seq, name, as_of, created_at, created_by, audit_index, state`
+const pointCols = `seq, name, as_of, created_at, created_by, audit_index, state, scheduled`
 
 // scanPoint reads one release_points row of pointCols.
 func scanPoint(scan func(...any) error) (*storage.ReleasePoint, error) {
 	var p storage.ReleasePoint
 	var created string
-	if err := scan(&p.Seq, &p.Name, &p.AsOf, &created, &p.CreatedBy, &p.AuditIndex, &p.State); err != nil {
+	if err := scan(&p.Seq, &p.Name, &p.AsOf, &created, &p.CreatedBy, &p.AuditIndex, &p.State, &p.Scheduled); err != nil {
 		return nil, scanErr(err)
 	}
 	var err error
@@ -36,7 +36,7 @@ func (t *txn) ReleasePoint(name string) (*storage.ReleasePoint, error) {
 }
 
 func (t *txn) LatestReleasePoint() (*storage.ReleasePoint, error) {
-	row, err := t.queryRow(`SELECT ` + pointCols + ` FROM release_points ORDER BY seq DESC LIMIT 1`)
+	row, err := t.queryRow(`SELECT ` + pointCols + ` FROM release_points WHERE scheduled = 0 ORDER BY seq DESC LIMIT 1`)
 	if err != nil {
 		return nil, err
 	}
@@ -70,9 +70,9 @@ func (t *txn) InsertReleasePoint(p *storage.ReleasePoint) error {
 	// Writes are serialized (one writer connection), so no other
 	// transaction can take the same seq between the max and the insert.
 	row, err := t.queryRow(`INSERT INTO release_points(`+pointCols+`)
-		SELECT coalesce(max(seq), 0) + 1, ?, ?, ?, ?, ?, ? FROM release_points
+		SELECT coalesce(max(seq), 0) + 1, ?, ?, ?, ?, ?, ?, ? FROM release_points
 		RETURNING seq`,
-		p.Name, p.AsOf, fmtTime(p.CreatedAt), p.CreatedBy, p.AuditIndex, p.State)
+		p.Name, p.AsOf, fmtTime(p.CreatedAt), p.CreatedBy, p.AuditIndex, p.State, p.Scheduled)
 	if err != nil {
 		return err
 	}

@@ -705,7 +705,8 @@ CREATE TRIGGER release_points_no_delete BEFORE DELETE ON release_points
 	BEGIN SELECT RAISE(ABORT, 'release_points is immutable: a stored point cannot be deleted'); END;
 `
 
-// schemaV7Ledger adds the privacy ledger:
+// schemaV7Ledger adds the privacy ledger, and marks the scheduled points
+// of dp tables among the release points (release_points.scheduled):
 //   - ledger_debits holds each charge of a differentially private table,
 //     one per query digest (the primary key; WITHOUT ROWID, so there is
 //     no other key an INSERT OR REPLACE could replace over). Budget once
@@ -725,6 +726,7 @@ CREATE TRIGGER release_points_no_delete BEFORE DELETE ON release_points
 // either wholly pending or wholly approved. Nothing existing is
 // rewritten, so the upgrade is quick.
 const schemaV7Ledger = `
+ALTER TABLE release_points ADD COLUMN scheduled INTEGER NOT NULL DEFAULT 0 CHECK (scheduled IN (0, 1));
 CREATE TABLE ledger_debits (
 	query       TEXT PRIMARY KEY CHECK (length(query) > 0),
 	audit_index INTEGER NOT NULL CHECK (audit_index >= 0),

@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -361,4 +362,47 @@ func RunReleasePointGuards(t *testing.T, s storage.Store, raw Raw) {
 	}
 
 	checkGuards(t, raw, append(slices.Clone(pointGuardedStatements), raw.Refused...), read, "the publication points")
+}
+
+// testScheduledPoints: a scheduled point is stored and read back as one,
+// listed among the others in Seq order, but LatestReleasePoint never
+// returns it: publication points chain only to publication points (the
+// k-rule counts along that chain), however many scheduled points were
+// made since.
+func testScheduledPoints(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	pub := point("2019-04-10", 1)
+	day := point("daily-2019-04-11", 2)
+	day.Scheduled = true
+	for _, p := range []*storage.ReleasePoint{pub, day} {
+		if err := s.Update(ctx, func(tx storage.Tx) error { return tx.InsertReleasePoint(p) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := s.View(ctx, func(tx storage.ReadTx) error {
+		got, err := tx.ReleasePoint(day.Name)
+		if err != nil {
+			return err
+		}
+		if !got.Scheduled {
+			t.Errorf("%s read back as a publication point", day.Name)
+		}
+		if d := diffPoint(got, day); len(d) > 0 {
+			t.Errorf("%s read back otherwise: %v", day.Name, d)
+		}
+		latest, err := tx.LatestReleasePoint()
+		if err != nil {
+			return err
+		}
+		if latest.Name != pub.Name || latest.Scheduled {
+			t.Errorf("LatestReleasePoint = %s (scheduled %v), want the publication point %s", latest.Name, latest.Scheduled, pub.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := readPoints(t, s); len(ps) != 2 || ps[0].Scheduled || !ps[1].Scheduled {
+		t.Fatalf("points listed %+v", ps)
+	}
 }

@@ -86,6 +86,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ReleasePoints", testReleasePoints},
 		{"ReleasePointLargeState", testReleasePointLargeState},
 		{"ReleasePointSeq", testReleasePointSeq},
+		{"ScheduledPoints", testScheduledPoints},
 		{"LedgerDebits", testLedgerDebits},
 		{"LedgerDebitRefusals", testLedgerDebitRefusals},
 		{"ShareChanges", testShareChanges},

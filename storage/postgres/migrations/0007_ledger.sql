@@ -16,6 +16,10 @@
 -- against a statement that skipped them; the last one keeps a change
 -- either wholly pending or wholly approved. Digests, kinds and names are
 -- ordered in byte order ("C"), as in SQLite.
+-- release_points.scheduled marks the scheduled points of dp tables (the
+-- day's point), which publication points never chain to.
+ALTER TABLE release_points ADD COLUMN scheduled BOOLEAN NOT NULL DEFAULT false;
+
 CREATE TABLE ledger_debits (
 	query       TEXT COLLATE "C" PRIMARY KEY CHECK (query <> ''),
 	audit_index BIGINT NOT NULL CHECK (audit_index >= 0),
