@@ -136,6 +136,7 @@ type Broker struct {
 	auditFailures atomic.Uint64 // appends that failed (AuditFailures)
 
 	tables        *tableState
+	ledger        *ledgerState // the privacy ledger of dp tables, folded from the store
 	pointK        int64
 	pointInterval time.Duration
 	cpEvery       time.Duration
@@ -191,6 +192,7 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.tables = ts
+	b.ledger = newLedgerState()
 	b.pointK, b.pointInterval = o.PointK, o.PointInterval
 	switch {
 	case b.pointK < 0:

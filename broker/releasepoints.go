@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/censusvault/censusvault/audit"
@@ -77,6 +78,9 @@ func (b *Broker) createPoint(ctx context.Context, ev *audit.Event, name string) 
 			ev.Outcome = "refused"
 		}
 		return b.refuse(ctx, ev, &Error{Kind: k, Code: code, Msg: msg})
+	}
+	if strings.HasPrefix(name, scheduledPrefix) {
+		return nil, refuse(Invalid, "invalid_point_name", fmt.Sprintf("point names starting with %q are the scheduled points of dp tables, made by the vault itself: choose another name (e.g. 2019-04-15)", scheduledPrefix))
 	}
 	if !projectIDRE.MatchString(name) {
 		return nil, refuse(Invalid, "invalid_point_name", fmt.Sprintf("point name %q: use 1–64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. 2019-04-15)", clip(name)))
@@ -160,11 +164,16 @@ func (b *Broker) createPoint(ctx context.Context, ev *audit.Event, name string) 
 
 var errPointRace = errors.New("a publication point was made concurrently")
 
-// ReleasePoints lists the publication points, oldest first.
+// ReleasePoints lists the publication points and the scheduled points
+// of dp tables, oldest first.
 func (b *Broker) ReleasePoints(ctx context.Context) ([]ReleasePointInfo, error) {
 	var out []ReleasePointInfo
 	err := b.store.View(ctx, func(tx storage.ReadTx) error {
 		return tx.ReleasePoints(func(p storage.ReleasePoint) (bool, error) {
+			if p.Scheduled {
+				out = append(out, ReleasePointInfo{Name: p.Name, Seq: p.Seq, AsOf: p.AsOf, Created: p.CreatedAt, CreatedBy: p.CreatedBy, Scheduled: true})
+				return true, nil
+			}
 			s, err := tables.ParsePointState(p.State)
 			if err != nil {
 				return false, fmt.Errorf("publication point %s's stored state does not read: %w", p.Name, err)

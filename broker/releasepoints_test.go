@@ -314,46 +314,6 @@ func TestTableAsOfRefusals(t *testing.T) {
 	}
 }
 
-// TestFreeFormTablesOff: the free-form requests that were released before
-// the catalogue — crossings, filters, sums, a unit of one's own — are
-// refused with custom_tables_off (403), audited as denied, and debit
-// nothing: behind free filters cell-key noise let a determined researcher
-// isolate one person.
-func TestFreeFormTablesOff(t *testing.T) {
-	ctx := context.Background()
-	tv := newTableVault(t, 100)
-	for _, body := range []string{
-		`{"project":"fert","purpose":"p","rows":["commune"],"cols":["sex","age_group5"]}`,
-		`{"project":"fert","purpose":"p","rows":["commune"]}`,
-		`{"project":"fert","purpose":"p","cols":["sex"]}`,
-		`{"project":"fert","purpose":"p","rows":["sex"],"filter":{"area":["18070-01"],"age_group5":["95-99"]}}`,
-		`{"project":"fert","purpose":"p","filter":{"ethnicity":[5]}}`,
-		`{"project":"fert","purpose":"p","rows":["sex"],"measure":{"mean":"age"}}`,
-		`{"project":"fert","purpose":"p","measure":"count"}`,
-		`{"project":"fert","purpose":"p","unit":"households"}`,
-		`{"project":"fert","purpose":"p","rows":[],"as_of":"p1"}`,
-		`{"project":"fert","purpose":"p","area":"437","rows":["sex"]}`,
-	} {
-		from := tv.auditHead()
-		r, err := tv.request("rita", body, broker.TableOpts{})
-		if err == nil {
-			t.Errorf("%s: released %d bytes", body, len(r.Body))
-			continue
-		}
-		if broker.KindOf(err) != broker.Permission || errCode(err) != "custom_tables_off" || !strings.Contains(err.Error(), "standard table") {
-			t.Errorf("%s: %v (%s), want custom_tables_off", body, err, errCode(err))
-		}
-		evs := tv.events(from)
-		if len(evs) != 1 || evs[0].Action != "table.request" || evs[0].Decision != "deny" || evs[0].Outcome != "denied" ||
-			evs[0].ReleaseDigest != "" || evs[0].Request != "" || evs[0].Actor != "user:rita" || !slices.Equal(evs[0].Resources, []string{"project:fert"}) {
-			t.Errorf("%s: audit %s", body, showEvents(evs))
-		}
-		if p, _ := tv.b.Project(ctx, "fert"); p.Spent != 0 {
-			t.Errorf("%s: spent %d", body, p.Spent)
-		}
-	}
-}
-
 // TestRefusalsIndependentOfTrueCounts: probing the universe threshold
 // (weakness 4). Were a table refused when its area held too few
 // households, the refusal itself would say so — that nobody, or one

@@ -244,6 +244,12 @@ type TableRelease struct {
 	Point       string // the publication point
 	Cells       int    // cells released (and debited), margins included
 	Remaining   int64
+	// DP says the table is a custom one under differential privacy, Rho
+	// its ρ; Repeat that it repeats a query charged before, so nothing
+	// was debited.
+	DP     bool
+	Rho    string
+	Repeat bool
 }
 
 // TableOpts are a table request's transport options.
@@ -271,17 +277,7 @@ func (b *Broker) TableParams() sdc.Params { return b.tables.params }
 func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o TableOpts) (*TableRelease, error) {
 	ev := b.event(c, actionTable, policy.Decision{})
 	ev.Area = string(b.tree.Root())
-	invalid := func(msg string) error {
-		ev.Outcome, ev.Reason = "invalid", msg
-		return b.refuse(ctx, ev, errorf(Invalid, nil, "%s", msg))
-	}
-	deny := func(msg string) error {
-		if ev.Decision == "" || ev.Decision == "allow" {
-			ev.Decision = "deny"
-		}
-		ev.Outcome, ev.Reason = "denied", msg
-		return b.refuse(ctx, ev, errorf(Permission, nil, "%s", msg))
-	}
+	invalid, deny := b.tableRefusers(ctx, ev)
 	if o.Format == "" {
 		o.Format = tables.FormatJSON
 	}
@@ -314,17 +310,10 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 		return nil, deny("not permitted to request tables for project " + req.Project)
 	}
 	if req.Custom() {
-		// Free-form tables gave people away behind their filters ("the
-		// cell that moved"): off until a formally private mode exists.
-		if req.Table != "" {
-			return nil, invalid("a standard table takes no rows, cols, filter, measure or unit: it is fixed by the catalogue")
+		if req.Table != "" || req.Area != "" {
+			return nil, invalid("a custom table takes rows, cols, filter, measure, unit and rho; \"table\" and \"area\" name a standard table of the catalogue: send one or the other")
 		}
-		if ev.Decision == "" || ev.Decision == "allow" {
-			ev.Decision = "deny"
-		}
-		msg := "custom tables (rows, cols, filters of your own) are switched off: behind free filters cell-key noise lets a determined researcher isolate one person. Ask for a standard table instead: {\"project\", \"purpose\", \"table\": ID, \"area\": CODE, \"as_of\": POINT} (GET /v1/catalogue lists the tables, GET /v1/release-points the points)"
-		ev.Outcome, ev.Reason = "denied", "custom tables are switched off"
-		return nil, b.refuse(ctx, ev, &Error{Kind: Permission, Code: "custom_tables_off", Msg: msg})
+		return b.requestDP(ctx, c, ev, req, o)
 	}
 	if req.Table == "" {
 		return nil, invalid("a table request names a standard table: {\"table\": ID, \"area\": CODE} (GET /v1/catalogue lists them)")
@@ -383,6 +372,9 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 		}
 		return nil, invalid(fmt.Sprintf("no publication point %q (GET /v1/release-points lists them)", clip(req.Point)))
 	}
+	if point.Scheduled {
+		return nil, invalid(fmt.Sprintf("%s is a scheduled point of dp tables: standard tables are computed at publication points only (GET /v1/release-points lists them)", point.Name))
+	}
 	ps, err := tables.ParsePointState(point.State)
 	if err != nil {
 		return nil, errorf(Internal, err, "publication point %s's stored state does not read", point.Name)
@@ -414,30 +406,9 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 	}
 	ev.Request = plan.Encode()
 
-	// Policy, for the whole subtree of every area the table covers, under
-	// this project: a table whose cover holds a denied area anywhere is
-	// refused, since the same table over the allowed parts subtracted
-	// from it would isolate the denied area.
-	sc, err := b.scope(c, policy.RequestTable, proj.ID)
-	if err != nil {
+	if err := b.authorizeCover(ctx, c, ev, plan, proj.ID); err != nil {
 		return nil, err
 	}
-	for _, a := range plan.Areas {
-		d, err := sc.Subtree(b.tree.PathStrings(a), b.pathOf)
-		if err != nil {
-			return nil, errorf(Internal, err, "policy failed")
-		}
-		ev.Rule, ev.Roles = d.Rule, nonNil(d.Roles, c.roleNames())
-		if !d.Allow {
-			ev.Decision, ev.Area = "deny", string(a)
-			return nil, deny(fmt.Sprintf("not permitted to request tables for area %s under project %s (the whole area, everything under it included, must be in your scope)", a, proj.ID))
-		}
-	}
-	ev.Decision = "allow"
-	// The release is about its whole cover: it is recorded at the lowest
-	// area holding all of it, so an auditor sees it only if that whole
-	// subtree is in scope.
-	ev.Area = string(b.commonAncestor(plan.Areas))
 
 	// A point whose frozen households were since shredded no longer
 	// computes what was released at it: differencing the two would show
@@ -492,6 +463,52 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 		out.Body, out.Encrypted = enc, true
 	}
 	return out, nil
+}
+
+// tableRefusers returns the two refusals of a table request, each
+// audited with ev: a malformed request, and one policy or the project
+// refuses.
+func (b *Broker) tableRefusers(ctx context.Context, ev *audit.Event) (invalid, deny func(msg string) error) {
+	invalid = func(msg string) error {
+		ev.Outcome, ev.Reason = "invalid", msg
+		return b.refuse(ctx, ev, errorf(Invalid, nil, "%s", msg))
+	}
+	deny = func(msg string) error {
+		if ev.Decision == "" || ev.Decision == "allow" {
+			ev.Decision = "deny"
+		}
+		ev.Outcome, ev.Reason = "denied", msg
+		return b.refuse(ctx, ev, errorf(Permission, nil, "%s", msg))
+	}
+	return invalid, deny
+}
+
+// authorizeCover checks policy for the whole subtree of every area the
+// table covers, under its project: a table whose cover holds a denied
+// area anywhere is refused, since the same table over the allowed parts
+// subtracted from it would isolate the denied area. The release is then
+// recorded at the lowest area holding all of its cover, so an auditor
+// sees it only if that whole subtree is in scope.
+func (b *Broker) authorizeCover(ctx context.Context, c *Caller, ev *audit.Event, plan *tables.Plan, project string) error {
+	_, deny := b.tableRefusers(ctx, ev)
+	sc, err := b.scope(c, policy.RequestTable, project)
+	if err != nil {
+		return err
+	}
+	for _, a := range plan.Areas {
+		d, err := sc.Subtree(b.tree.PathStrings(a), b.pathOf)
+		if err != nil {
+			return errorf(Internal, err, "policy failed")
+		}
+		ev.Rule, ev.Roles = d.Rule, nonNil(d.Roles, c.roleNames())
+		if !d.Allow {
+			ev.Decision, ev.Area = "deny", string(a)
+			return deny(fmt.Sprintf("not permitted to request tables for area %s under project %s (the whole area, everything under it included, must be in your scope)", a, project))
+		}
+	}
+	ev.Decision = "allow"
+	ev.Area = string(b.commonAncestor(plan.Areas))
+	return nil
 }
 
 func contentType(format string) string {
@@ -557,6 +574,9 @@ func (b *Broker) ReplayTable(ctx context.Context, actor string, index int64) (*R
 	}
 	if std, err := tables.ParseStandardNorm(ev.Request); err == nil {
 		return b.replayStandard(ctx, actor, index, ev, std)
+	}
+	if n, err := tables.ParseDPNorm(ev.Request); err == nil {
+		return b.replayDP(ctx, actor, index, ev, n)
 	}
 	norm, err := tables.ParseNormalized(ev.Request)
 	if err != nil {
@@ -649,7 +669,13 @@ func (b *Broker) finishReplay(ctx context.Context, actor string, ev *audit.Event
 	b.tables.mu.Lock()
 	res.Unread = b.tables.unread
 	b.tables.mu.Unlock()
-	tab, err := cache.Run(plan)
+	var tab *tables.Table
+	var err error
+	if plan.DP() {
+		tab, err = b.runDP(cache, plan)
+	} else {
+		tab, err = cache.Run(plan)
+	}
 	if err != nil {
 		return nil, errorf(Internal, err, "audit event %d's table no longer computes", index)
 	}

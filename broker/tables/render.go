@@ -222,6 +222,10 @@ func (p *Plan) Describe() string {
 	if p.std != nil {
 		return fmt.Sprintf("standard table %s (catalogue %d) for %s %s at point %s, %d cells", p.std.Table, p.std.Catalogue, p.stdArea.level, p.stdArea.code, p.std.Point, p.Cells())
 	}
+	if p.dp != nil {
+		return fmt.Sprintf("dp table (ρ=%s) of %s %s by %s × %s at point %s, %d cells", p.dp.rho, p.Norm.Measure.Op, p.unit,
+			strings.Join(p.Norm.Rows, "×"), strings.Join(p.Norm.Cols, "×"), p.dp.norm.Point, p.Cells())
+	}
 	return fmt.Sprintf("%s %s by %s × %s, %d cells", p.Norm.Measure.Op, p.unit, strings.Join(p.Norm.Rows, "×"), strings.Join(p.Norm.Cols, "×"), p.Cells())
 }
 

@@ -252,3 +252,7 @@ func (s *Schema) Quantitative(name string) bool {
 // Form returns the name and version of the form the schema was built from:
 // the engine tabulates submissions of that form only.
 func (s *Schema) Form() (name string, version int) { return s.form, s.version }
+
+// Census is the form's census reference moment, in the census's time
+// zone: ages are taken at it, and scheduled points are made by its days.
+func (s *Schema) Census() time.Time { return s.census }

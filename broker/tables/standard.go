@@ -50,6 +50,9 @@ func ParseStandardNorm(s string) (*StandardNorm, error) {
 // Encode returns the plan's normalized request as the audit log keeps it:
 // a StandardNorm for a standard table, a Normalized for a free-form one.
 func (p *Plan) Encode() string {
+	if p.dp != nil {
+		return p.dp.norm.Encode()
+	}
 	if p.std != nil {
 		return p.std.Encode()
 	}

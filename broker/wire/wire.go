@@ -73,8 +73,11 @@ type ReleasePoint struct {
 	AsOf      int64     `json:"as_of"` // the point of the deposit sequence it was made at
 	Created   time.Time `json:"created"`
 	CreatedBy string    `json:"created_by"`
-	Level     string    `json:"level"` // the area level its k-rule holds at
-	K         int64     `json:"k"`     // households an area must change by to be seen anew
+	// Scheduled marks a scheduled point of dp tables (the day's), which
+	// standard tables are not computed at; Level and K are then empty.
+	Scheduled bool   `json:"scheduled,omitempty"`
+	Level     string `json:"level,omitempty"` // the area level its k-rule holds at
+	K         int64  `json:"k,omitempty"`     // households an area must change by to be seen anew
 	// Of the areas at Level: how many the point shows at a new state and
 	// how many it keeps at their previous one. Only creation reports them.
 	Areas    int `json:"areas,omitempty"`
@@ -103,4 +106,46 @@ type StandardTable struct {
 	Measure    json.RawMessage   `json:"measure"` // "count", {"sum": VAR} or {"mean": VAR}
 	Levels     []string          `json:"levels"`
 	MinPlanned int64             `json:"min_planned_households"`
+}
+
+// Ledger is the privacy ledger of dp tables (GET /v1/ledger): every share
+// the caller may see, what it has spent in its worst commune, and the
+// proposed changes.
+type Ledger struct {
+	TableRho string        `json:"table_rho"` // ρ of a dp table that names none
+	Delta    float64       `json:"delta"`     // the δ every ε here is stated at
+	Shares   []Share       `json:"shares"`
+	Changes  []ShareChange `json:"changes"`
+}
+
+// Share is one ledger share: the commune cap (the same for every
+// commune), a researcher's or a project's share of each commune.
+type Share struct {
+	Kind    string  `json:"kind"`   // commune, researcher or project
+	Holder  string  `json:"holder"` // the researcher or project; "" for the cap
+	Rho     string  `json:"rho"`    // the share, a decimal ρ
+	Epsilon float64 `json:"epsilon"`
+	Default bool    `json:"default"` // no approved change: the vault's default
+	// Spent is the most the share has spent in any one commune, and
+	// WorstArea where (an area whose communes all spent it).
+	Spent        string  `json:"spent"`
+	SpentEpsilon float64 `json:"spent_epsilon"`
+	WorstArea    string  `json:"worst_area"`
+	// Tables is how many more dp tables of the default ρ it can pay for
+	// in its worst commune.
+	Tables int64 `json:"tables"`
+}
+
+// ShareChange is a proposed change of a share, approved or pending.
+type ShareChange struct {
+	Seq        int64     `json:"seq"`
+	Kind       string    `json:"kind"`
+	Holder     string    `json:"holder"`
+	Rho        string    `json:"rho"`
+	Epsilon    float64   `json:"epsilon"`
+	Reason     string    `json:"reason"`
+	ProposedBy string    `json:"proposed_by"`
+	ProposedAt time.Time `json:"proposed_at"`
+	ApprovedBy string    `json:"approved_by,omitempty"`
+	ApprovedAt time.Time `json:"approved_at,omitzero"`
 }
