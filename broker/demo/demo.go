@@ -412,12 +412,15 @@ feed:
 		return errors.New("the same table request gave different bytes")
 	}
 	fmt.Fprintf(out, "the same request again: identical bytes (%s), %s cells more spent, %s left\n", again.Digest[:19]+"…", viNum(again.Cells), viNum(again.Remaining))
-	_, err = newClient("researcher-1").RequestTable(ctx, []byte(`{"project":"`+demoProject+`","purpose":"one person","rows":["religion"],"filter":{"area":["`+plan[0].code+`"],"birth_year":["1950"]}}`), "", false)
-	fmt.Fprintf(out, "  the researcher asks for a custom table (religion of one EA's people born in 1950): %s\n", codeOf(err))
 	_, err = newClient("researcher-1").RequestTable(ctx, []byte(`{"project":"`+demoProject+`","purpose":"housing","table":"households_tenure","area":"`+town+`"}`), "", false)
 	fmt.Fprintf(out, "  … the standard table of households by tenure, a variable the project did not list: %s\n", codeOf(err))
 	_, err = newClient("researcher-1").RequestTable(ctx, []byte(`{"project":"`+demoProject+`","purpose":"pyramid","table":"population_age5_sex","area":"`+plan[0].code+`"}`), "", false)
 	fmt.Fprintf(out, "  … the pyramid of one enumeration area: %s\n", codeOf(err))
+
+	// 9. A custom table under differential privacy, and the ledgers.
+	if err := customTable(ctx, out, newClient("researcher-1"), plan[0].code); err != nil {
+		return err
+	}
 
 	res, err := enum.Deposit(ctx, first.ct)
 	if err != nil {
@@ -463,7 +466,7 @@ feed:
 	fmt.Fprintf(out, "the auditor's export verifies offline: %s leaves (%s events, %s withheld) under root %.16s…\n",
 		viNum(xr.Size), viNum(xr.Events), viNum(xr.Withheld), base64.StdEncoding.EncodeToString(xr.Root[:]))
 
-	// 9. The audit log.
+	// 10. The audit log.
 	srv.Close()
 	if err := b.Close(ctx); err != nil {
 		return err
@@ -524,6 +527,86 @@ func researchTable(ctx context.Context, out io.Writer, c *client.Client) (*clien
 	}
 	fmt.Fprintf(out, "%s cells released and debited from the project's budget (%s left); the release (audit event %d) and its sha256 are in the audit log\n", viNum(res.Cells), viNum(res.Remaining), res.AuditIndex)
 	return res, nil
+}
+
+// youngRequest is the demo's custom table: the town's young people by
+// ward and sex, rows and columns as the researcher lays them out.
+const youngRequest = `{"project":"` + demoProject + `","purpose":"young people by ward, for the district youth plan","rows":["commune"],"cols":["sex"],"filter":{"age_group5":["15-19","20-24"]}}`
+
+// customTable asks for a custom table, which the vault releases under
+// differential privacy at the day's scheduled point; asks for the same
+// cells laid out otherwise (no new debit); asks for a table aimed at a
+// few people of one EA (released: its noise swamps them); and prints the
+// ledgers as the researcher sees them.
+func customTable(ctx context.Context, out io.Writer, c *client.Client, ea string) error {
+	res, err := c.RequestTable(ctx, []byte(youngRequest), "", false)
+	if err != nil {
+		return fmt.Errorf("custom table: %w", err)
+	}
+	var doc struct {
+		Point   string `json:"point"`
+		Control struct {
+			Rho     string  `json:"rho"`
+			Epsilon float64 `json:"epsilon"`
+			SD      float64 `json:"noise_sd_count"`
+		} `json:"disclosure_control"`
+		Cells []struct {
+			Row, Col   []string
+			Value      int64
+			Suppressed bool
+		} `json:"cells"`
+	}
+	if err := json.Unmarshal(res.Body, &doc); err != nil {
+		return fmt.Errorf("custom table: %w", err)
+	}
+	fmt.Fprintf(out, "\nthe researcher's custom table (young people aged 15–24 by ward and sex), released under differential privacy (audit event %d)\n", res.AuditIndex)
+	fmt.Fprintf(out, "at the day's scheduled point %s: ρ = %s (ε = %.2f at δ = 10⁻¹⁰), discrete Gaussian noise of σ = %.0f persons a cell,\n",
+		doc.Point, doc.Control.Rho, doc.Control.Epsilon, doc.Control.SD)
+	fmt.Fprintf(out, "a household counting at most 8 persons; margins are the sums of the noisy cells:\n")
+	fmt.Fprintf(out, "  %-7s %8s %8s %8s\n", "ward", "male", "female", "total")
+	for i := 0; i+2 < len(doc.Cells); i += 3 {
+		r := doc.Cells[i].Row[0]
+		if r == "*" {
+			r = "all"
+		}
+		val := func(k int) string {
+			if doc.Cells[k].Suppressed {
+				return "x"
+			}
+			return viNum(doc.Cells[k].Value)
+		}
+		fmt.Fprintf(out, "  %-7s %8s %8s %8s\n", r, val(i), val(i+1), val(i+2))
+	}
+	swapped := `{"project":"` + demoProject + `","purpose":"the same, laid out by sex","rows":["sex"],"cols":["commune"],"filter":{"age_group5":["20-24","15-19"]}}`
+	again, err := c.RequestTable(ctx, []byte(swapped), "", false)
+	if err != nil {
+		return fmt.Errorf("custom table again: %w", err)
+	}
+	if !again.Repeat {
+		return errors.New("the same cells laid out otherwise were charged again")
+	}
+	fmt.Fprintf(out, "the same cells asked with rows and columns swapped: the same noisy values, no new debit (repeat: %v)\n", again.Repeat)
+	one := `{"project":"` + demoProject + `","purpose":"a few people","rows":["ethnicity"],"filter":{"area":["` + ea + `"],"age_group5":["80-84"]}}`
+	few, err := c.RequestTable(ctx, []byte(one), "", false)
+	if err != nil {
+		return fmt.Errorf("custom table of a few people: %w", err)
+	}
+	fmt.Fprintf(out, "a table aimed at a few people (ethnicity of EA %s's people aged 80–84): released, and charged; its noise of σ = %.0f\n"+
+		"  a cell says nothing about them (released digest %s…)\n", ea, doc.Control.SD, few.Digest[:19])
+	l, err := c.Ledger(ctx)
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	fmt.Fprintf(out, "the privacy ledger as the researcher sees it (each share spent in its worst commune; δ = 10⁻¹⁰):\n")
+	fmt.Fprintf(out, "  %-11s %-17s %6s %7s %7s %8s %7s\n", "share", "holder", "ρ", "ε", "spent", "ε spent", "tables")
+	for _, sh := range l.Shares {
+		holder := sh.Holder
+		if holder == "" {
+			holder = "every commune"
+		}
+		fmt.Fprintf(out, "  %-11s %-17s %6s %7.2f %7s %8.2f %7d\n", sh.Kind, holder, sh.Rho, sh.Epsilon, sh.Spent, sh.SpentEpsilon, sh.Tables)
+	}
+	return nil
 }
 
 // codeOf is a refusal's status and stable code (the message is long).

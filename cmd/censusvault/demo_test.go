@@ -49,7 +49,10 @@ func TestDemo(t *testing.T) {
 		"the researcher's standard table (project hl-pyramid-2019): Population by five-year age group and sex, town 437, at point 2019-04-10,",
 		"66 cells released and debited from the project's budget (99.934 left)",
 		"the same request again: identical bytes",
-		"custom table (religion of one EA's people born in 1950): HTTP 403 custom_tables_off",
+		"the researcher's custom table (young people aged 15–24 by ward and sex), released under differential privacy (audit event ",
+		"ρ = 0.02 (ε = 1.24 at δ = 10⁻¹⁰), discrete Gaussian noise of σ = 40 persons a cell",
+		"the same cells asked with rows and columns swapped: the same noisy values, no new debit (repeat: true)",
+		"a table aimed at a few people (ethnicity of EA 18070-01's people aged 80–84): released, and charged",
 		"a variable the project did not list: HTTP 403 permission_denied",
 		"the pyramid of one enumeration area: HTTP 400 invalid",
 		"and the enumerator proves it is in the audit log: an inclusion proof of ",
@@ -87,9 +90,31 @@ func TestDemo(t *testing.T) {
 	if rp := mustCV(t, "table", "replay", m[1], "--data", keep); !strings.Contains(rp.stdout, "at publication point 2019-04-10") || !strings.Contains(rp.stdout, "digest matches") {
 		t.Errorf("table replay of the demo's release: %q", rp.stdout)
 	}
+	// The custom (dp) release replays too: the same seed from the same
+	// query, the same noise.
+	m = regexp.MustCompile(`released under differential privacy \(audit event ([0-9]+)\)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatal("no dp release line")
+	}
+	if rp := mustCV(t, "table", "replay", m[1], "--data", keep); !strings.Contains(rp.stdout, "digest matches") {
+		t.Errorf("table replay of the demo's dp release: %q", rp.stdout)
+	}
+	// The ledgers after the two charged dp tables (the swapped repeat is
+	// free): 0.04 of every share spent in commune 18070.
+	for _, re := range []string{
+		`(?m)^  commune\s+every commune\s+2\s+14\.87\s+0\.04\s+1\.78\s+98$`,
+		`(?m)^  researcher\s+researcher-1\s+0\.4\s+6\.06\s+0\.04\s+1\.78\s+18$`,
+		`(?m)^  project\s+hl-pyramid-2019\s+0\.2\s+4\.17\s+0\.04\s+1\.78\s+8$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("demo output has no ledger line %s", re)
+		}
+	}
+	// Cells: two 66-cell standard tables, then the dp tables' 21 and 57
+	// cells (the repeat debits nothing).
 	p := mustCV(t, "project", "show", "hl-pyramid-2019", "--data", keep)
-	if !strings.Contains(p.stdout, "132") {
-		t.Errorf("project show after two 66-cell tables: %q", p.stdout)
+	if !strings.Contains(p.stdout, "spent:     210\n") {
+		t.Errorf("project show after two 66-cell tables and dp tables of 21 and 57 cells: %q", p.stdout)
 	}
 	// The pyramid's total row: all persons, both sexes, perturbed.
 	if !regexp.MustCompile(`(?m)^  all\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+$`).MatchString(out) {
