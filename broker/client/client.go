@@ -248,18 +248,26 @@ type TableResponse struct {
 	AuditIndex  int64  // the audit event of the release
 	AsOf        int64  // the point of the deposit sequence its publication point was made at
 	Point       string // the publication point it was computed at
-	Cells       int64  // cells released and debited from the project's budget
+	Cells       int64  // cells released and debited from the project's budget (0 for a repeat)
 	Remaining   int64  // the project's budget left after this table
+	// Rho is a dp table's ρ (a custom table under differential
+	// privacy), "" for a standard table; Repeat says the dp table
+	// repeats a query answered before at the same point: the same table,
+	// charged to neither the budget nor the privacy ledger.
+	Rho    string
+	Repeat bool
 }
 
 // MaxTableBytes bounds a table response the client reads.
 const MaxTableBytes = 64 << 20
 
-// RequestTable sends a table request (body: the JSON request) and
-// returns the table. format is wire.TableJSON ("" too) or
-// wire.TableCSV; with encrypt the vault encrypts the table to the
-// caller's registered age recipient. A table request spends the project's
-// cell budget, so it is never retried. The digest of a plaintext table is
+// RequestTable sends a table request (body: the JSON request: a
+// standard table of the catalogue, or a custom one, which the vault
+// answers under differential privacy) and returns the table. format is
+// wire.TableJSON ("" too) or wire.TableCSV; with encrypt the vault
+// encrypts the table to the caller's registered age recipient. A table
+// request spends the project's cell budget (and a dp table the privacy
+// ledger), so it is never retried. The digest of a plaintext table is
 // checked here; that of an encrypted one can be checked only after
 // decryption (VerifyTable).
 func (c *Client) RequestTable(ctx context.Context, body []byte, format string, encrypt bool) (*TableResponse, error) {
@@ -327,6 +335,17 @@ func (c *Client) RequestTable(ctx context.Context, body []byte, format string, e
 		*f.dst = v
 	}
 	t.Point = h.Get("X-Censusvault-Point")
+	t.Rho = h.Get("X-Censusvault-Rho")
+	switch h.Get("X-Censusvault-Repeat") {
+	case "":
+	case "true":
+		if t.Rho == "" {
+			return nil, errors.New("client: the response says it repeats a dp table but names no X-Censusvault-Rho")
+		}
+		t.Repeat = true
+	default:
+		return nil, errors.New("client: the response has no valid X-Censusvault-Repeat")
+	}
 	if !t.Encrypted {
 		if err := VerifyTable(t.Body, t.Digest); err != nil {
 			return nil, err
