@@ -30,15 +30,31 @@
 //	GET  /v1/audit/proof/consistency?old=M&new=N
 //	                                 RFC 6962 proof that the tree of N events extends that of its first M
 //	POST /v1/tables?encrypt=1        a research table: body is the JSON table request
-//	                                 (at most 64 KiB); Accept: application/json (default)
+//	                                 (at most 64 KiB), a standard table of the catalogue
+//	                                 or a custom one under differential privacy (a dp
+//	                                 table); Accept: application/json (default)
 //	                                 or text/csv picks the table's format; with
 //	                                 encrypt=1 the table comes age-encrypted to the
 //	                                 caller's registered recipient (application/age).
 //	                                 Headers X-Censusvault-Table-Digest (sha256: of the
 //	                                 plaintext table, as the audit log holds it),
-//	                                 -Audit-Index, -As-Of, -Cells (debited),
+//	                                 -Audit-Index, -As-Of, -Point, -Cells (debited),
 //	                                 -Budget-Remaining, and -Content-Type (the
-//	                                 plaintext's type, when encrypted)
+//	                                 plaintext's type, when encrypted); a dp table
+//	                                 also -Rho (its ρ) and, when it repeats a query
+//	                                 answered before and was charged nothing,
+//	                                 -Repeat: true (and -Cells: 0)
+//	GET  /v1/catalogue               the standard tables
+//	GET  /v1/release-points          the publication points and the scheduled points of dp tables
+//	POST /v1/release-points          make a publication point: {"name": NAME}; 201
+//	GET  /v1/ledger                  the privacy ledger of dp tables: the shares the caller
+//	                                 may see (researchers their own and their projects'),
+//	                                 what each spent in its worst commune, the proposals
+//	POST /v1/ledger/proposals        propose a share: {"kind": "commune"|"researcher"|"project",
+//	                                 "holder": NAME, "rho": "0.4", "reason": TEXT}; 201
+//	POST /v1/ledger/proposals/{seq}/approve
+//	                                 approve a proposal (an approver, not its proposer;
+//	                                 403 four_eyes otherwise); no body; 200
 //
 // Every authenticated route first takes a token of its user's rate limit
 // (broker.Limits): past it the answer is 429 with code rate_limited and
@@ -137,6 +153,9 @@ func New(o Opts) (http.Handler, error) {
 	r.GET("/v1/catalogue", h.authed(h.catalogue))
 	r.GET("/v1/release-points", h.authed(h.listPoints))
 	r.POST("/v1/release-points", h.authed(h.createPoint))
+	r.GET("/v1/ledger", h.authed(h.ledger))
+	r.POST("/v1/ledger/proposals", h.authed(h.proposeShare))
+	r.POST("/v1/ledger/proposals/:seq/approve", h.authed(h.approveShare))
 
 	r.NoRoute(func(c *gin.Context) { writeError(c, h.log, &broker.Error{Kind: broker.NotFound, Msg: "no such route"}) })
 	r.NoMethod(func(c *gin.Context) {
@@ -368,6 +387,12 @@ func (h *handler) requestTable(c *gin.Context, caller *broker.Caller) error {
 	hdr.Set(HeaderPoint, rel.Point)
 	hdr.Set(HeaderCells, strconv.Itoa(rel.Cells))
 	hdr.Set(HeaderBudgetRemaining, strconv.FormatInt(rel.Remaining, 10))
+	if rel.DP {
+		hdr.Set(HeaderRho, rel.Rho)
+		if rel.Repeat {
+			hdr.Set(HeaderRepeat, "true")
+		}
+	}
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	ct := rel.ContentType

@@ -135,14 +135,15 @@ func TestRedTeamTablesCannotIsolateDeniedArea(t *testing.T) {
 		{"rt-res", "the commune under the second project", rtStd(rtProject2, "18070"), denied},
 		{"rt-res", "the commune at an earlier point", earlier, denied},
 		// The free-form tables that could isolate the EA before
-		// issue 11 are refused as free-form (custom_tables_off).
+		// issue 11 are dp tables now (issue 12), whose cover is
+		// checked as a standard table's: each holds the denied EA.
 		{"rt-res", "free-form: no area filter (the project's cover, the nation)", rtTable(rtProject, []string{"sex"}), denied},
 		{"rt-res", "free-form: the denied EA listed with an allowed one", rtTable(rtProject, []string{"sex"}, "18070-01", "18070-02"), denied},
 		{"rt-res", "free-form: an allowed EA listed with the commune", rtTable(rtProject, []string{"sex"}, "18070-01", "18070"), denied},
 		{"rt-res", "free-form: rows by EA over the commune", rtTable(rtProject, []string{"ea", "sex"}, "18070"), denied},
 		{"rt-res", "free-form: rows by commune over the district", rtTable(rtProject, []string{"commune"}, "437"), denied},
-		{"rt-res", "free-form: the commune's other EAs", rtTable(rtProject, []string{"sex"}, "18070-01", "18070-03"), denied},
 		// What the researcher may have: nothing that holds 18070-02.
+		{"rt-res", "control: a dp table of the commune's other EAs", rtTable(rtProject, []string{"sex"}, "18070-01", "18070-03"), ok},
 		{"rt-res", "control: the sibling commune", rtStd(rtProject, "18073"), ok},
 		{"rt-res", "control: a commune of another district", rtStd(rtProject, "18100"), ok},
 		{"rt-res", "control: another province", rtStd(rtProject, "44"), ok},
@@ -159,6 +160,12 @@ func TestRedTeamTablesCannotIsolateDeniedArea(t *testing.T) {
 		{"rt-res-sod", "the commune over an auditor grant", rtStd(rtProject, "18070"), denied},
 		{"rt-res-sod", "control: the sibling commune", rtStd(rtProject, "18073"), ok},
 	}
+	// The day's first dp table makes the day's scheduled point, an
+	// event of its own: made here (a table the researcher may have),
+	// each request below is one event.
+	if r := v.postTable("rt-res", "", rtTable(rtProject, []string{"sex"}, "18073"), nil); r.Status != ok || r.Header.Get(httpapi.HeaderRho) == "" {
+		t.Fatalf("control: a dp table of the sibling commune: %d %s", r.Status, r.Body)
+	}
 	for _, c := range cases {
 		v := v.in(t)
 		var r *response
@@ -167,8 +174,8 @@ func TestRedTeamTablesCannotIsolateDeniedArea(t *testing.T) {
 			t.Errorf("%s asks for %s: %d, want %d: %.200s", c.user, c.what, r.Status, c.status, r.Body)
 			continue
 		}
-		if strings.HasPrefix(c.what, "free-form") && r.Code(t) != "custom_tables_off" {
-			t.Errorf("%s asks for %s: code %q, want custom_tables_off", c.user, c.what, r.Code(t))
+		if strings.HasPrefix(c.what, "free-form") && c.status == denied && (r.Code(t) != "permission_denied" || !strings.Contains(string(r.Body), "not permitted to request tables for area")) {
+			t.Errorf("%s asks for %s: %s, want permission_denied for its cover", c.user, c.what, r.Body)
 		}
 		if ev.Action != string(policy.RequestTable) {
 			t.Errorf("%s asks for %s: event %s", c.user, c.what, ev.Action)
@@ -708,16 +715,20 @@ func TestRedTeamAuditAreaLessEventsOfDeniedStaffHidden(t *testing.T) {
 		t.Fatalf("garbage deposit: %d %s", r.Status, r.Body)
 	}
 	v.makePoint("rt-1")
-	// A request that does not compile (no such table), and a
-	// free-form one (refused before its areas are looked at): both are
-	// logged with the root as their area.
+	// A request that does not compile (no such table), and a custom
+	// one whose ρ is refused before its areas are looked at: both are
+	// logged with the root as their area. And a dp table of the
+	// researcher's EA, released.
 	bad := `{"project": "` + rtProject + `", "purpose": "poverty of Phường Bắc Hồng households", "table": "households_poverty", "area": "18070"}`
 	if r := v.postTable("rt-res-local", "", bad, nil); r.Status != http.StatusBadRequest {
 		t.Fatalf("invalid table request: %d %s", r.Status, r.Body)
 	}
-	custom := `{"project": "` + rtProject + `", "purpose": "poverty of Phường Bắc Hồng households", "rows": ["sex"], "filter": {"area": ["18070-01"]}}`
-	if r := v.postTable("rt-res-local", "", custom, nil); r.Status != http.StatusForbidden {
-		t.Fatalf("free-form table request: %d %s", r.Status, r.Body)
+	custom := `{"project": "` + rtProject + `", "purpose": "poverty of Phường Bắc Hồng households", "rows": ["sex"], "filter": {"area": ["18070-01"]}`
+	if r := v.postTable("rt-res-local", "", custom+`, "rho": "1000"}`, nil); r.Status != http.StatusBadRequest {
+		t.Fatalf("custom table request of too large a ρ: %d %s", r.Status, r.Body)
+	}
+	if r := v.postTable("rt-res-local", "", custom+`}`, nil); r.Status != http.StatusOK {
+		t.Fatalf("dp table request: %d %s", r.Status, r.Body)
 	}
 	// Both users are granted only inside 42: every event they cause is
 	// about 42's subtree.

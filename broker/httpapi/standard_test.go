@@ -8,8 +8,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/censusvault/censusvault/broker"
 	"github.com/censusvault/censusvault/policy"
@@ -17,19 +17,23 @@ import (
 
 // A researcher knows a neighbour's household — its EA, that the head was
 // born in 1968 — and asks for persons by religion filtered down to it:
-// a table of one person. Free-form tables (rows, cols, filters, measures
-// or units of the caller's own) are switched off: every such body is
-// refused with 403 custom_tables_off before anything is computed (no
-// submission is opened, nothing is compiled into the log), the refusal
-// is logged, and the budget is untouched.
-func TestCustomTablesOff(t *testing.T) {
+// a table of one person. Behind free filters cell-key noise lets a
+// determined researcher isolate one person, so a custom table (rows,
+// cols, filters, measures or units of the caller's own) is answered only
+// under differential privacy: as a dp table (X-Censusvault-Rho, the dp
+// format, its ρ charged to the privacy ledger and logged), never as a
+// standard table's cell-key perturbation; the same query again is the
+// same bytes (no fresh noise to average away). A custom request that is
+// malformed or outside the project is refused, logged, and spends
+// neither budget nor ledger.
+func TestCustomTablesOnlyUnderDP(t *testing.T) {
 	t.Parallel()
 	v := newVault(t, vaultOpts{})
 	ctx := t.Context()
 	v.loadSynthetic(tableHouseholds)
 	if err := v.B.AddProject(ctx, "cli:test", broker.NewProject{
 		ID: "rel-2019", Title: "Religion", Purpose: "religion by age", Areas: []broker.AreaCode{district},
-		Variables: []string{"religion", "sex", "age_group5"}, Expires: start.AddDate(1, 0, 0), Budget: 100_000,
+		Variables: []string{"religion", "sex", "age_group5", "birth_year", "relationship"}, Expires: start.AddDate(1, 0, 0), Budget: 100_000,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -39,57 +43,107 @@ func TestCustomTablesOff(t *testing.T) {
 	}
 	v.Tokens["res-rel"] = tok.Reveal()
 	v.makePoint("p1")
-	// A deposit after the point: a request that reached the table
-	// engine would open it.
-	v.receipt(v.deposit("enum-a1", v.seal(encode(t, household(eaA1, 901)))), http.StatusCreated)
-	var opened atomic.Int64
-	v.B.SetTableProgress(func(int) { opened.Add(1) })
-	t.Cleanup(func() { v.B.SetTableProgress(nil) })
+	day := "daily-" + v.Clock.Now().Format(time.DateOnly)
+	spentCap := func() string {
+		l, _ := v.getLedger("auditor")
+		return share(l, "commune", "").Spent
+	}
 
 	p := `"project": "rel-2019", "purpose": "religion of the head born 1968"`
-	for name, body := range map[string]string{
-		"one person's religion":   `{` + p + `, "rows": ["religion"], "filter": {"area": ["` + eaA1 + `"], "birth_year": [1968], "relationship": [1]}}`,
-		"cols alone":              `{` + p + `, "cols": ["religion"]}`,
-		"an empty filter":         `{` + p + `, "filter": {}}`,
-		"a sum of codes":          `{` + p + `, "measure": {"sum": "religion"}}`,
-		"a unit":                  `{` + p + `, "unit": "households"}`,
-		"empty rows":              `{` + p + `, "rows": []}`,
-		"free-form with as_of":    `{` + p + `, "rows": ["religion"], "as_of": "p1"}`,
-		"free-form with an area":  `{` + p + `, "rows": ["religion"], "area": "` + communeA + `"}`,
-		"free-form, another form": `{` + p + `, "rows": ["sex"], "cols": ["age_group5"], "filter": {"area": ["` + communeA + `"]}}`,
+	const released = http.StatusOK
+	for _, tc := range []struct {
+		what, body string
+		status     int
+		code, says string // of a refusal
+		point      string // of a release
+	}{
+		{"one person's religion", `{` + p + `, "rows": ["religion"], "filter": {"area": ["` + eaA1 + `"], "birth_year": [1968], "relationship": [1]}}`, released, "", "", day},
+		{"free-form, another form", `{` + p + `, "rows": ["sex"], "cols": ["age_group5"], "filter": {"area": ["` + communeA + `"]}}`, released, "", "", day},
+		{"free-form at a publication point", `{` + p + `, "rows": ["religion"], "as_of": "p1"}`, released, "", "", "p1"},
+		{"free-form of its own ρ", `{` + p + `, "rows": ["religion"], "filter": {"area": ["` + communeA + `"]}, "rho": "0.05"}`, released, "", "", day},
+		{"cols alone", `{` + p + `, "cols": ["religion"]}`, 400, "invalid", "rows", ""},
+		{"an empty filter", `{` + p + `, "filter": {}}`, 400, "invalid", "rows", ""},
+		{"a sum of codes", `{` + p + `, "measure": {"sum": "religion"}}`, 400, "invalid", "rows", ""},
+		{"a unit alone", `{` + p + `, "unit": "households"}`, 400, "invalid", "rows", ""},
+		{"empty rows", `{` + p + `, "rows": []}`, 400, "invalid", "rows", ""},
+		{"ρ alone", `{` + p + `, "rho": "0.02"}`, 400, "invalid", "rows", ""},
+		{"ρ of 1000", `{` + p + `, "rows": ["religion"], "rho": "1000"}`, 400, "invalid", "rho", ""},
+		{"free-form with a standard table's area", `{` + p + `, "rows": ["religion"], "area": "` + communeA + `"}`, 400, "invalid", "send one or the other", ""},
+		{"an identifying row", `{` + p + `, "rows": ["head_name"]}`, 403, "permission_denied", "identifying", ""},
+		{"a variable the project lacks", `{` + p + `, "rows": ["religion"], "filter": {"ethnicity": [1]}}`, 403, "permission_denied", "not among project", ""},
+		{"an unknown point", `{` + p + `, "rows": ["religion"], "as_of": "p9"}`, 400, "invalid", "GET /v1/release-points", ""},
 	} {
 		p0, err := v.B.Project(ctx, "rel-2019")
 		if err != nil {
 			t.Fatal(err)
 		}
+		cap0 := spentCap()
 		var r *response
-		ev := v.oneEvent(func() { r = v.postTable("res-rel", "", body, nil) })
-		msg, _ := r.ErrorBody(t)
-		if r.Status != http.StatusForbidden || r.Code(t) != "custom_tables_off" || !strings.Contains(msg, `"table": ID`) || !strings.Contains(msg, "GET /v1/catalogue") {
-			t.Errorf("%s: %d %s, want 403 custom_tables_off saying how to ask for a standard table", name, r.Status, r.Body)
+		ev := v.oneEventOf("table.request", func() { r = v.postTable("res-rel", "", tc.body, nil) })
+		if r.Status != tc.status {
+			t.Errorf("%s: %d %.300s, want %d", tc.what, r.Status, r.Body, tc.status)
+			continue
 		}
-		if r.Header.Get("X-Censusvault-Table-Digest") != "" || r.Header.Get("X-Censusvault-Point") != "" || bytes.Contains(r.Body, []byte("cells")) {
-			t.Errorf("%s: the refusal carries a table", name)
+		p1, err := v.B.Project(ctx, "rel-2019")
+		if err != nil {
+			t.Fatal(err)
 		}
-		if ev.Action != "table.request" || ev.Decision != "deny" || ev.Outcome != "denied" || ev.Actor != "user:res-rel" ||
-			ev.Reason != "custom tables are switched off" || ev.Request != "" || ev.ReleaseDigest != "" {
-			t.Errorf("%s: event %s %s/%s by %s, reason %q, request %q, digest %q; want a denial with nothing compiled",
-				name, ev.Action, ev.Decision, ev.Outcome, ev.Actor, ev.Reason, ev.Request, ev.ReleaseDigest)
+		if tc.status != released {
+			msg, _ := r.ErrorBody(t)
+			if r.Code(t) != tc.code || !strings.Contains(msg, tc.says) {
+				t.Errorf("%s: %s, want code %s saying %q", tc.what, r.Body, tc.code, tc.says)
+			}
+			if r.Header.Get("X-Censusvault-Table-Digest") != "" || r.Header.Get("X-Censusvault-Rho") != "" || bytes.Contains(r.Body, []byte("cells")) {
+				t.Errorf("%s: the refusal carries a table", tc.what)
+			}
+			if ev.Outcome == "ok" || ev.ReleaseDigest != "" || ev.Actor != "user:res-rel" {
+				t.Errorf("%s: event %s/%s by %s, digest %q; want a logged refusal", tc.what, ev.Decision, ev.Outcome, ev.Actor, ev.ReleaseDigest)
+			}
+			if p1.Spent != p0.Spent || spentCap() != cap0 {
+				t.Errorf("%s: the refusal spent budget (%d → %d) or ρ (%s → %s)", tc.what, p0.Spent, p1.Spent, cap0, spentCap())
+			}
+			continue
 		}
-		if p1, err := v.B.Project(ctx, "rel-2019"); err != nil || p1.Spent != p0.Spent || p1.Spent != 0 {
-			t.Errorf("%s: the refusal spent budget (%d → %d, %v)", name, p0.Spent, p1.Spent, err)
+		var tab struct {
+			Table   string `json:"table"`
+			Point   string `json:"point"`
+			Control struct {
+				Method  string  `json:"method"`
+				Rho     string  `json:"rho"`
+				Epsilon float64 `json:"epsilon"`
+			} `json:"disclosure_control"`
+		}
+		r.JSON(t, &tab)
+		rho := r.Header.Get("X-Censusvault-Rho")
+		if rho == "" || tab.Table != "censusvault.dp-table/v1" || tab.Control.Rho != rho || tab.Control.Epsilon <= 0 ||
+			!strings.Contains(tab.Control.Method, "differential privacy") || tab.Point != tc.point || r.Header.Get("X-Censusvault-Point") != tc.point {
+			t.Errorf("%s: released as %q at %q (header %q), ρ %q (header %q), method %q: want a dp table at %s",
+				tc.what, tab.Table, tab.Point, r.Header.Get("X-Censusvault-Point"), tab.Control.Rho, rho, tab.Control.Method, tc.point)
+		}
+		if ev.Outcome != "ok" || ev.ReleaseDigest != sha(r.Body) || !strings.Contains(ev.Reason, "dp: charged ρ="+rho) {
+			t.Errorf("%s: event %s, digest %q, reason %q: want the release and its charge logged", tc.what, ev.Outcome, ev.ReleaseDigest, ev.Reason)
+		}
+		if p1.Spent <= p0.Spent || spentCap() == cap0 {
+			t.Errorf("%s: the release spent no budget (%d → %d) or ρ (%s → %s)", tc.what, p0.Spent, p1.Spent, cap0, spentCap())
+		}
+		// Again: the same bytes, nothing spent.
+		again := v.postTable("res-rel", "", tc.body, nil)
+		if again.Status != http.StatusOK || !bytes.Equal(again.Body, r.Body) || again.Header.Get("X-Censusvault-Repeat") != "true" || spentCap() == cap0 {
+			t.Errorf("%s again: %d, same bytes %v, repeat %q", tc.what, again.Status, bytes.Equal(again.Body, r.Body), again.Header.Get("X-Censusvault-Repeat"))
+		}
+		if p2, err := v.B.Project(ctx, "rel-2019"); err != nil || p2.Spent != p1.Spent {
+			t.Errorf("%s again: the repeat spent budget", tc.what)
 		}
 	}
-	if n := opened.Load(); n != 0 {
-		t.Errorf("free-form requests opened submissions for the table engine (%d pages)", n)
+	// The day's point was made once, by the vault itself.
+	var made []string
+	for _, e := range v.eventsSince(0) {
+		if e.Action == "release_point.schedule" {
+			made = append(made, e.Actor+" "+strings.Join(e.Resources, ","))
+		}
 	}
-	// Control: a standard table does reach the engine, which opens the
-	// new deposit.
-	if r := v.postTable("res-rel", "", stdTable("rel-2019", "population_age_broad_sex", district, ""), nil); r.Status != http.StatusOK {
-		t.Fatalf("standard table: %d %s", r.Status, r.Body)
-	}
-	if opened.Load() == 0 {
-		t.Errorf("control: a standard table opened no submission: the check above tests nothing")
+	if len(made) != 1 || made[0] != "system:scheduler release_point:"+day {
+		t.Errorf("scheduled points made: %v, want %s once", made, day)
 	}
 }
 
