@@ -329,6 +329,11 @@ func TestHelp(t *testing.T) {
 		{[]string{"release-point", "create", "--help"}, "usage: censusvault release-point create NAME [--point-k 100] [--point-interval 168h]"},
 		{[]string{"release-point", "list", "--help"}, "usage: censusvault release-point list"},
 		{[]string{"serve", "--help"}, "--point-interval"},
+		{[]string{"ledger", "--help"}, "usage: censusvault ledger show|propose|approve"},
+		{[]string{"ledger", "show", "--help"}, "usage: censusvault ledger show [--data DIR] [--store DSN] [--keys PROVIDER] | --server URL [--token-file FILE]"},
+		{[]string{"ledger", "propose", "--help"}, "usage: censusvault ledger propose --kind commune|researcher|project [--holder NAME] --rho R --reason TEXT --server URL"},
+		{[]string{"ledger", "approve", "--help"}, "usage: censusvault ledger approve SEQ --server URL"},
+		{[]string{"table", "request", "--help"}, "a custom table, which the\nvault answers under differential privacy"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			// From a directory with no vault: --help must not touch one.
@@ -349,7 +354,7 @@ func TestHelp(t *testing.T) {
 		{"init", "--help"}, {"serve", "--help"}, {"user", "add", "--help"}, {"user", "grant", "--help"},
 		{"user", "revoke", "--help"}, {"user", "show", "--help"}, {"keys", "rotate-ingest", "--help"}, {"audit", "verify", "--help"},
 		{"user", "set-recipient", "--help"}, {"table", "replay", "--help"}, {"audit", "prune", "--help"},
-		{"release-point", "create", "--help"}, {"release-point", "list", "--help"},
+		{"release-point", "create", "--help"}, {"release-point", "list", "--help"}, {"ledger", "show", "--help"},
 	} {
 		r := cv(t, args...)
 		if !strings.Contains(r.stderr, "--data") || !strings.Contains(r.stderr, "--store") {
@@ -357,7 +362,7 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	r := cv(t, "--help")
-	for _, c := range []string{"init", "serve", "demo", "user", "keys", "audit", "receipt", "release-point", "table", "CENSUSVAULT_"} {
+	for _, c := range []string{"init", "serve", "demo", "user", "keys", "audit", "receipt", "release-point", "table", "ledger", "CENSUSVAULT_"} {
 		if !strings.Contains(r.stderr, c) {
 			t.Errorf("top-level usage does not mention %q", c)
 		}
@@ -387,6 +392,10 @@ func TestUsageErrors(t *testing.T) {
 		{"release-point"},
 		{"release-point", "frobnicate"},
 		{"release-point", "create", "--point-k", "lots"},
+		{"ledger"},
+		{"ledger", "frobnicate"},
+		{"ledger", "propose", "--server", "http://127.0.0.1:1"},
+		{"ledger", "approve", "--server", "http://127.0.0.1:1"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			r := cv(t, args...)

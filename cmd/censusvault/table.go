@@ -23,10 +23,16 @@ import (
 func cmdTable(ctx context.Context, e *env, args []string) error {
 	sub, syn, args, done, err := subcommand(e, args, "usage: censusvault table request|replay [flags] ARG", map[string]string{
 		"request": "table request --server URL [--token-file FILE] [--csv] [--encrypt] [--out FILE] REQUEST.json|-\n\n" +
-			"Sends a standard table request (JSON: project, purpose, table, area, as_of — a publication\n" +
-			"point's name, default the latest; GET /v1/catalogue lists the tables) and writes\n" +
-			"the table to stdout or --out; the digest, as-of point, audit event, cells debited and budget\n" +
-			"left go to stderr. The token is read from --token-file or, without it, CENSUSVAULT_TOKEN.\n" +
+			"Sends a table request and writes the table to stdout or --out. The request (JSON) is either\n" +
+			"a standard table of the catalogue — project, purpose, table, area, as_of (a publication point's\n" +
+			"name, default the latest; GET /v1/catalogue lists the tables) — or a custom table, which the\n" +
+			"vault answers under differential privacy (a dp table) — project, purpose, rows, cols, filter,\n" +
+			"measure, unit, optionally rho (its ρ, default 0.02) and as_of (a point's name, default the\n" +
+			"day's scheduled point). A dp table spends its ρ from the privacy ledger (`censusvault ledger\n" +
+			"show`); the same query again at the same point is the same table, charged nothing.\n" +
+			"The digest, point, audit event, cells debited, budget left and, for a dp table, its ρ (and\n" +
+			"\"repeat: no debit\" for a repeat) go to stderr. The token is read from --token-file or,\n" +
+			"without it, CENSUSVAULT_TOKEN.\n" +
 			"With --encrypt the vault encrypts the table to your registered age recipient: decrypt it\n" +
 			"with `age -d -i KEY` and compare its SHA-256 with the digest.",
 		"replay": "table replay [--data DIR] [--store DSN] [--keys PROVIDER] [--out FILE] EVENT_INDEX\n\n" +
@@ -162,6 +168,12 @@ func tableRequest(ctx context.Context, e *env, rem remote, tokenFile, reqFile, f
 	fmt.Fprintf(e.stderr, "audit:     event %d\n", t.AuditIndex)
 	fmt.Fprintf(e.stderr, "cells:     %d\n", t.Cells)
 	fmt.Fprintf(e.stderr, "remaining: %d\n", t.Remaining)
+	if t.Rho != "" {
+		fmt.Fprintf(e.stderr, "rho:       %s (a dp table: differential privacy, charged to the privacy ledger)\n", printable(t.Rho))
+	}
+	if t.Repeat {
+		fmt.Fprintf(e.stderr, "repeat:    no debit (this query was answered at this point before: the same table again)\n")
+	}
 	if t.Encrypted {
 		fmt.Fprintf(e.stderr, "decrypt with `age -d -i YOUR-KEY`; the digest is the SHA-256 of the decrypted table\n")
 	}

@@ -155,7 +155,7 @@ func TestTableEndToEnd(t *testing.T) {
 		code int
 		says string
 	}{
-		{"free-form table", nil, []string{"--token-file", tokenFile, "-"}, 1, "HTTP 403: custom tables"},
+		{"custom table of an identifying field", nil, []string{"--token-file", tokenFile, "-"}, 1, `HTTP 403: dimension "head_name" is an identifying field`},
 		{"no token", nil, []string{reqFile}, 2, "--token-file"},
 		{"bad token", []string{"CENSUSVAULT_TOKEN=" + strings.Repeat("A", 43)}, []string{reqFile}, 1, "HTTP 401"},
 		{"no server", nil, []string{"--server", "", "--token-file", tokenFile, reqFile}, 2, "--server"},
