@@ -21,10 +21,13 @@ import (
 
 // Custom tables — the researcher's own rows, columns, filters and areas —
 // are released under zero-concentrated differential privacy (zCDP), the
-// household being the unit of privacy: whatever one household's answers,
-// or whether it was counted at all, changes the distribution of a released
-// table by at most the table's ρ. See the README's "Custom tables under
-// differential privacy" for the guarantee and what it does not cover.
+// household being the unit of privacy: adding or removing one household
+// (all its persons and answers) changes the distribution of a released
+// table by at most the table's ρ; changing a household's answers, its
+// presence known, by at most 2ρ (its old and new contributions are both
+// non-negative, so the squared L2 change is at most 2Δ²). See the
+// README's "Custom tables under differential privacy" for the guarantee
+// and what it does not cover.
 //
 // How a dp table is made, in order:
 //
@@ -164,10 +167,21 @@ type dpQuery struct {
 	Dims       []string            `json:"dims"` // rows and cols, sorted
 	Filter     map[string][]string `json:"filter"`
 	Measure    Measure             `json:"measure"`
-	Point      string              `json:"point"`
-	PointState string              `json:"point_state"`
+	Point      string              `json:"point"` // pointIdentity
 	Rho        string              `json:"rho"`
 	Unit       Unit                `json:"unit"`
+}
+
+// pointIdentity is what of a point decides the data a dp table sees: a
+// publication point's frozen state (its per-area as-of points), a
+// scheduled point's deposit point. Two points that see the same data
+// ask the same question — the same table at the next day's point with
+// nothing deposited between is a repeat, not new noise.
+func pointIdentity(p DPPoint) string {
+	if p.State != nil {
+		return "state:" + p.Digest
+	}
+	return "as_of:" + strconv.FormatInt(p.AsOf, 10)
 }
 
 // DPPoint is the point a dp table is computed at: a publication point
@@ -256,8 +270,18 @@ func (c *Cache) CompileDP(r *Request, proj Project, point DPPoint, params DPPara
 	// The query: the canonical cover, the dimensions as a set, the filter
 	// without filters that keep everything.
 	d.cover = c.canonicalCover(p.universe)
-	q := dpQuery{DP: d.norm.DP, Measure: d.norm.Measure, Point: point.Name, PointState: point.Digest, Rho: d.norm.Rho, Unit: p.unit,
-		Dims: slices.Sorted(slices.Values(slices.Concat(p.Norm.Rows, p.Norm.Cols))), Filter: map[string][]string{}}
+	q := dpQuery{DP: d.norm.DP, Measure: d.norm.Measure, Point: pointIdentity(point), Rho: d.norm.Rho, Unit: p.unit, Filter: map[string][]string{}}
+	// A dimension of one category (an area level the cover lies within,
+	// a variable filtered to one code) adds a label, not a cell: the
+	// table without it asks the same cells.
+	for _, ds := range [][]dim{p.rows, p.cols} {
+		for _, dd := range ds {
+			if dd.n > 1 {
+				q.Dims = append(q.Dims, dd.name)
+			}
+		}
+	}
+	slices.Sort(q.Dims)
 	for _, a := range d.cover {
 		q.Areas = append(q.Areas, string(a))
 	}

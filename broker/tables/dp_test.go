@@ -54,11 +54,17 @@ func TestDPDeterministicPerQuery(t *testing.T) {
 	if bytes.Equal(a.Render(), o.Render()) {
 		t.Fatal("another seed drew the same noise")
 	}
-	// Another point is another query.
+	// A point that sees other data is another query; one that sees the
+	// same data (the next day's, nothing deposited between) is not.
 	pt := scheduled(f)
-	pt.Name = "daily-other"
+	pt.AsOf -= 2
 	if p2 := mustCompileDP(t, c, countReq(Persons, []string{"religion"}, []string{"sex"}), f.proj, pt); p2.Query() == p.Query() {
-		t.Fatal("the same table at another point has the same query")
+		t.Fatal("the same table at an earlier point has the same query")
+	}
+	pt = scheduled(f)
+	pt.Name = "daily-next"
+	if p2 := mustCompileDP(t, c, countReq(Persons, []string{"religion"}, []string{"sex"}), f.proj, pt); p2.Query() != p.Query() {
+		t.Fatal("the same table at a point seeing the same data is another query: fresh noise for nothing new")
 	}
 }
 
@@ -81,6 +87,8 @@ func TestDPEquivalentRewrites(t *testing.T) {
 			Filter: map[string][]string{"area": {string(prov)}, "literacy": {"01", "+1"}}},
 		"province as its districts": {Project: "p", Unit: Persons, Rows: []string{"religion", "sex"}, Measure: Measure{Op: "count"},
 			Filter: map[string][]string{"area": codes(districts), "literacy": {"1"}}},
+		"with a dimension of one category": {Project: "p", Unit: Persons, Rows: []string{"religion", "sex"}, Cols: []string{"province"}, Measure: Measure{Op: "count"},
+			Filter: map[string][]string{"area": {string(prov)}, "literacy": {"1"}}},
 		"with a filter keeping every sex": {Project: "p", Unit: Persons, Rows: []string{"religion", "sex"}, Measure: Measure{Op: "count"},
 			Filter: map[string][]string{"area": {string(prov)}, "literacy": {"1"}, "sex": {"2", "1"}}},
 	}
