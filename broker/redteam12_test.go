@@ -200,11 +200,12 @@ func TestRT12ScheduledPointRace(t *testing.T) {
 }
 
 // TestRT12RepeatIsFreeOnlyForTheSameAnswer: the same cells asked again
-// by another researcher of another project (whose areas hold them) are
-// the same query: answered with the same bytes and charged to nobody,
-// which leaks nothing (nothing new is released). But the same cells at
-// another ρ, or of households rather than persons, or at another point,
-// are other queries, each charged.
+// by another researcher of another project (whose areas hold them), or
+// the next day with nothing deposited, are the same query: answered with
+// the same bytes and charged to nobody, which releases nothing new. But
+// the same cells at another ρ, of households rather than persons, at a
+// later deposit point or at a publication point are other queries, each
+// charged.
 func TestRT12RepeatIsFreeOnlyForTheSameAnswer(t *testing.T) {
 	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
@@ -224,14 +225,24 @@ func TestRT12RepeatIsFreeOnlyForTheSameAnswer(t *testing.T) {
 			t.Fatalf("%s: charged as a repeat", extra)
 		}
 	}
-	// The next day's scheduled point (whose stored state is every
-	// scheduled point's) and a publication point are other points.
-	mu.Lock()
-	now = now.Add(24 * time.Hour)
-	mu.Unlock()
+	// The next day's scheduled point with nothing deposited since sees
+	// the same data: the same query, a repeat. After a deposit, the
+	// day's point sees other data: another query, charged.
+	day := func() {
+		mu.Lock()
+		now = now.Add(24 * time.Hour)
+		mu.Unlock()
+	}
+	day()
+	same := tv.mustDP("rita", q("fert", ""))
+	if !same.Repeat || same.Point == first.Point {
+		t.Fatalf("the same cells the next day, nothing deposited: repeat %v, point %s (was %s)", same.Repeat, same.Point, first.Point)
+	}
+	tv.load(3)
+	day()
 	next := tv.mustDP("rita", q("fert", ""))
-	if next.Repeat || next.Point == first.Point {
-		t.Fatalf("the same cells the next day: repeat %v, point %s (was %s)", next.Repeat, next.Point, first.Point)
+	if next.Repeat || next.AsOf == first.AsOf {
+		t.Fatalf("the same cells at a later deposit point: repeat %v, as of %d (was %d)", next.Repeat, next.AsOf, first.AsOf)
 	}
 	tv.point("p2")
 	r := tv.mustDP("rita", strings.Replace(q("fert", ""), `"purpose":"p"`, `"purpose":"p","as_of":"p2"`, 1))
