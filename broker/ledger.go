@@ -432,9 +432,20 @@ func (b *Broker) ProposeShare(ctx context.Context, c *Caller, kind, holder, rho,
 	ev.Outcome = "ok"
 	ev.Reason = fmt.Sprintf("proposed %s share %s ρ=%s (ε=%.2f at δ=%g); waits for an approver", kind, holder, r, r.Epsilon(dp.Delta), dp.Delta)
 	err = b.store.Update(ctx, func(tx storage.Tx) error {
-		if kind == ShareProject {
+		switch kind {
+		case ShareProject:
 			if _, err := tx.Project(holder); err != nil {
 				return err
+			}
+		case ShareResearcher:
+			// A share for a name nobody holds would wait for whoever is
+			// given that name later.
+			u, err := tx.User(holder)
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(u.Grants, func(g storage.Grant) bool { return g.Role == string(policy.Researcher) && !g.Deny }) {
+				return errNotResearcher
 			}
 		}
 		rec, err := appendEvent(tx, ev)
@@ -444,15 +455,22 @@ func (b *Broker) ProposeShare(ctx context.Context, c *Caller, kind, holder, rho,
 		ch.ProposalAudit = rec.Index
 		return tx.ProposeShare(ch)
 	})
-	if errors.Is(err, storage.ErrNotFound) {
+	switch {
+	case errors.Is(err, storage.ErrNotFound) && kind == ShareProject:
 		return invalid("no project " + holder)
-	}
-	if err != nil {
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, errNotResearcher):
+		return invalid("no researcher " + clip(holder) + ": a researcher share is proposed for a user who holds a researcher grant")
+	case err != nil:
 		return nil, errorf(Unavailable, err, "the proposal could not be stored; nothing changed")
 	}
 	out := shareChangeInfo(*ch)
 	return &out, nil
 }
+
+var (
+	errNotResearcher = errors.New("not a researcher")
+	errSuperseded    = errors.New("a later proposal for the same share was approved")
+)
 
 // ApproveShare approves a pending share proposal: the caller needs
 // ledger.approve over the whole area tree, must not be its proposer, and
@@ -475,19 +493,30 @@ func (b *Broker) ApproveShare(ctx context.Context, c *Caller, seq int64) (*Share
 		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to approve share changes: an approver grant over the whole area tree is needed"))
 	}
 	var ch *storage.ShareChange
+	var newer int64 // the latest approved change of the same share, if proposed after this one
 	refusal := func(k Kind, code, msg string) (*ShareChange, error) {
 		ev.Outcome, ev.Reason = "refused", msg
 		return nil, b.refuse(ctx, ev, &Error{Kind: k, Code: code, Msg: msg})
 	}
+	var all []storage.ShareChange
 	err = b.store.View(ctx, func(tx storage.ReadTx) error {
 		return tx.ShareChanges(func(x storage.ShareChange) (bool, error) {
-			if x.Seq == seq {
-				ch = &x
-				return false, nil
-			}
+			all = append(all, x)
 			return true, nil
 		})
 	})
+	for i := range all {
+		if all[i].Seq == seq {
+			ch = &all[i]
+		}
+	}
+	if ch != nil {
+		for _, x := range all {
+			if x.Kind == ch.Kind && x.Holder == ch.Holder && x.Seq > seq && x.ApprovedBy != "" {
+				newer = x.Seq
+			}
+		}
+	}
 	if err != nil {
 		return nil, errorf(Unavailable, err, "failed to read the share proposals")
 	}
@@ -501,11 +530,27 @@ func (b *Broker) ApproveShare(ctx context.Context, c *Caller, seq int64) (*Share
 		return refusal(Permission, "four_eyes", "you proposed this change: another person, an approver, must approve it")
 	case now.Sub(ch.ProposedAt) > proposalLife:
 		return refusal(Conflict, "proposal_expired", fmt.Sprintf("share proposal %d is over %s old: propose it again", seq, proposalLife))
+	case newer != 0:
+		// Approving it now would undo a later decision about the same
+		// share.
+		return refusal(Conflict, "proposal_superseded", fmt.Sprintf("share proposal %d was overtaken by proposal %d for the same share, approved since: propose it again if it still holds", seq, newer))
 	}
 	r := dp.Rho(ch.Rho)
 	ev.Decision, ev.Outcome = "allow", "ok"
 	ev.Reason = fmt.Sprintf("approved %s share %s proposed by %s: now ρ=%s, ε=%.2f at δ=%g", ch.Kind, ch.Holder, ch.ProposedBy, r, r.Epsilon(dp.Delta), dp.Delta)
 	err = b.store.Update(ctx, func(tx storage.Tx) error {
+		// Again inside the transaction: another approval may have landed
+		// since the read above.
+		err := tx.ShareChanges(func(x storage.ShareChange) (bool, error) {
+			if x.Kind == ch.Kind && x.Holder == ch.Holder && x.Seq > seq && x.ApprovedBy != "" {
+				newer = x.Seq
+				return false, errSuperseded
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
 		rec, err := appendEvent(tx, ev)
 		if err != nil {
 			return err
@@ -518,6 +563,9 @@ func (b *Broker) ApproveShare(ctx context.Context, c *Caller, seq int64) (*Share
 	})
 	if errors.Is(err, storage.ErrConflict) {
 		return refusal(Conflict, "proposal_approved", fmt.Sprintf("share proposal %d was approved by someone else meanwhile", seq))
+	}
+	if errors.Is(err, errSuperseded) {
+		return refusal(Conflict, "proposal_superseded", fmt.Sprintf("share proposal %d was overtaken by proposal %d for the same share, approved meanwhile: propose it again if it still holds", seq, newer))
 	}
 	if err != nil {
 		return nil, errorf(Unavailable, err, "the approval could not be stored; nothing changed")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/audit"
+	"github.com/censusvault/censusvault/broker/area"
 	"github.com/censusvault/censusvault/broker/tables"
 	"github.com/censusvault/censusvault/crypto"
 	"github.com/censusvault/censusvault/storage"
@@ -46,9 +47,13 @@ func (b *Broker) requestDP(ctx context.Context, c *Caller, ev *audit.Event, req 
 	var proj *storage.Project
 	var point *storage.ReleasePoint
 	var recipient string
+	var shreds map[area.Code]int64
 	err := b.store.View(ctx, func(tx storage.ReadTx) error {
 		var err error
 		if proj, err = tx.Project(req.Project); err != nil {
+			return err
+		}
+		if shreds, err = analyticShreds(tx); err != nil {
 			return err
 		}
 		if req.Point != "" {
@@ -96,7 +101,7 @@ func (b *Broker) requestDP(ctx context.Context, c *Caller, ev *audit.Event, req 
 			return nil, err
 		}
 	}
-	at := tables.DPPoint{Name: point.Name, AsOf: point.AsOf, Digest: digestOf(point.State)}
+	at := tables.DPPoint{Name: point.Name, AsOf: point.AsOf, Digest: digestOf(point.State), Shreds: shreds}
 	if !point.Scheduled {
 		if at.State, err = tables.ParsePointState(point.State); err != nil {
 			return nil, errorf(Internal, err, "publication point %s's stored state does not read", point.Name)
@@ -197,10 +202,15 @@ func (b *Broker) requestDP(ctx context.Context, c *Caller, ev *audit.Event, req 
 		}
 		return nil, b.refuse(ctx, ev, &Error{Kind: Permission, Code: "privacy_budget_exhausted", Msg: msg})
 	case errors.Is(err, errDPRepeatChanged):
+		// The query names the shreds under its areas, so the same query
+		// computing to other values means stored data changed some other
+		// way (or a shred raced this request): fail closed, and say
+		// nothing a researcher could read about the data.
 		ev.ReleaseDigest = ""
-		msg := fmt.Sprintf("this query was answered at point %s before, and the data as of that point has changed since (analytic keys were shredded): the same noise over other data would show the difference, so it is not answered again; ask at a later point", point.Name)
-		ev.Outcome, ev.Reason = "refused", msg
-		return nil, b.refuse(ctx, ev, &Error{Kind: Conflict, Code: "point_changed", Msg: msg})
+		b.log.Error("dp table: a query answered before no longer computes to the values released; nothing released", "query", plan.Query(), "point", point.Name)
+		ev.Outcome, ev.Reason = "error", "a repeat no longer computes to the released values: nothing released"
+		return nil, b.refuse(ctx, ev, &Error{Kind: Internal, Code: "dp_result_mismatch",
+			Msg: "the vault could not answer this question again as it answered it before; nothing was released and the operator is told: try again later"})
 	case errors.Is(err, storage.ErrBudgetExhausted):
 		ev.ReleaseDigest = ""
 		return nil, deny(fmt.Sprintf("project %s's cell budget cannot cover this table's %d cells (see `censusvault project show %s`)", proj.ID, cells, proj.ID))
@@ -227,6 +237,24 @@ func (b *Broker) requestDP(ctx context.Context, c *Caller, ev *audit.Event, req 
 		out.Body, out.Encrypted = enc, true
 	}
 	return out, nil
+}
+
+// analyticShreds is every commune whose analytic keys were shredded,
+// with the time of its latest shred (Unix nanoseconds): part of a dp
+// table's query (tables.DPPoint.Shreds). Data keys are read in class
+// order, analytic first: the scan stops at the first other class.
+func analyticShreds(tx storage.ReadTx) (map[area.Code]int64, error) {
+	out := map[area.Code]int64{}
+	err := tx.DataKeys(func(k storage.DataKey) (bool, error) {
+		if k.Class != string(crypto.Analytic) {
+			return k.Class < string(crypto.Analytic), nil
+		}
+		if !k.ShreddedAt.IsZero() {
+			out[area.Code(k.Commune)] = max(out[area.Code(k.Commune)], k.ShreddedAt.UnixNano())
+		}
+		return true, nil
+	})
+	return out, err
 }
 
 // runDP computes a dp plan with its seed, which lives only for the call.
@@ -308,7 +336,11 @@ func (b *Broker) replayDP(ctx context.Context, actor string, index int64, ev *au
 	if got := digestOf(point.State); got != n.PointState {
 		return nil, errorf(Internal, nil, "point %s's stored state is %s, the release recorded %s: the store was altered", n.Point, got, n.PointState)
 	}
-	at := tables.DPPoint{Name: point.Name, AsOf: point.AsOf, Digest: n.PointState}
+	shreds, err := tables.ParseShreds(n.Shreds)
+	if err != nil {
+		return nil, errorf(Internal, err, "audit event %d", index)
+	}
+	at := tables.DPPoint{Name: point.Name, AsOf: point.AsOf, Digest: n.PointState, Shreds: shreds}
 	if !point.Scheduled {
 		if at.State, err = tables.ParsePointState(point.State); err != nil {
 			return nil, errorf(Internal, err, "publication point %s's stored state does not read", n.Point)

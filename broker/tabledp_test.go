@@ -350,17 +350,35 @@ func TestDPLedgerSurvivesRestart(t *testing.T) {
 // TestDPRepeatAfterShred is the attack of a repeat over changed data:
 // the same query at the same point draws the same noise, so were it
 // answered after households were shredded, the difference of the two
-// answers would be the shredded households exactly. It is refused.
+// answers would be the shredded households exactly; and were it refused,
+// the refusal would tell whether any were in its cells. The shreds under
+// a table's areas are part of its query: asked again after a shred, it is
+// a new question — fresh noise, charged — and the replay of the first
+// release hands back no table.
 func TestDPRepeatAfterShred(t *testing.T) {
 	ctx := context.Background()
 	tv := newTableVault(t, 200)
 	body := `{"project":"fert","purpose":"p","rows":["sex"],"filter":{"area":["437"]}}`
 	first := tv.mustDP("rita", body)
+	other := `{"project":"fert","purpose":"p","rows":["sex"],"filter":{"area":["` + communeA + `"]}}`
+	tv.mustDP("rita", other)
 	if _, err := tv.b.Shred(ctx, actor, crypto.Analytic, broker.AreaCode(communeB)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := tv.request("rita", strings.Replace(body, `"purpose":"p"`, `"purpose":"p","as_of":"`+first.Point+`"`, 1), broker.TableOpts{})
-	if errCode(err) != "point_changed" {
-		t.Fatalf("a repeat over shredded data: %v", err)
+	again := tv.mustDP("rita", strings.Replace(body, `"purpose":"p"`, `"purpose":"p","as_of":"`+first.Point+`"`, 1))
+	if again.Repeat || again.Cells == 0 || len(tv.ledgerDebits()) != 3 {
+		t.Fatalf("asked again after a shred: repeat %v, cells %d, %d debits", again.Repeat, again.Cells, len(tv.ledgerDebits()))
+	}
+	res, err := tv.b.ReplayTable(ctx, "cli:auditor", first.AuditIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Match || res.Table != nil {
+		t.Fatalf("the replay of a release over shredded data: match %v, %d bytes of table handed back", res.Match, len(res.Table))
+	}
+	// A table of another commune is not touched by the shred: its
+	// repeat is still free.
+	if r := tv.mustDP("rita", other); !r.Repeat {
+		t.Fatal("a shred elsewhere made a question about commune A new")
 	}
 }

@@ -134,7 +134,10 @@ type DPNorm struct {
 	Project    string              `json:"project"`
 	Rho        string              `json:"rho"`
 	Rows       []string            `json:"rows"`
-	Unit       Unit                `json:"unit"`
+	// Shreds are the analytic shreds under the table's areas when it was
+	// asked ("COMMUNE@UNIXNANO"): part of the query (see DPPoint.Shreds).
+	Shreds []string `json:"shreds"`
+	Unit   Unit     `json:"unit"`
 }
 
 // Encode returns the canonical bytes (keys sorted, no spaces).
@@ -162,14 +165,15 @@ func (n *DPNorm) Request() *Request {
 // requests with the same query are the same question, answered with the
 // same noise and charged once.
 type dpQuery struct {
-	Areas      []string            `json:"areas"` // canonical cover
-	DP         string              `json:"dp"`
-	Dims       []string            `json:"dims"` // rows and cols, sorted
-	Filter     map[string][]string `json:"filter"`
-	Measure    Measure             `json:"measure"`
-	Point      string              `json:"point"` // pointIdentity
-	Rho        string              `json:"rho"`
-	Unit       Unit                `json:"unit"`
+	Areas   []string            `json:"areas"` // canonical cover
+	DP      string              `json:"dp"`
+	Dims    []string            `json:"dims"` // rows and cols, sorted
+	Filter  map[string][]string `json:"filter"`
+	Measure Measure             `json:"measure"`
+	Point   string              `json:"point"` // pointIdentity
+	Rho     string              `json:"rho"`
+	Shreds  []string            `json:"shreds"`
+	Unit    Unit                `json:"unit"`
 }
 
 // pointIdentity is what of a point decides the data a dp table sees: a
@@ -192,6 +196,14 @@ type DPPoint struct {
 	AsOf   int64
 	Digest string      // of the point's stored state
 	State  *PointState // nil for a scheduled point
+	// Shreds are the communes whose analytic keys were shredded, each
+	// with the time of its latest shred (Unix nanoseconds): what a point
+	// saw changes when keys under it are shredded, so the shreds under a
+	// table's areas are part of its query. A question asked again after a
+	// shred is a new question, with fresh noise, charged — never the same
+	// noise over other data, and never a refusal that would tell whether
+	// the shredded households were in its cells.
+	Shreds map[area.Code]int64
 }
 
 // dpPlan is what a dp table adds to a plan.
@@ -268,9 +280,10 @@ func (c *Cache) CompileDP(r *Request, proj Project, point DPPoint, params DPPara
 	}
 
 	// The query: the canonical cover, the dimensions as a set, the filter
-	// without filters that keep everything.
+	// without filters that keep everything, the shreds under the cover.
 	d.cover = c.canonicalCover(p.universe)
-	q := dpQuery{DP: d.norm.DP, Measure: d.norm.Measure, Point: pointIdentity(point), Rho: d.norm.Rho, Unit: p.unit, Filter: map[string][]string{}}
+	d.norm.Shreds = c.shredsUnder(p.universe, point.Shreds)
+	q := dpQuery{DP: d.norm.DP, Measure: d.norm.Measure, Point: pointIdentity(point), Rho: d.norm.Rho, Unit: p.unit, Filter: map[string][]string{}, Shreds: d.norm.Shreds}
 	// A dimension of one category (an area level the cover lies within,
 	// a variable filtered to one code) adds a label, not a cell: the
 	// table without it asks the same cells.
@@ -294,6 +307,41 @@ func (c *Cache) CompileDP(r *Request, proj Project, point DPPoint, params DPPara
 	d.canon = canonicalOrder(p)
 	p.dp = d
 	return p, nil
+}
+
+// shredsUnder lists the shreds of communes holding an EA of the
+// universe, as "COMMUNE@UNIXNANO", sorted.
+func (c *Cache) shredsUnder(universe []bool, shreds map[area.Code]int64) []string {
+	g := c.geo
+	out := []string{}
+	for code, at := range shreds {
+		i, ok := g.index[code]
+		if !ok {
+			continue
+		}
+		for k := i; k < g.end[i]; k++ {
+			if g.levels[k] == area.EA && universe[k] {
+				out = append(out, string(code)+"@"+strconv.FormatInt(at, 10))
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ParseShreds reads DPNorm.Shreds back into DPPoint.Shreds (for replay).
+func ParseShreds(list []string) (map[area.Code]int64, error) {
+	out := make(map[area.Code]int64, len(list))
+	for _, e := range list {
+		code, at, ok := strings.Cut(e, "@")
+		n, err := strconv.ParseInt(at, 10, 64)
+		if !ok || err != nil || code == "" {
+			return nil, fmt.Errorf("tables: shred %q is not COMMUNE@UNIXNANO", clip(e))
+		}
+		out[area.Code(code)] = n
+	}
+	return out, nil
 }
 
 func quantitativeList(s *Schema) string {
