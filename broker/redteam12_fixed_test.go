@@ -80,8 +80,8 @@ func rt12Inner(t *testing.T, body []byte) []float64 {
 }
 
 // TestRT12ShredRepeatIsAMembershipOracle: after an analytic shred, the
-// repeat of a dp query charged before it is refused (point_changed)
-// exactly when the shredded households were in its cells with a count
+// repeat of a dp query charged before it was refused (point_changed, as
+// first built) exactly when the shredded households were in its cells with a count
 // the noise did not clamp to 0: the refusal is a noise-free function of
 // the true data. A researcher who charged, before the shred, one cheap
 // table per hypothesis (ρ can be 0.000001: 400,000 of them in one
@@ -92,7 +92,7 @@ func rt12Inner(t *testing.T, body []byte) []float64 {
 // ethnicity filtered on — one of an ethnicity nobody there has, one of
 // the commonest — released before commune B's analytic keys are
 // shredded; their repeats after it must not be told apart by whether
-// the shredded households were in them.
+// the shredded households were in them. Now both are new questions.
 func TestRT12ShredRepeatIsAMembershipOracle(t *testing.T) {
 	ctx := context.Background()
 	tv := newTableVault(t, 200)
@@ -142,7 +142,8 @@ func TestRT12ShredRepeatIsAMembershipOracle(t *testing.T) {
 // even name the old point: asking yesterday's tables again today gives
 // the same noise-free bit per table (point_changed exactly when shredded
 // households were in an unclamped cell) — and everyone else's queries of
-// yesterday are refused today, until something is deposited.
+// yesterday were refused today, until something was deposited. Now the
+// shreds are part of the query: yesterday's questions are new ones.
 func TestRT12ShredMakesTomorrowsRepeatsAnOracle(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
@@ -224,8 +225,8 @@ func outcome(err error) string {
 // replay` of a dp release made before an analytic shred recomputes the
 // table with the release's seed over the data left after the shred and
 // hands the table back (ReplayResult.Table, written by --out) although
-// the digests differ. The same noise over other data is what
-// point_changed refuses to a researcher: released minus replayed is the
+// the digests differ. The same noise over other data is what a
+// researcher is never given: released minus replayed is the
 // shredded households' exact contribution to every unclamped cell —
 // recovered after their keys were destroyed. A mismatched dp replay must
 // not hand back the recomputed values.
