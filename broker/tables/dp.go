@@ -73,8 +73,8 @@ type DPParams struct {
 }
 
 // DefaultDPParams: at most 8 persons of a household counted (households
-// of Viet Nam 2019 have 3.6 persons on average; of more than 8, fewer than
-// 1 in 100), suppression below 10 and a noisy universe of 100, the
+// average 3.6 persons; larger ones than 8 are rare, and the noise grows
+// with the cap), suppression below 10 and a noisy universe of 100, the
 // shape limits of cell-key tables.
 func DefaultDPParams() DPParams {
 	return DPParams{Version: 1, PersonCap: 8, SmallCell: 10, MinUniverse: 100, MaxDims: 4, MaxCells: 50000}
