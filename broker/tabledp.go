@@ -44,55 +44,12 @@ func (b *Broker) requestDP(ctx context.Context, c *Caller, ev *audit.Event, req 
 	if req.Rho == "" {
 		req.Rho = DefaultTableRho.String()
 	}
-	var proj *storage.Project
-	var point *storage.ReleasePoint
-	var recipient string
-	var shreds map[area.Code]int64
-	err := b.store.View(ctx, func(tx storage.ReadTx) error {
-		var err error
-		if proj, err = tx.Project(req.Project); err != nil {
-			return err
-		}
-		if shreds, err = analyticShreds(tx); err != nil {
-			return err
-		}
-		if req.Point != "" {
-			point, err = tx.ReleasePoint(req.Point)
-			if errors.Is(err, storage.ErrNotFound) {
-				point, err = nil, nil
-			}
-			if err != nil {
-				return err
-			}
-		}
-		if o.Encrypt {
-			u, err := tx.User(string(c.User))
-			if err != nil {
-				return err
-			}
-			recipient = u.Recipient
-		}
-		return nil
-	})
-	if errors.Is(err, storage.ErrNotFound) {
-		if proj == nil {
-			return nil, deny("no project " + req.Project)
-		}
-		return nil, errorf(Unavailable, err, "the caller's user record is missing")
-	}
+	in, err := b.readTableInputs(ctx, c, ev, req, o, true)
 	if err != nil {
-		return nil, errorf(Unavailable, err, "failed to read the project")
+		return nil, err
 	}
+	proj, point, recipient, shreds := in.proj, in.point, in.recipient, in.shreds
 	now := b.now().UTC()
-	switch {
-	case !proj.ClosedAt.IsZero():
-		return nil, deny(fmt.Sprintf("project %s was closed on %s", proj.ID, proj.ClosedAt.Format(time.DateOnly)))
-	case !now.Before(proj.Expires):
-		return nil, deny(fmt.Sprintf("project %s expired on %s", proj.ID, proj.Expires.Format(time.DateOnly)))
-	}
-	if o.Encrypt && recipient == "" {
-		return nil, invalid("encrypted output was asked for, but no recipient is registered for " + string(c.User) + ": an admin registers one with `censusvault user set-recipient " + string(c.User) + " age1…`")
-	}
 	if req.Point != "" && point == nil {
 		return nil, invalid(fmt.Sprintf("no point %q (GET /v1/release-points lists the publication and scheduled points)", clip(req.Point)))
 	}

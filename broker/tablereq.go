@@ -322,50 +322,11 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 		return nil, invalid("a standard table request names the area it is for (\"area\": CODE)")
 	}
 
-	var proj *storage.Project
-	var point *storage.ReleasePoint
-	var recipient string
-	err = b.store.View(ctx, func(tx storage.ReadTx) error {
-		var err error
-		if proj, err = tx.Project(req.Project); err != nil {
-			return err
-		}
-		if req.Point == "" {
-			point, err = tx.LatestReleasePoint()
-		} else {
-			point, err = tx.ReleasePoint(req.Point)
-		}
-		if errors.Is(err, storage.ErrNotFound) {
-			point, err = nil, nil
-		}
-		if err != nil {
-			return err
-		}
-		if o.Encrypt {
-			u, err := tx.User(string(c.User))
-			if err != nil {
-				return err
-			}
-			recipient = u.Recipient
-		}
-		return nil
-	})
-	if errors.Is(err, storage.ErrNotFound) {
-		if proj == nil {
-			return nil, deny("no project " + req.Project)
-		}
-		return nil, errorf(Unavailable, err, "the caller's user record is missing")
-	}
+	in, err := b.readTableInputs(ctx, c, ev, req, o, false)
 	if err != nil {
-		return nil, errorf(Unavailable, err, "failed to read the project")
+		return nil, err
 	}
-	now := b.now().UTC()
-	switch {
-	case !proj.ClosedAt.IsZero():
-		return nil, deny(fmt.Sprintf("project %s was closed on %s", proj.ID, proj.ClosedAt.Format(time.DateOnly)))
-	case !now.Before(proj.Expires):
-		return nil, deny(fmt.Sprintf("project %s expired on %s", proj.ID, proj.Expires.Format(time.DateOnly)))
-	}
+	proj, point, recipient := in.proj, in.point, in.recipient
 	if point == nil {
 		if req.Point == "" {
 			return nil, invalid("no publication point has been made yet: standard tables are computed at one (an approver makes it with `censusvault release-point create NAME`)")
@@ -379,10 +340,6 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 	if err != nil {
 		return nil, errorf(Internal, err, "publication point %s's stored state does not read", point.Name)
 	}
-	if o.Encrypt && recipient == "" {
-		return nil, invalid("encrypted output was asked for, but no recipient is registered for " + string(c.User) + ": an admin registers one with `censusvault user set-recipient " + string(c.User) + " age1…`")
-	}
-
 	cache, err := b.refreshTables(ctx)
 	if err != nil {
 		ev.Outcome, ev.Reason = "error", "table engine unavailable"
@@ -463,6 +420,77 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 		out.Body, out.Encrypted = enc, true
 	}
 	return out, nil
+}
+
+// tableInputs is what a table request reads of the store before it
+// computes anything.
+type tableInputs struct {
+	proj      *storage.Project
+	point     *storage.ReleasePoint // nil: no point of the name asked (or none yet)
+	recipient string                // the caller's, when the table is to be encrypted
+	shreds    map[area.Code]int64   // analytic shreds (dp tables only)
+}
+
+// readTableInputs reads, in one snapshot, the request's project, the
+// point it names (none named: for a standard table the latest
+// publication point, for a dp table none — the day's scheduled point is
+// found or made later), the caller's recipient when the table is to be
+// encrypted and, for a dp table, the analytic shreds; and refuses,
+// audited with ev, a project that is unknown, closed or expired and
+// encryption without a registered recipient.
+func (b *Broker) readTableInputs(ctx context.Context, c *Caller, ev *audit.Event, req *tables.Request, o TableOpts, dp bool) (*tableInputs, error) {
+	invalid, deny := b.tableRefusers(ctx, ev)
+	in := &tableInputs{}
+	err := b.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		if in.proj, err = tx.Project(req.Project); err != nil {
+			return err
+		}
+		if dp {
+			if in.shreds, err = analyticShreds(tx); err != nil {
+				return err
+			}
+		}
+		switch {
+		case req.Point != "":
+			in.point, err = tx.ReleasePoint(req.Point)
+		case !dp:
+			in.point, err = tx.LatestReleasePoint()
+		}
+		if errors.Is(err, storage.ErrNotFound) {
+			in.point, err = nil, nil
+		}
+		if err != nil {
+			return err
+		}
+		if o.Encrypt {
+			u, err := tx.User(string(c.User))
+			if err != nil {
+				return err
+			}
+			in.recipient = u.Recipient
+		}
+		return nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		if in.proj == nil {
+			return nil, deny("no project " + req.Project)
+		}
+		return nil, errorf(Unavailable, err, "the caller's user record is missing")
+	}
+	if err != nil {
+		return nil, errorf(Unavailable, err, "failed to read the project")
+	}
+	now := b.now().UTC()
+	switch {
+	case !in.proj.ClosedAt.IsZero():
+		return nil, deny(fmt.Sprintf("project %s was closed on %s", in.proj.ID, in.proj.ClosedAt.Format(time.DateOnly)))
+	case !now.Before(in.proj.Expires):
+		return nil, deny(fmt.Sprintf("project %s expired on %s", in.proj.ID, in.proj.Expires.Format(time.DateOnly)))
+	case o.Encrypt && in.recipient == "":
+		return nil, invalid("encrypted output was asked for, but no recipient is registered for " + string(c.User) + ": an admin registers one with `censusvault user set-recipient " + string(c.User) + " age1…`")
+	}
+	return in, nil
 }
 
 // tableRefusers returns the two refusals of a table request, each
