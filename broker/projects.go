@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/censusvault/censusvault/audit"
@@ -103,6 +104,9 @@ func checkText(what, s string) error {
 		return fmt.Errorf("%s is %d bytes, the limit is %d", what, len(s), MaxProjectText)
 	case !utf8.ValidString(s):
 		return fmt.Errorf("%s is not valid UTF-8", what)
+	case strings.ContainsFunc(s, unicode.IsControl):
+		// It is shown on terminals and pages, and kept in the audit log.
+		return fmt.Errorf("%s holds a control character (a line break, a tab, an escape): write it on one line", what)
 	}
 	return nil
 }

@@ -288,6 +288,9 @@ func TestDPShareFourEyes(t *testing.T) {
 	if _, err := tv.b.ProposeShare(ctx, tv.caller("rita"), broker.ShareResearcher, "otto", "2", "for a colleague"); broker.KindOf(err) != broker.Permission {
 		t.Fatalf("a researcher proposed another's share: %v", err)
 	}
+	if _, err := tv.b.ProposeShare(ctx, tv.caller("adm"), broker.ShareProject, "fert", "1", "ok\x1b[2J\x1b[Happroved already"); broker.KindOf(err) != broker.Invalid {
+		t.Fatalf("a reason with terminal escapes (shown to the approver): %v", err)
+	}
 	if _, err := tv.b.ProposeShare(ctx, tv.caller("rita"), broker.ShareCommune, "", "50", "more"); broker.KindOf(err) != broker.Permission {
 		t.Fatalf("a researcher proposed the commune cap: %v", err)
 	}
