@@ -15,8 +15,8 @@ func allAreas() []string { return descendants("VN") }
 // wants data: with a grant at the root, and with the researcher,
 // enumerator and team leader grants a person might hold as well, the
 // approver token asks to request a table (for the project the researcher
-// grant is for), deposit, supersede, read a receipt or read a
-// submission, at every area. Every answer is no, through Allow and
+// grant is for), deposit, supersede, read a receipt, read a submission,
+// list submissions or open any field class of one, at every area. Every answer is no, through Allow and
 // through Scope (no subtree, no root to answer from), and the grant
 // that refuses is the approver's deny rule: the same person's other
 // roles are blocked wherever the approver grant reaches, as an admin's
@@ -24,7 +24,8 @@ func allAreas() []string { return descendants("VN") }
 func TestApproverSeesNoData(t *testing.T) {
 	e := newDefault(t)
 	ctx := context.Background()
-	dataActions := []policy.Action{policy.RequestTable, policy.Deposit, policy.SupersedeAny, policy.ReadReceipt, policy.ReadSubmission}
+	dataActions := []policy.Action{policy.RequestTable, policy.Deposit, policy.SupersedeAny, policy.ReadReceipt, policy.ReadSubmission,
+		policy.ListSubmissions, policy.ReadIdentifying, policy.ReadAnalytic, policy.ReadOperational}
 	subjects := map[string][]policy.Grant{
 		"approver alone": {grant(policy.Approver, "VN")},
 		"approver who is also researcher, team leader and enumerator": {

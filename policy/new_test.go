@@ -46,7 +46,8 @@ func TestActions(t *testing.T) {
 	want := []policy.Action{
 		"submission.deposit", "submission.supersede_any", "submission.read", "receipt.read",
 		"progress.read", "audit.read", "table.request", "admin.manage", "release_point.create",
-		"ledger.approve",
+		"ledger.approve", "submission.list", "submission.read_identifying", "submission.read_analytic",
+		"submission.read_operational",
 	}
 	if got := policy.Actions(); !slices.Equal(got, want) {
 		t.Fatalf("Actions() = %q, want %q", got, want)

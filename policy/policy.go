@@ -27,6 +27,11 @@
 //     duties): the default policy denies them every data action, so
 //     holding such a grant on a path also blocks data actions of other
 //     roles there.
+//   - A submission is opened per field class: the broker asks
+//     ReadIdentifying, ReadAnalytic and ReadOperational at its EA and
+//     reveals the classes allowed. By default a team leader sees every
+//     class, a supervisor never the identifying one, and nobody holds
+//     the umbrella ReadSubmission.
 //   - Only an approver creates a publication point (release point) or
 //     approves a change of a privacy-ledger share, not an admin: the
 //     approver is the second pair of eyes on what others propose.
@@ -114,10 +119,16 @@ type Action string
 
 // The actions the broker asks about.
 const (
-	Deposit        Action = "submission.deposit"       // deposit a questionnaire in an EA
-	SupersedeAny   Action = "submission.supersede_any" // replace a household deposited by someone else
-	ReadSubmission Action = "submission.read"          // open one submission (no role has it yet: views come in a later issue)
-	ReadReceipt    Action = "receipt.read"             // fetch a receipt (the broker additionally checks it is the caller's own)
+	Deposit      Action = "submission.deposit"       // deposit a questionnaire in an EA
+	SupersedeAny Action = "submission.supersede_any" // replace a household deposited by someone else
+	// ReadSubmission is the umbrella name of opening one submission, the
+	// name audit events of record opens carry. No role is granted it:
+	// what an open reveals is decided per field class by the three
+	// ReadIdentifying, ReadAnalytic and ReadOperational. It stays an
+	// action because the stored policies of vaults made before views
+	// existed name it (their deny lines), and they must keep loading.
+	ReadSubmission Action = "submission.read"
+	ReadReceipt    Action = "receipt.read" // fetch a receipt (the broker additionally checks it is the caller's own)
 	ReadProgress   Action = "progress.read"
 	ReadAudit      Action = "audit.read"
 	RequestTable   Action = "table.request"
@@ -128,9 +139,21 @@ const (
 	// ApproveShare approves, as the second pair of eyes, a change of a
 	// privacy-ledger share someone else proposed.
 	ApproveShare Action = "ledger.approve"
+	// ListSubmissions lists the submissions of an area: their metadata
+	// (EA, household number, enumerator, times, place in a chain of
+	// corrections), never a field of the questionnaire.
+	ListSubmissions Action = "submission.list"
+	// ReadIdentifying, ReadAnalytic and ReadOperational each reveal one
+	// field class of a submission opened for review: names, phone and
+	// address; sex, birth, education …; visit counts and who answered.
+	// An open shows exactly the classes allowed at the submission's EA.
+	ReadIdentifying Action = "submission.read_identifying"
+	ReadAnalytic    Action = "submission.read_analytic"
+	ReadOperational Action = "submission.read_operational"
 )
 
-var allActions = [...]Action{Deposit, SupersedeAny, ReadSubmission, ReadReceipt, ReadProgress, ReadAudit, RequestTable, Administer, CreateReleasePoint, ApproveShare}
+var allActions = [...]Action{Deposit, SupersedeAny, ReadSubmission, ReadReceipt, ReadProgress, ReadAudit, RequestTable, Administer, CreateReleasePoint, ApproveShare,
+	ListSubmissions, ReadIdentifying, ReadAnalytic, ReadOperational}
 
 const numActions = len(allActions)
 
@@ -156,6 +179,14 @@ func actionIndex(a Action) (int, bool) {
 		return 8, true
 	case ApproveShare:
 		return 9, true
+	case ListSubmissions:
+		return 10, true
+	case ReadIdentifying:
+		return 11, true
+	case ReadAnalytic:
+		return 12, true
+	case ReadOperational:
+		return 13, true
 	}
 	return -1, false
 }
