@@ -154,6 +154,18 @@ type ReadTx interface {
 	// (a table as of an earlier point needs them), with SupersedesIndex
 	// telling which earlier one a new submission replaced.
 	SubmissionsSince(after int64, class string, fn func(SubmissionRow) (bool, error)) error
+	// ListSubmissions calls fn with the metadata of every submission
+	// matching f whose AuditIndex is greater than f.After, in AuditIndex
+	// order, until fn returns false or an error (which ListSubmissions
+	// returns), or f.Limit rows (f.Limit <= 0: no limit). It reads no
+	// sealed part and no operational field: it is what a review list may
+	// show. Rows are read in pages (an index on audit_index) and fn runs
+	// between reads.
+	ListSubmissions(f SubmissionFilter, fn func(SubmissionMeta) (bool, error)) error
+	// OpensSince is how many record opens of user are stored at or after
+	// since (RecordOpen): the count the hourly cap of record opens is
+	// checked against, on every instance.
+	OpensSince(user string, since time.Time) (int64, error)
 
 	// ReleasePoint returns the publication point of that name;
 	// ErrNotFound if there is none.
@@ -315,6 +327,16 @@ type Tx interface {
 	// DELETE of release_points, so a table published at a point can
 	// always be computed again from the same frozen state.
 	InsertReleasePoint(p *ReleasePoint) error
+
+	// RecordOpen stores that user opened one submission at at (not
+	// zero), in the transaction that appends the open's audit event.
+	// Rows older than a day may be removed by PruneOpens; no other
+	// change is made to them.
+	RecordOpen(user, submission string, at time.Time) error
+	// PruneOpens removes the record opens stored before before and
+	// returns how many it removed (the cap looks back an hour; the audit
+	// log keeps every open for good).
+	PruneOpens(before time.Time) (int64, error)
 
 	// InsertLedgerDebit stores one charge of a differentially private
 	// table to the privacy ledger. ErrConflict if a debit of the same
@@ -490,6 +512,38 @@ type ReleasePoint struct {
 	// computed at), not a publication point: LatestReleasePoint never
 	// returns one, so publication points chain only to each other.
 	Scheduled bool
+}
+
+// SubmissionFilter selects submissions for a review list.
+type SubmissionFilter struct {
+	// Communes, when not nil, keeps submissions of these communes only
+	// (an empty, non-nil list keeps none). The broker narrows further,
+	// per EA, to the caller's scope.
+	Communes []string
+	// Depositor, when not empty, keeps that user's submissions only.
+	Depositor string
+	// Current keeps only submissions not superseded.
+	Current bool
+	After   int64 // AuditIndex to start after (-1: from the first)
+	Limit   int
+}
+
+// SubmissionMeta is what a review list shows of a submission: where,
+// when, by whom and its place in its chain of corrections — never a
+// field of the questionnaire.
+type SubmissionMeta struct {
+	ID            string
+	Area          string // the EA
+	Commune       string
+	HouseholdNo   int64
+	Form          string
+	FormVersion   int
+	InterviewedAt time.Time
+	ReceivedAt    time.Time
+	Depositor     string
+	Supersedes    string
+	SupersededBy  string
+	AuditIndex    int64
 }
 
 // LedgerDebit is one charge of a differentially private table to the

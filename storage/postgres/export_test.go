@@ -4,4 +4,8 @@ package postgres
 var (
 	SinceQueries     = sinceQueries
 	AuditHashesQuery = auditHashesQuery
+	// ListQueries are ListSubmissions' statements, without and with a
+	// filter by commune; OpensSinceQuery is OpensSince's.
+	ListQueries     = listQueries
+	OpensSinceQuery = opensSinceQuery
 )

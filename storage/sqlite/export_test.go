@@ -6,4 +6,8 @@ var (
 	SinceQueries = sinceQueries
 	// AuditHashesQuery is AuditHashes' statement.
 	AuditHashesQuery = auditHashesQuery
+	// ListQueries are ListSubmissions' statements, without and with a
+	// filter by commune; OpensSinceQuery is OpensSince's.
+	ListQueries     = listQueries
+	OpensSinceQuery = opensSinceQuery
 )

@@ -40,7 +40,7 @@ const FileName = "vault.db"
 // SchemaVersion is the schema this binary writes. Opening a database with
 // a newer schema fails rather than risk misreading it; an older one is
 // upgraded.
-const SchemaVersion = 7
+const SchemaVersion = 8
 
 // migrations are the steps of the schema, in order: step i (from 0)
 // brings a database from version i to i+1. A released step is never
@@ -65,6 +65,9 @@ func migrations() []string {
 		// Version 7: the privacy ledger (debits, append-only; share
 		// changes, approved once).
 		schemaV7Ledger,
+		// Version 8: record opens, counted against the hourly cap of
+		// the review views.
+		schemaV8RecordOpens,
 	}
 }
 
@@ -770,4 +773,20 @@ CREATE TRIGGER ledger_shares_approve_only BEFORE UPDATE ON ledger_shares
 	BEGIN SELECT RAISE(ABORT, 'ledger_shares: a share change can only be approved, once, and is otherwise never changed'); END;
 CREATE TRIGGER ledger_shares_no_delete BEFORE DELETE ON ledger_shares
 	BEGIN SELECT RAISE(ABORT, 'ledger_shares: a stored share change cannot be deleted'); END;
+`
+
+// schemaV8RecordOpens adds the record opens of the review views: one row
+// per submission a user opened, counted by user over the last hour
+// (OpensSince, a range of the index) and removed after a day
+// (PruneOpens). at is in Unix nanoseconds (see boundNanos): unlike the
+// RFC 3339 text of other tables, it sorts as time does. The audit log,
+// not this table, is the lasting record of an open. Nothing existing is
+// rewritten, so the upgrade is quick.
+const schemaV8RecordOpens = `
+CREATE TABLE record_opens (
+	user_name  TEXT NOT NULL CHECK (length(user_name) > 0),
+	submission TEXT NOT NULL CHECK (length(submission) > 0),
+	at         INTEGER NOT NULL CHECK (typeof(at) = 'integer')
+);
+CREATE INDEX record_opens_user_at ON record_opens(user_name, at);
 `

@@ -91,6 +91,11 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"LedgerDebitRefusals", testLedgerDebitRefusals},
 		{"ShareChanges", testShareChanges},
 		{"ShareSeq", testShareSeq},
+		{"ListSubmissions", testListSubmissions},
+		{"ListSubmissionsTies", testListSubmissionsTies},
+		{"ListSubmissionsLargeSealed", testListSubmissionsLargeSealed},
+		{"RecordOpens", testRecordOpens},
+		{"PruneOpens", testPruneOpens},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,0 +1,245 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/censusvault/censusvault/storage"
+	"github.com/censusvault/censusvault/storage/postgres"
+	"github.com/censusvault/censusvault/storage/postgres/pgtest"
+	"github.com/jackc/pgx/v5"
+)
+
+// list collects ListSubmissions(f).
+func list(tx storage.ReadTx, f storage.SubmissionFilter) ([]storage.SubmissionMeta, error) {
+	var got []storage.SubmissionMeta
+	err := tx.ListSubmissions(f, func(m storage.SubmissionMeta) (bool, error) {
+		got = append(got, m)
+		return true, nil
+	})
+	return got, err
+}
+
+// ids are the ids of ms, in order.
+func ids(ms []storage.SubmissionMeta) string {
+	var s []string
+	for _, m := range ms {
+		s = append(s, m.ID)
+	}
+	return strings.Join(s, " ")
+}
+
+// TestUpgradeFromV7: a database at schema version 7 with an audit record
+// and submissions migrates to version 8 with both kept and no record
+// opens; the submissions list, and opens can then be recorded, counted
+// and pruned.
+func TestUpgradeFromV7(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	var script strings.Builder
+	for _, name := range []string{"0001_initial.sql", "0002_shredding.sql", "0003_projects.sql", "0004_research.sql",
+		"0005_audit_tree.sql", "0006_release_points.sql", "0007_ledger.sql"} {
+		b, err := os.ReadFile(filepath.Join("migrations", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		script.Write(b)
+		script.WriteString(";\n")
+	}
+	sql(t, dsn, script.String()+`
+		CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);
+		INSERT INTO schema_migrations VALUES (1, 'then'), (2, 'then'), (3, 'then'), (4, 'then'), (5, 'then'), (6, 'then'), (7, 'then');
+		INSERT INTO audit_events(idx, event, leaf_hash, chain_hash) VALUES (0, '\x7b7d', decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'));
+		UPDATE audit_head SET next = 1 WHERE id = 1;
+		INSERT INTO submissions(id, area, commune, household_no, form, form_version, interviewed_at, received_at,
+			depositor, payload_sha256, supersedes, superseded_by, ident_kv, ident, analytic_kv, analytic, audit_index, receipt) VALUES
+			('s1', 'E1', 'C1', 1, 'household', 1, '2019-04-01T09:30:00Z', '2019-04-01T10:00:00.5Z', 'e', 'x', '', 's2', 1, '\x01', 1, '\x02', 0, '\x00'),
+			('s2', 'E1', 'C1', 1, 'household', 2, '', '', 'f', 'y', 's1', NULL, 1, '\x03', NULL, NULL, 1, '\x00')`)
+
+	from, to, err := postgres.Migrate(ctx, dsn)
+	if err != nil || from != 7 || to != postgres.SchemaVersion {
+		t.Fatalf("Migrate of a version 7 database = %d, %d, %v; want 7, %d", from, to, err, postgres.SchemaVersion)
+	}
+	if vs := schemaVersions(t, dsn); fmt.Sprint(vs) != fmt.Sprint(allVersions()) {
+		t.Errorf("schema_migrations = %v, want %v", vs, allVersions())
+	}
+	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
+	err = s.View(ctx, func(tx storage.ReadTx) error {
+		if h, err := tx.AuditHead(); err != nil || h.Next != 1 {
+			t.Errorf("AuditHead after the upgrade = %+v, %v; want the one record kept", h, err)
+		}
+		got, err := list(tx, storage.SubmissionFilter{After: -1})
+		if err != nil || ids(got) != "s1 s2" || got[0].SupersededBy != "s2" || got[1].Supersedes != "s1" ||
+			!got[0].ReceivedAt.Equal(time.Date(2019, time.April, 1, 10, 0, 0, 5e8, time.UTC)) {
+			t.Errorf("ListSubmissions after the upgrade = %+v, %v", got, err)
+		}
+		if got, err := list(tx, storage.SubmissionFilter{After: -1, Current: true}); err != nil || ids(got) != "s2" {
+			t.Errorf("ListSubmissions(current) after the upgrade = %q, %v; want s2", ids(got), err)
+		}
+		if n, err := tx.OpensSince("alice", time.Time{}); err != nil || n != 0 {
+			t.Errorf("OpensSince after the upgrade = %d, %v; want 0", n, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := s.Update(ctx, func(tx storage.Tx) error {
+		return errors.Join(tx.RecordOpen("alice", "s1", now.Add(-2*time.Hour)), tx.RecordOpen("alice", "s2", now))
+	}); err != nil {
+		t.Fatalf("recording opens on the upgraded database: %v", err)
+	}
+	var pruned, left int64
+	if err := s.Update(ctx, func(tx storage.Tx) error {
+		var err error
+		if pruned, err = tx.PruneOpens(now.Add(-time.Hour)); err != nil {
+			return err
+		}
+		left, err = tx.OpensSince("alice", now.Add(-time.Hour))
+		return err
+	}); err != nil || pruned != 1 || left != 1 {
+		t.Errorf("PruneOpens, OpensSince on the upgraded database = %d, %d, %v; want 1, 1", pruned, left, err)
+	}
+}
+
+// TestListSubmissionsReadsNoSealedPart: ListSubmissions lists a vault
+// whose submissions have lost every column a review list must not read
+// (the sealed parts, the operational fields, the receipt and the payload
+// digest): it never reads them. Reading a whole submission on the same
+// database fails, which shows the columns are gone.
+func TestListSubmissionsReadsNoSealedPart(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
+	if err := s.Update(ctx, func(tx storage.Tx) error {
+		return errors.Join(deposit("s1", "E1", 1)(tx), deposit("s2", "E1", 2)(tx), deposit("s3", "E1", 3)(tx))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(tx storage.Tx) error { return tx.MarkSuperseded("s1", "s3") }); err != nil {
+		t.Fatal(err)
+	}
+	var want []storage.SubmissionMeta
+	if err := s.View(ctx, func(tx storage.ReadTx) (err error) {
+		want, err = list(tx, storage.SubmissionFilter{After: -1})
+		return err
+	}); err != nil || len(want) != 3 {
+		t.Fatalf("ListSubmissions before the columns are dropped = %d rows, %v", len(want), err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sql(t, dsn, `ALTER TABLE submissions DROP COLUMN ident_kv, DROP COLUMN ident, DROP COLUMN analytic_kv,
+		DROP COLUMN analytic, DROP COLUMN operational, DROP COLUMN receipt, DROP COLUMN payload_sha256`)
+
+	s = open(t, postgres.Options{DSN: dsn, MaxConns: 2})
+	err := s.View(ctx, func(tx storage.ReadTx) error {
+		if _, err := tx.Submission("s2"); err == nil {
+			t.Errorf("Submission read a row whose sealed columns were dropped: the test proves nothing")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(ctx, func(tx storage.ReadTx) error {
+		got, err := list(tx, storage.SubmissionFilter{After: -1})
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("ListSubmissions without the sealed columns = %+v, %v; want %+v", got, err, want)
+		}
+		for _, tc := range []struct {
+			f    storage.SubmissionFilter
+			want string
+		}{
+			{storage.SubmissionFilter{After: -1, Communes: []string{"C00001", "C2"}}, "s1 s2 s3"},
+			{storage.SubmissionFilter{After: -1, Current: true, Depositor: "enumerator-07", Limit: 5}, "s2 s3"},
+		} {
+			if got, err := list(tx, tc.f); err != nil || ids(got) != tc.want {
+				t.Errorf("ListSubmissions(%+v) without the sealed columns = %q, %v; want %s", tc.f, ids(got), err, tc.want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// explainPrepared prepares q and returns the plan of its execution with
+// args (SQL literals), one step a line: under plan_cache_mode
+// force_generic_plan it is the generic plan a reused statement gets.
+func explainPrepared(t *testing.T, c *pgx.Conn, q, args string) []string {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.Exec(ctx, `PREPARE planned AS `+q); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Exec(ctx, `DEALLOCATE planned`)
+	rows, err := c.Query(ctx, `EXPLAIN EXECUTE planned(`+args+`)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
+// TestListSubmissionsPlan: on a table of many submissions, a page of
+// ListSubmissions is a range of submissions_audit_index stopped by its
+// LIMIT, not a scan and sort of the whole table, with or without
+// communes, custom plan or generic; OpensSince is a range of
+// record_opens_user_at.
+func TestListSubmissionsPlan(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	if _, _, err := postgres.Migrate(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	sql(t, dsn, `INSERT INTO submissions(id, area, commune, household_no, form, form_version, interviewed_at, received_at,
+			depositor, payload_sha256, supersedes, superseded_by, ident_kv, ident, analytic_kv, analytic, audit_index, receipt)
+		SELECT 'id-' || i, 'E' || (i % 400), 'C' || (i % 100), i, 'household', 1, '', '', 'e' || (i % 7), 'x',
+			CASE WHEN i % 10 = 0 THEN 'id-' || (i - 1) ELSE '' END,
+			CASE WHEN i % 10 = 9 THEN 'id-' || (i + 1) END, 1, '\x00', 1, '\x01', i, '\x02'
+		FROM generate_series(1, 50000) i;
+		INSERT INTO record_opens(user_name, submission, at)
+		SELECT 'user-' || (i % 500), 'id-' || i, i::bigint * 1000000000 FROM generate_series(1, 50000) i;
+		ANALYZE submissions;
+		ANALYZE record_opens`)
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+		if _, err := c.Exec(ctx, `SET plan_cache_mode = `+mode); err != nil {
+			t.Fatal(err)
+		}
+		for i, q := range postgres.ListQueries {
+			for _, args := range []string{`-1, NULL, '', false, 1000`, `25000, 'id-25000', 'e3', true, 100`} {
+				if i == 1 {
+					args += `, '{C1,C7,C42}'`
+				}
+				lines := explainPrepared(t, c, q, args)
+				plan := strings.Join(lines, "\n")
+				if !strings.HasPrefix(lines[0], "Limit") || !strings.Contains(plan, "Index Scan using submissions_audit_index on submissions") ||
+					strings.Contains(plan, "Seq Scan") || strings.Contains(plan, "->  Sort ") {
+					t.Errorf("plan of ListSubmissions (query %d) (%s) with %s:\n%s\nwant a Limit over a range of submissions_audit_index", i, args, mode, plan)
+				}
+			}
+		}
+		plan := strings.Join(explainPrepared(t, c, postgres.OpensSinceQuery, `'user-7', 49000000000000`), "\n")
+		if !strings.Contains(plan, "using record_opens_user_at on record_opens") && !strings.Contains(plan, "on record_opens_user_at") ||
+			strings.Contains(plan, "Seq Scan") {
+			t.Errorf("plan of OpensSince with %s:\n%s\nwant a range of record_opens_user_at", mode, plan)
+		}
+	}
+}

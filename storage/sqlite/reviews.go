@@ -1,0 +1,166 @@
+package sqlite
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/censusvault/censusvault/storage"
+	"github.com/censusvault/censusvault/storage/internal/feed"
+)
+
+// listQueries are ListSubmissions' statements, without and with a
+// filter by commune. Like SubmissionsSince's, a page is a range of
+// submissions_audit_index in (audit_index, rowid) order, the keyset that
+// resumes after the last row read. The depositor and current filters
+// are written so that an unused one is true for every row (and so that
+// the partial index of current households, whose order is not audit
+// order, cannot stand in for the range). The communes are one JSON
+// array parameter, however many there are: SQLite's limit on bound
+// parameters does not apply, and json_each's values are looked up once
+// per row in a transient index. Only the columns of
+// storage.SubmissionMeta are named: neither a sealed part, nor the
+// operational fields, nor the receipt is read.
+var listQueries = [2]string{listQuery(""), listQuery(`
+	AND commune IN (SELECT value FROM json_each(?6))`)}
+
+func listQuery(byCommune string) string {
+	return `SELECT rowid, id, area, commune, household_no, form, form_version, interviewed_at, received_at,
+		depositor, supersedes, superseded_by, audit_index
+	FROM submissions
+	WHERE audit_index >= ?1 AND (audit_index > ?1 OR rowid > ?2)
+		AND (?3 = '' OR depositor = ?3)
+		AND (?4 = 0 OR superseded_by IS NULL)` + byCommune + `
+	ORDER BY audit_index, rowid
+	LIMIT ?5`
+}
+
+func (t *txn) ListSubmissions(f storage.SubmissionFilter, fn func(storage.SubmissionMeta) (bool, error)) error {
+	if f.Communes != nil && len(f.Communes) == 0 {
+		return nil // an empty list keeps none
+	}
+	current := 0
+	if f.Current {
+		current = 1
+	}
+	q, args := listQueries[0], []any{nil, nil, f.Depositor, current, nil}
+	if f.Communes != nil {
+		communes, err := encodeList(f.Communes)
+		if err != nil {
+			return err
+		}
+		q, args = listQueries[1], append(args, communes)
+	}
+	left := f.Limit // rows still wanted; <= 0: no limit
+	// The first page takes every rowid at audit index After+1 on, as in
+	// SubmissionsSince.
+	lastIndex, lastRowid := f.After, int64(math.MaxInt64)
+	page := make([]storage.SubmissionMeta, 0, submissionsPage)
+	for {
+		n := submissionsPage
+		if f.Limit > 0 {
+			n = min(n, left)
+		}
+		args[0], args[1], args[4] = lastIndex, lastRowid, n
+		rows, err := t.query(q, args...)
+		if err != nil {
+			return err
+		}
+		page = page[:0]
+		for rows.Next() {
+			var m storage.SubmissionMeta
+			var interviewed, received string
+			var supersededBy sql.NullString
+			if err := rows.Scan(&lastRowid, &m.ID, &m.Area, &m.Commune, &m.HouseholdNo, &m.Form, &m.FormVersion,
+				&interviewed, &received, &m.Depositor, &m.Supersedes, &supersededBy, &m.AuditIndex); err != nil {
+				rows.Close()
+				return classify(err)
+			}
+			if m.InterviewedAt, err = parseTime(interviewed); err == nil {
+				m.ReceivedAt, err = parseTime(received)
+			}
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("submission %s: %w", m.ID, err)
+			}
+			m.SupersededBy = supersededBy.String
+			lastIndex = m.AuditIndex
+			page = append(page, m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return classify(err)
+		}
+		if more, err := feed.Each(page, fn); err != nil || !more {
+			return err
+		}
+		left -= len(page)
+		if len(page) < n || (f.Limit > 0 && left <= 0) {
+			return nil
+		}
+	}
+}
+
+// Record opens are stored with their time in Unix nanoseconds, an
+// INTEGER, since they are compared in SQL: the RFC 3339 text of other
+// tables does not sort as time does (".5Z" sorts before "Z").
+
+// minNanos and maxNanos are the instants Unix nanoseconds can hold.
+var (
+	minNanos = time.Unix(0, math.MinInt64)
+	maxNanos = time.Unix(0, math.MaxInt64)
+)
+
+// boundNanos is t in Unix nanoseconds, a time before or after what they
+// can hold (the zero time, say) taken as the first or last of them: as
+// a bound, it compares the same way with every stored time.
+func boundNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minNanos):
+		return math.MinInt64
+	case t.After(maxNanos):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+func (t *txn) RecordOpen(user, submission string, at time.Time) error {
+	switch {
+	case user == "" || submission == "":
+		return errors.New("sqlite: RecordOpen needs a user and a submission")
+	case at.IsZero():
+		return fmt.Errorf("sqlite: open of submission %s by %s with a zero time", submission, user)
+	case !at.After(minNanos) || !at.Before(maxNanos):
+		// Strictly inside, so that a bound boundNanos clamped compares
+		// with every stored time as the instant it stands for.
+		return fmt.Errorf("sqlite: open of submission %s by %s at %v, outside the years 1678 to 2262 the store can hold", submission, user, at)
+	}
+	_, err := t.exec(`INSERT INTO record_opens(user_name, submission, at) VALUES(?, ?, ?)`, user, submission, at.UnixNano())
+	return err
+}
+
+// opensSinceQuery is OpensSince's statement: a range of
+// record_opens_user_at.
+const opensSinceQuery = `SELECT count(*) FROM record_opens WHERE user_name = ? AND at >= ?`
+
+func (t *txn) OpensSince(user string, since time.Time) (int64, error) {
+	row, err := t.queryRow(opensSinceQuery, user, boundNanos(since))
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := row.Scan(&n); err != nil {
+		return 0, classify(err)
+	}
+	return n, nil
+}
+
+func (t *txn) PruneOpens(before time.Time) (int64, error) {
+	res, err := t.exec(`DELETE FROM record_opens WHERE at < ?`, boundNanos(before))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
