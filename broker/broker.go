@@ -104,6 +104,13 @@ type Opts struct {
 	// TreeProgress hears how far New got rebuilding the Merkle tree of a
 	// log written before the store kept it (a one-time upgrade).
 	TreeProgress func(done, total int64)
+	// OpenCaps are how many submissions one user may open for review in
+	// any hour, per role. An entry replaces that role's default
+	// (DefaultOpenCaps: team_leader 60, supervisor 200); a role with no
+	// cap opens none. A user holding several roles gets the largest cap
+	// among the roles that allow the open. Every instance counts the
+	// same opens: they are stored.
+	OpenCaps map[policy.Role]int
 }
 
 // Broker runs the use cases. Safe for concurrent use.
@@ -145,6 +152,9 @@ type Broker struct {
 
 	from      crypto.KeyProvider // MigrateFrom, while switching providers
 	fromClass map[crypto.Class]crypto.KeyProvider
+
+	openCaps   map[policy.Role]int // Opts.OpenCaps over DefaultOpenCaps
+	openPruned atomic.Int64        // unix nanoseconds of the last prune of stored opens
 }
 
 type ingestKey struct {
@@ -193,6 +203,9 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	}
 	b.tables = ts
 	b.ledger = newLedgerState()
+	if b.openCaps, err = openCaps(o.OpenCaps); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	b.pointK, b.pointInterval = o.PointK, o.PointInterval
 	switch {
 	case b.pointK < 0:

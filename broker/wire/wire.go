@@ -149,3 +149,72 @@ type ShareChange struct {
 	ApprovedBy string    `json:"approved_by,omitempty"`
 	ApprovedAt time.Time `json:"approved_at,omitzero"`
 }
+
+// Statuses of a submission in a review list, and the status filter that
+// takes every one.
+const (
+	StatusCurrent    = "current"    // not superseded: the household as it counts
+	StatusSuperseded = "superseded" // replaced by a later deposit of the same household
+	StatusAll        = "all"        // a list filter only: both
+)
+
+// MaxListLimit is the most submissions one page of a review list holds;
+// DefaultListLimit the page size when none is asked.
+const (
+	MaxListLimit     = 500
+	DefaultListLimit = 100
+)
+
+// SubmissionMeta is what a review list shows of a submission: where,
+// when, by whom and its place in a chain of corrections — never a field
+// of the questionnaire.
+type SubmissionMeta struct {
+	ID            SubmissionID `json:"id"`
+	EA            area.Code    `json:"ea"`
+	HouseholdNo   int64        `json:"household_no"`
+	Form          string       `json:"form"`
+	FormVersion   int          `json:"form_version"`
+	Enumerator    string       `json:"enumerator"` // the user who deposited it
+	InterviewedAt time.Time    `json:"interviewed_at"`
+	ReceivedAt    time.Time    `json:"received_at"`
+	Supersedes    SubmissionID `json:"supersedes,omitempty"`
+	SupersededBy  SubmissionID `json:"superseded_by,omitempty"`
+	Status        string       `json:"status"` // StatusCurrent or StatusSuperseded
+	// Index is the audit index of its deposit: the list's order, and
+	// what "after" takes to go on from it.
+	Index int64 `json:"index"`
+}
+
+// SubmissionList is one page of a review list (GET /v1/submissions).
+type SubmissionList struct {
+	Area        area.Code        `json:"area,omitempty"` // the area asked for; empty for mine
+	Mine        bool             `json:"mine,omitempty"` // the caller's own deposits
+	Status      string           `json:"status"`         // the filter: current, superseded or all
+	Submissions []SubmissionMeta `json:"submissions"`
+	// Next is the "after" of the next page; null when the list is
+	// complete. A page may hold fewer than the limit and still have a
+	// Next (the vault bounds how many rows one page looks at).
+	Next *int64 `json:"next"`
+}
+
+// ClassFields are one field class's answers of an opened submission:
+// the household's and each person's, persons in questionnaire order
+// (the same index in every class). Values are JSON strings or numbers.
+type ClassFields struct {
+	Household map[string]json.RawMessage   `json:"household"`
+	Persons   []map[string]json.RawMessage `json:"persons"`
+}
+
+// SubmissionView is one submission opened for review
+// (GET /v1/submissions/{id}): its metadata and the fields of the classes
+// the caller's role may see at its EA, labelled by class.
+type SubmissionView struct {
+	Submission SubmissionMeta `json:"submission"`
+	// Classes are the field classes revealed, in the order identifying,
+	// analytic, operational; Fields holds exactly those.
+	Classes []string               `json:"classes"`
+	Fields  map[string]ClassFields `json:"fields"`
+	// Gone are classes the caller may see whose data keys were
+	// crypto-shredded: they can never be read again.
+	Gone []string `json:"gone,omitempty"`
+}
