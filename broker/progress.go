@@ -163,44 +163,6 @@ func percent(n, planned int64) float64 {
 	return math.Round(float64(n)*10000/float64(planned)) / 100
 }
 
-// ReadSubmission is the route to view one submission. Views come in a
-// later issue: today policy denies it to every role, and the refusal is
-// logged. Unknown ids get the same answer as forbidden ones.
-func (b *Broker) ReadSubmission(ctx context.Context, c *Caller, id SubmissionID) error {
-	if err := b.checkID(ctx, c, string(policy.ReadSubmission), id); err != nil {
-		return err
-	}
-	var s *storage.Submission
-	err := b.store.View(ctx, func(tx storage.ReadTx) error {
-		var err error
-		s, err = tx.Submission(string(id))
-		return err
-	})
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return errorf(Unavailable, err, "the vault database is unavailable; try again later")
-	}
-	d := policy.Decision{Rule: "no such submission"}
-	ev := b.event(c, string(policy.ReadSubmission), d)
-	ev.Decision = "deny"
-	ev.Resources = []string{"submission:" + string(id)}
-	if s != nil {
-		d, err = b.policy.Allow(ctx, c.subject(), policy.ReadSubmission, policy.Resource{Path: b.tree.PathStrings(AreaCode(s.Area))})
-		if err != nil {
-			return errorf(Internal, err, "policy failed")
-		}
-		ev = b.event(c, string(policy.ReadSubmission), d)
-		ev.Area = s.Area
-		ev.Resources = []string{"submission:" + string(id)}
-		if d.Allow {
-			// No view exists yet: refuse even if a policy allows it.
-			ev.Decision = "deny"
-			ev.Rule += "; views are not available in this version"
-		}
-	}
-	ev.Outcome = "denied"
-	return b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to read submission %s", id))
-}
-
 // ReceiptOf returns the receipt of a submission the caller deposited. An
 // enumerator who lost the network after depositing can fetch it; nobody
 // else can (unknown and foreign ids look the same).

@@ -215,13 +215,6 @@ func (c *Client) Receipt(ctx context.Context, id string) (*wire.Receipt, error) 
 	return &r, nil
 }
 
-// Submission asks to view a submission.
-func (c *Client) Submission(ctx context.Context, id string) (json.RawMessage, error) {
-	var r json.RawMessage
-	err := c.getJSON(ctx, "/v1/submissions/"+url.PathEscape(id), &r)
-	return r, err
-}
-
 // AuditEvents fetches a page of audit events (their exact bytes).
 func (c *Client) AuditEvents(ctx context.Context, from int64, limit int) (events []json.RawMessage, next int64, err error) {
 	var out struct {

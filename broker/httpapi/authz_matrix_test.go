@@ -12,6 +12,7 @@ import (
 
 	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/broker"
+	"github.com/censusvault/censusvault/broker/wire"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage"
 )
@@ -87,6 +88,19 @@ var oracleRoles = map[string][]policy.Role{
 	"table":         {policy.Researcher},
 	"audit":         {policy.Auditor},
 	"release point": {policy.Approver},
+	// Review views: the quality-control roles list the submissions of
+	// their scope; the roles that deposit list their own.
+	"list": {policy.TeamLeader, policy.Supervisor},
+	"mine": {policy.Enumerator, policy.TeamLeader},
+}
+
+// oracleClasses is what each role sees of a submission it opens in its
+// scope (DESIGN.md: team_leader "identifying + analytic fields",
+// supervisor "analytic fields"; operational fields are in clear for
+// both); every other role opens nothing.
+var oracleClasses = map[policy.Role][]string{
+	policy.TeamLeader: {"identifying", "analytic", "operational"},
+	policy.Supervisor: {"analytic", "operational"},
 }
 
 // matrixSubject is one matrix user.
@@ -133,7 +147,10 @@ var depositTargets = []struct{ rel, area string }{
 
 func TestAuthorizationMatrix(t *testing.T) {
 	t.Parallel()
-	v := newVault(t, vaultOpts{areas: matrixAreas})
+	// Every refusal is one event here: the matrix refuses far more than
+	// the default ceiling of refusals logged one by one (the clock does
+	// not move, so the ceiling would never refill).
+	v := newVault(t, vaultOpts{areas: matrixAreas, limits: broker.Limits{RefusalBurst: 1 << 20}})
 	ctx := t.Context()
 	if err := v.B.AddProject(ctx, "cli:test", broker.NewProject{
 		ID: matrixProj, Title: "matrix", Purpose: "authorization matrix",
@@ -451,19 +468,156 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	})
 
-	t.Run("read a submission", func(t *testing.T) {
-		// No role may read a record back (views come later).
-		ids := v.submissionIDs(1)
+	stored := v.storedSubmissions()
+
+	t.Run("review list", func(t *testing.T) {
+		// A list of the area: allowed when the role lists and some EA
+		// under the area is in scope; it holds exactly the stored
+		// submissions of the EAs in scope under the area.
 		for _, s := range subjects {
-			v := v.in(t)
-			var r *response
-			ev := v.oneEvent(func() { r = v.get(s.name, "/v1/submissions/"+ids[0]) })
-			if r.Status != http.StatusForbidden {
-				t.Errorf("%s reads a submission: %d, want 403", s.name, r.Status)
+			for _, tg := range matrixTargets {
+				v := v.in(t)
+				allowed := false
+				for _, ea := range oracleEAs {
+					allowed = allowed || (s.may("list") && under(ea, tg.area) && s.inScope(ea))
+				}
+				var r *response
+				ev := v.oneEvent(func() { r = v.get(s.name, "/v1/submissions?status=all&limit=500&area="+tg.area) })
+				if want := map[bool]int{true: 200, false: 403}[allowed]; r.Status != want {
+					t.Errorf("%s lists %s (%s): %d, want %d: %s", s.name, tg.area, tg.rel, r.Status, want, r.Body)
+					continue
+				}
+				checkEvent(t, ev, string(policy.ListSubmissions), allowed)
+				if ev.Area != tg.area || len(ev.Resources) != 0 {
+					t.Errorf("%s lists %s: event at %q with resources %v", s.name, tg.area, ev.Area, ev.Resources)
+				}
+				if !allowed {
+					continue
+				}
+				got := map[string]bool{}
+				for page := 0; ; page++ {
+					var l wire.SubmissionList
+					r.JSON(t, &l)
+					for _, sm := range l.Submissions {
+						got[string(sm.ID)] = true
+						if !s.inScope(string(sm.EA)) || !under(string(sm.EA), tg.area) {
+							t.Errorf("%s lists %s: submission in %s is out of scope", s.name, tg.area, sm.EA)
+						}
+					}
+					if l.Next == nil {
+						break
+					}
+					r = v.get(s.name, fmt.Sprintf("/v1/submissions?status=all&limit=500&area=%s&after=%d", tg.area, *l.Next))
+					if r.Status != 200 || page > 10 {
+						t.Fatalf("%s lists %s, page %d: %d %s", s.name, tg.area, page+1, r.Status, r.Body)
+					}
+				}
+				for _, sub := range stored {
+					if want := s.inScope(sub.ea) && under(sub.ea, tg.area); got[sub.id] != want {
+						t.Errorf("%s lists %s: submission of %s listed %v, want %v", s.name, tg.area, sub.ea, got[sub.id], want)
+						break
+					}
+				}
 			}
-			checkEvent(t, ev, string(policy.ReadSubmission), false)
 		}
 	})
+
+	t.Run("own list", func(t *testing.T) {
+		for _, s := range subjects {
+			v := v.in(t)
+			allowed := s.may("mine")
+			var r *response
+			ev := v.oneEvent(func() { r = v.get(s.name, "/v1/submissions?mine=1&status=all&limit=500") })
+			if want := map[bool]int{true: 200, false: 403}[allowed]; r.Status != want {
+				t.Errorf("%s lists its own: %d, want %d: %s", s.name, r.Status, want, r.Body)
+				continue
+			}
+			checkEvent(t, ev, string(policy.ListSubmissions), allowed)
+			if !allowed {
+				continue
+			}
+			var l wire.SubmissionList
+			r.JSON(t, &l)
+			var want, got []string
+			for _, sub := range stored {
+				if sub.depositor == s.name && s.inScope(sub.ea) {
+					want = append(want, sub.id)
+				}
+			}
+			for _, sm := range l.Submissions {
+				got = append(got, string(sm.ID))
+			}
+			slices.Sort(want)
+			slices.Sort(got)
+			if !slices.Equal(got, want) || len(want) == 0 {
+				t.Errorf("%s lists its own: %v, want %v (its deposits)", s.name, got, want)
+			}
+		}
+	})
+
+	t.Run("open a submission", func(t *testing.T) {
+		// One household of each EA: the classes of the role where the
+		// EA is in scope, 403 elsewhere and for every other role.
+		first := map[string]string{}
+		for _, sub := range stored {
+			if first[sub.ea] == "" {
+				first[sub.ea] = sub.id
+			}
+		}
+		for _, s := range subjects {
+			for _, ea := range oracleEAs {
+				v := v.in(t)
+				want := oracleClasses[s.role]
+				allowed := len(want) > 0 && s.inScope(ea)
+				var r *response
+				ev := v.oneEvent(func() { r = v.get(s.name, "/v1/submissions/"+first[ea]) })
+				if st := map[bool]int{true: 200, false: 403}[allowed]; r.Status != st {
+					t.Errorf("%s opens a household of %s: %d, want %d: %s", s.name, ea, r.Status, st, r.Body)
+					continue
+				}
+				checkEvent(t, ev, string(policy.ReadSubmission), allowed)
+				if ev.Area != ea || !slices.Equal(ev.Resources, []string{"submission:" + first[ea]}) {
+					t.Errorf("%s opens a household of %s: event at %q, resources %v", s.name, ea, ev.Area, ev.Resources)
+				}
+				if !allowed {
+					continue
+				}
+				var sv wire.SubmissionView
+				r.JSON(t, &sv)
+				if !slices.Equal(sv.Classes, want) || len(sv.Fields) != len(want) {
+					t.Errorf("%s opens a household of %s: classes %v, want %v", s.name, ea, sv.Classes, want)
+				}
+				if ev.Reason != "revealed "+strings.Join(want, ", ") {
+					t.Errorf("%s opens a household of %s: event reason %q", s.name, ea, ev.Reason)
+				}
+			}
+		}
+	})
+}
+
+// storedSub is a stored submission as the matrix oracle sees it.
+type storedSub struct{ id, ea, depositor string }
+
+// storedSubmissions reads every stored submission from the file.
+func (v *vault) storedSubmissions() []storedSub {
+	v.t.Helper()
+	rows, err := v.rawDB().Query(`SELECT id, area, depositor FROM submissions`)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []storedSub
+	for rows.Next() {
+		var s storedSub
+		if err := rows.Scan(&s.id, &s.ea, &s.depositor); err != nil {
+			v.t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		v.t.Fatal(err)
+	}
+	return out
 }
 
 // childrenOf lists a's children in the oracle's tree.
@@ -490,26 +644,4 @@ func (v *vault) depositedIn(eas []string) map[string]int64 {
 		v.t.Fatal(err)
 	}
 	return m
-}
-
-// submissionIDs returns up to n stored submission ids.
-func (v *vault) submissionIDs(n int) []string {
-	v.t.Helper()
-	rows, err := v.rawDB().Query(`SELECT id FROM submissions LIMIT ?`, n)
-	if err != nil {
-		v.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			v.t.Fatal(err)
-		}
-		out = append(out, id)
-	}
-	if len(out) == 0 {
-		v.t.Fatal("no submissions stored")
-	}
-	return out
 }

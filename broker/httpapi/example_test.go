@@ -60,7 +60,7 @@ func ExampleNew() {
 	rep, _ := device.Progress(ctx, eaA1, 0)
 	fmt.Printf("%s: %d/%d households, %.2f %%\n", rep.Rows[0].Area, rep.Rows[0].Deposited, rep.Rows[0].Planned, rep.Rows[0].Percent)
 
-	_, err = device.Submission(ctx, "6f1c3a52-8d4e-4b7a-9c21-0e5d7f3b8a64")
+	_, err = device.OpenSubmission(ctx, "6f1c3a52-8d4e-4b7a-9c21-0e5d7f3b8a64")
 	fmt.Println("read it back:", err)
 	// Output:
 	// created: true area: 18070-01

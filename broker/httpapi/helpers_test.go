@@ -148,6 +148,10 @@ type vaultOpts struct {
 	defaultPointInterval bool
 	// pointK is broker.Opts.PointK (zero: the broker's default).
 	pointK int64
+	// openCaps is broker.Opts.OpenCaps (nil: the defaults).
+	openCaps map[policy.Role]int
+	// policy is the vault's Casbin policy (empty: the default).
+	policy string
 }
 
 // newVault builds and starts a vault in t.TempDir. Everything is torn down
@@ -176,10 +180,10 @@ func newVault(t testing.TB, o vaultOpts) *vault {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := broker.Init(ctx, broker.InitOpts{Store: st, Keys: kp, Areas: tree, Name: "test.censusvault", Actor: "cli:test", Now: clk.Now}); err != nil {
+	if err := broker.Init(ctx, broker.InitOpts{Store: st, Keys: kp, Areas: tree, Name: "test.censusvault", Actor: "cli:test", Now: clk.Now, Policy: o.policy}); err != nil {
 		t.Fatal(err)
 	}
-	bo := broker.Opts{Store: st, Keys: kp, Now: clk.Now, AuthWin: o.authWin, Limits: o.limits, PointK: o.pointK, PointInterval: o.pointInterval}
+	bo := broker.Opts{Store: st, Keys: kp, Now: clk.Now, AuthWin: o.authWin, Limits: o.limits, PointK: o.pointK, PointInterval: o.pointInterval, OpenCaps: o.openCaps}
 	if bo.PointInterval == 0 && !o.defaultPointInterval {
 		bo.PointInterval = -1
 	}

@@ -10,7 +10,23 @@
 //	GET  /v1/keys/receipt            receipt verifier key (text/plain, note format)
 //	GET  /v1/keys/audit              audit verifier key (text/plain, note format)
 //	POST /v1/submissions             deposit: body is the age ciphertext; 201 new, 200 same again
-//	GET  /v1/submissions/{id}        view one submission (denied to every role for now)
+//	GET  /v1/submissions?area=CODE&status=current|superseded|all&after=N&limit=N
+//	                                 review list: the submissions under the area in the caller's
+//	                                 scope (submission.list, denied subtrees left out), metadata
+//	                                 only, in deposit order, limit ≤ 500 (default 100), status
+//	                                 current by default: {"area", "status", "submissions": [{"id",
+//	                                 "ea", "household_no", "form", "form_version", "enumerator",
+//	                                 "interviewed_at", "received_at", "supersedes", "superseded_by",
+//	                                 "status", "index"}], "next": N or null} (pass next as after)
+//	GET  /v1/submissions?mine=1&status=&after=&limit=
+//	                                 the caller's own deposits (an enumerator's), the same metadata
+//	GET  /v1/submissions/{id}        open one submission for review: its metadata and the fields of
+//	                                 the classes the caller's role may see at its EA, by class
+//	                                 ({"submission", "classes", "fields": {"identifying": {"household",
+//	                                 "persons"}, …}, "gone": [classes shredded]}); 403 when no class
+//	                                 is allowed (or no such id), 429 rate_limited with Retry-After
+//	                                 past the caller's hourly cap of opens, 410 gone when every
+//	                                 class it may see was shredded
 //	GET  /v1/receipts/{id}           the caller's own receipt
 //	GET  /v1/receipts/{id}/proof     the caller's own deposit's proof of inclusion in the audit log:
 //	                                 {"checkpoint": "<signed note>", "index": I, "leaf_hash": "<b64>",
@@ -143,7 +159,8 @@ func New(o Opts) (http.Handler, error) {
 	r.GET("/v1/audit/proof/consistency", h.consistencyProof)
 
 	r.POST("/v1/submissions", h.authed(h.deposit))
-	r.GET("/v1/submissions/:id", h.authed(h.readSubmission))
+	r.GET("/v1/submissions", h.authed(h.listSubmissions))
+	r.GET("/v1/submissions/:id", h.authed(h.openSubmission))
 	r.GET("/v1/receipts/:id", h.authed(h.receipt))
 	r.GET("/v1/receipts/:id/proof", h.authed(h.receiptProof))
 	r.GET("/v1/progress", h.authed(h.progress))
@@ -211,10 +228,6 @@ func (h *handler) deposit(c *gin.Context, caller *broker.Caller) error {
 	}
 	c.JSON(status, res.Receipt)
 	return nil
-}
-
-func (h *handler) readSubmission(c *gin.Context, caller *broker.Caller) error {
-	return h.b.ReadSubmission(c.Request.Context(), caller, broker.SubmissionID(c.Param("id")))
 }
 
 func (h *handler) receipt(c *gin.Context, caller *broker.Caller) error {
