@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -102,10 +103,15 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	var lf limitFlags
 	lf.add(fs)
 	pf := addPointFlags(fs)
+	openCaps := fs.StringSlice("open-cap", nil, "ROLE=N: record opens for review one user of ROLE may make an hour (repeatable; default team_leader=60, supervisor=200)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := lf.check(); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	caps, err := parseOpenCaps(*openCaps)
+	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if err := pf.check(); err != nil {
@@ -127,6 +133,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		o.Preload, o.CheckpointEvery, o.CheckpointEvents = true, *cpEvery, *cpEvents
 		o.Limits = lf.l
 		pf.apply(o)
+		o.OpenCaps = caps
 		o.TreeProgress = func(done, total int64) {
 			log.Info("building the audit log's Merkle tree (once, after an upgrade)", "events", done, "of", total)
 		}
@@ -431,4 +438,22 @@ func cmdMigrate(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "audit log Merkle tree complete\n")
 	return nil
+}
+
+// parseOpenCaps reads --open-cap ROLE=N values (the broker checks the
+// roles and keeps the defaults for roles not named).
+func parseOpenCaps(vals []string) (map[policy.Role]int, error) {
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	out := map[policy.Role]int{}
+	for _, v := range vals {
+		role, n, ok := strings.Cut(v, "=")
+		k, err := strconv.Atoi(n)
+		if !ok || err != nil || k < 0 || role == "" {
+			return nil, fmt.Errorf("--open-cap %q: write ROLE=N with N a whole number of opens an hour, 0 or more (e.g. team_leader=60)", clipArg(v))
+		}
+		out[policy.Role(role)] = k
+	}
+	return out, nil
 }
