@@ -30,8 +30,9 @@
 //   - A submission is opened per field class: the broker asks
 //     ReadIdentifying, ReadAnalytic and ReadOperational at its EA and
 //     reveals the classes allowed. By default a team leader sees every
-//     class, a supervisor never the identifying one, and nobody holds
-//     the umbrella ReadSubmission.
+//     class, a supervisor the analytic one only (never the identifying
+//     or the operational one), and nobody holds the umbrella
+//     ReadSubmission.
 //   - Only an approver creates a publication point (release point) or
 //     approves a change of a privacy-ledger share, not an admin: the
 //     approver is the second pair of eyes on what others propose.

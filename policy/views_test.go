@@ -14,15 +14,15 @@ import (
 var viewActions = []policy.Action{policy.ListSubmissions, policy.ReadIdentifying, policy.ReadAnalytic, policy.ReadOperational}
 
 // TestReviewViewGrants: with the default policy a team leader lists and
-// opens every class, a supervisor lists and opens the analytic and
-// operational classes, and no other role any of it — each only in the
-// subtree of the grant. Nobody holds the umbrella submission.read.
+// opens every class, a supervisor lists and opens the analytic class only
+// (issue 13), and no other role any of it — each only in the subtree of
+// the grant. Nobody holds the umbrella submission.read.
 func TestReviewViewGrants(t *testing.T) {
 	e := newDefault(t)
 	ctx := context.Background()
 	want := map[policy.Role][]policy.Action{
 		policy.TeamLeader: viewActions,
-		policy.Supervisor: {policy.ListSubmissions, policy.ReadAnalytic, policy.ReadOperational},
+		policy.Supervisor: {policy.ListSubmissions, policy.ReadAnalytic},
 	}
 	inside := descendants("436")
 	for _, r := range policy.Roles() {
@@ -77,12 +77,14 @@ func TestTrustRoleWithTeamLeaderGetsNoRecord(t *testing.T) {
 	}
 }
 
-// TestSupervisorNeverIdentifying is the attack of a supervisor who wants
-// names: granted at the root, and holding every other role that sees any
-// data (steering, researcher for a project, enumerator) as well, it is
-// refused the identifying class at every area, has no scope for it, and
-// still opens the analytic and operational classes.
-func TestSupervisorNeverIdentifying(t *testing.T) {
+// TestSupervisorNeverIdentifyingOrOperational is the attack of a
+// supervisor who wants names or the operational record (visit counts, who
+// answered): granted at the root, and holding every other role that sees
+// any data (steering, researcher for a project, enumerator) as well, it
+// is refused the identifying and the operational class at every area, has
+// no scope for either, and still lists and opens the analytic class
+// (issue 13).
+func TestSupervisorNeverIdentifyingOrOperational(t *testing.T) {
 	e := newDefault(t)
 	ctx := context.Background()
 	subjects := map[string][]policy.Grant{
@@ -95,22 +97,26 @@ func TestSupervisorNeverIdentifying(t *testing.T) {
 	for name, grants := range subjects {
 		s := policy.Subject{User: "sup", Grants: grants}
 		for _, project := range []string{"", "p1"} {
-			sc, err := e.Scope(s, policy.ReadIdentifying, project)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if roots := sc.Roots(pathOf); len(roots) != 0 {
-				t.Errorf("%s (project %q): identifying scope %v, want none", name, project, roots)
-			}
-			for _, area := range allAreas() {
-				d, err := e.Allow(ctx, s, policy.ReadIdentifying, policy.Resource{Path: pathTo(area), Project: project})
+			for _, a := range []policy.Action{policy.ReadIdentifying, policy.ReadOperational} {
+				sc, err := e.Scope(s, a, project)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if d.Allow {
-					t.Errorf("%s (project %q) opens identifying fields at %s: %s", name, project, area, d.Rule)
+				if roots := sc.Roots(pathOf); len(roots) != 0 {
+					t.Errorf("%s (project %q): %s scope %v, want none", name, project, a, roots)
 				}
-				for _, a := range []policy.Action{policy.ReadAnalytic, policy.ReadOperational, policy.ListSubmissions} {
+			}
+			for _, area := range allAreas() {
+				for _, a := range []policy.Action{policy.ReadIdentifying, policy.ReadOperational} {
+					d, err := e.Allow(ctx, s, a, policy.Resource{Path: pathTo(area), Project: project})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d.Allow {
+						t.Errorf("%s (project %q) opens the class of %s at %s: %s", name, project, a, area, d.Rule)
+					}
+				}
+				for _, a := range []policy.Action{policy.ReadAnalytic, policy.ListSubmissions} {
 					if d, _ := e.Allow(ctx, s, a, policy.Resource{Path: pathTo(area), Project: project}); !d.Allow {
 						t.Errorf("%s (project %q) refused %s at %s: %s", name, project, a, area, d.Rule)
 					}

@@ -95,12 +95,13 @@ var oracleRoles = map[string][]policy.Role{
 }
 
 // oracleClasses is what each role sees of a submission it opens in its
-// scope (DESIGN.md: team_leader "identifying + analytic fields",
-// supervisor "analytic fields"; operational fields are in clear for
-// both); every other role opens nothing.
+// scope (DESIGN.md and issue 13: team_leader "identifying + analytic
+// fields", and the operational ones too; supervisor "analytic fields"
+// only, never the identifying or the operational ones); every other role
+// opens nothing.
 var oracleClasses = map[policy.Role][]string{
 	policy.TeamLeader: {"identifying", "analytic", "operational"},
-	policy.Supervisor: {"analytic", "operational"},
+	policy.Supervisor: {"analytic"},
 }
 
 // matrixSubject is one matrix user.

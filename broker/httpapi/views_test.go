@@ -298,7 +298,9 @@ func TestOpenCapLargestRole(t *testing.T) {
 
 // TestOpenClasses: what each role sees of one household. The team leader
 // of its commune sees every class; the supervisor of the district the
-// analytic and operational ones and never a name; a team leader of
+// analytic one only (issue 13): never a name, never the operational
+// record (the attack: a supervisor must not get identifying or
+// operational fields); a team leader of
 // another commune, every other role and the depositor itself nothing
 // (403, as for an id that does not exist). Every open is one audit event
 // naming the submission and the classes revealed, with no value in it.
@@ -345,20 +347,25 @@ func TestOpenClasses(t *testing.T) {
 		if r.Status != http.StatusOK {
 			t.Fatalf("supervisor opens: %d %s", r.Status, r.Body)
 		}
-		if !slices.Equal(sv.Classes, []string{"analytic", "operational"}) {
-			t.Errorf("supervisor sees classes %v", sv.Classes)
+		if !slices.Equal(sv.Classes, []string{"analytic"}) || len(sv.Fields) != 1 {
+			t.Errorf("supervisor sees classes %v (fields of %d)", sv.Classes, len(sv.Fields))
 		}
-		if _, ok := sv.Fields["identifying"]; ok {
-			t.Error("supervisor's view has an identifying class")
+		for _, c := range []string{"identifying", "operational"} {
+			if _, ok := sv.Fields[c]; ok {
+				t.Errorf("supervisor's view has the %s class", c)
+			}
 		}
 		if l := leaks(r.Body); len(l) > 0 {
-			t.Errorf("supervisor's view reveals %v", l)
+			t.Errorf("supervisor's view reveals identifying values %v", l)
 		}
-		if !bytes.Contains(r.Body, []byte(analyticSecret)) || !bytes.Contains(r.Body, []byte(operationalSecret)) {
-			t.Errorf("supervisor's view lacks the analytic or operational fields: %s", r.Body)
+		if bytes.Contains(r.Body, []byte(operationalSecret)) {
+			t.Error("supervisor's view reveals the operational visit count")
+		}
+		if !bytes.Contains(r.Body, []byte(analyticSecret)) {
+			t.Error("supervisor's view lacks the analytic fields")
 		}
 	})
-	if ev.Reason != "revealed analytic, operational" || ev.Outcome != "ok" {
+	if ev.Reason != "revealed analytic" || ev.Outcome != "ok" {
 		t.Errorf("supervisor's open: event %s %q", ev.Outcome, ev.Reason)
 	}
 
@@ -665,7 +672,9 @@ func TestMine(t *testing.T) {
 
 // TestShreddedClasses: a class whose data key was shredded is gone from
 // every view (and said so); when nothing the caller may see is left the
-// answer is 410 gone, audited, and not counted as an open.
+// answer is 410 gone, audited, and not counted as an open — a supervisor,
+// who may see the analytic class only, gets 410 once that class is
+// shredded rather than the operational record.
 func TestShreddedClasses(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -691,6 +700,32 @@ func TestShreddedClasses(t *testing.T) {
 	if !strings.Contains(ev.Reason, "revealed analytic, operational") || !strings.Contains(ev.Reason, "identifying") {
 		t.Errorf("event reason %q", ev.Reason)
 	}
+	// The supervisor never had the identifying class, so nothing of it is
+	// gone for it: it still sees the analytic class, and only that.
+	r, sv := v.open("supervisor", id)
+	if r.Status != http.StatusOK {
+		t.Fatalf("supervisor's open after an identifying shred: %d, want 200", r.Status)
+	}
+	if !slices.Equal(sv.Classes, []string{"analytic"}) || len(sv.Gone) != 0 {
+		t.Errorf("supervisor's open after an identifying shred: classes %v, gone %v; want the analytic class only", sv.Classes, sv.Gone)
+	}
+	// With the analytic key shredded too, nothing a supervisor may see is
+	// left: 410, and it must not fall back on the operational record
+	// (which is not sealed, so no shred hides it from those allowed it).
+	if _, err := v.B.Shred(ctx, "cli:test", crypto.Analytic, communeA); err != nil {
+		t.Fatal(err)
+	}
+	opens := v.opensOf("supervisor")
+	ev = v.oneEvent(func() { r, _ = v.open("supervisor", id) })
+	if r.Status != http.StatusGone || r.Code(t) != "gone" || bytes.Contains(r.Body, []byte(operationalSecret)) {
+		t.Errorf("supervisor's open with the analytic class shredded: %d (operational field in it: %v), want 410 and none", r.Status, bytes.Contains(r.Body, []byte(operationalSecret)))
+	}
+	if ev.Outcome != "gone" {
+		t.Errorf("supervisor's 410: event outcome %q", ev.Outcome)
+	}
+	if n := v.opensOf("supervisor"); n != opens {
+		t.Errorf("supervisor's 410 counted as an open (%d, then %d)", opens, n)
+	}
 
 	// A policy where the team leader sees the sealed classes only.
 	var lines []string
@@ -706,7 +741,6 @@ func TestShreddedClasses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var r *response
 	ev = w.oneEvent(func() { r, _ = w.open("tl-a", id) })
 	if r.Status != http.StatusGone || r.Code(t) != "gone" {
 		t.Fatalf("every class it may see shredded: %d %s, want 410", r.Status, r.Body)
@@ -788,7 +822,10 @@ func TestViewsStrictAndNoStore(t *testing.T) {
 	if _, err := v.B.Shred(context.Background(), "cli:test", crypto.Identifying, communeA); err != nil {
 		t.Fatal(err)
 	}
-	r, _ = v.open("supervisor", id) // still readable: analytic and operational
+	r, _ = v.open("supervisor", id) // still readable: analytic
+	if r.Status != http.StatusOK {
+		t.Errorf("supervisor's open after an identifying shred: %d, want 200", r.Status)
+	}
 	noStore("200 open after a shred", r)
 }
 
