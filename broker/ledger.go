@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/broker/area"
-	"github.com/censusvault/censusvault/broker/dp"
+	"github.com/censusvault/censusvault/broker/dp/zcdp"
 	"github.com/censusvault/censusvault/broker/wire"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage"
@@ -38,10 +38,10 @@ import (
 // Default shares, in millionths of ρ. A change needs a proposal and an
 // approver's approval (ProposeShare, ApproveShare).
 const (
-	DefaultTableRho        dp.Rho = 20_000    // 0.02: each dp table unless it names its own
-	DefaultCommuneCap      dp.Rho = 2_000_000 // 2: every dp table touching a commune, all researchers together
-	DefaultResearcherShare dp.Rho = 400_000   // 0.4: one researcher, all their projects
-	DefaultProjectShare    dp.Rho = 200_000   // 0.2: one project, all its researchers
+	DefaultTableRho        zcdp.Rho = 20_000    // 0.02: each dp table unless it names its own
+	DefaultCommuneCap      zcdp.Rho = 2_000_000 // 2: every dp table touching a commune, all researchers together
+	DefaultResearcherShare zcdp.Rho = 400_000   // 0.4: one researcher, all their projects
+	DefaultProjectShare    zcdp.Rho = 200_000   // 0.2: one project, all its researchers
 )
 
 // Share kinds.
@@ -76,11 +76,11 @@ func (k ledgerKey) String() string {
 type ledgerState struct {
 	mu    sync.Mutex
 	upTo  int64 // debits folded through this audit index
-	spent map[ledgerKey]map[area.Code]dp.Rho
+	spent map[ledgerKey]map[area.Code]zcdp.Rho
 }
 
 func newLedgerState() *ledgerState {
-	return &ledgerState{upTo: -1, spent: map[ledgerKey]map[area.Code]dp.Rho{}}
+	return &ledgerState{upTo: -1, spent: map[ledgerKey]map[area.Code]zcdp.Rho{}}
 }
 
 // catchUp folds the debits stored since the last fold. It runs inside the
@@ -91,11 +91,11 @@ func (l *ledgerState) catchUp(tx storage.ReadTx) error {
 		for _, k := range debitKeys(d.Project, string(d.Researcher)) {
 			m := l.spent[k]
 			if m == nil {
-				m = map[area.Code]dp.Rho{}
+				m = map[area.Code]zcdp.Rho{}
 				l.spent[k] = m
 			}
 			for _, a := range d.Areas {
-				m[area.Code(a)] += dp.Rho(d.Rho)
+				m[area.Code(a)] += zcdp.Rho(d.Rho)
 			}
 		}
 		l.upTo = max(l.upTo, d.AuditIndex)
@@ -112,12 +112,12 @@ func debitKeys(project, researcher string) []ledgerKey {
 // debited at it and at every area above it; debits are never negative, so
 // the worst commune lies under the deepest debited area, or is any
 // commune of areas when nothing below them was debited.
-func (l *ledgerState) worst(tree *area.Tree, k ledgerKey, areas []area.Code) (dp.Rho, area.Code) {
+func (l *ledgerState) worst(tree *area.Tree, k ledgerKey, areas []area.Code) (zcdp.Rho, area.Code) {
 	m := l.spent[k]
-	var best dp.Rho
+	var best zcdp.Rho
 	var at area.Code
 	for _, t := range areas {
-		var above dp.Rho
+		var above zcdp.Rho
 		path := tree.Path(t)
 		for _, a := range path {
 			above += m[a] // t itself included
@@ -149,12 +149,12 @@ func (l *ledgerState) worst(tree *area.Tree, k ledgerKey, areas []area.Code) (dp
 // shares are the ledger shares in force: the latest approved change of
 // each, the defaults for the rest.
 type shares struct {
-	set     map[ledgerKey]dp.Rho
+	set     map[ledgerKey]zcdp.Rho
 	changes []storage.ShareChange
 }
 
 func readShares(tx storage.ReadTx) (*shares, error) {
-	s := &shares{set: map[ledgerKey]dp.Rho{}}
+	s := &shares{set: map[ledgerKey]zcdp.Rho{}}
 	var approved []storage.ShareChange
 	err := tx.ShareChanges(func(c storage.ShareChange) (bool, error) {
 		s.changes = append(s.changes, c)
@@ -165,12 +165,12 @@ func readShares(tx storage.ReadTx) (*shares, error) {
 	})
 	slices.SortFunc(approved, func(a, b storage.ShareChange) int { return cmp.Compare(a.ApprovalAudit, b.ApprovalAudit) })
 	for _, c := range approved {
-		s.set[ledgerKey{c.Kind, c.Holder}] = dp.Rho(c.Rho)
+		s.set[ledgerKey{c.Kind, c.Holder}] = zcdp.Rho(c.Rho)
 	}
 	return s, err
 }
 
-func (s *shares) of(k ledgerKey) dp.Rho {
+func (s *shares) of(k ledgerKey) zcdp.Rho {
 	if r, ok := s.set[k]; ok {
 		return r
 	}
@@ -187,8 +187,8 @@ func (s *shares) of(k ledgerKey) dp.Rho {
 type ledgerRefusal struct {
 	key          ledgerKey
 	at           area.Code
-	spent, share dp.Rho
-	rho          dp.Rho
+	spent, share zcdp.Rho
+	rho          zcdp.Rho
 }
 
 func (r *ledgerRefusal) Error() string {
@@ -200,12 +200,12 @@ func (r *ledgerRefusal) Error() string {
 type ledgerCheck struct {
 	key          ledgerKey
 	at           area.Code
-	spent, share dp.Rho
+	spent, share zcdp.Rho
 }
 
 // checkLedgers catches the ledger up inside tx and checks that every
 // ledger the charge goes to can pay rho in every commune under areas.
-func (b *Broker) checkLedgers(tx storage.ReadTx, areas []area.Code, project, researcher string, rho dp.Rho) ([]ledgerCheck, error) {
+func (b *Broker) checkLedgers(tx storage.ReadTx, areas []area.Code, project, researcher string, rho zcdp.Rho) ([]ledgerCheck, error) {
 	if err := b.ledger.catchUp(tx); err != nil {
 		return nil, err
 	}
@@ -227,9 +227,9 @@ func (b *Broker) checkLedgers(tx storage.ReadTx, areas []area.Code, project, res
 
 // describeCharge is the ledger part of a release's audit reason: the
 // amounts, never a value.
-func describeCharge(rho dp.Rho, areas []area.Code, checks []ledgerCheck) string {
+func describeCharge(rho zcdp.Rho, areas []area.Code, checks []ledgerCheck) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "dp: charged ρ=%s (ε=%.2f at δ=%g) to the communes of %s", rho, rho.Epsilon(dp.Delta), dp.Delta, joinCodes(areas))
+	fmt.Fprintf(&b, "dp: charged ρ=%s (ε=%.2f at δ=%g) to the communes of %s", rho, rho.Epsilon(zcdp.Delta), zcdp.Delta, joinCodes(areas))
 	for _, c := range checks {
 		fmt.Fprintf(&b, "; %s now %s of %s at %s", c.key, c.spent, c.share, c.at)
 	}
@@ -325,7 +325,7 @@ func (b *Broker) ledgerInfo(ctx context.Context, show func(ledgerKey) bool) (*Le
 		keys[ledgerKey{ShareProject, p}] = true
 	}
 	root := []area.Code{b.tree.Root()}
-	info := &LedgerInfo{TableRho: DefaultTableRho.String(), Delta: dp.Delta, Shares: []ShareInfo{}, Changes: []ShareChange{}}
+	info := &LedgerInfo{TableRho: DefaultTableRho.String(), Delta: zcdp.Delta, Shares: []ShareInfo{}, Changes: []ShareChange{}}
 	for k := range keys {
 		if !show(k) {
 			continue
@@ -334,8 +334,8 @@ func (b *Broker) ledgerInfo(ctx context.Context, show func(ledgerKey) bool) (*Le
 		spent, at := b.ledger.worst(b.tree, k, root)
 		_, set := sh.set[k]
 		info.Shares = append(info.Shares, ShareInfo{
-			Kind: k.kind, Holder: k.holder, Rho: share.String(), Epsilon: round2(share.Epsilon(dp.Delta)), Default: !set,
-			Spent: spent.String(), SpentEpsilon: round2(spent.Epsilon(dp.Delta)), WorstArea: string(at),
+			Kind: k.kind, Holder: k.holder, Rho: share.String(), Epsilon: round2(share.Epsilon(zcdp.Delta)), Default: !set,
+			Spent: spent.String(), SpentEpsilon: round2(spent.Epsilon(zcdp.Delta)), WorstArea: string(at),
 			Tables: int64((share - spent) / DefaultTableRho),
 		})
 	}
@@ -363,8 +363,8 @@ func kindOrder(k string) int {
 func round2(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }
 
 func shareChangeInfo(c storage.ShareChange) ShareChange {
-	r := dp.Rho(c.Rho)
-	return ShareChange{Seq: c.Seq, Kind: c.Kind, Holder: c.Holder, Rho: r.String(), Epsilon: round2(r.Epsilon(dp.Delta)), Reason: c.Reason,
+	r := zcdp.Rho(c.Rho)
+	return ShareChange{Seq: c.Seq, Kind: c.Kind, Holder: c.Holder, Rho: r.String(), Epsilon: round2(r.Epsilon(zcdp.Delta)), Reason: c.Reason,
 		ProposedBy: c.ProposedBy, ProposedAt: c.ProposedAt, ApprovedBy: c.ApprovedBy, ApprovedAt: c.ApprovedAt}
 }
 
@@ -380,7 +380,7 @@ func (b *Broker) ProposeShare(ctx context.Context, c *Caller, kind, holder, rho,
 		ev.Outcome, ev.Reason = "invalid", msg
 		return nil, b.refuse(ctx, ev, errorf(Invalid, nil, "%s", msg))
 	}
-	r, err := dp.ParseRho(rho)
+	r, err := zcdp.ParseRho(rho)
 	if err != nil {
 		return invalid("rho: " + err.Error())
 	}
@@ -430,7 +430,7 @@ func (b *Broker) ProposeShare(ctx context.Context, c *Caller, kind, holder, rho,
 	now := b.now().UTC()
 	ch := &storage.ShareChange{Kind: kind, Holder: holder, Rho: int64(r), Reason: reason, ProposedBy: string(c.User), ProposedAt: now}
 	ev.Outcome = "ok"
-	ev.Reason = fmt.Sprintf("proposed %s share %s ρ=%s (ε=%.2f at δ=%g); waits for an approver", kind, holder, r, r.Epsilon(dp.Delta), dp.Delta)
+	ev.Reason = fmt.Sprintf("proposed %s share %s ρ=%s (ε=%.2f at δ=%g); waits for an approver", kind, holder, r, r.Epsilon(zcdp.Delta), zcdp.Delta)
 	err = b.store.Update(ctx, func(tx storage.Tx) error {
 		switch kind {
 		case ShareProject:
@@ -535,9 +535,9 @@ func (b *Broker) ApproveShare(ctx context.Context, c *Caller, seq int64) (*Share
 		// share.
 		return refusal(Conflict, "proposal_superseded", fmt.Sprintf("share proposal %d was overtaken by proposal %d for the same share, approved since: propose it again if it still holds", seq, newer))
 	}
-	r := dp.Rho(ch.Rho)
+	r := zcdp.Rho(ch.Rho)
 	ev.Decision, ev.Outcome = "allow", "ok"
-	ev.Reason = fmt.Sprintf("approved %s share %s proposed by %s: now ρ=%s, ε=%.2f at δ=%g", ch.Kind, ch.Holder, ch.ProposedBy, r, r.Epsilon(dp.Delta), dp.Delta)
+	ev.Reason = fmt.Sprintf("approved %s share %s proposed by %s: now ρ=%s, ε=%.2f at δ=%g", ch.Kind, ch.Holder, ch.ProposedBy, r, r.Epsilon(zcdp.Delta), zcdp.Delta)
 	err = b.store.Update(ctx, func(tx storage.Tx) error {
 		// Again inside the transaction: another approval may have landed
 		// since the read above.

@@ -121,7 +121,7 @@ func TestRT12LedgerMatchesBruteForce(t *testing.T) {
 	}
 }
 
-// rhoString writes millionths as dp.Rho.String does.
+// rhoString writes millionths as zcdp.Rho.String does.
 func rhoString(m int64) string {
 	s := fmt.Sprintf("%d.%06d", m/1_000_000, m%1_000_000)
 	s = strings.TrimRight(s, "0")

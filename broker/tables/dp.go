@@ -16,6 +16,7 @@ import (
 
 	"github.com/censusvault/censusvault/broker/area"
 	"github.com/censusvault/censusvault/broker/dp"
+	"github.com/censusvault/censusvault/broker/dp/zcdp"
 	"github.com/censusvault/censusvault/broker/sdc"
 )
 
@@ -211,7 +212,7 @@ type dpPlan struct {
 	norm     DPNorm
 	query    []byte // canonical dpQuery
 	params   DPParams
-	rho      dp.Rho
+	rho      zcdp.Rho
 	canon    []int32 // inner cell (row-major layout, margins excluded) -> canonical index
 	sqCount  int64   // Δ² of the counts
 	sqSum    int64   // Δ² of the sums (sum and mean)
@@ -228,7 +229,7 @@ func (c *Cache) CompileDP(r *Request, proj Project, point DPPoint, params DPPara
 	if err := params.Validate(); err != nil {
 		return nil, err
 	}
-	rho, err := dp.ParseRho(r.Rho)
+	rho, err := zcdp.ParseRho(r.Rho)
 	if err != nil {
 		return nil, invalidf("rho: %v", err)
 	}
@@ -476,7 +477,7 @@ func (p *Plan) Query() string {
 func (p *Plan) QueryBytes() []byte { return slices.Clone(p.dp.query) }
 
 // Rho is the table's zCDP ρ.
-func (p *Plan) Rho() dp.Rho { return p.dp.rho }
+func (p *Plan) Rho() zcdp.Rho { return p.dp.rho }
 
 // LedgerAreas are the areas whose communes the table touches, each with
 // its subtree, none below a commune: an EA's table is charged to its
@@ -686,7 +687,7 @@ func (t *Table) dpJSON() []byte {
 	b.Write(js(DPMethod))
 	b.WriteString(`,"rho":`)
 	b.Write(js(n.Rho))
-	fmt.Fprintf(&b, `,"epsilon":%s,"delta":%s`, strconv.FormatFloat(p.dp.rho.Epsilon(dp.Delta), 'f', 3, 64), strconv.FormatFloat(dp.Delta, 'g', -1, 64))
+	fmt.Fprintf(&b, `,"epsilon":%s,"delta":%s`, strconv.FormatFloat(p.dp.rho.Epsilon(zcdp.Delta), 'f', 3, 64), strconv.FormatFloat(zcdp.Delta, 'g', -1, 64))
 	sc, ss, _ := p.dpSigma2() // compiled, so it computes
 	fmt.Fprintf(&b, `,"noise_sd_count":%s`, sdString(sc))
 	if ss != nil {
@@ -712,7 +713,7 @@ func (t *Table) dpCSV() []byte {
 		DPFormat, n.Project, n.Point, strings.Join(n.Areas, ","), n.Unit, m, f, Margin)
 	sc, ss, _ := p.dpSigma2()
 	fmt.Fprintf(&b, "# disclosure control: %s; rho=%s epsilon=%s delta=%s noise_sd_count=%s",
-		DPMethod, n.Rho, strconv.FormatFloat(p.dp.rho.Epsilon(dp.Delta), 'f', 3, 64), strconv.FormatFloat(dp.Delta, 'g', -1, 64), sdString(sc))
+		DPMethod, n.Rho, strconv.FormatFloat(p.dp.rho.Epsilon(zcdp.Delta), 'f', 3, 64), strconv.FormatFloat(zcdp.Delta, 'g', -1, 64), sdString(sc))
 	if ss != nil {
 		fmt.Fprintf(&b, " noise_sd_sum=%s", sdString(ss))
 	}

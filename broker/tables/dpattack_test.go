@@ -16,7 +16,7 @@ import (
 	"testing"
 
 	"github.com/censusvault/censusvault/broker/area"
-	"github.com/censusvault/censusvault/broker/dp"
+	"github.com/censusvault/censusvault/broker/dp/zcdp"
 	"github.com/censusvault/censusvault/broker/form"
 )
 
@@ -98,7 +98,7 @@ func dpSeedWith(p *Plan, extra []byte) [32]byte {
 // a ρ of 10¹², which makes every σ² below 10⁻⁴, so that every draw is 0.
 func noiseless(p *Plan) *Plan {
 	q, d := *p, *p.dp
-	d.rho = dp.Rho(1_000_000_000_000 * dp.RhoScale)
+	d.rho = zcdp.Rho(1_000_000_000_000 * zcdp.RhoScale)
 	q.dp = &d
 	return &q
 }

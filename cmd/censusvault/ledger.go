@@ -11,7 +11,7 @@ import (
 	"unicode"
 
 	"github.com/censusvault/censusvault/broker/client"
-	"github.com/censusvault/censusvault/broker/dp"
+	"github.com/censusvault/censusvault/broker/dp/zcdp"
 	"github.com/censusvault/censusvault/broker/untrusted"
 	"github.com/censusvault/censusvault/broker/wire"
 )
@@ -107,7 +107,7 @@ func cmdLedger(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "%d\n", ch.Seq)
 		fmt.Fprintf(e.stderr, "proposed change %d: %s ρ=%s (ε=%.2f at δ=%g); an approver approves it with `censusvault ledger approve %d`\n",
-			ch.Seq, shareName(ch.Kind, ch.Holder), printable(ch.Rho), ch.Epsilon, dp.Delta, ch.Seq)
+			ch.Seq, shareName(ch.Kind, ch.Holder), printable(ch.Rho), ch.Epsilon, zcdp.Delta, ch.Seq)
 		return nil
 	default: // approve
 		if err := parse(fs, args); err != nil {
@@ -133,7 +133,7 @@ func cmdLedger(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.stderr, "approved change %d: %s is now ρ=%s (ε=%.2f at δ=%g), as %s proposed: %s\n",
-			ch.Seq, shareName(ch.Kind, ch.Holder), printable(ch.Rho), ch.Epsilon, dp.Delta, printable(ch.ProposedBy), printable(ch.Reason))
+			ch.Seq, shareName(ch.Kind, ch.Holder), printable(ch.Rho), ch.Epsilon, zcdp.Delta, printable(ch.ProposedBy), printable(ch.Reason))
 		return nil
 	}
 }

@@ -1,4 +1,4 @@
-package dp
+package zcdp
 
 import (
 	"errors"

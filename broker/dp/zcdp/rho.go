@@ -1,4 +1,9 @@
-package dp
+// Package zcdp holds the privacy-loss amounts of zero-concentrated
+// differential privacy as the vault keeps them — ρ in millionths, exact,
+// added up by the ledger — and their (ε, δ) reading for people. It is
+// apart from package dp, whose samplers must not touch floating point:
+// the conversion to ε here does, and never reaches a draw.
+package zcdp
 
 import (
 	"errors"
