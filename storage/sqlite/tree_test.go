@@ -3,11 +3,8 @@ package sqlite_test
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,26 +54,7 @@ func TestAuditGuards(t *testing.T) {
 // a database made new.
 func TestUpgradeFromV4(t *testing.T) {
 	path := dbPath(t)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stmts []string
-	for _, m := range sqlite.Migrations()[:4] {
-		stmts = append(stmts, strings.Split(m, ";\n")...)
-	}
-	stmts = append(stmts, `INSERT INTO meta(key, value) VALUES ('schema_version', '4')`)
-	for _, q := range stmts {
-		if strings.TrimSpace(q) == "" {
-			continue
-		}
-		if _, err := old.Exec(q); err != nil {
-			t.Fatalf("building the version 4 database: %v", err)
-		}
-	}
+	old := oldDatabase(t, path, 4)
 	// Three records chained as the broker does.
 	var prev [32]byte
 	var want []storage.AuditRecord
@@ -117,7 +95,7 @@ func TestUpgradeFromV4(t *testing.T) {
 			t.Errorf("record %d after the upgrade = %+v, want %+v", i, r, w)
 		}
 	}
-	err = s.View(ctx, func(tx storage.ReadTx) error {
+	err := s.View(ctx, func(tx storage.ReadTx) error {
 		if v, err := tx.Meta("schema_version"); err != nil || v != fmt.Sprint(sqlite.SchemaVersion) {
 			t.Errorf("schema_version = %q, %v; want %d", v, err, sqlite.SchemaVersion)
 		}
