@@ -47,8 +47,8 @@ func diffMeta(got, want storage.SubmissionMeta) []string {
 	return d
 }
 
-// listAll runs ListSubmissions(f) and collects every row it gives.
-func listAll(tx storage.ReadTx, f storage.SubmissionFilter) ([]storage.SubmissionMeta, error) {
+// ListAll runs ListSubmissions(f) and collects every row it gives.
+func ListAll(tx storage.ReadTx, f storage.SubmissionFilter) ([]storage.SubmissionMeta, error) {
 	var got []storage.SubmissionMeta
 	err := tx.ListSubmissions(f, func(m storage.SubmissionMeta) (bool, error) {
 		got = append(got, m)
@@ -186,7 +186,7 @@ func testListSubmissions(t *testing.T, s storage.Store) {
 	}
 	view(t, s, func(tx storage.ReadTx) error {
 		for _, f := range filters {
-			got, err := listAll(tx, f)
+			got, err := ListAll(tx, f)
 			if err != nil {
 				return fmt.Errorf("ListSubmissions(%s): %w", showFilter(f), err)
 			}
@@ -282,7 +282,7 @@ func testListSubmissions(t *testing.T, s storage.Store) {
 		if err := deposit(tx, e); err != nil {
 			return err
 		}
-		got, err := listAll(tx, storage.SubmissionFilter{After: -1, Communes: []string{"C7"}})
+		got, err := ListAll(tx, storage.SubmissionFilter{After: -1, Communes: []string{"C7"}})
 		if err != nil {
 			return err
 		}
@@ -379,7 +379,7 @@ func testListSubmissionsLargeSealed(t *testing.T, s storage.Store) {
 		update(t, s, func(tx storage.Tx) error { return deposit(tx, sub) })
 	}
 	view(t, s, func(tx storage.ReadTx) error {
-		got, err := listAll(tx, storage.SubmissionFilter{After: -1})
+		got, err := ListAll(tx, storage.SubmissionFilter{After: -1})
 		if err != nil {
 			return fmt.Errorf("ListSubmissions: %w", err)
 		}
