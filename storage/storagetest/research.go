@@ -396,24 +396,10 @@ func testSubmissionsSince(t *testing.T, s storage.Store) {
 
 	// fn may use the transaction, on every page: reads in a View, writes
 	// too in an Update (which then sees them).
-	view(t, s, func(tx storage.ReadTx) error {
-		n := 0
-		err := tx.SubmissionsSince(-1, "identifying", func(r storage.SubmissionRow) (bool, error) {
-			if n++; n%250 == 1 {
-				sub, err := tx.Submission(r.ID)
-				if err != nil {
-					return false, fmt.Errorf("Submission(%s) inside SubmissionsSince's fn: %w", r.ID, err)
-				}
-				if sub.AuditIndex != r.AuditIndex {
-					return false, fmt.Errorf("Submission(%s).AuditIndex = %d inside fn, the row says %d", r.ID, sub.AuditIndex, r.AuditIndex)
-				}
-			}
-			return true, nil
+	checkReadsInFn(t, s, "SubmissionsSince", bulk+5, func(tx storage.ReadTx, visit func(string, int64) (bool, error)) error {
+		return tx.SubmissionsSince(-1, "identifying", func(r storage.SubmissionRow) (bool, error) {
+			return visit(r.ID, r.AuditIndex)
 		})
-		if err == nil && n != bulk+5 {
-			err = fmt.Errorf("SubmissionsSince called fn %d times, want %d", n, bulk+5)
-		}
-		return err
 	})
 	abort := errors.New("storagetest: abort after writing")
 	err = s.Update(t.Context(), func(tx storage.Tx) error {
@@ -451,6 +437,35 @@ func testSubmissionsSince(t *testing.T, s storage.Store) {
 	if !errors.Is(err, abort) {
 		t.Errorf("Update reading SubmissionsSince and writing in its fn: err = %v, want %v", err, abort)
 	}
+}
+
+// checkReadsInFn checks, in a View, that the fn of a listing (name) may
+// read from the transaction on every page: walk runs the listing in tx
+// and calls visit with each row's id and audit index; every 250th row,
+// visit reads that submission and finds the row's audit index. The
+// listing must call fn want times.
+func checkReadsInFn(t *testing.T, s storage.Store, name string, want int,
+	walk func(tx storage.ReadTx, visit func(id string, auditIndex int64) (bool, error)) error) {
+	t.Helper()
+	view(t, s, func(tx storage.ReadTx) error {
+		n := 0
+		err := walk(tx, func(id string, auditIndex int64) (bool, error) {
+			if n++; n%250 == 1 {
+				sub, err := tx.Submission(id)
+				if err != nil {
+					return false, fmt.Errorf("Submission(%s) inside the fn of %s: %w", id, name, err)
+				}
+				if sub.AuditIndex != auditIndex {
+					return false, fmt.Errorf("Submission(%s).AuditIndex = %d inside fn, the row says %d", id, sub.AuditIndex, auditIndex)
+				}
+			}
+			return true, nil
+		})
+		if err == nil && n != want {
+			err = fmt.Errorf("%s called fn %d times, want %d", name, n, want)
+		}
+		return err
+	})
 }
 
 // testSubmissionsSinceTies: submissions sharing an audit index (the
