@@ -3,10 +3,6 @@ package postgres_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +10,6 @@ import (
 	"github.com/censusvault/censusvault/storage/postgres"
 	"github.com/censusvault/censusvault/storage/postgres/pgtest"
 	"github.com/censusvault/censusvault/storage/storagetest"
-	"github.com/jackc/pgx/v5"
 )
 
 // TestLedgerGuards: the database refuses changes to the privacy ledger
@@ -24,11 +19,7 @@ func TestLedgerGuards(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
 	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c := conn(t, dsn)
 	storagetest.RunLedgerGuards(t, s, storagetest.Raw{
 		Exec: func(q string) error { _, err := c.Exec(ctx, q); return err },
 		Refused: []string{
@@ -59,34 +50,12 @@ func TestLedgerGuards(t *testing.T) {
 // guards hold.
 func TestUpgradeFromV6(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	var script strings.Builder
-	for _, name := range []string{"0001_initial.sql", "0002_shredding.sql", "0003_projects.sql", "0004_research.sql",
-		"0005_audit_tree.sql", "0006_release_points.sql"} {
-		b, err := os.ReadFile(filepath.Join("migrations", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		script.Write(b)
-		script.WriteString(";\n")
-	}
-	sql(t, dsn, script.String()+`
-		CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);
-		INSERT INTO schema_migrations VALUES (1, 'then'), (2, 'then'), (3, 'then'), (4, 'then'), (5, 'then'), (6, 'then');
+	s, dsn := upgradeFrom(t, 6, `
 		INSERT INTO audit_events(idx, event, leaf_hash, chain_hash) VALUES (0, '\x7b7d', decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'));
 		UPDATE audit_head SET next = 1 WHERE id = 1;
 		INSERT INTO release_points(seq, name, as_of, created_at, created_by, audit_index, state)
 			VALUES (1, 'first', 1, '2019-04-01T00:00:00Z', 'approver', 0, '\x7b7d')`)
-
-	from, to, err := postgres.Migrate(ctx, dsn)
-	if err != nil || from != 6 || to != postgres.SchemaVersion {
-		t.Fatalf("Migrate of a version 6 database = %d, %d, %v; want 6, %d", from, to, err, postgres.SchemaVersion)
-	}
-	if vs := schemaVersions(t, dsn); fmt.Sprint(vs) != fmt.Sprint(allVersions()) {
-		t.Errorf("schema_migrations = %v, want %v", vs, allVersions())
-	}
-	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
-	err = s.View(ctx, func(tx storage.ReadTx) error {
+	err := s.View(ctx, func(tx storage.ReadTx) error {
 		if h, err := tx.AuditHead(); err != nil || h.Next != 1 {
 			t.Errorf("AuditHead after the upgrade = %+v, %v; want the one record kept", h, err)
 		}
@@ -112,11 +81,7 @@ func TestUpgradeFromV6(t *testing.T) {
 	}); err != nil || ch.Seq != 1 {
 		t.Fatalf("the ledger on the upgraded database: Seq %d, %v", ch.Seq, err)
 	}
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c := conn(t, dsn)
 	for _, q := range []string{`DELETE FROM ledger_debits`, `UPDATE ledger_shares SET rho = 1`} {
 		if _, err := c.Exec(ctx, q); err == nil {
 			t.Errorf("the upgraded database let through: %s", q)

@@ -3,10 +3,6 @@ package postgres_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +10,6 @@ import (
 	"github.com/censusvault/censusvault/storage/postgres"
 	"github.com/censusvault/censusvault/storage/postgres/pgtest"
 	"github.com/censusvault/censusvault/storage/storagetest"
-	"github.com/jackc/pgx/v5"
 )
 
 // TestReleasePointGuards: the database refuses changes to stored
@@ -25,11 +20,7 @@ func TestReleasePointGuards(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
 	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c := conn(t, dsn)
 	storagetest.RunReleasePointGuards(t, s, storagetest.Raw{
 		Exec: func(q string) error { _, err := c.Exec(ctx, q); return err },
 		Refused: []string{
@@ -51,31 +42,10 @@ func TestReleasePointGuards(t *testing.T) {
 // then be made and is refused a change.
 func TestUpgradeFromV5(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	var script strings.Builder
-	for _, name := range []string{"0001_initial.sql", "0002_shredding.sql", "0003_projects.sql", "0004_research.sql", "0005_audit_tree.sql"} {
-		b, err := os.ReadFile(filepath.Join("migrations", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		script.Write(b)
-		script.WriteString(";\n")
-	}
-	sql(t, dsn, script.String()+`
-		CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);
-		INSERT INTO schema_migrations VALUES (1, 'then'), (2, 'then'), (3, 'then'), (4, 'then'), (5, 'then');
+	s, dsn := upgradeFrom(t, 5, `
 		INSERT INTO audit_events(idx, event, leaf_hash, chain_hash) VALUES (0, '\x7b7d', decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'));
 		UPDATE audit_head SET next = 1 WHERE id = 1`)
-
-	from, to, err := postgres.Migrate(ctx, dsn)
-	if err != nil || from != 5 || to != postgres.SchemaVersion {
-		t.Fatalf("Migrate of a version 5 database = %d, %d, %v; want 5, %d", from, to, err, postgres.SchemaVersion)
-	}
-	if vs := schemaVersions(t, dsn); fmt.Sprint(vs) != fmt.Sprint(allVersions()) {
-		t.Errorf("schema_migrations = %v, want %v", vs, allVersions())
-	}
-	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
-	err = s.View(ctx, func(tx storage.ReadTx) error {
+	err := s.View(ctx, func(tx storage.ReadTx) error {
 		if h, err := tx.AuditHead(); err != nil || h.Next != 1 {
 			t.Errorf("AuditHead after the upgrade = %+v, %v; want the one record kept", h, err)
 		}
@@ -91,11 +61,7 @@ func TestUpgradeFromV5(t *testing.T) {
 	if err := s.Update(ctx, func(tx storage.Tx) error { return tx.InsertReleasePoint(p) }); err != nil || p.Seq != 1 {
 		t.Fatalf("InsertReleasePoint on the upgraded database: Seq %d, %v", p.Seq, err)
 	}
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c := conn(t, dsn)
 	if _, err := c.Exec(ctx, `DELETE FROM release_points`); err == nil {
 		t.Error("the upgraded database let a publication point be deleted")
 	}

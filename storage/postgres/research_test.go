@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,19 +21,7 @@ import (
 // submissions read back in audit order.
 func TestUpgradeFromV3(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	var script strings.Builder
-	for _, name := range []string{"0001_initial.sql", "0002_shredding.sql", "0003_projects.sql"} {
-		b, err := os.ReadFile(filepath.Join("migrations", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		script.Write(b)
-		script.WriteString(";\n")
-	}
-	sql(t, dsn, script.String()+`
-		CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);
-		INSERT INTO schema_migrations VALUES (1, 'then'), (2, 'then'), (3, 'then');
+	dsn := oldDatabase(t, 3, `
 		INSERT INTO users(name, token_hash, created_at, expires_at, revoked_at) VALUES
 			('alice', 'hash-a', '2019-04-01T09:30:00Z', '', ''),
 			('bob', 'hash-b', '2019-04-01T09:30:00Z', '', '');
@@ -46,18 +32,8 @@ func TestUpgradeFromV3(t *testing.T) {
 			('s1', 'E1', 'C1', 1, 'household', 1, '', '', 'e', 'x', '', 's2', 1, '\x01', 1, '\x02', 0, '\x00'),
 			('s2', 'E1', 'C1', 1, 'household', 2, '', '', 'e', 'y', 's1', NULL, 1, '\x03', NULL, NULL, 1, '\x00')`)
 
-	from, to, err := postgres.Migrate(ctx, dsn)
-	if err != nil || from != 3 || to != postgres.SchemaVersion {
-		t.Fatalf("Migrate of a version 3 database = %d, %d, %v; want 3, %d", from, to, err, postgres.SchemaVersion)
-	}
-	if vs := schemaVersions(t, dsn); fmt.Sprint(vs) != fmt.Sprint(allVersions()) {
-		t.Errorf("schema_migrations = %v, want %v", vs, allVersions())
-	}
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	migrateFrom(t, dsn, 3)
+	c := conn(t, dsn)
 	var collation, index string
 	if err := c.QueryRow(ctx, `SELECT coalesce(collation_name, '-') FROM information_schema.columns
 		WHERE table_name = 'grants' AND column_name = 'project'`).Scan(&collation); err != nil || collation != "C" {
@@ -81,7 +57,7 @@ func TestUpgradeFromV3(t *testing.T) {
 	if u := readAlice(); fmt.Sprint(u.Grants) != fmt.Sprint(want) || u.Recipient != "" {
 		t.Errorf("User(alice) after the upgrade: grants %v, recipient %q; want %v and none", u.Grants, u.Recipient, want)
 	}
-	err = s.Update(ctx, func(tx storage.Tx) error { return tx.AddGrant("alice", storage.Grant{Role: "researcher", Area: "P01"}) })
+	err := s.Update(ctx, func(tx storage.Tx) error { return tx.AddGrant("alice", storage.Grant{Role: "researcher", Area: "P01"}) })
 	if !errors.Is(err, storage.ErrConflict) {
 		t.Errorf("AddGrant of an upgraded grant: err = %v, want ErrConflict", err)
 	}
@@ -127,11 +103,7 @@ func TestSubmissionsSincePlan(t *testing.T) {
 			CASE WHEN i % 10 = 0 THEN 'id-' || (i - 1) ELSE '' END, 1, '\x00', 1, '\x01', i, '\x02'
 		FROM generate_series(1, 50000) i;
 		ANALYZE submissions`)
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c := conn(t, dsn)
 	for class, q := range postgres.SinceQueries {
 		for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
 			if _, err := c.Exec(ctx, `SET plan_cache_mode = `+mode); err != nil {

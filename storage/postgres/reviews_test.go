@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,36 +19,13 @@ import (
 // opens; the submissions list, and opens can then be recorded, counted
 // and pruned.
 func TestUpgradeFromV7(t *testing.T) {
-	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	var script strings.Builder
-	for _, name := range []string{"0001_initial.sql", "0002_shredding.sql", "0003_projects.sql", "0004_research.sql",
-		"0005_audit_tree.sql", "0006_release_points.sql", "0007_ledger.sql"} {
-		b, err := os.ReadFile(filepath.Join("migrations", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		script.Write(b)
-		script.WriteString(";\n")
-	}
-	sql(t, dsn, script.String()+`
-		CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);
-		INSERT INTO schema_migrations VALUES (1, 'then'), (2, 'then'), (3, 'then'), (4, 'then'), (5, 'then'), (6, 'then'), (7, 'then');
+	s, _ := upgradeFrom(t, 7, `
 		INSERT INTO audit_events(idx, event, leaf_hash, chain_hash) VALUES (0, '\x7b7d', decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'));
 		UPDATE audit_head SET next = 1 WHERE id = 1;
 		INSERT INTO submissions(id, area, commune, household_no, form, form_version, interviewed_at, received_at,
 			depositor, payload_sha256, supersedes, superseded_by, ident_kv, ident, analytic_kv, analytic, audit_index, receipt) VALUES
 			('s1', 'E1', 'C1', 1, 'household', 1, '2019-04-01T09:30:00Z', '2019-04-01T10:00:00.5Z', 'e', 'x', '', 's2', 1, '\x01', 1, '\x02', 0, '\x00'),
 			('s2', 'E1', 'C1', 1, 'household', 2, '', '', 'f', 'y', 's1', NULL, 1, '\x03', NULL, NULL, 1, '\x00')`)
-
-	from, to, err := postgres.Migrate(ctx, dsn)
-	if err != nil || from != 7 || to != postgres.SchemaVersion {
-		t.Fatalf("Migrate of a version 7 database = %d, %d, %v; want 7, %d", from, to, err, postgres.SchemaVersion)
-	}
-	if vs := schemaVersions(t, dsn); fmt.Sprint(vs) != fmt.Sprint(allVersions()) {
-		t.Errorf("schema_migrations = %v, want %v", vs, allVersions())
-	}
-	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
 	storagetest.CheckUpgradeFromV7(t, s)
 }
 
@@ -159,11 +134,7 @@ func TestListSubmissionsPlan(t *testing.T) {
 		SELECT 'user-' || (i % 500), 'id-' || i, i::bigint * 1000000000 FROM generate_series(1, 50000) i;
 		ANALYZE submissions;
 		ANALYZE record_opens`)
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c := conn(t, dsn)
 	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
 		if _, err := c.Exec(ctx, `SET plan_cache_mode = `+mode); err != nil {
 			t.Fatal(err)

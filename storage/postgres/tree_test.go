@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,11 +34,7 @@ func TestAuditGuards(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
 	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c := conn(t, dsn)
 	var drop []string
 	for _, g := range guardTriggers {
 		drop = append(drop, fmt.Sprintf("DROP TRIGGER %s ON %s", g[0], g[1]))
@@ -68,19 +62,7 @@ func TestAuditGuards(t *testing.T) {
 // hold.
 func TestUpgradeFromV4(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	var script strings.Builder
-	for _, name := range []string{"0001_initial.sql", "0002_shredding.sql", "0003_projects.sql", "0004_research.sql"} {
-		b, err := os.ReadFile(filepath.Join("migrations", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		script.Write(b)
-		script.WriteString(";\n")
-	}
-	sql(t, dsn, script.String()+`
-		CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);
-		INSERT INTO schema_migrations VALUES (1, 'then'), (2, 'then'), (3, 'then'), (4, 'then')`)
+	dsn := oldDatabase(t, 4, "")
 	// Three records chained as the broker does, and the head after them.
 	var prev [32]byte
 	var want []storage.AuditRecord
@@ -95,13 +77,7 @@ func TestUpgradeFromV4(t *testing.T) {
 	}
 	sql(t, dsn, `UPDATE audit_head SET next = 3, chain_hash = $1 WHERE id = 1`, prev[:])
 
-	from, to, err := postgres.Migrate(ctx, dsn)
-	if err != nil || from != 4 || to != postgres.SchemaVersion {
-		t.Fatalf("Migrate of a version 4 database = %d, %d, %v; want 4, %d", from, to, err, postgres.SchemaVersion)
-	}
-	if vs := schemaVersions(t, dsn); fmt.Sprint(vs) != fmt.Sprint(allVersions()) {
-		t.Errorf("schema_migrations = %v, want %v", vs, allVersions())
-	}
+	migrateFrom(t, dsn, 4)
 
 	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
 	// auditLog of this package checks a chain of its own kind: read as is.
@@ -125,7 +101,7 @@ func TestUpgradeFromV4(t *testing.T) {
 			t.Errorf("record %d after the upgrade = %+v, want %+v", i, r, w)
 		}
 	}
-	err = s.View(ctx, func(tx storage.ReadTx) error {
+	err := s.View(ctx, func(tx storage.ReadTx) error {
 		if n, err := tx.AuditHashCount(); err != nil || n != 0 {
 			t.Errorf("AuditHashCount after the upgrade = %d, %v; want 0", n, err)
 		}
@@ -179,11 +155,7 @@ func TestUpgradeFromV4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c := conn(t, dsn)
 	if _, err := c.Exec(ctx, `DELETE FROM audit_events WHERE idx = 3`); err == nil {
 		t.Error("the upgraded database let a record be deleted")
 	}
@@ -199,11 +171,7 @@ func TestAuditHashesPlan(t *testing.T) {
 	}
 	sql(t, dsn, `INSERT INTO audit_hashes(idx, hash) SELECT i, sha256(int8send(i)) FROM generate_series(0, 49999) i;
 		ANALYZE audit_hashes`)
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c := conn(t, dsn)
 	ask := make([]int64, 40)
 	for i := range ask {
 		ask[i] = int64(i * 1237)
