@@ -2,11 +2,8 @@ package postgres_test
 
 import (
 	"context"
-	"errors"
 	"testing"
-	"time"
 
-	"github.com/censusvault/censusvault/storage"
 	"github.com/censusvault/censusvault/storage/postgres"
 	"github.com/censusvault/censusvault/storage/postgres/pgtest"
 	"github.com/censusvault/censusvault/storage/storagetest"
@@ -49,42 +46,11 @@ func TestLedgerGuards(t *testing.T) {
 // empty ledger; debits and share changes can then be stored, and the
 // guards hold.
 func TestUpgradeFromV6(t *testing.T) {
-	ctx := context.Background()
 	s, dsn := upgradeFrom(t, 6, `
 		INSERT INTO audit_events(idx, event, leaf_hash, chain_hash) VALUES (0, '\x7b7d', decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'));
 		UPDATE audit_head SET next = 1 WHERE id = 1;
 		INSERT INTO release_points(seq, name, as_of, created_at, created_by, audit_index, state)
 			VALUES (1, 'first', 1, '2019-04-01T00:00:00Z', 'approver', 0, '\x7b7d')`)
-	err := s.View(ctx, func(tx storage.ReadTx) error {
-		if h, err := tx.AuditHead(); err != nil || h.Next != 1 {
-			t.Errorf("AuditHead after the upgrade = %+v, %v; want the one record kept", h, err)
-		}
-		if p, err := tx.LatestReleasePoint(); err != nil || p.Name != "first" {
-			t.Errorf("LatestReleasePoint after the upgrade = %+v, %v; want the point kept", p, err)
-		}
-		n := 0
-		err := tx.LedgerDebits(-1, func(storage.LedgerDebit) (bool, error) { n++; return true, nil })
-		if err2 := tx.ShareChanges(func(storage.ShareChange) (bool, error) { n++; return true, nil }); err != nil || err2 != nil || n != 0 {
-			t.Errorf("the upgraded ledger holds %d rows (%v, %v), want none", n, err, err2)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &storage.LedgerDebit{AuditIndex: 1, Query: "q", Result: "r", Areas: []string{"01"}, Project: "p",
-		Researcher: "bob", Rho: 5, At: time.Now()}
-	ch := &storage.ShareChange{Kind: "project", Holder: "p", Rho: 10, Reason: "why", ProposedBy: "alice",
-		ProposedAt: time.Now(), ProposalAudit: 2}
-	if err := s.Update(ctx, func(tx storage.Tx) error {
-		return errors.Join(tx.InsertLedgerDebit(d), tx.ProposeShare(ch))
-	}); err != nil || ch.Seq != 1 {
-		t.Fatalf("the ledger on the upgraded database: Seq %d, %v", ch.Seq, err)
-	}
 	c := conn(t, dsn)
-	for _, q := range []string{`DELETE FROM ledger_debits`, `UPDATE ledger_shares SET rho = 1`} {
-		if _, err := c.Exec(ctx, q); err == nil {
-			t.Errorf("the upgraded database let through: %s", q)
-		}
-	}
+	storagetest.CheckUpgradeFromV6(t, s, func(q string) error { _, err := c.Exec(context.Background(), q); return err })
 }

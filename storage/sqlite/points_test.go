@@ -1,12 +1,8 @@
 package sqlite_test
 
 import (
-	"context"
-	"errors"
 	"testing"
-	"time"
 
-	"github.com/censusvault/censusvault/storage"
 	"github.com/censusvault/censusvault/storage/sqlite"
 	"github.com/censusvault/censusvault/storage/storagetest"
 )
@@ -40,26 +36,8 @@ func TestReleasePointGuards(t *testing.T) {
 func TestUpgradeFromV5(t *testing.T) {
 	s, path := upgradeFrom(t, 5,
 		`INSERT INTO audit_events(idx, event, leaf_hash, chain_hash) VALUES (0, X'7b7d', zeroblob(32), zeroblob(32))`)
-	ctx := context.Background()
-	err := s.View(ctx, func(tx storage.ReadTx) error {
-		if h, err := tx.AuditHead(); err != nil || h.Next != 1 {
-			t.Errorf("AuditHead after the upgrade = %+v, %v; want the one record kept", h, err)
-		}
-		if _, err := tx.LatestReleasePoint(); !errors.Is(err, storage.ErrNotFound) {
-			t.Errorf("LatestReleasePoint after the upgrade: err = %v, want ErrNotFound", err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &storage.ReleasePoint{Name: "first", AsOf: 0, CreatedAt: time.Now(), CreatedBy: "approver", AuditIndex: 1, State: []byte("{}")}
-	if err := s.Update(ctx, func(tx storage.Tx) error { return tx.InsertReleasePoint(p) }); err != nil || p.Seq != 1 {
-		t.Fatalf("InsertReleasePoint on the upgraded database: Seq %d, %v", p.Seq, err)
-	}
-	if _, err := peer(t, path).Exec(`DELETE FROM release_points`); err == nil {
-		t.Error("the upgraded database let a publication point be deleted")
-	}
+	db := peer(t, path)
+	storagetest.CheckUpgradeFromV5(t, s, func(q string) error { _, err := db.Exec(q); return err })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

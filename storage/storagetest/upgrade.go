@@ -66,3 +66,72 @@ func CheckUpgradeFromV7(t *testing.T, s storage.Store) {
 		t.Errorf("PruneOpens, OpensSince on the upgraded database = %d, %d, %v; want 1, 1", pruned, left, err)
 	}
 }
+
+// CheckUpgradeFromV6 checks a store upgraded from a database at schema
+// version 6 that held one audit record (index 0) and one publication
+// point, "first": both are kept and the ledger is empty; a debit and a
+// share change can then be stored, and exec (a statement run behind the
+// store's back) is refused a deletion of debits and a change of shares.
+func CheckUpgradeFromV6(t *testing.T, s storage.Store, exec func(q string) error) {
+	t.Helper()
+	ctx := context.Background()
+	err := s.View(ctx, func(tx storage.ReadTx) error {
+		if h, err := tx.AuditHead(); err != nil || h.Next != 1 {
+			t.Errorf("AuditHead after the upgrade = %+v, %v; want the one record kept", h, err)
+		}
+		if p, err := tx.LatestReleasePoint(); err != nil || p.Name != "first" {
+			t.Errorf("LatestReleasePoint after the upgrade = %+v, %v; want the point kept", p, err)
+		}
+		n := 0
+		err := tx.LedgerDebits(-1, func(storage.LedgerDebit) (bool, error) { n++; return true, nil })
+		if err2 := tx.ShareChanges(func(storage.ShareChange) (bool, error) { n++; return true, nil }); err != nil || err2 != nil || n != 0 {
+			t.Errorf("the upgraded ledger holds %d rows (%v, %v), want none", n, err, err2)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &storage.LedgerDebit{AuditIndex: 1, Query: "q", Result: "r", Areas: []string{"01"}, Project: "p",
+		Researcher: "bob", Rho: 5, At: time.Now()}
+	c := &storage.ShareChange{Kind: "project", Holder: "p", Rho: 10, Reason: "why", ProposedBy: "alice",
+		ProposedAt: time.Now(), ProposalAudit: 2}
+	if err := s.Update(ctx, func(tx storage.Tx) error {
+		return errors.Join(tx.InsertLedgerDebit(d), tx.ProposeShare(c))
+	}); err != nil || c.Seq != 1 {
+		t.Fatalf("the ledger on the upgraded database: Seq %d, %v", c.Seq, err)
+	}
+	for _, q := range []string{`DELETE FROM ledger_debits`, `UPDATE ledger_shares SET rho = 1`} {
+		if err := exec(q); err == nil {
+			t.Errorf("the upgraded database let through: %s", q)
+		}
+	}
+}
+
+// CheckUpgradeFromV5 checks a store upgraded from a database at schema
+// version 5 that held one audit record (index 0): it is kept and there
+// is no publication point; a point can then be made, and exec (a
+// statement run behind the store's back) is refused its deletion.
+func CheckUpgradeFromV5(t *testing.T, s storage.Store, exec func(q string) error) {
+	t.Helper()
+	ctx := context.Background()
+	err := s.View(ctx, func(tx storage.ReadTx) error {
+		if h, err := tx.AuditHead(); err != nil || h.Next != 1 {
+			t.Errorf("AuditHead after the upgrade = %+v, %v; want the one record kept", h, err)
+		}
+		if _, err := tx.LatestReleasePoint(); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("LatestReleasePoint after the upgrade: err = %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &storage.ReleasePoint{Name: "first", AsOf: 0, CreatedAt: time.Now(), CreatedBy: "approver", AuditIndex: 1, State: []byte("{}")}
+	if err := s.Update(ctx, func(tx storage.Tx) error { return tx.InsertReleasePoint(p) }); err != nil || p.Seq != 1 {
+		t.Fatalf("InsertReleasePoint on the upgraded database: Seq %d, %v", p.Seq, err)
+	}
+	if err := exec(`DELETE FROM release_points`); err == nil {
+		t.Error("the upgraded database let a publication point be deleted")
+	}
+}
