@@ -468,11 +468,10 @@ func checkReadsInFn(t *testing.T, s storage.Store, name string, want int,
 	})
 }
 
-// testSubmissionsSinceTies: submissions sharing an audit index (the
-// contract does not forbid it) are each returned once, even when they
-// fill more than a page.
-func testSubmissionsSinceTies(t *testing.T, s storage.Store) {
-	const tied = 1200
+// insertTies inserts tied submissions sharing audit index 7, between
+// "before" (audit index 3) and "after" (audit index 9).
+func insertTies(t *testing.T, s storage.Store, tied int) {
+	t.Helper()
 	update(t, s, func(tx storage.Tx) error {
 		for i := range tied {
 			sub := smallSubmission(fmt.Sprintf("t%04d", i), "E1", int64(i), 1, 1)
@@ -485,27 +484,50 @@ func testSubmissionsSinceTies(t *testing.T, s storage.Store) {
 		before.AuditIndex, after.AuditIndex = 3, 9
 		return errors.Join(tx.InsertSubmission(before), tx.InsertSubmission(after))
 	})
+}
+
+// checkOnceInOrder checks, in a View, that a listing (what) past audit
+// index after gives want distinct submissions, none twice, in audit
+// order and all past after: walk runs the listing in tx and calls visit
+// with each row's id and audit index.
+func checkOnceInOrder(t *testing.T, s storage.Store, what string, after int64, want int,
+	walk func(tx storage.ReadTx, visit func(id string, auditIndex int64) (bool, error)) error) {
+	t.Helper()
+	seen := make(map[string]bool)
+	prev := int64(-1)
+	var problems []string
+	view(t, s, func(tx storage.ReadTx) error {
+		return walk(tx, func(id string, auditIndex int64) (bool, error) {
+			if seen[id] {
+				problems = append(problems, id+" twice")
+			}
+			if auditIndex < prev || auditIndex <= after {
+				problems = append(problems, fmt.Sprintf("%s at audit index %d after %d", id, auditIndex, prev))
+			}
+			seen[id], prev = true, auditIndex
+			return true, nil
+		})
+	})
+	if len(seen) != want || problems != nil {
+		t.Errorf("%s returned %d submissions, want %d; %.5q", what, len(seen), want, problems)
+	}
+}
+
+// testSubmissionsSinceTies: submissions sharing an audit index (the
+// contract does not forbid it) are each returned once, even when they
+// fill more than a page.
+func testSubmissionsSinceTies(t *testing.T, s storage.Store) {
+	const tied = 1200
+	insertTies(t, s, tied)
 	for _, tc := range []struct {
 		after int64
 		n     int
 	}{{-1, tied + 2}, {3, tied + 1}, {6, tied + 1}, {7, 1}, {9, 0}} {
-		seen := make(map[string]bool)
-		prev := int64(-1)
-		var problems []string
-		view(t, s, func(tx storage.ReadTx) error {
-			return tx.SubmissionsSince(tc.after, "analytic", func(r storage.SubmissionRow) (bool, error) {
-				if seen[r.ID] {
-					problems = append(problems, r.ID+" twice")
-				}
-				if r.AuditIndex < prev || r.AuditIndex <= tc.after {
-					problems = append(problems, fmt.Sprintf("%s at audit index %d after %d", r.ID, r.AuditIndex, prev))
-				}
-				seen[r.ID], prev = true, r.AuditIndex
-				return true, nil
+		checkOnceInOrder(t, s, fmt.Sprintf("SubmissionsSince(%d)", tc.after), tc.after, tc.n,
+			func(tx storage.ReadTx, visit func(string, int64) (bool, error)) error {
+				return tx.SubmissionsSince(tc.after, "analytic", func(r storage.SubmissionRow) (bool, error) {
+					return visit(r.ID, r.AuditIndex)
+				})
 			})
-		})
-		if len(seen) != tc.n || problems != nil {
-			t.Errorf("SubmissionsSince(%d) returned %d submissions, want %d; %.5q", tc.after, len(seen), tc.n, problems)
-		}
 	}
 }

@@ -304,41 +304,18 @@ func showFilter(f storage.SubmissionFilter) string {
 // more than a page, and a limit counts each once.
 func testListSubmissionsTies(t *testing.T, s storage.Store) {
 	const tied = 1200
-	update(t, s, func(tx storage.Tx) error {
-		for i := range tied {
-			sub := smallSubmission(fmt.Sprintf("t%04d", i), "E1", int64(i), 1, 1)
-			sub.AuditIndex = 7
-			if err := tx.InsertSubmission(sub); err != nil {
-				return err
-			}
-		}
-		before, after := smallSubmission("before", "E2", 1, 1, 1), smallSubmission("after", "E2", 2, 1, 1)
-		before.AuditIndex, after.AuditIndex = 3, 9
-		return errors.Join(tx.InsertSubmission(before), tx.InsertSubmission(after))
-	})
+	insertTies(t, s, tied)
 	for _, tc := range []struct {
 		after int64
 		limit int
 		n     int
 	}{{-1, 0, tied + 2}, {3, 0, tied + 1}, {6, 0, tied + 1}, {7, 0, 1}, {9, 0, 0}, {-1, 1100, 1100}, {3, 1201, 1201}} {
-		seen := make(map[string]bool)
-		prev := int64(-1)
-		var problems []string
-		view(t, s, func(tx storage.ReadTx) error {
-			return tx.ListSubmissions(storage.SubmissionFilter{After: tc.after, Limit: tc.limit}, func(m storage.SubmissionMeta) (bool, error) {
-				if seen[m.ID] {
-					problems = append(problems, m.ID+" twice")
-				}
-				if m.AuditIndex < prev || m.AuditIndex <= tc.after {
-					problems = append(problems, fmt.Sprintf("%s at audit index %d after %d", m.ID, m.AuditIndex, prev))
-				}
-				seen[m.ID], prev = true, m.AuditIndex
-				return true, nil
+		checkOnceInOrder(t, s, fmt.Sprintf("ListSubmissions(after %d, limit %d)", tc.after, tc.limit), tc.after, tc.n,
+			func(tx storage.ReadTx, visit func(string, int64) (bool, error)) error {
+				return tx.ListSubmissions(storage.SubmissionFilter{After: tc.after, Limit: tc.limit}, func(m storage.SubmissionMeta) (bool, error) {
+					return visit(m.ID, m.AuditIndex)
+				})
 			})
-		})
-		if len(seen) != tc.n || problems != nil {
-			t.Errorf("ListSubmissions(after %d, limit %d) returned %d submissions, want %d; %.5q", tc.after, tc.limit, len(seen), tc.n, problems)
-		}
 	}
 }
 
