@@ -365,34 +365,13 @@ func testSubmissionsSince(t *testing.T, s storage.Store) {
 		}
 	}
 
-	// fn stops the walk, on the first page or a later one.
-	for _, stopAt := range []int{1, 1000, 1500} {
-		calls := 0
-		view(t, s, func(tx storage.ReadTx) error {
-			return tx.SubmissionsSince(-1, "analytic", func(storage.SubmissionRow) (bool, error) {
-				calls++
-				return calls < stopAt, nil
-			})
-		})
-		if calls != stopAt {
-			t.Errorf("SubmissionsSince whose fn returns false at row %d called it %d times", stopAt, calls)
-		}
-	}
-	// fn's error is returned and ends the walk.
-	boom := errors.New("storagetest: stop with an error")
-	calls := 0
-	err := s.View(t.Context(), func(tx storage.ReadTx) error {
-		return tx.SubmissionsSince(-1, "identifying", func(storage.SubmissionRow) (bool, error) {
-			calls++
-			if calls == 1200 {
-				return true, boom
-			}
-			return true, nil
-		})
+	// fn stops the walk, on the first page or a later one; fn's error is
+	// returned and ends the walk.
+	checkStopAndFail(t, s, "SubmissionsSince", func(tx storage.ReadTx, fn func() (bool, error)) error {
+		return tx.SubmissionsSince(-1, "analytic", func(storage.SubmissionRow) (bool, error) { return fn() })
+	}, func(tx storage.ReadTx, fn func() (bool, error)) error {
+		return tx.SubmissionsSince(-1, "identifying", func(storage.SubmissionRow) (bool, error) { return fn() })
 	})
-	if !errors.Is(err, boom) || calls != 1200 {
-		t.Errorf("SubmissionsSince whose fn fails at row 1200: err = %v after %d calls, want its error after 1200", err, calls)
-	}
 
 	// fn may use the transaction, on every page: reads in a View, writes
 	// too in an Update (which then sees them).
@@ -402,7 +381,7 @@ func testSubmissionsSince(t *testing.T, s storage.Store) {
 		})
 	})
 	abort := errors.New("storagetest: abort after writing")
-	err = s.Update(t.Context(), func(tx storage.Tx) error {
+	err := s.Update(t.Context(), func(tx storage.Tx) error {
 		n := 0
 		if err := tx.SubmissionsSince(bulk, "analytic", func(r storage.SubmissionRow) (bool, error) {
 			if n++; n%500 == 1 {
@@ -436,6 +415,41 @@ func testSubmissionsSince(t *testing.T, s storage.Store) {
 	})
 	if !errors.Is(err, abort) {
 		t.Errorf("Update reading SubmissionsSince and writing in its fn: err = %v, want %v", err, abort)
+	}
+}
+
+// checkStopAndFail checks that a listing (name) stops when its fn
+// returns false, on the first page or a later one (stop runs the listing
+// in tx, calling fn for each row), and that an error of fn is returned
+// and ends the listing at once (fail runs a listing of at least 1200
+// rows).
+func checkStopAndFail(t *testing.T, s storage.Store, name string, stop, fail func(tx storage.ReadTx, fn func() (bool, error)) error) {
+	t.Helper()
+	for _, stopAt := range []int{1, 1000, 1500} {
+		calls := 0
+		view(t, s, func(tx storage.ReadTx) error {
+			return stop(tx, func() (bool, error) {
+				calls++
+				return calls < stopAt, nil
+			})
+		})
+		if calls != stopAt {
+			t.Errorf("%s whose fn returns false at row %d called it %d times", name, stopAt, calls)
+		}
+	}
+	boom := errors.New("storagetest: stop with an error")
+	calls := 0
+	err := s.View(t.Context(), func(tx storage.ReadTx) error {
+		return fail(tx, func() (bool, error) {
+			calls++
+			if calls == 1200 {
+				return true, boom
+			}
+			return true, nil
+		})
+	})
+	if !errors.Is(err, boom) || calls != 1200 {
+		t.Errorf("%s whose fn fails at row 1200: err = %v after %d calls, want its error after 1200", name, err, calls)
 	}
 }
 
