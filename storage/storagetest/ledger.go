@@ -49,24 +49,14 @@ func diffDebit(got, want *storage.LedgerDebit) []string {
 // readDebits lists the debits after an audit index in a View.
 func readDebits(t *testing.T, s storage.Store, after int64) []storage.LedgerDebit {
 	t.Helper()
-	var ds []storage.LedgerDebit
-	view(t, s, func(tx storage.ReadTx) error {
-		ds = nil
-		return tx.LedgerDebits(after, func(d storage.LedgerDebit) (bool, error) {
-			ds = append(ds, d)
-			return true, nil
-		})
+	return readAll(t, s, func(tx storage.ReadTx, fn func(storage.LedgerDebit) (bool, error)) error {
+		return tx.LedgerDebits(after, fn)
 	})
-	return ds
 }
 
 // debitQueries are the Queries of ds, in order.
 func debitQueries(ds []storage.LedgerDebit) []string {
-	var out []string
-	for _, d := range ds {
-		out = append(out, d.Query)
-	}
-	return out
+	return fields(ds, func(d storage.LedgerDebit) string { return d.Query })
 }
 
 // ledgerState is everything the store reads of the ledger, for checking
@@ -296,15 +286,7 @@ func diffShare(got, want *storage.ShareChange) []string {
 // readShares lists every share change in a View.
 func readShares(t *testing.T, s storage.Store) []storage.ShareChange {
 	t.Helper()
-	var cs []storage.ShareChange
-	view(t, s, func(tx storage.ReadTx) error {
-		cs = nil
-		return tx.ShareChanges(func(c storage.ShareChange) (bool, error) {
-			cs = append(cs, c)
-			return true, nil
-		})
-	})
-	return cs
+	return readAll(t, s, storage.ReadTx.ShareChanges)
 }
 
 // checkShares checks that the store holds exactly want, in Seq order.

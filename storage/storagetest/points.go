@@ -50,24 +50,12 @@ func diffPoint(got, want *storage.ReleasePoint) []string {
 // readPoints lists every point in a View.
 func readPoints(t *testing.T, s storage.Store) []storage.ReleasePoint {
 	t.Helper()
-	var ps []storage.ReleasePoint
-	view(t, s, func(tx storage.ReadTx) error {
-		ps = nil
-		return tx.ReleasePoints(func(p storage.ReleasePoint) (bool, error) {
-			ps = append(ps, p)
-			return true, nil
-		})
-	})
-	return ps
+	return readAll(t, s, storage.ReadTx.ReleasePoints)
 }
 
 // seqs are the Seqs of ps, in order.
 func seqs(ps []storage.ReleasePoint) []int64 {
-	var out []int64
-	for _, p := range ps {
-		out = append(out, p.Seq)
-	}
-	return out
+	return fields(ps, func(p storage.ReleasePoint) int64 { return p.Seq })
 }
 
 // testReleasePoints: an empty store has none; inserted points get Seq

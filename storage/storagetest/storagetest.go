@@ -120,6 +120,31 @@ func view(t *testing.T, s storage.Store, fn func(storage.ReadTx) error) {
 	}
 }
 
+// readAll collects, in a View, every row a listing gives: list runs the
+// listing in tx, calling fn for each row. The rows of a retried View are
+// not counted twice.
+func readAll[T any](t *testing.T, s storage.Store, list func(tx storage.ReadTx, fn func(T) (bool, error)) error) []T {
+	t.Helper()
+	var out []T
+	view(t, s, func(tx storage.ReadTx) error {
+		out = nil
+		return list(tx, func(r T) (bool, error) {
+			out = append(out, r)
+			return true, nil
+		})
+	})
+	return out
+}
+
+// fields is f of each of xs, in order (nil for none).
+func fields[T, U any](xs []T, f func(T) U) []U {
+	var out []U
+	for _, x := range xs {
+		out = append(out, f(x))
+	}
+	return out
+}
+
 // ict is Indochina Time: stored times come back in UTC whatever zone they
 // were written in, so the fixtures use a zone that is not UTC.
 var ict = time.FixedZone("ICT", 7*60*60)
