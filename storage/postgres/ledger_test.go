@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/censusvault/censusvault/storage/postgres"
-	"github.com/censusvault/censusvault/storage/postgres/pgtest"
 	"github.com/censusvault/censusvault/storage/storagetest"
 )
 
@@ -13,12 +11,9 @@ import (
 // made behind the store's back, TRUNCATE (which fires no delete trigger)
 // and an upsert's UPDATE included, until an operator drops the triggers.
 func TestLedgerGuards(t *testing.T) {
-	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
-	c := conn(t, dsn)
+	s, exec := guarded(t)
 	storagetest.RunLedgerGuards(t, s, storagetest.Raw{
-		Exec: func(q string) error { _, err := c.Exec(ctx, q); return err },
+		Exec: exec,
 		Refused: []string{
 			`INSERT INTO ledger_debits(query, audit_index, result, areas, project, researcher, rho, at)
 				SELECT query, audit_index, result, areas, project, researcher, rho, at FROM ledger_debits WHERE query = 'q1'

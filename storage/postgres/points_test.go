@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/censusvault/censusvault/storage/postgres"
-	"github.com/censusvault/censusvault/storage/postgres/pgtest"
 	"github.com/censusvault/censusvault/storage/storagetest"
 )
 
@@ -14,12 +12,9 @@ import (
 // no delete trigger) and an upsert's UPDATE included, until an operator
 // drops the triggers.
 func TestReleasePointGuards(t *testing.T) {
-	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
-	c := conn(t, dsn)
+	s, exec := guarded(t)
 	storagetest.RunReleasePointGuards(t, s, storagetest.Raw{
-		Exec: func(q string) error { _, err := c.Exec(ctx, q); return err },
+		Exec: exec,
 		Refused: []string{
 			`INSERT INTO release_points(seq, name, as_of, created_at, created_by, audit_index, state)
 				SELECT seq, name, as_of, created_at, created_by, audit_index, state FROM release_points WHERE seq = 1

@@ -31,16 +31,13 @@ var guardTriggers = [][2]string{
 // behind the store's back, TRUNCATE (which fires no delete trigger) and
 // an upsert's UPDATE included, until an operator drops the triggers.
 func TestAuditGuards(t *testing.T) {
-	ctx := context.Background()
-	dsn := pgtest.DSN(t)
-	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
-	c := conn(t, dsn)
+	s, exec := guarded(t)
 	var drop []string
 	for _, g := range guardTriggers {
 		drop = append(drop, fmt.Sprintf("DROP TRIGGER %s ON %s", g[0], g[1]))
 	}
 	storagetest.RunAuditGuards(t, s, storagetest.Raw{
-		Exec: func(q string) error { _, err := c.Exec(ctx, q); return err },
+		Exec: exec,
 		Refused: []string{
 			`INSERT INTO audit_events(idx, event, leaf_hash, chain_hash)
 				SELECT idx, event, chain_hash, leaf_hash FROM audit_events WHERE idx = 2

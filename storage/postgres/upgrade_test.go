@@ -81,3 +81,14 @@ func upgradeFrom(t *testing.T, version int, extra string) (*postgres.Store, stri
 	migrateFrom(t, dsn, version)
 	return open(t, postgres.Options{DSN: dsn, MaxConns: 2}), dsn
 }
+
+// guarded opens a store on a fresh test database and returns it with
+// exec, which runs a statement behind the store's back on a connection
+// of its own, as the guard tests need.
+func guarded(t *testing.T) (*postgres.Store, func(q string) error) {
+	t.Helper()
+	dsn := pgtest.DSN(t)
+	s := open(t, postgres.Options{DSN: dsn, MaxConns: 2})
+	c := conn(t, dsn)
+	return s, func(q string) error { _, err := c.Exec(context.Background(), q); return err }
+}
