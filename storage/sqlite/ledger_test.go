@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"testing"
 
-	"github.com/censusvault/censusvault/storage/sqlite"
 	"github.com/censusvault/censusvault/storage/storagetest"
 )
 
@@ -19,15 +18,13 @@ var ledgerTriggers = []string{
 // no delete trigger) over a charged query or a stored share change
 // included, until an operator drops the triggers.
 func TestLedgerGuards(t *testing.T) {
-	path := dbPath(t)
-	s := open(t, sqlite.Options{Path: path, Create: true})
-	db := peer(t, path)
+	s, exec := guarded(t)
 	var drop []string
 	for _, tr := range ledgerTriggers {
 		drop = append(drop, "DROP TRIGGER "+tr)
 	}
 	storagetest.RunLedgerGuards(t, s, storagetest.Raw{
-		Exec: func(q string) error { _, err := db.Exec(q); return err },
+		Exec: exec,
 		Refused: []string{
 			`INSERT OR REPLACE INTO ledger_debits(query, audit_index, result, areas, project, researcher, rho, at)
 				SELECT query, audit_index, result, areas, project, researcher, rho + 1, at FROM ledger_debits WHERE query = 'q1'`,

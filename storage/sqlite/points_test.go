@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"testing"
 
-	"github.com/censusvault/censusvault/storage/sqlite"
 	"github.com/censusvault/censusvault/storage/storagetest"
 )
 
@@ -12,11 +11,9 @@ import (
 // delete that fires no delete trigger) over a stored seq or a stored
 // name included, until an operator drops the triggers.
 func TestReleasePointGuards(t *testing.T) {
-	path := dbPath(t)
-	s := open(t, sqlite.Options{Path: path, Create: true})
-	db := peer(t, path)
+	s, exec := guarded(t)
 	storagetest.RunReleasePointGuards(t, s, storagetest.Raw{
-		Exec: func(q string) error { _, err := db.Exec(q); return err },
+		Exec: exec,
 		Refused: []string{
 			`INSERT OR REPLACE INTO release_points(seq, name, as_of, created_at, created_by, audit_index, state)
 				SELECT seq, name, as_of + 1, created_at, created_by, audit_index, state FROM release_points WHERE seq = 1`,

@@ -26,15 +26,13 @@ var guardTriggers = []string{
 // behind the store's back, INSERT OR REPLACE (a delete that fires no
 // delete trigger) included, until an operator drops the triggers.
 func TestAuditGuards(t *testing.T) {
-	path := dbPath(t)
-	s := open(t, sqlite.Options{Path: path, Create: true})
-	db := peer(t, path)
+	s, exec := guarded(t)
 	var drop []string
 	for _, name := range guardTriggers {
 		drop = append(drop, "DROP TRIGGER "+name)
 	}
 	storagetest.RunAuditGuards(t, s, storagetest.Raw{
-		Exec: func(q string) error { _, err := db.Exec(q); return err },
+		Exec: exec,
 		Refused: []string{
 			`INSERT OR REPLACE INTO audit_events(idx, event, leaf_hash, chain_hash)
 				SELECT idx, event, chain_hash, leaf_hash FROM audit_events WHERE idx = 2`,

@@ -73,3 +73,14 @@ func checkSchemaVersion(t *testing.T, s *sqlite.Store) {
 		t.Fatal(err)
 	}
 }
+
+// guarded opens a store on a new database and returns it with exec,
+// which runs a statement behind the store's back on a peer connection,
+// as the guard tests need.
+func guarded(t *testing.T) (*sqlite.Store, func(q string) error) {
+	t.Helper()
+	path := dbPath(t)
+	s := open(t, sqlite.Options{Path: path, Create: true})
+	db := peer(t, path)
+	return s, func(q string) error { _, err := db.Exec(q); return err }
+}
