@@ -278,20 +278,9 @@ func (b *Broker) replayDP(ctx context.Context, actor string, index int64, ev *au
 	if err != nil {
 		return nil, errorf(Internal, err, "audit event %d: %v", index, err)
 	}
-	var proj *storage.Project
-	var point *storage.ReleasePoint
-	if err := b.store.View(ctx, func(tx storage.ReadTx) error {
-		var err error
-		if proj, err = tx.Project(n.Project); err != nil {
-			return err
-		}
-		point, err = tx.ReleasePoint(n.Point)
-		return err
-	}); err != nil {
-		return nil, errorf(Unavailable, err, "failed to read project %s and point %s", n.Project, n.Point)
-	}
-	if got := digestOf(point.State); got != n.PointState {
-		return nil, errorf(Internal, nil, "point %s's stored state is %s, the release recorded %s: the store was altered", n.Point, got, n.PointState)
+	proj, point, err := b.replayInputs(ctx, n.Project, n.Point, n.PointState)
+	if err != nil {
+		return nil, err
 	}
 	shreds, err := tables.ParseShreds(n.Shreds)
 	if err != nil {

@@ -648,20 +648,9 @@ func (b *Broker) replayStandard(ctx context.Context, actor string, index int64, 
 	if err != nil {
 		return nil, errorf(Internal, err, "audit event %d names catalogue version %d, which this build does not hold", index, std.Catalogue)
 	}
-	var proj *storage.Project
-	var point *storage.ReleasePoint
-	if err := b.store.View(ctx, func(tx storage.ReadTx) error {
-		var err error
-		if proj, err = tx.Project(std.Project); err != nil {
-			return err
-		}
-		point, err = tx.ReleasePoint(std.Point)
-		return err
-	}); err != nil {
-		return nil, errorf(Unavailable, err, "failed to read project %s and publication point %s", std.Project, std.Point)
-	}
-	if got := digestOf(point.State); got != std.PointState {
-		return nil, errorf(Internal, nil, "publication point %s's stored state is %s, the release recorded %s: the store was altered", std.Point, got, std.PointState)
+	proj, point, err := b.replayInputs(ctx, std.Project, std.Point, std.PointState)
+	if err != nil {
+		return nil, err
 	}
 	ps, err := tables.ParsePointState(point.State)
 	if err != nil {
@@ -678,6 +667,28 @@ func (b *Broker) replayStandard(ctx context.Context, actor string, index int64, 
 	}
 	res := &ReplayResult{Index: index, Project: std.Project, AsOf: point.AsOf, Point: std.Point, Logged: ev.ReleaseDigest}
 	return b.finishReplay(ctx, actor, ev, res, cache, plan)
+}
+
+// replayInputs reads the project and the point a release recorded, and
+// checks the point's stored state against the digest the release
+// recorded: a replay proves it used the same frozen state.
+func (b *Broker) replayInputs(ctx context.Context, project, pointName, stateDigest string) (*storage.Project, *storage.ReleasePoint, error) {
+	var proj *storage.Project
+	var point *storage.ReleasePoint
+	if err := b.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		if proj, err = tx.Project(project); err != nil {
+			return err
+		}
+		point, err = tx.ReleasePoint(pointName)
+		return err
+	}); err != nil {
+		return nil, nil, errorf(Unavailable, err, "failed to read project %s and point %s", project, pointName)
+	}
+	if got := digestOf(point.State); got != stateDigest {
+		return nil, nil, errorf(Internal, nil, "point %s's stored state is %s, the release recorded %s: the store was altered", pointName, got, stateDigest)
+	}
+	return proj, point, nil
 }
 
 // digestOf is "sha256:" and the hex SHA-256 of b.
