@@ -8,38 +8,11 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/broker/area"
-	"github.com/censusvault/censusvault/broker/form"
 	"github.com/censusvault/censusvault/broker/sdc"
-	"github.com/censusvault/censusvault/broker/synth"
 )
 
 // dpUtilityRho is the default ρ of a custom table (issue 12).
 const dpUtilityRho = "0.02"
-
-// utilityCensus builds TestUtility's census: province utilityProvince of
-// the synthetic national tree, every EA filled to its planned households
-// by streamCensus (about 1.07 million persons).
-func utilityCensus(t testing.TB) (*Cache, *area.Tree) {
-	t.Helper()
-	nat := national(t)
-	tr := subtree(t, nat, nat.Children(utilityProvince))
-	s, err := NewSchema(form.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewCache(s, tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var placed []synth.Placed
-	for _, ea := range synth.EAs(tr) {
-		for no := 1; no <= int(ea.Planned); no++ {
-			placed = append(placed, synth.Placed{EA: ea, No: no})
-		}
-	}
-	streamCensus(t, c, placed)
-	return c, tr
-}
 
 // discreteGaussianMeanAbs is E|X| for X ~ N_Z(0, σ²), summed exactly
 // (≈ σ·√(2/π) for σ of a few units or more).

@@ -39,23 +39,8 @@ func TestUtility(t *testing.T) {
 	}
 	t.Parallel()
 	start := time.Now()
-	nat := national(t)
-	tr := subtree(t, nat, nat.Children(utilityProvince))
-	s, err := NewSchema(form.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewCache(s, tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var placed []synth.Placed
-	for _, ea := range synth.EAs(tr) {
-		for no := 1; no <= int(ea.Planned); no++ {
-			placed = append(placed, synth.Placed{EA: ea, No: no})
-		}
-	}
-	streamCensus(t, c, placed)
+	c, tr := utilityCensus(t)
+	s := c.schema
 	households, persons, _ := c.Size()
 	if persons < 1_000_000 {
 		t.Fatalf("the utility census has %d persons; issue 11 asks for at least a million", persons)
@@ -206,3 +191,41 @@ func streamCensus(t testing.TB, c *Cache, placed []synth.Placed) {
 		}
 	}
 }
+
+// utilityCensus is the census TestUtility and TestDPUtility measure on,
+// built once and shared read-only: province utilityProvince of the
+// synthetic national tree, every EA filled to its planned households by
+// streamCensus (about 1.07 million persons).
+func utilityCensus(t testing.TB) (*Cache, *area.Tree) {
+	t.Helper()
+	utilityOnce.Do(func() {
+		nat := national(t)
+		tr := subtree(t, nat, nat.Children(utilityProvince))
+		s, err := NewSchema(form.Default())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := NewCache(s, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var placed []synth.Placed
+		for _, ea := range synth.EAs(tr) {
+			for no := 1; no <= int(ea.Planned); no++ {
+				placed = append(placed, synth.Placed{EA: ea, No: no})
+			}
+		}
+		streamCensus(t, c, placed)
+		utilityCache, utilityTree = c, tr
+	})
+	if utilityCache == nil {
+		t.Fatal("the utility census could not be built (see the first test that failed)")
+	}
+	return utilityCache, utilityTree
+}
+
+var (
+	utilityOnce  sync.Once
+	utilityCache *Cache
+	utilityTree  *area.Tree
+)
