@@ -65,27 +65,12 @@ func (b *Broker) requestDP(ctx context.Context, c *Caller, ev *audit.Event, req 
 		}
 	}
 
-	cache, err := b.refreshTables(ctx)
+	cache, err := b.tableCache(ctx, ev)
 	if err != nil {
-		ev.Outcome, ev.Reason = "error", "table engine unavailable"
-		if rerr := b.record(ctx, ev); rerr != nil {
-			return nil, rerr
-		}
 		return nil, err
 	}
 	plan, err := cache.CompileDP(req, tables.Project{ID: proj.ID, Areas: proj.Areas, Variables: proj.Variables}, at, tables.DefaultDPParams(), o.Format)
-	var re *tables.RequestError
-	if errors.As(err, &re) {
-		if re.Denied {
-			return nil, deny(re.Msg)
-		}
-		return nil, invalid(re.Msg)
-	}
-	if err != nil {
-		return nil, errorf(Internal, err, "failed to compile the table request")
-	}
-	ev.Request = plan.Encode()
-	if err := b.authorizeCover(ctx, c, ev, plan, proj.ID); err != nil {
+	if err := b.admitPlan(ctx, c, ev, plan, err, proj.ID); err != nil {
 		return nil, err
 	}
 

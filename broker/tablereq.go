@@ -340,30 +340,14 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 	if err != nil {
 		return nil, errorf(Internal, err, "publication point %s's stored state does not read", point.Name)
 	}
-	cache, err := b.refreshTables(ctx)
+	cache, err := b.tableCache(ctx, ev)
 	if err != nil {
-		ev.Outcome, ev.Reason = "error", "table engine unavailable"
-		if rerr := b.record(ctx, ev); rerr != nil {
-			return nil, rerr
-		}
 		return nil, err
 	}
 	plan, err := cache.CompileStandard(b.tables.catalogue,
 		tables.StandardRequest{Project: req.Project, Table: req.Table, Area: area.Code(req.Area), Point: point.Name},
 		tables.Project{ID: proj.ID, Areas: proj.Areas, Variables: proj.Variables}, ps, digestOf(point.State), b.tables.params, o.Format)
-	var re *tables.RequestError
-	if errors.As(err, &re) {
-		if re.Denied {
-			return nil, deny(re.Msg)
-		}
-		return nil, invalid(re.Msg)
-	}
-	if err != nil {
-		return nil, errorf(Internal, err, "failed to compile the table request")
-	}
-	ev.Request = plan.Encode()
-
-	if err := b.authorizeCover(ctx, c, ev, plan, proj.ID); err != nil {
+	if err := b.admitPlan(ctx, c, ev, plan, err, proj.ID); err != nil {
 		return nil, err
 	}
 
@@ -381,6 +365,7 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 	}
 
 	tab, err := cache.Run(plan)
+	var re *tables.RequestError
 	if errors.As(err, &re) {
 		return nil, invalid(re.Msg)
 	}
@@ -509,6 +494,40 @@ func (b *Broker) tableRefusers(ctx context.Context, ev *audit.Event) (invalid, d
 		return b.refuse(ctx, ev, errorf(Permission, nil, "%s", msg))
 	}
 	return invalid, deny
+}
+
+// tableCache is the table engine's cache brought up to date for a
+// request; its failure is recorded with ev.
+func (b *Broker) tableCache(ctx context.Context, ev *audit.Event) (*tables.Cache, error) {
+	cache, err := b.refreshTables(ctx)
+	if err != nil {
+		ev.Outcome, ev.Reason = "error", "table engine unavailable"
+		if rerr := b.record(ctx, ev); rerr != nil {
+			return nil, rerr
+		}
+		return nil, err
+	}
+	return cache, nil
+}
+
+// admitPlan turns what compiling a table request gave (plan, err) into
+// the request's answer so far: a malformed request or one outside the
+// project refused (audited with ev), or the plan recorded in ev and its
+// cover authorized (authorizeCover).
+func (b *Broker) admitPlan(ctx context.Context, c *Caller, ev *audit.Event, plan *tables.Plan, err error, project string) error {
+	invalid, deny := b.tableRefusers(ctx, ev)
+	var re *tables.RequestError
+	if errors.As(err, &re) {
+		if re.Denied {
+			return deny(re.Msg)
+		}
+		return invalid(re.Msg)
+	}
+	if err != nil {
+		return errorf(Internal, err, "failed to compile the table request")
+	}
+	ev.Request = plan.Encode()
+	return b.authorizeCover(ctx, c, ev, plan, project)
 }
 
 // authorizeCover checks policy for the whole subtree of every area the
