@@ -202,7 +202,7 @@ func TestAllow(t *testing.T) {
 func TestSeparationOfDuties(t *testing.T) {
 	e := newDefault(t)
 	dataActions := []policy.Action{policy.Deposit, policy.SupersedeAny, policy.ReadSubmission, policy.ReadReceipt, policy.RequestTable,
-		policy.ListSubmissions, policy.ReadIdentifying, policy.ReadAnalytic, policy.ReadOperational}
+		policy.ListSubmissions, policy.ReadIdentifying, policy.ReadAnalytic, policy.ReadOperational, policy.ReviewSubmission}
 	for _, trust := range []policy.Role{policy.Admin, policy.Auditor, policy.Approver} {
 		for _, a := range dataActions {
 			for _, where := range []string{"VN", "436", "18070-001"} {

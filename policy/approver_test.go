@@ -25,7 +25,7 @@ func TestApproverSeesNoData(t *testing.T) {
 	e := newDefault(t)
 	ctx := context.Background()
 	dataActions := []policy.Action{policy.RequestTable, policy.Deposit, policy.SupersedeAny, policy.ReadReceipt, policy.ReadSubmission,
-		policy.ListSubmissions, policy.ReadIdentifying, policy.ReadAnalytic, policy.ReadOperational}
+		policy.ListSubmissions, policy.ReadIdentifying, policy.ReadAnalytic, policy.ReadOperational, policy.ReviewSubmission}
 	subjects := map[string][]policy.Grant{
 		"approver alone": {grant(policy.Approver, "VN")},
 		"approver who is also researcher, team leader and enumerator": {

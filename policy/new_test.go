@@ -47,7 +47,7 @@ func TestActions(t *testing.T) {
 		"submission.deposit", "submission.supersede_any", "submission.read", "receipt.read",
 		"progress.read", "audit.read", "table.request", "admin.manage", "release_point.create",
 		"ledger.approve", "submission.list", "submission.read_identifying", "submission.read_analytic",
-		"submission.read_operational",
+		"submission.read_operational", "submission.review",
 	}
 	if got := policy.Actions(); !slices.Equal(got, want) {
 		t.Fatalf("Actions() = %q, want %q", got, want)

@@ -151,10 +151,14 @@ const (
 	ReadIdentifying Action = "submission.read_identifying"
 	ReadAnalytic    Action = "submission.read_analytic"
 	ReadOperational Action = "submission.read_operational"
+	// ReviewSubmission marks a current submission accepted or rejected,
+	// with a reason code and a note for its enumerator (issue 13): a
+	// team leader or a supervisor, at the submission's EA.
+	ReviewSubmission Action = "submission.review"
 )
 
 var allActions = [...]Action{Deposit, SupersedeAny, ReadSubmission, ReadReceipt, ReadProgress, ReadAudit, RequestTable, Administer, CreateReleasePoint, ApproveShare,
-	ListSubmissions, ReadIdentifying, ReadAnalytic, ReadOperational}
+	ListSubmissions, ReadIdentifying, ReadAnalytic, ReadOperational, ReviewSubmission}
 
 const numActions = len(allActions)
 
@@ -188,6 +192,8 @@ func actionIndex(a Action) (int, bool) {
 		return 12, true
 	case ReadOperational:
 		return 13, true
+	case ReviewSubmission:
+		return 14, true
 	}
 	return -1, false
 }

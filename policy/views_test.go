@@ -188,3 +188,33 @@ func TestPolicyBeforeViewsStillLoads(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewGrants is the attack of every role but a team leader's or a
+// supervisor's on submission.review (issue 13): an enumerator marking its
+// own deposit accepted, a steering member, a researcher, or a trust role
+// holding team leader grants as well. Only team leaders and supervisors
+// review, and only in the subtree of their grant.
+func TestReviewGrants(t *testing.T) {
+	e := newDefault(t)
+	ctx := context.Background()
+	inside := descendants("436")
+	for _, r := range policy.Roles() {
+		s := policy.Subject{User: "u", Grants: []policy.Grant{grant(r, "436")}}
+		for _, area := range allAreas() {
+			d, err := e.Allow(ctx, s, policy.ReviewSubmission, policy.Resource{Path: pathTo(area)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := (r == policy.TeamLeader || r == policy.Supervisor) && slices.Contains(inside, area)
+			if d.Allow != want {
+				t.Errorf("%s@436 reviews at %s: Allow = %v (%s), want %v", r, area, d.Allow, d.Rule, want)
+			}
+		}
+	}
+	for _, trust := range []policy.Role{policy.Admin, policy.Auditor, policy.Approver} {
+		s := policy.Subject{User: "u", Grants: []policy.Grant{grant(policy.TeamLeader, "VN"), grant(policy.Supervisor, "VN"), grant(trust, "VN")}}
+		if d, _ := e.Allow(ctx, s, policy.ReviewSubmission, policy.Resource{Path: pathTo("18070-001")}); d.Allow {
+			t.Errorf("%s with team leader and supervisor grants reviews: %s", trust, d.Rule)
+		}
+	}
+}
