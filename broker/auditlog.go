@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -8,12 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/censusvault/censusvault/audit"
+	"github.com/censusvault/censusvault/broker/dp/zcdp"
+	"github.com/censusvault/censusvault/broker/tables"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage"
 )
@@ -343,11 +347,14 @@ const maxVisibilityMemo = 1 << 18
 
 // VerifyResult is the outcome of checking a stored log.
 type VerifyResult struct {
-	Events      int64
-	Pruned      int64 // events whose bodies were pruned (hashes checked)
-	Head        [32]byte
-	Root        [32]byte // Merkle root of all events
-	Checkpoints int64    // signed checkpoints whose roots were checked
+	Events int64
+	Pruned int64 // events whose bodies were pruned (hashes checked)
+	// LedgerDebits is how many privacy-ledger debits were matched with
+	// the release events that charged them.
+	Head         [32]byte
+	Root         [32]byte // Merkle root of all events
+	Checkpoints  int64    // signed checkpoints whose roots were checked
+	LedgerDebits int64
 }
 
 // verifyChunk is how many events VerifyAudit reads, and checks the stored
@@ -381,6 +388,8 @@ func VerifyAudit(ctx context.Context, s storage.Store, verifierKey string, progr
 	}); err != nil {
 		return res, err
 	}
+	charges := map[int64]ledgerCharge{} // dp releases that charged the ledger, by event
+	pruned := map[int64]bool{}
 	from := int64(0)
 	for from < end {
 		var recs []storage.AuditRecord
@@ -473,10 +482,16 @@ func VerifyAudit(ctx context.Context, s storage.Store, verifierKey string, progr
 			return out, nil
 		})
 		for _, r := range recs {
+			if !r.Pruned && bytes.Contains(r.Event, chargedMark) {
+				if c, ok := chargeOf(r.Event); ok {
+					charges[r.Index] = c
+				}
+			}
 			ar := audit.Record{Index: r.Index, Event: r.Event, LeafHash: r.LeafHash, ChainHash: r.ChainHash}
 			if r.Pruned {
 				err = v.AddWithheld(r.Index, r.LeafHash, r.ChainHash)
 				res.Pruned++
+				pruned[r.Index] = true
 			} else {
 				err = v.Add(ar)
 			}
@@ -539,7 +554,58 @@ func VerifyAudit(ctx context.Context, s storage.Store, verifierKey string, progr
 	if beyond != nil && beyond.CreatedAt.Before(start) {
 		return res, bad(res.Events, "the log ends after %d events, but a checkpoint covers %d: events were removed from its end (truncated)", res.Events, beyond.Size)
 	}
+	// The privacy ledger is the sum of its debits: each must be the
+	// charge a release event recorded, and each charging release must
+	// have its debit — a debit removed would un-spend budget.
+	var debits []storage.LedgerDebit
+	if err := s.View(ctx, func(tx storage.ReadTx) error {
+		return tx.LedgerDebits(-1, func(d storage.LedgerDebit) (bool, error) {
+			if d.AuditIndex < end {
+				debits = append(debits, d)
+			}
+			return true, nil
+		})
+	}); err != nil {
+		return res, err
+	}
+	for _, d := range debits {
+		c, ok := charges[d.AuditIndex]
+		switch {
+		case pruned[d.AuditIndex]:
+			// Its event's body was pruned: nothing to compare with.
+		case !ok:
+			return res, bad(d.AuditIndex, "a privacy-ledger debit names event %d, which is not a dp release that charged the ledger (ledger altered)", d.AuditIndex)
+		case c.project != d.Project || c.actor != "user:"+d.Researcher || c.rho != zcdp.Rho(d.Rho).String():
+			return res, bad(d.AuditIndex, "the privacy-ledger debit of event %d does not match the charge the event recorded (ledger altered)", d.AuditIndex)
+		}
+		delete(charges, d.AuditIndex)
+		res.LedgerDebits++
+	}
+	if len(charges) > 0 {
+		i := slices.Min(slices.Collect(maps.Keys(charges)))
+		return res, bad(i, "event %d charged the privacy ledger, but the ledger holds no debit for it: budget was un-spent (ledger altered)", i)
+	}
 	return res, nil
+}
+
+// chargedMark is in the reason of every dp release that charged the
+// privacy ledger (describeCharge): a cheap test before decoding.
+var chargedMark = []byte("dp: charged")
+
+// ledgerCharge is what a charging release event says of its debit.
+type ledgerCharge struct{ project, actor, rho string }
+
+// chargeOf reads the charge a dp release event recorded.
+func chargeOf(raw []byte) (ledgerCharge, bool) {
+	ev, err := audit.Decode(raw)
+	if err != nil || ev.Action != actionTable || ev.Outcome != "ok" || !strings.Contains(ev.Reason, string(chargedMark)) {
+		return ledgerCharge{}, false
+	}
+	n, err := tables.ParseDPNorm(ev.Request)
+	if err != nil {
+		return ledgerCharge{}, false
+	}
+	return ledgerCharge{project: n.Project, actor: ev.Actor, rho: n.Rho}, true
 }
 
 // noteBody is the text a signed note signs (what precedes the blank line).

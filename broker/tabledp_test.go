@@ -385,3 +385,40 @@ func TestDPRepeatAfterShred(t *testing.T) {
 		t.Fatal("a shred elsewhere made a question about commune A new")
 	}
 }
+
+// TestDPLedgerUnspendFound is the attack of an operator who un-spends
+// budget: with the ledger's append-only triggers dropped, a debit is
+// deleted (or made smaller) behind the broker's back. The release events
+// in the hash-chained audit log still carry every charge, so `audit
+// verify` (VerifyAudit) adds the ledger up from them and finds the store
+// contradicting its own log.
+func TestDPLedgerUnspendFound(t *testing.T) {
+	ctx := context.Background()
+	tv := newTableVault(t, 100)
+	a := tv.mustDP("rita", dpCommuneTable("fert", ""))
+	tv.mustDP("rita", dpCommuneTable("fert", ""))                // a repeat: no debit
+	b := tv.mustDP("rita", dpCommuneTable("fert", `,"sex":[2]`)) // charged
+	res, err := broker.VerifyAudit(ctx, tv.store, tv.b.AuditVerifierKey(), nil)
+	if err != nil || res.LedgerDebits != 2 {
+		t.Fatalf("an intact vault: %v, %d ledger debits matched (want 2)", err, res.LedgerDebits)
+	}
+	db := rawSQLite(t, tv.dir)
+	if _, err := db.Exec(`DROP TRIGGER ledger_debits_no_update`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE ledger_debits SET rho = 1 WHERE audit_index = ?`, b.AuditIndex); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := broker.VerifyAudit(ctx, tv.store, tv.b.AuditVerifierKey(), nil); err == nil || !strings.Contains(err.Error(), "does not match the charge") {
+		t.Fatalf("a debit made smaller: %v", err)
+	}
+	if _, err := db.Exec(`DROP TRIGGER ledger_debits_no_delete`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM ledger_debits WHERE audit_index IN (?, ?)`, a.AuditIndex, b.AuditIndex); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := broker.VerifyAudit(ctx, tv.store, tv.b.AuditVerifierKey(), nil); err == nil || !strings.Contains(err.Error(), "un-spent") {
+		t.Fatalf("debits deleted: %v", err)
+	}
+}
