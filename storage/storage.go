@@ -166,6 +166,10 @@ type ReadTx interface {
 	// since (RecordOpen): the count the hourly cap of record opens is
 	// checked against, on every instance.
 	OpensSince(user string, since time.Time) (int64, error)
+	// Reviews returns the reviews of a submission (InsertReview), in
+	// AuditIndex order: none (and no error) for a submission never
+	// reviewed or unknown.
+	Reviews(submission string) ([]Review, error)
 
 	// ReleasePoint returns the publication point of that name;
 	// ErrNotFound if there is none.
@@ -337,6 +341,16 @@ type Tx interface {
 	// returns how many it removed (the cap looks back an hour; the audit
 	// log keeps every open for good).
 	PruneOpens(before time.Time) (int64, error)
+	// InsertReview stores one review of a submission, in the transaction
+	// that appends the review's audit event (r.AuditIndex). ErrNotFound
+	// if no submission has id r.Submission; ErrConflict if a review of
+	// the same AuditIndex is stored. Submission, Reason and Reviewer must
+	// not be empty, Status must be ReviewAccepted or ReviewRejected, At
+	// not zero. A stored review never changes and is never removed: the
+	// backends' database triggers refuse every UPDATE and DELETE of
+	// reviews, so a later review is a new row, and the latest one
+	// (highest AuditIndex) is the submission's review.
+	InsertReview(r *Review) error
 
 	// InsertLedgerDebit stores one charge of a differentially private
 	// table to the privacy ledger. ErrConflict if a debit of the same
@@ -544,6 +558,33 @@ type SubmissionMeta struct {
 	Supersedes    string
 	SupersededBy  string
 	AuditIndex    int64
+	// Review is its latest review (the highest AuditIndex); the zero
+	// Review when it has none.
+	Review Review
+}
+
+// Statuses of a review.
+const (
+	ReviewAccepted = "accepted"
+	ReviewRejected = "rejected"
+)
+
+// Review is one review of a submission by a team leader or supervisor:
+// accepted or rejected, with a reason code and a note for the enumerator
+// who deposited it. Storage does not interpret Reason or Note (the broker
+// checks them); the note may name people, so it is stored here and never
+// in the audit log, whose event of the review (AuditIndex) holds the
+// status and reason only.
+type Review struct {
+	// AuditIndex is the review's audit event, appended by the caller in
+	// the same transaction: the order of a submission's reviews.
+	AuditIndex int64
+	Submission string // the submission's id
+	Status     string // ReviewAccepted or ReviewRejected
+	Reason     string // a reason code
+	Note       string // for the enumerator; may be empty
+	Reviewer   string // the user who reviewed
+	At         time.Time
 }
 
 // LedgerDebit is one charge of a differentially private table to the

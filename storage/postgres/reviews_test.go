@@ -116,3 +116,24 @@ func TestListSubmissionsPlan(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewGuards: the database refuses changes to stored reviews made
+// behind the store's back, TRUNCATE (which fires no delete trigger) and
+// an upsert's UPDATE included, until an operator drops the triggers.
+func TestReviewGuards(t *testing.T) {
+	s, exec := guarded(t)
+	storagetest.RunReviewGuards(t, s, storagetest.Raw{
+		Exec: exec,
+		Refused: []string{
+			`INSERT INTO reviews(audit_index, submission, status, reason, note, reviewer, at)
+				SELECT audit_index, submission, status, reason, note, reviewer, at FROM reviews WHERE audit_index = 11
+				ON CONFLICT (audit_index) DO UPDATE SET status = 'rejected'`,
+			`TRUNCATE reviews`,
+		},
+		DropGuards: []string{
+			"DROP TRIGGER reviews_no_update ON reviews",
+			"DROP TRIGGER reviews_no_delete ON reviews",
+			"DROP TRIGGER reviews_no_truncate ON reviews",
+		},
+	})
+}

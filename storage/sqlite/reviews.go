@@ -20,20 +20,23 @@ import (
 // order, cannot stand in for the range). The communes are one JSON
 // array parameter, however many there are: SQLite's limit on bound
 // parameters does not apply, and json_each's values are looked up once
-// per row in a transient index. Only the columns of
+// per row in a transient index. Each row carries its latest review, if
+// any (a range of reviews_submission). Only the columns of
 // storage.SubmissionMeta are named: neither a sealed part, nor the
 // operational fields, nor the receipt is read.
 var listQueries = [2]string{listQuery(""), listQuery(`
 	AND commune IN (SELECT value FROM json_each(?6))`)}
 
 func listQuery(byCommune string) string {
-	return `SELECT rowid, id, area, commune, household_no, form, form_version, interviewed_at, received_at,
-		depositor, supersedes, superseded_by, audit_index
-	FROM submissions
-	WHERE audit_index >= ?1 AND (audit_index > ?1 OR rowid > ?2)
+	return `SELECT submissions.rowid, id, area, commune, household_no, form, form_version, interviewed_at, received_at,
+		depositor, supersedes, superseded_by, submissions.audit_index,
+		reviews.audit_index, reviews.status, reviews.reason, reviews.note, reviews.reviewer, reviews.at
+	FROM submissions LEFT JOIN reviews ON reviews.audit_index =
+		(SELECT max(r.audit_index) FROM reviews AS r WHERE r.submission = submissions.id)
+	WHERE submissions.audit_index >= ?1 AND (submissions.audit_index > ?1 OR submissions.rowid > ?2)
 		AND (?3 = '' OR depositor = ?3)
 		AND (?4 = 0 OR superseded_by IS NULL)` + byCommune + `
-	ORDER BY audit_index, rowid
+	ORDER BY submissions.audit_index, submissions.rowid
 	LIMIT ?5`
 }
 
@@ -72,14 +75,21 @@ func (t *txn) ListSubmissions(f storage.SubmissionFilter, fn func(storage.Submis
 		for rows.Next() {
 			var m storage.SubmissionMeta
 			var interviewed, received string
-			var supersededBy sql.NullString
+			var supersededBy, rStatus, rReason, rNote, rReviewer, rAt sql.NullString
+			var rIndex sql.NullInt64
 			if err := rows.Scan(&lastRowid, &m.ID, &m.Area, &m.Commune, &m.HouseholdNo, &m.Form, &m.FormVersion,
-				&interviewed, &received, &m.Depositor, &m.Supersedes, &supersededBy, &m.AuditIndex); err != nil {
+				&interviewed, &received, &m.Depositor, &m.Supersedes, &supersededBy, &m.AuditIndex,
+				&rIndex, &rStatus, &rReason, &rNote, &rReviewer, &rAt); err != nil {
 				rows.Close()
 				return classify(err)
 			}
 			if m.InterviewedAt, err = parseTime(interviewed); err == nil {
 				m.ReceivedAt, err = parseTime(received)
+			}
+			if err == nil && rIndex.Valid {
+				m.Review = storage.Review{AuditIndex: rIndex.Int64, Submission: m.ID, Status: rStatus.String,
+					Reason: rReason.String, Note: rNote.String, Reviewer: rReviewer.String}
+				m.Review.At, err = parseTime(rAt.String)
 			}
 			if err != nil {
 				rows.Close()
@@ -163,4 +173,60 @@ func (t *txn) PruneOpens(before time.Time) (int64, error) {
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// reviewCols are the columns of reviews, in scanReview's order.
+const reviewCols = `audit_index, submission, status, reason, note, reviewer, at`
+
+func (t *txn) InsertReview(r *storage.Review) error {
+	switch {
+	case r.Submission == "" || r.Reviewer == "" || r.Reason == "":
+		return errors.New("sqlite: InsertReview needs a submission, a reviewer and a reason")
+	case r.Status != storage.ReviewAccepted && r.Status != storage.ReviewRejected:
+		return fmt.Errorf("sqlite: review of submission %s has status %q; it must be accepted or rejected", r.Submission, r.Status)
+	case r.At.IsZero():
+		return fmt.Errorf("sqlite: review of submission %s has a zero time", r.Submission)
+	case r.AuditIndex < 0:
+		return fmt.Errorf("sqlite: review of submission %s has audit index %d", r.Submission, r.AuditIndex)
+	}
+	row, err := t.queryRow(`SELECT (SELECT count(*) FROM submissions WHERE id = ?), (SELECT count(*) FROM reviews WHERE audit_index = ?)`,
+		r.Submission, r.AuditIndex)
+	if err != nil {
+		return err
+	}
+	var subs, taken int
+	if err := row.Scan(&subs, &taken); err != nil {
+		return classify(err)
+	}
+	switch {
+	case subs == 0:
+		return fmt.Errorf("%w: no submission %s to review", storage.ErrNotFound, r.Submission)
+	case taken > 0:
+		// Refused here, not by the trigger, so it is a conflict.
+		return fmt.Errorf("%w: a review of audit index %d is stored", storage.ErrConflict, r.AuditIndex)
+	}
+	_, err = t.exec(`INSERT INTO reviews(`+reviewCols+`) VALUES(?, ?, ?, ?, ?, ?, ?)`,
+		r.AuditIndex, r.Submission, r.Status, r.Reason, r.Note, r.Reviewer, fmtTime(r.At))
+	return err
+}
+
+func (t *txn) Reviews(submission string) ([]storage.Review, error) {
+	rows, err := t.query(`SELECT `+reviewCols+` FROM reviews WHERE submission = ? ORDER BY audit_index`, submission)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []storage.Review
+	for rows.Next() {
+		var r storage.Review
+		var at string
+		if err := rows.Scan(&r.AuditIndex, &r.Submission, &r.Status, &r.Reason, &r.Note, &r.Reviewer, &at); err != nil {
+			return nil, classify(err)
+		}
+		if r.At, err = parseTime(at); err != nil {
+			return nil, fmt.Errorf("review %d of submission %s: %w", r.AuditIndex, submission, err)
+		}
+		out = append(out, r)
+	}
+	return out, classify(rows.Err())
 }

@@ -75,3 +75,19 @@ func TestListSubmissionsPlan(t *testing.T) {
 		t.Errorf("plan of OpensSince:\n%s\nwant a range of record_opens_user_at", text)
 	}
 }
+
+// TestReviewGuards: the database refuses changes to stored reviews made
+// behind the store's back, INSERT OR REPLACE (a delete that fires no
+// delete trigger) over a stored review included, until an operator drops
+// the triggers.
+func TestReviewGuards(t *testing.T) {
+	s, exec := guarded(t)
+	storagetest.RunReviewGuards(t, s, storagetest.Raw{
+		Exec: exec,
+		Refused: []string{
+			`INSERT OR REPLACE INTO reviews(audit_index, submission, status, reason, note, reviewer, at)
+				SELECT audit_index, submission, 'rejected', reason, note, reviewer, at FROM reviews WHERE audit_index = 11`,
+		},
+		DropGuards: []string{"DROP TRIGGER reviews_no_replace", "DROP TRIGGER reviews_no_update", "DROP TRIGGER reviews_no_delete"},
+	})
+}

@@ -782,6 +782,13 @@ CREATE TRIGGER ledger_shares_no_delete BEFORE DELETE ON ledger_shares
 // RFC 3339 text of other tables, it sorts as time does. The audit log,
 // not this table, is the lasting record of an open. Nothing existing is
 // rewritten, so the upgrade is quick.
+//
+// It adds the reviews too: one row per review of a submission (accepted
+// or rejected, a reason code, a note for the enumerator), keyed by its
+// audit event. Reviews are append-only: triggers refuse every UPDATE and
+// DELETE, and an INSERT over a stored audit index (which INSERT OR
+// REPLACE would otherwise turn into a delete that fires no trigger). A
+// submission's review is its latest (reviews_submission).
 const schemaV8RecordOpens = `
 CREATE TABLE record_opens (
 	user_name  TEXT NOT NULL CHECK (length(user_name) > 0),
@@ -789,4 +796,21 @@ CREATE TABLE record_opens (
 	at         INTEGER NOT NULL CHECK (typeof(at) = 'integer')
 );
 CREATE INDEX record_opens_user_at ON record_opens(user_name, at);
+CREATE TABLE reviews (
+	audit_index INTEGER PRIMARY KEY CHECK (audit_index >= 0),
+	submission  TEXT NOT NULL CHECK (length(submission) > 0),
+	status      TEXT NOT NULL CHECK (status IN ('accepted', 'rejected')),
+	reason      TEXT NOT NULL CHECK (length(reason) > 0),
+	note        TEXT NOT NULL,
+	reviewer    TEXT NOT NULL CHECK (length(reviewer) > 0),
+	at          TEXT NOT NULL CHECK (length(at) > 0)
+);
+CREATE INDEX reviews_submission ON reviews(submission, audit_index);
+CREATE TRIGGER reviews_no_replace BEFORE INSERT ON reviews
+	WHEN EXISTS (SELECT 1 FROM reviews WHERE audit_index = NEW.audit_index)
+	BEGIN SELECT RAISE(ABORT, 'reviews is append-only: a stored review cannot be replaced'); END;
+CREATE TRIGGER reviews_no_update BEFORE UPDATE ON reviews
+	BEGIN SELECT RAISE(ABORT, 'reviews is append-only: a stored review cannot be changed'); END;
+CREATE TRIGGER reviews_no_delete BEFORE DELETE ON reviews
+	BEGIN SELECT RAISE(ABORT, 'reviews is append-only: a stored review cannot be deleted'); END;
 `

@@ -36,6 +36,7 @@ func diffMeta(got, want storage.SubmissionMeta) []string {
 	if got.AuditIndex != want.AuditIndex {
 		d = append(d, fmt.Sprintf("AuditIndex = %d, want %d", got.AuditIndex, want.AuditIndex))
 	}
+	d = append(d, diffReview(got.Review, want.Review)...)
 	for _, e := range []error{
 		checkTime("InterviewedAt", got.InterviewedAt, want.InterviewedAt),
 		checkTime("ReceivedAt", got.ReceivedAt, want.ReceivedAt),

@@ -96,6 +96,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ListSubmissionsLargeSealed", testListSubmissionsLargeSealed},
 		{"RecordOpens", testRecordOpens},
 		{"PruneOpens", testPruneOpens},
+		{"Reviews", testReviews},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

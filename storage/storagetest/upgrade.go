@@ -66,6 +66,23 @@ func CheckUpgradeFromV7(t *testing.T, s storage.Store) {
 	}); err != nil || pruned != 1 || left != 1 {
 		t.Errorf("PruneOpens, OpensSince on the upgraded database = %d, %d, %v; want 1, 1", pruned, left, err)
 	}
+	// Reviews, new in version 8, can be stored and are listed.
+	if err := s.Update(ctx, func(tx storage.Tx) error {
+		return tx.InsertReview(&storage.Review{AuditIndex: 2, Submission: "s2", Status: storage.ReviewRejected,
+			Reason: "incomplete", Reviewer: "tl", At: now})
+	}); err != nil {
+		t.Errorf("InsertReview on the upgraded database: %v", err)
+	}
+	err = s.View(ctx, func(tx storage.ReadTx) error {
+		got, err := ListAll(tx, storage.SubmissionFilter{After: -1})
+		if err != nil || len(got) != 2 || got[0].Review.Status != "" || got[1].Review.Status != storage.ReviewRejected {
+			t.Errorf("ListSubmissions after a review on the upgraded database = %+v, %v", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // CheckUpgradeFromV6 checks a store upgraded from a database at schema
