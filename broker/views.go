@@ -333,11 +333,15 @@ func metaOf(m storage.SubmissionMeta) SubmissionMeta {
 	if m.SupersededBy != "" {
 		st = wire.StatusSuperseded
 	}
-	return SubmissionMeta{
+	sm := SubmissionMeta{
 		ID: SubmissionID(m.ID), EA: AreaCode(m.Area), HouseholdNo: m.HouseholdNo, Form: m.Form, FormVersion: m.FormVersion,
 		Enumerator: m.Depositor, InterviewedAt: m.InterviewedAt.UTC(), ReceivedAt: m.ReceivedAt.UTC(),
 		Supersedes: SubmissionID(m.Supersedes), SupersededBy: SubmissionID(m.SupersededBy), Status: st, Index: m.AuditIndex,
 	}
+	if r := m.Review; r.Status != "" {
+		sm.Review = &wire.Review{Status: r.Status, Reason: r.Reason, Note: r.Note, Reviewer: r.Reviewer, At: r.At.UTC(), Index: r.AuditIndex}
+	}
+	return sm
 }
 
 // viewClasses are the field classes an open may reveal, in the order a

@@ -183,6 +183,63 @@ type SubmissionMeta struct {
 	// Index is the audit index of its deposit: the list's order, and
 	// what "after" takes to go on from it.
 	Index int64 `json:"index"`
+	// Review is its latest review; absent while it has none.
+	Review *Review `json:"review,omitempty"`
+}
+
+// Review statuses (POST /v1/submissions/{id}/review).
+const (
+	ReviewAccepted = "accepted"
+	ReviewRejected = "rejected"
+)
+
+// ReasonOK is the reason code of an acceptance (also taken when an
+// acceptance names none); a rejection names one of the other
+// ReviewReasons.
+const ReasonOK = "ok"
+
+// ReviewReasons are the reason codes of a review, with their labels
+// for display, in the order a device lists them: ReasonOK for an
+// acceptance, the others for a rejection. Codes never change once
+// released.
+var ReviewReasons = []ReviewReason{
+	{ReasonOK, "Accepted as deposited"},
+	{"incomplete", "Incomplete: questions or persons missing"},
+	{"inconsistent", "Inconsistent answers"},
+	{"wrong_household", "Wrong household or household number"},
+	{"duplicate", "Duplicate of another submission"},
+	{"other", "Other (explained in the note)"},
+}
+
+// ReviewReason is a reason code and its label.
+type ReviewReason struct {
+	Code  string `json:"code"`
+	Label string `json:"label"`
+}
+
+// MaxReviewNote is the most bytes a review's note may hold.
+const MaxReviewNote = 500
+
+// ReviewRequest is the body of POST /v1/submissions/{id}/review.
+type ReviewRequest struct {
+	Status string `json:"status"` // ReviewAccepted or ReviewRejected
+	Reason string `json:"reason"` // a code of ReviewReasons
+	// Note is for the enumerator who deposited the submission: one line,
+	// at most MaxReviewNote bytes. Only the depositor and the reviewers
+	// of the scope see it; the audit log never holds it.
+	Note string `json:"note"`
+}
+
+// Review is a submission's review: accepted or rejected, why, by whom,
+// when, and the note for its enumerator.
+type Review struct {
+	Status   string    `json:"status"` // ReviewAccepted or ReviewRejected
+	Reason   string    `json:"reason"` // a code of ReviewReasons
+	Note     string    `json:"note,omitempty"`
+	Reviewer string    `json:"reviewer"`
+	At       time.Time `json:"at"`
+	// Index is the audit index of the review's event.
+	Index int64 `json:"index"`
 }
 
 // SubmissionList is one page of a review list (GET /v1/submissions).
