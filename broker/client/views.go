@@ -1,7 +1,10 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"net/url"
 	"strconv"
 
@@ -66,4 +69,28 @@ func (c *Client) OpenSubmission(ctx context.Context, id string) (*wire.Submissio
 		return nil, err
 	}
 	return &v, nil
+}
+
+// ReviewSubmission reviews submission id (a team leader's or
+// supervisor's act): status wire.ReviewAccepted or ReviewRejected, a
+// reason code of wire.ReviewReasons and a note for its enumerator. It
+// returns the submission's metadata with the review. The vault answers
+// 403 when not allowed (or no such id), 403 own_submission for the
+// caller's own deposit and 409 superseded when a later version is
+// current.
+func (c *Client) ReviewSubmission(ctx context.Context, id, status, reason, note string) (*wire.SubmissionMeta, error) {
+	body, err := json.Marshal(wire.ReviewRequest{Status: status, Reason: reason, Note: note})
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/submissions/"+url.PathEscape(id)+"/review", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	var m wire.SubmissionMeta
+	if _, err := c.do(req, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
 }

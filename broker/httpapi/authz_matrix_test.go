@@ -90,8 +90,9 @@ var oracleRoles = map[string][]policy.Role{
 	"release point": {policy.Approver},
 	// Review views: the quality-control roles list the submissions of
 	// their scope; the roles that deposit list their own.
-	"list": {policy.TeamLeader, policy.Supervisor},
-	"mine": {policy.Enumerator, policy.TeamLeader},
+	"list":   {policy.TeamLeader, policy.Supervisor},
+	"mine":   {policy.Enumerator, policy.TeamLeader},
+	"review": {policy.TeamLeader, policy.Supervisor},
 }
 
 // oracleClasses is what each role sees of a submission it opens in its
@@ -590,6 +591,34 @@ func TestAuthorizationMatrix(t *testing.T) {
 				}
 				if ev.Reason != "revealed "+strings.Join(want, ", ") {
 					t.Errorf("%s opens a household of %s: event reason %q", s.name, ea, ev.Reason)
+				}
+			}
+		}
+	})
+
+	t.Run("review", func(t *testing.T) {
+		// One household of each EA, accepted: 200 where the role
+		// reviews and the EA is in scope, 403 elsewhere and for every
+		// other role (none of the subjects deposited them).
+		first := map[string]string{}
+		for _, sub := range stored {
+			if first[sub.ea] == "" {
+				first[sub.ea] = sub.id
+			}
+		}
+		for _, s := range subjects {
+			for _, ea := range oracleEAs {
+				v := v.in(t)
+				allowed := s.may("review") && s.inScope(ea)
+				var r *response
+				ev := v.oneEvent(func() { r = v.review(s.name, first[ea], `{"status":"accepted","reason":"ok","note":""}`) })
+				if st := map[bool]int{true: 200, false: 403}[allowed]; r.Status != st {
+					t.Errorf("%s reviews a household of %s: %d, want %d: %s", s.name, ea, r.Status, st, r.Body)
+					continue
+				}
+				checkEvent(t, ev, string(policy.ReviewSubmission), allowed)
+				if ev.Area != ea || !slices.Equal(ev.Resources, []string{"submission:" + first[ea]}) {
+					t.Errorf("%s reviews a household of %s: event at %q, resources %v", s.name, ea, ev.Area, ev.Resources)
 				}
 			}
 		}

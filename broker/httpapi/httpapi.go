@@ -27,6 +27,11 @@
 //	                                 is allowed (or no such id), 429 rate_limited with Retry-After
 //	                                 past the caller's hourly cap of opens, 410 gone when every
 //	                                 class it may see was shredded
+//	POST /v1/submissions/{id}/review review a current submission (a team leader's or supervisor's):
+//	                                 body {"status": "accepted"|"rejected", "reason": CODE, "note": TEXT};
+//	                                 200 the submission's metadata with its "review"; 403 when not
+//	                                 allowed (or no such id), 403 own_submission for one's own
+//	                                 deposit, 409 superseded when a later version is current
 //	GET  /v1/receipts/{id}           the caller's own receipt
 //	GET  /v1/receipts/{id}/proof     the caller's own deposit's proof of inclusion in the audit log:
 //	                                 {"checkpoint": "<signed note>", "index": I, "leaf_hash": "<b64>",
@@ -161,6 +166,7 @@ func New(o Opts) (http.Handler, error) {
 	r.POST("/v1/submissions", h.authed(h.deposit))
 	r.GET("/v1/submissions", h.authed(h.listSubmissions))
 	r.GET("/v1/submissions/:id", h.authed(h.openSubmission))
+	r.POST("/v1/submissions/:id/review", h.authed(h.reviewSubmission))
 	r.GET("/v1/receipts/:id", h.authed(h.receipt))
 	r.GET("/v1/receipts/:id/proof", h.authed(h.receiptProof))
 	r.GET("/v1/progress", h.authed(h.progress))

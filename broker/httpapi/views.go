@@ -1,10 +1,14 @@
 package httpapi
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/censusvault/censusvault/broker"
+	"github.com/censusvault/censusvault/broker/internal/strictjson"
 	"github.com/censusvault/censusvault/broker/wire"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/gin-gonic/gin"
@@ -73,5 +77,44 @@ func (h *handler) openSubmission(c *gin.Context, caller *broker.Caller) error {
 		return err
 	}
 	c.JSON(http.StatusOK, v)
+	return nil
+}
+
+// maxReviewBody bounds the body of a review: a note of
+// wire.MaxReviewNote bytes, escaped, and the rest.
+const maxReviewBody = 4 << 10
+
+// reviewSubmission answers POST /v1/submissions/{id}/review: the
+// caller's review of a current submission. The body is strict JSON
+// (wire.ReviewRequest); an error message never quotes the note.
+func (h *handler) reviewSubmission(c *gin.Context, caller *broker.Caller) error {
+	ctx := c.Request.Context()
+	action := string(policy.ReviewSubmission)
+	if err := h.noQuery(c, caller, action); err != nil {
+		return err
+	}
+	body, err := readSmallBody(c, maxReviewBody)
+	if err != nil {
+		return h.b.Invalid(ctx, caller, action, err.Error())
+	}
+	var req wire.ReviewRequest
+	if err := strictjson.Decode(body, &req); err != nil {
+		msg := err.Error()
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			msg = "every member is a string" // not Go's type names
+		}
+		codes := make([]string, len(wire.ReviewReasons))
+		for i, r := range wire.ReviewReasons {
+			codes[i] = r.Code
+		}
+		return h.b.Invalid(ctx, caller, action, fmt.Sprintf(`the body is {"status": "accepted"|"rejected", "reason": %s, "note": TEXT}: %s`,
+			strings.Join(codes, "|"), msg))
+	}
+	m, err := h.b.ReviewSubmission(ctx, caller, broker.SubmissionID(c.Param("id")), req.Status, req.Reason, req.Note)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, m)
 	return nil
 }
