@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/broker"
-	"github.com/censusvault/censusvault/broker/synth"
 	"github.com/censusvault/censusvault/policy"
 )
 
@@ -314,44 +313,10 @@ func TestRT12FourEyesAttacks(t *testing.T) {
 // through each instance at once, with room for two: two are released.
 func TestRT12LastBudgetAcrossInstances(t *testing.T) {
 	ctx := context.Background()
-	a, bb := twoInstancesOpts(t, broker.Opts{PointK: tablePointK, PointInterval: -1, Limits: broker.Limits{UserRate: -1}})
-	g, err := synth.New(synth.Opts{Seed: 12, EAs: synth.EAs(a.Tree())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 80 {
-		hh, _, err := g.Household(i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := a.IngestSynthetic(ctx, actor, hh); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p := validProject("fert")
-	p.Areas = []broker.AreaCode{keyDistrict}
-	if err := a.AddProject(ctx, actor, p); err != nil {
-		t.Fatal(err)
-	}
-	tokens := map[string]string{}
-	for _, u := range []broker.NewUser{
-		{Name: "rita", Role: policy.Researcher, Area: keyNation, Project: "fert"},
-		{Name: "appr", Role: policy.Approver, Area: keyNation},
-		{Name: "adm", Role: policy.Admin, Area: keyNation},
-	} {
-		tok, err := a.AddUser(ctx, actor, u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tokens[string(u.Name)] = tok.Reveal()
-	}
-	caller := func(b *broker.Broker, user string) *broker.Caller {
-		c, err := b.Authenticate(ctx, "Bearer "+tokens[user], "test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	a, bb, caller := tableInstances(t, broker.Opts{PointK: tablePointK, PointInterval: -1, Limits: broker.Limits{UserRate: -1}}, 12, 80,
+		broker.NewUser{Name: "rita", Role: policy.Researcher, Area: keyNation, Project: "fert"},
+		broker.NewUser{Name: "appr", Role: policy.Approver, Area: keyNation},
+		broker.NewUser{Name: "adm", Role: policy.Admin, Area: keyNation})
 	ch, err := a.ProposeShare(ctx, caller(a, "adm"), broker.ShareCommune, "", "0.04", "two tables")
 	if err != nil {
 		t.Fatal(err)

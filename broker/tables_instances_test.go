@@ -23,45 +23,9 @@ import (
 // commune's persons.
 func TestTablesAcrossInstances(t *testing.T) {
 	ctx := context.Background()
-	a, bb := twoInstancesOpts(t, broker.Opts{PointK: tablePointK, PointInterval: -1})
-	tree := a.Tree()
-
-	g, err := synth.New(synth.Opts{Seed: 11, EAs: synth.EAs(tree)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 300 {
-		hh, _, err := g.Household(i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := a.IngestSynthetic(ctx, actor, hh); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p := validProject("fert")
-	p.Areas = []broker.AreaCode{keyDistrict}
-	if err := a.AddProject(ctx, actor, p); err != nil {
-		t.Fatal(err)
-	}
-	tokens := map[string]string{}
-	for _, u := range []broker.NewUser{
-		{Name: "rita", Role: policy.Researcher, Area: keyNation, Project: "fert"},
-		{Name: "appr", Role: policy.Approver, Area: keyNation},
-	} {
-		tok, err := a.AddUser(ctx, actor, u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tokens[string(u.Name)] = tok.Reveal()
-	}
-	caller := func(b *broker.Broker, user string) *broker.Caller {
-		c, err := b.Authenticate(ctx, "Bearer "+tokens[user], "test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	a, bb, caller := tableInstances(t, broker.Opts{PointK: tablePointK, PointInterval: -1}, 11, 300,
+		broker.NewUser{Name: "rita", Role: policy.Researcher, Area: keyNation, Project: "fert"},
+		broker.NewUser{Name: "appr", Role: policy.Approver, Area: keyNation})
 	request := func(b *broker.Broker, point string) (*broker.TableRelease, error) {
 		return b.RequestTable(ctx, caller(b, "rita"), []byte(stdRequest("fert", "population_age5_sex", keyDistrict, point)), broker.TableOpts{})
 	}
@@ -130,4 +94,48 @@ func TestTablesAcrossInstances(t *testing.T) {
 	if before, after := grandTotal(t, ra.Body), grandTotal(t, ra2.Body); after >= before-50 {
 		t.Errorf("total %d at p1, %d at p2 after the shred: commune %s's persons still counted", before, after, communeA)
 	}
+}
+
+// tableInstances is two broker instances on one PostgreSQL database (o
+// for both) holding households synthetic households of seed, project
+// "fert" over the key district and users, with a caller of each user on
+// either instance.
+func tableInstances(t *testing.T, o broker.Opts, seed int64, households int, users ...broker.NewUser) (a, b *broker.Broker, caller func(*broker.Broker, string) *broker.Caller) {
+	t.Helper()
+	ctx := context.Background()
+	a, b = twoInstancesOpts(t, o)
+	g, err := synth.New(synth.Opts{Seed: seed, EAs: synth.EAs(a.Tree())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range households {
+		hh, _, err := g.Household(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.IngestSynthetic(ctx, actor, hh); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := validProject("fert")
+	p.Areas = []broker.AreaCode{keyDistrict}
+	if err := a.AddProject(ctx, actor, p); err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[string]string{}
+	for _, u := range users {
+		tok, err := a.AddUser(ctx, actor, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[string(u.Name)] = tok.Reveal()
+	}
+	caller = func(in *broker.Broker, user string) *broker.Caller {
+		c, err := in.Authenticate(ctx, "Bearer "+tokens[user], "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	return a, b, caller
 }
