@@ -24,14 +24,13 @@ func allAreas() []string { return descendants("VN") }
 func TestApproverSeesNoData(t *testing.T) {
 	e := newDefault(t)
 	ctx := context.Background()
-	dataActions := []policy.Action{policy.RequestTable, policy.Deposit, policy.SupersedeAny, policy.ReadReceipt, policy.ReadSubmission,
-		policy.ListSubmissions, policy.ReadIdentifying, policy.ReadAnalytic, policy.ReadOperational, policy.ReviewSubmission}
+	dataActions := policy.DataActions()
 	subjects := map[string][]policy.Grant{
 		"approver alone": {grant(policy.Approver, "VN")},
 		"approver who is also researcher, team leader and enumerator": {
 			grant(policy.Approver, "VN"),
 			{Role: policy.Researcher, Area: "VN", Project: "p1"},
-			grant(policy.TeamLeader, "VN"), grant(policy.Enumerator, "18070-001"),
+			grant(policy.TeamLeader, "VN"), grant(policy.Enumerator, "18070-001"), grant(policy.Processor, "VN"),
 		},
 	}
 	for name, grants := range subjects {
@@ -70,8 +69,8 @@ func TestApproverSeesNoData(t *testing.T) {
 }
 
 // TestApproverOnlyCreatesReleasePoints: an approver at the root may do
-// nothing but create publication points and approve ledger share
-// changes: not administer, read the audit log or progress, nor any data
+// nothing but create publication points, approve ledger share changes
+// and extracts, and confirm grants: not administer, read the audit log or progress, nor any data
 // action.
 func TestApproverOnlyCreatesReleasePoints(t *testing.T) {
 	e := newDefault(t)
@@ -81,7 +80,8 @@ func TestApproverOnlyCreatesReleasePoints(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := a == policy.CreateReleasePoint || a == policy.ApproveShare; d.Allow != want {
+		want := a == policy.CreateReleasePoint || a == policy.ApproveShare || a == policy.ApproveExtract || a == policy.ConfirmGrant
+		if d.Allow != want {
 			t.Errorf("approver@VN %s: Allow = %v (%s), want %v", a, d.Allow, d.Rule, want)
 		}
 	}

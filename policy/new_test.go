@@ -14,7 +14,7 @@ import (
 )
 
 func TestRoles(t *testing.T) {
-	want := []policy.Role{"enumerator", "team_leader", "supervisor", "steering", "researcher", "auditor", "admin", "approver"}
+	want := []policy.Role{"enumerator", "team_leader", "supervisor", "steering", "researcher", "processor", "auditor", "admin", "approver"}
 	if got := policy.Roles(); !slices.Equal(got, want) {
 		t.Fatalf("Roles() = %q, want %q", got, want)
 	}
@@ -47,7 +47,9 @@ func TestActions(t *testing.T) {
 		"submission.deposit", "submission.supersede_any", "submission.read", "receipt.read",
 		"progress.read", "audit.read", "table.request", "admin.manage", "release_point.create",
 		"ledger.approve", "submission.list", "submission.read_identifying", "submission.read_analytic",
-		"submission.read_operational", "submission.review",
+		"submission.read_operational", "submission.review", "extract.propose", "extract.approve",
+		"extract.download", "extract.identifying", "extract.analytic", "extract.operational",
+		"grant.confirm", "policy.explain",
 	}
 	if got := policy.Actions(); !slices.Equal(got, want) {
 		t.Fatalf("Actions() = %q, want %q", got, want)

@@ -63,11 +63,16 @@ const (
 	// proposed (extracts, budget raises) and creates publication points;
 	// it never sees data.
 	Approver Role = "approver"
+	// Processor works at the processing centre: it proposes extracts of
+	// microdata for a registered processing environment (editing, coding,
+	// tabulation of the office's own census) and downloads them, once an
+	// approver has approved, encrypted to that environment.
+	Processor Role = "processor"
 )
 
 // allRoles fixes the order of Roles and the index of each role in the
 // engine's answer table.
-var allRoles = [...]Role{Enumerator, TeamLeader, Supervisor, Steering, Researcher, Auditor, Admin, Approver}
+var allRoles = [...]Role{Enumerator, TeamLeader, Supervisor, Steering, Researcher, Processor, Auditor, Admin, Approver}
 
 const numRoles = len(allRoles)
 
@@ -85,12 +90,14 @@ func roleIndex(r Role) (int, bool) {
 		return 3, true
 	case Researcher:
 		return 4, true
-	case Auditor:
+	case Processor:
 		return 5, true
-	case Admin:
+	case Auditor:
 		return 6, true
-	case Approver:
+	case Admin:
 		return 7, true
+	case Approver:
+		return 8, true
 	}
 	return -1, false
 }
@@ -155,10 +162,33 @@ const (
 	// with a reason code and a note for its enumerator (issue 13): a
 	// team leader or a supervisor, at the submission's EA.
 	ReviewSubmission Action = "submission.review"
+	// ProposeExtract proposes an extract of microdata for a registered
+	// processing environment; DownloadExtract fetches an approved one,
+	// encrypted to that environment (processor). ApproveExtract approves
+	// someone else's proposal (approver).
+	ProposeExtract  Action = "extract.propose"
+	ApproveExtract  Action = "extract.approve"
+	DownloadExtract Action = "extract.download"
+	// ExtractIdentifying, ExtractAnalytic and ExtractOperational each let
+	// one field class into an extract of the areas where they are
+	// allowed; the environment's registration must list the class too.
+	// No role holds ExtractIdentifying by default.
+	ExtractIdentifying Action = "extract.identifying"
+	ExtractAnalytic    Action = "extract.analytic"
+	ExtractOperational Action = "extract.operational"
+	// ConfirmGrant confirms, as the second pair of eyes, a change an
+	// administrator proposed that could widen access to data: a grant of
+	// a role that reveals data (or of approver), the removal of a deny,
+	// new role permissions (approver).
+	ConfirmGrant Action = "grant.confirm"
+	// ExplainPolicy asks why the policy allows or refuses a user an
+	// action at an area, now or at a past audit event (admin, auditor).
+	ExplainPolicy Action = "policy.explain"
 )
 
 var allActions = [...]Action{Deposit, SupersedeAny, ReadSubmission, ReadReceipt, ReadProgress, ReadAudit, RequestTable, Administer, CreateReleasePoint, ApproveShare,
-	ListSubmissions, ReadIdentifying, ReadAnalytic, ReadOperational, ReviewSubmission}
+	ListSubmissions, ReadIdentifying, ReadAnalytic, ReadOperational, ReviewSubmission,
+	ProposeExtract, ApproveExtract, DownloadExtract, ExtractIdentifying, ExtractAnalytic, ExtractOperational, ConfirmGrant, ExplainPolicy}
 
 const numActions = len(allActions)
 
@@ -194,6 +224,22 @@ func actionIndex(a Action) (int, bool) {
 		return 13, true
 	case ReviewSubmission:
 		return 14, true
+	case ProposeExtract:
+		return 15, true
+	case ApproveExtract:
+		return 16, true
+	case DownloadExtract:
+		return 17, true
+	case ExtractIdentifying:
+		return 18, true
+	case ExtractAnalytic:
+		return 19, true
+	case ExtractOperational:
+		return 20, true
+	case ConfirmGrant:
+		return 21, true
+	case ExplainPolicy:
+		return 22, true
 	}
 	return -1, false
 }
