@@ -199,6 +199,24 @@ type ReadTx interface {
 	// error (which ShareChanges returns). The rows are read before fn
 	// first runs.
 	ShareChanges(fn func(ShareChange) (bool, error)) error
+
+	// Users calls fn for every user whose name is greater than after, in
+	// name order (byte order), with its grants, until fn returns false or
+	// an error (which Users returns), or limit users (limit <= 0: no
+	// limit). Rows are read in pages and fn runs between reads.
+	Users(after string, limit int, fn func(User) (bool, error)) error
+	// GrantLog calls fn for every entry of the grant log whose Seq is
+	// greater than after, in Seq order, until fn returns false or an
+	// error (which GrantLog returns). Rows are read in pages and fn runs
+	// between reads.
+	GrantLog(after int64, fn func(GrantLogEntry) (bool, error)) error
+	// GrantProposal returns one proposed change of grants or role
+	// policy; ErrNotFound if none has that Seq.
+	GrantProposal(seq int64) (*GrantProposal, error)
+	// GrantProposals calls fn for every proposal, pending or confirmed,
+	// in Seq order, until fn returns false or an error (which
+	// GrantProposals returns). The rows are read before fn first runs.
+	GrantProposals(fn func(GrantProposal) (bool, error)) error
 }
 
 // SubmissionRow is what the table engine reads of a submission.
@@ -373,6 +391,38 @@ type Tx interface {
 	// the backends' triggers refuse every other UPDATE, and any DELETE,
 	// of ledger_shares.
 	ApproveShare(seq int64, by string, at time.Time, auditIndex int64) error
+
+	// RemoveGrant removes one grant (equal in Role, Area, Deny and
+	// Project) of a user; ErrNotFound if the user does not hold it.
+	RemoveGrant(user string, g Grant) error
+	// ReplaceToken gives a user a new token (its hash) and expiry: the
+	// old token no longer matches anyone. ErrNotFound if the user is
+	// unknown, ErrConflict if another user holds that token hash.
+	ReplaceToken(user, tokenHash string, expires time.Time) error
+	// AppendGrantLog appends an entry to the grant log and sets e.Seq to
+	// the Seq it was given: one more than the highest stored (1 for the
+	// first), whatever e.Seq held. Op must be one of the GrantOp values,
+	// At not zero, AuditIndex >= 0 and PolicyHash not empty; a grant or
+	// ungrant entry needs User, Grant.Role and Grant.Area, a policy entry
+	// Model and Policy. A stored entry never changes and is never
+	// removed: the backends' database triggers refuse every UPDATE and
+	// DELETE of grant_log, so the policy in force at any audit event
+	// can be rebuilt from it.
+	AppendGrantLog(e *GrantLogEntry) error
+	// ProposeGrant stores a proposed change and sets p.Seq to the Seq it
+	// was given (one more than the highest stored). Kind must be one of
+	// the GrantOp values grant, ungrant or policy, with the fields that
+	// kind needs (as AppendGrantLog); ProposedBy not empty, ProposedAt not
+	// zero, ProposalAudit >= 0; ConfirmedBy, ConfirmedAt and ConfirmAudit
+	// must be empty.
+	ProposeGrant(p *GrantProposal) error
+	// ConfirmGrant marks a pending proposal confirmed by by at at,
+	// recorded by audit event auditIndex. ErrNotFound if no proposal has
+	// that Seq; ErrConflict if it is already confirmed (the first
+	// confirmation is kept). It is the only change the store makes to a
+	// proposal: the backends' triggers refuse every other UPDATE, and any
+	// DELETE, of grant_proposals.
+	ConfirmGrant(seq int64, by string, at time.Time, auditIndex int64) error
 }
 
 // Area is one node of the area tree as stored.
@@ -622,6 +672,58 @@ type ShareChange struct {
 	ApprovedBy    string    // "" while pending
 	ApprovedAt    time.Time // zero while pending
 	ApprovalAudit int64     // the audit event of the approval; 0 while pending
+}
+
+// GrantOp is the kind of a grant log entry or grant proposal.
+type GrantOp string
+
+// The kinds of grant log entries.
+const (
+	// GrantOpGrant adds Grant to User's grants; GrantOpUngrant removes it.
+	GrantOpGrant   GrantOp = "grant"
+	GrantOpUngrant GrantOp = "ungrant"
+	// GrantOpPolicy puts the role policy (Model, Policy) in force.
+	GrantOpPolicy GrantOp = "policy"
+	// GrantOpStart begins the log of a vault made before it existed: it
+	// carries the role policy in force then, as GrantOpPolicy does, and
+	// the grants held then follow as GrantOpGrant entries of the same
+	// audit event. Events before it cannot be rebuilt.
+	GrantOpStart GrantOp = "start"
+)
+
+// GrantLogEntry is one change of the policy in force: of a user's grants
+// or of the role policy. Replaying the log up to an audit event gives the
+// grants and role policy whose hash that event carries.
+type GrantLogEntry struct {
+	Seq        int64 // 1, 2, … in append order; assigned by AppendGrantLog
+	AuditIndex int64 // the audit event that made the change
+	At         time.Time
+	Op         GrantOp
+	User       string // grant and ungrant
+	Grant      Grant  // grant and ungrant
+	Model      string // policy and start: the Casbin model text
+	Policy     string // policy and start: the role policy text
+	// PolicyHash is the policy hash after the entry (and the others of
+	// its audit event): what the event carries.
+	PolicyHash string
+}
+
+// GrantProposal is a change an administrator proposed that takes effect
+// only when an approver (not the proposer) confirms it: a grant of a
+// role that reveals data, the removal of a deny, a new role policy.
+type GrantProposal struct {
+	Seq           int64   // 1, 2, … in proposal order; assigned by ProposeGrant
+	Kind          GrantOp // grant, ungrant or policy
+	User          string  // grant and ungrant
+	Grant         Grant   // grant and ungrant
+	Model, Policy string  // policy
+	Reason        string
+	ProposedBy    string
+	ProposedAt    time.Time
+	ProposalAudit int64     // the audit event of the proposal
+	ConfirmedBy   string    // "" while pending
+	ConfirmedAt   time.Time // zero while pending
+	ConfirmAudit  int64     // the audit event of the confirmation; 0 while pending
 }
 
 // ErrBudgetExhausted is what DebitProject returns when the debit would

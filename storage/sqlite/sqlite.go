@@ -40,7 +40,7 @@ const FileName = "vault.db"
 // SchemaVersion is the schema this binary writes. Opening a database with
 // a newer schema fails rather than risk misreading it; an older one is
 // upgraded.
-const SchemaVersion = 8
+const SchemaVersion = 9
 
 // migrations are the steps of the schema, in order: step i (from 0)
 // brings a database from version i to i+1. A released step is never
@@ -68,6 +68,9 @@ func migrations() []string {
 		// Version 8: record opens, counted against the hourly cap of
 		// the review views.
 		schemaV8RecordOpens,
+		// Version 9: the grant log (append-only) and proposed grant
+		// changes (confirmed once).
+		schemaV9GrantLog,
 	}
 }
 
@@ -813,4 +816,86 @@ CREATE TRIGGER reviews_no_update BEFORE UPDATE ON reviews
 	BEGIN SELECT RAISE(ABORT, 'reviews is append-only: a stored review cannot be changed'); END;
 CREATE TRIGGER reviews_no_delete BEFORE DELETE ON reviews
 	BEGIN SELECT RAISE(ABORT, 'reviews is append-only: a stored review cannot be deleted'); END;
+`
+
+// schemaV9GrantLog adds the grant log and the proposed grant changes:
+//   - grant_log holds every change of the policy in force (a grant, an
+//     ungrant, a role policy, the start of the log), so the policy at
+//     any audit event can be rebuilt from it. It is append-only:
+//     triggers refuse every UPDATE and DELETE, and an INSERT over a
+//     stored seq, which INSERT OR REPLACE would otherwise turn into a
+//     delete that fires no trigger;
+//   - grant_proposals holds the changes an administrator proposed and
+//     their confirmation by an approver. Triggers refuse DELETE, an
+//     INSERT over a stored seq, and every UPDATE but the confirmation of
+//     a pending proposal: one that sets a non-empty confirmed_by on a row
+//     whose confirmed_by is empty and leaves every column but
+//     confirmed_by, confirmed_at and confirm_audit as it was.
+//
+// The CHECKs hold what AppendGrantLog and ProposeGrant promise against a
+// statement that skipped them: a grant or ungrant names a user, a role
+// and an area and carries no policy; a policy (or start) carries a model
+// and a policy and names no user or grant; a proposal is wholly pending
+// or wholly confirmed. Nothing existing is rewritten, so the upgrade is
+// quick.
+const schemaV9GrantLog = `
+CREATE TABLE grant_log (
+	seq         INTEGER PRIMARY KEY CHECK (seq > 0),
+	audit_index INTEGER NOT NULL CHECK (audit_index >= 0),
+	at          TEXT NOT NULL CHECK (length(at) > 0),
+	op          TEXT NOT NULL CHECK (op IN ('grant', 'ungrant', 'policy', 'start')),
+	user_name   TEXT NOT NULL,
+	role        TEXT NOT NULL,
+	area        TEXT NOT NULL,
+	deny        INTEGER NOT NULL CHECK (deny IN (0, 1)),
+	project     TEXT NOT NULL,
+	model       TEXT NOT NULL,
+	policy      TEXT NOT NULL,
+	policy_hash TEXT NOT NULL CHECK (length(policy_hash) > 0),
+	CHECK (CASE WHEN op IN ('grant', 'ungrant')
+		THEN length(user_name) > 0 AND length(role) > 0 AND length(area) > 0 AND model = '' AND policy = ''
+		ELSE length(model) > 0 AND length(policy) > 0 AND user_name = '' AND role = '' AND area = '' AND deny = 0 AND project = '' END)
+);
+CREATE TRIGGER grant_log_no_replace BEFORE INSERT ON grant_log
+	WHEN EXISTS (SELECT 1 FROM grant_log WHERE seq = NEW.seq)
+	BEGIN SELECT RAISE(ABORT, 'grant_log is append-only: a stored entry cannot be replaced'); END;
+CREATE TRIGGER grant_log_no_update BEFORE UPDATE ON grant_log
+	BEGIN SELECT RAISE(ABORT, 'grant_log is append-only: a stored entry cannot be changed'); END;
+CREATE TRIGGER grant_log_no_delete BEFORE DELETE ON grant_log
+	BEGIN SELECT RAISE(ABORT, 'grant_log is append-only: a stored entry cannot be deleted'); END;
+CREATE TABLE grant_proposals (
+	seq            INTEGER PRIMARY KEY CHECK (seq > 0),
+	kind           TEXT NOT NULL CHECK (kind IN ('grant', 'ungrant', 'policy')),
+	user_name      TEXT NOT NULL,
+	role           TEXT NOT NULL,
+	area           TEXT NOT NULL,
+	deny           INTEGER NOT NULL CHECK (deny IN (0, 1)),
+	project        TEXT NOT NULL,
+	model          TEXT NOT NULL,
+	policy         TEXT NOT NULL,
+	reason         TEXT NOT NULL,
+	proposed_by    TEXT NOT NULL CHECK (length(proposed_by) > 0),
+	proposed_at    TEXT NOT NULL CHECK (length(proposed_at) > 0),
+	proposal_audit INTEGER NOT NULL CHECK (proposal_audit >= 0),
+	confirmed_by   TEXT NOT NULL DEFAULT '',
+	confirmed_at   TEXT NOT NULL DEFAULT '',
+	confirm_audit  INTEGER NOT NULL DEFAULT 0 CHECK (confirm_audit >= 0),
+	CHECK (CASE WHEN kind IN ('grant', 'ungrant')
+		THEN length(user_name) > 0 AND length(role) > 0 AND length(area) > 0 AND model = '' AND policy = ''
+		ELSE length(model) > 0 AND length(policy) > 0 AND user_name = '' AND role = '' AND area = '' AND deny = 0 AND project = '' END),
+	CHECK ((confirmed_by = '' AND confirmed_at = '' AND confirm_audit = 0) OR (confirmed_by <> '' AND confirmed_at <> ''))
+);
+CREATE TRIGGER grant_proposals_no_replace BEFORE INSERT ON grant_proposals
+	WHEN EXISTS (SELECT 1 FROM grant_proposals WHERE seq = NEW.seq)
+	BEGIN SELECT RAISE(ABORT, 'grant_proposals: a stored proposal cannot be replaced'); END;
+CREATE TRIGGER grant_proposals_confirm_only BEFORE UPDATE ON grant_proposals
+	WHEN OLD.confirmed_by <> '' OR NEW.confirmed_by = ''
+		OR NEW.seq IS NOT OLD.seq OR NEW.kind IS NOT OLD.kind OR NEW.user_name IS NOT OLD.user_name
+		OR NEW.role IS NOT OLD.role OR NEW.area IS NOT OLD.area OR NEW.deny IS NOT OLD.deny
+		OR NEW.project IS NOT OLD.project OR NEW.model IS NOT OLD.model OR NEW.policy IS NOT OLD.policy
+		OR NEW.reason IS NOT OLD.reason OR NEW.proposed_by IS NOT OLD.proposed_by
+		OR NEW.proposed_at IS NOT OLD.proposed_at OR NEW.proposal_audit IS NOT OLD.proposal_audit
+	BEGIN SELECT RAISE(ABORT, 'grant_proposals: a proposal can only be confirmed, once, and is otherwise never changed'); END;
+CREATE TRIGGER grant_proposals_no_delete BEFORE DELETE ON grant_proposals
+	BEGIN SELECT RAISE(ABORT, 'grant_proposals: a stored proposal cannot be deleted'); END;
 `
