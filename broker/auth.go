@@ -18,6 +18,7 @@ import (
 type Caller struct {
 	User   UserID
 	Grants []policy.Grant
+	eng    *policy.Engine // the role policy at authentication; nil: the one in force
 }
 
 func (c *Caller) actor() string { return "user:" + string(c.User) }
@@ -65,9 +66,18 @@ func (b *Broker) Authenticate(ctx context.Context, authorization, source string)
 		return nil, fail("", "malformed token")
 	}
 	var u *storage.User
+	var engHash string
 	err = b.store.View(ctx, func(tx storage.ReadTx) error {
 		var err error
-		u, err = tx.UserByTokenHash(digest.Hex())
+		if u, err = tx.UserByTokenHash(digest.Hex()); err != nil {
+			return err
+		}
+		// The role policy in force, read with the grants: one confirmed
+		// on another instance holds from this request on.
+		engHash, err = tx.Meta(metaPolicyEngine)
+		if errors.Is(err, storage.ErrNotFound) {
+			err = nil
+		}
 		return err
 	})
 	if errors.Is(err, storage.ErrNotFound) {
@@ -90,7 +100,10 @@ func (b *Broker) Authenticate(ctx context.Context, authorization, source string)
 	if !u.ExpiresAt.IsZero() && !now.Before(u.ExpiresAt) {
 		return nil, fail(u.Name, "token expired")
 	}
-	c := &Caller{User: UserID(u.Name)}
+	if err := b.syncEngine(ctx, engHash); err != nil {
+		return nil, err
+	}
+	c := &Caller{User: UserID(u.Name), eng: b.engine.Load()}
 	for _, g := range u.Grants {
 		c.Grants = append(c.Grants, policy.Grant{Role: policy.Role(g.Role), Area: g.Area, Deny: g.Deny, Project: g.Project})
 	}

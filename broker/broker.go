@@ -53,6 +53,10 @@ const (
 	metaPolicyCSV    = "policy_csv"
 	metaPolicyHash   = "policy_hash"
 	metaGrantsDigest = "grants_digest"
+	// metaPolicyEngine is the hash of the role policy in force
+	// (policy.Engine.Hash): every request compares it with the engine it
+	// holds, so a policy confirmed on one instance holds at once on all.
+	metaPolicyEngine = "policy_engine"
 	metaDEKVersion   = "dek_version"
 	metaVaultName    = "vault_name"
 	metaShreds       = "shreds" // number of shreds so far (noticeShreds)
@@ -123,7 +127,7 @@ type Broker struct {
 	maxBody int64
 
 	tree    *area.Tree
-	policy  *policy.Engine
+	engine  atomic.Pointer[policy.Engine] // the role policy in force; see engineFor
 	keyring *crypto.Keyring
 	dekVer  int
 	name    string
@@ -283,9 +287,11 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	if b.tree, err = treeFromRows(rows); err != nil {
 		return nil, fmt.Errorf("broker: stored areas: %w", err)
 	}
-	if b.policy, err = policy.New(policy.Options{Model: model, Policy: csv}); err != nil {
+	eng, err := policy.New(policy.Options{Model: model, Policy: csv})
+	if err != nil {
 		return nil, fmt.Errorf("broker: stored policy: %w", err)
 	}
+	b.engine.Store(eng)
 	if len(receiptKeys) == 0 || len(auditKeys) == 0 {
 		return nil, errors.New("broker: the vault has no signing keys (was `censusvault init` interrupted?)")
 	}
@@ -298,6 +304,12 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	// Events written before the store kept the log's Merkle tree get
 	// their tree hashes now: every append below needs them.
 	if err := backfillTree(ctx, o.Store, o.TreeProgress); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if err := ensureGrantLog(ctx, o.Store, b.now()); err != nil {
+		return nil, fmt.Errorf("broker: failed to start the grant log: %w", err)
+	}
+	if err := b.syncEngine(ctx, storedEngineHash(ctx, o.Store)); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.cpEvery, b.cpEvents = o.CheckpointEvery, o.CheckpointEvents

@@ -80,7 +80,7 @@ func (b *Broker) Deposit(ctx context.Context, c *Caller, contentLength int64, bo
 	}
 	newEvent := func(d policy.Decision) *audit.Event { return b.event(c, action, d) }
 	authorize := func(ea AreaCode) (policy.Decision, error) {
-		return b.policy.Allow(ctx, c.subject(), policy.Deposit, policy.Resource{Path: b.tree.PathStrings(ea)})
+		return b.engineFor(c).Allow(ctx, c.subject(), policy.Deposit, policy.Resource{Path: b.tree.PathStrings(ea)})
 	}
 	return b.depositPlain(ctx, c, plain, d0, newEvent, authorize)
 }
@@ -218,7 +218,7 @@ func (b *Broker) commitDeposit(ctx context.Context, c *Caller, rec *storage.Subm
 				return err
 			}
 			if cur.Depositor != rec.Depositor {
-				d, err := b.policy.Allow(ctx, c.subject(), policy.SupersedeAny, policy.Resource{Path: b.tree.PathStrings(AreaCode(rec.Area))})
+				d, err := b.engineFor(c).Allow(ctx, c.subject(), policy.SupersedeAny, policy.Resource{Path: b.tree.PathStrings(AreaCode(rec.Area))})
 				if err != nil {
 					return err
 				}

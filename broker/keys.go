@@ -84,10 +84,8 @@ func Init(ctx context.Context, o InitOpts) error {
 			return fmt.Errorf("init: %w", err)
 		}
 		for k, v := range map[string]string{
-			metaPolicyModel: o.Model,
-			metaPolicyCSV:   o.Policy,
-			metaDEKVersion:  "1",
-			metaVaultName:   o.Name,
+			metaDEKVersion: "1",
+			metaVaultName:  o.Name,
 		} {
 			if err := tx.PutMeta(k, v); err != nil {
 				return err
@@ -103,15 +101,21 @@ func Init(ctx context.Context, o InitOpts) error {
 				return err
 			}
 		}
-		if err := updatePolicyHash(tx, eng); err != nil {
-			return err
+		// The role policy is stored as its text, the built-in default
+		// too, and starts the grant log.
+		model, pol := o.Model, o.Policy
+		if model == "" {
+			model = policy.DefaultModel()
 		}
-		_, err := appendEvent(tx, &audit.Event{
+		if pol == "" {
+			pol = policy.DefaultPolicy()
+		}
+		_, err := commitChange(tx, &audit.Event{
 			Time: now, Actor: o.Actor, Action: "vault.init", Area: string(o.Areas.Root()),
 			Decision: "allow", Rule: "operator with access to the data directory",
 			Reason:  fmt.Sprintf("%d areas; policy %s", o.Areas.Len(), eng.Hash()[:16]),
 			Outcome: "ok",
-		})
+		}, policyChange{op: storage.GrantOpStart, model: model, csv: pol})
 		return err
 	})
 }
@@ -142,23 +146,6 @@ func (o *InitOpts) check() (*policy.Engine, error) {
 		return nil, fmt.Errorf("init: %w", err)
 	}
 	return eng, nil
-}
-
-// updatePolicyHash recomputes the digest of all grants and the policy hash
-// that every later audit event carries.
-func updatePolicyHash(tx storage.Tx, eng *policy.Engine) error {
-	d := newGrantsDigest()
-	if err := tx.Grants(func(user string, g storage.Grant) error {
-		d.add(policy.GrantLine(user, policy.Grant{Role: policy.Role(g.Role), Area: g.Area, Deny: g.Deny, Project: g.Project}))
-		return nil
-	}); err != nil {
-		return err
-	}
-	digest := d.sum()
-	if err := tx.PutMeta(metaGrantsDigest, digest); err != nil {
-		return err
-	}
-	return tx.PutMeta(metaPolicyHash, policy.PolicyHash(eng.Hash(), digest))
 }
 
 // RefreshKeys reloads the ingest identities if they changed in the store

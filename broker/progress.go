@@ -181,7 +181,7 @@ func (b *Broker) ReceiptOf(ctx context.Context, c *Caller, id SubmissionID) (*Re
 	}
 	d := policy.Decision{Rule: "receipts are shown to their depositor only"}
 	if s != nil && s.Depositor == string(c.User) {
-		d, err = b.policy.Allow(ctx, c.subject(), policy.ReadReceipt, policy.Resource{Path: b.tree.PathStrings(AreaCode(s.Area))})
+		d, err = b.engineFor(c).Allow(ctx, c.subject(), policy.ReadReceipt, policy.Resource{Path: b.tree.PathStrings(AreaCode(s.Area))})
 		if err != nil {
 			return nil, errorf(Internal, err, "policy failed")
 		}

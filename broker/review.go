@@ -111,7 +111,7 @@ func (b *Broker) ReviewSubmission(ctx context.Context, c *Caller, id SubmissionI
 	if err != nil {
 		return nil, errorf(Unavailable, err, "the vault database is unavailable; try again later")
 	}
-	d, err := b.policy.Allow(ctx, c.subject(), policy.ReviewSubmission, policy.Resource{Path: b.pathOf(s.Area)})
+	d, err := b.engineFor(c).Allow(ctx, c.subject(), policy.ReviewSubmission, policy.Resource{Path: b.pathOf(s.Area)})
 	if err != nil {
 		return nil, errorf(Internal, err, "policy failed")
 	}

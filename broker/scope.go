@@ -12,7 +12,7 @@ import (
 // about more than one area — tables, audit search and export, progress —
 // is decided with it.
 func (b *Broker) scope(c *Caller, a policy.Action, project string) (policy.Scope, error) {
-	sc, err := b.policy.Scope(c.subject(), a, project)
+	sc, err := b.engineFor(c).Scope(c.subject(), a, project)
 	if err != nil {
 		return sc, errorf(Internal, err, "policy failed")
 	}
@@ -30,7 +30,7 @@ func (b *Broker) anyGrantAllowsFor(ctx context.Context, c *Caller, a policy.Acti
 	if project != "" {
 		none.Rule += " for project " + project
 	}
-	sc, err := b.policy.Scope(c.subject(), a, project)
+	sc, err := b.engineFor(c).Scope(c.subject(), a, project)
 	if err != nil {
 		return none
 	}

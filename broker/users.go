@@ -19,8 +19,14 @@ type NewUser struct {
 	Name    UserID
 	Role    policy.Role
 	Area    AreaCode
-	Project string    // research project of a researcher grant; required for researchers, refused for other roles
-	Expires time.Time // zero: never
+	Project string // research project of a researcher grant; required for researchers, refused for other roles
+	// Expires is when the token stops working; zero: after the
+	// lifetime of Role (TokenLifetimes). A later time than that is cut
+	// to it.
+	Expires time.Time
+	// NoExpiry gives a token that never expires: the host operator only
+	// (service accounts), refused over the API.
+	NoExpiry bool
 }
 
 // AddUser adds a user with one grant and returns their bearer token,
@@ -46,6 +52,13 @@ func (b *Broker) AddUser(ctx context.Context, actor string, u NewUser) (crypto.T
 		if err := checkGrantProject(tx, u.Project); err != nil {
 			return err
 		}
+		lifetimes, err := tokenLifetimes(tx)
+		if err != nil {
+			return err
+		}
+		if life := now.Add(lifetimes[u.Role]); !u.NoExpiry && (u.Expires.IsZero() || u.Expires.After(life)) {
+			u.Expires = life
+		}
 		if err := checkNewUserName(tx, u.Name); err != nil {
 			return err
 		}
@@ -55,18 +68,16 @@ func (b *Broker) AddUser(ctx context.Context, actor string, u NewUser) (crypto.T
 		}); err != nil {
 			return err
 		}
-		if err := updatePolicyHash(tx, b.policy); err != nil {
-			return err
-		}
 		reason := "no expiry"
 		if !u.Expires.IsZero() {
 			reason = "expires " + u.Expires.UTC().Format(time.RFC3339)
 		}
-		_, err := appendEvent(tx, &audit.Event{
+		g := policy.Grant{Role: u.Role, Area: string(u.Area), Project: u.Project}
+		_, err = logChange(tx, &audit.Event{
 			Time: now, Actor: actor, Roles: []string{}, Action: "user.add", Area: string(u.Area),
-			Resources: []string{"user:" + string(u.Name), "grant:" + grantText(policy.Grant{Role: u.Role, Area: string(u.Area), Project: u.Project})},
+			Resources: []string{"user:" + string(u.Name), "grant:" + grantText(g)},
 			Decision:  "allow", Rule: "operator with access to the data directory", Reason: reason, Outcome: "ok",
-		})
+		}, policyChange{op: storage.GrantOpGrant, user: string(u.Name), grant: g})
 		return err
 	})
 	var pe *Error
@@ -104,46 +115,8 @@ func checkNewUserName(tx storage.ReadTx, name UserID) error {
 // Grant gives an existing user another role at an area, or with deny
 // takes a role away in a subtree.
 func (b *Broker) Grant(ctx context.Context, actor string, user UserID, g policy.Grant) error {
-	if err := b.checkGrant(g); err != nil {
-		return err
-	}
-	now := b.now().UTC()
-	err := b.store.Update(ctx, func(tx storage.Tx) error {
-		if _, err := tx.User(string(user)); err != nil {
-			return err
-		}
-		if err := checkGrantProject(tx, g.Project); err != nil {
-			return err
-		}
-		if err := tx.AddGrant(string(user), storage.Grant{Role: string(g.Role), Area: g.Area, Deny: g.Deny, Project: g.Project}); err != nil {
-			return err
-		}
-		if err := updatePolicyHash(tx, b.policy); err != nil {
-			return err
-		}
-		kind := "grant"
-		if g.Deny {
-			kind = "deny"
-		}
-		_, err := appendEvent(tx, &audit.Event{
-			Time: now, Actor: actor, Roles: []string{}, Action: "user.grant", Area: g.Area,
-			Resources: []string{"user:" + string(user), kind + ":" + grantText(g)},
-			Decision:  "allow", Rule: "operator with access to the data directory", Outcome: "ok",
-		})
-		return err
-	})
-	var pe *Error
-	switch {
-	case errors.As(err, &pe):
-		return pe
-	case errors.Is(err, storage.ErrNotFound):
-		return errorf(NotFound, err, "no user %s", user)
-	case errors.Is(err, storage.ErrConflict):
-		return errorf(Conflict, err, "user %s already has that grant", user)
-	case err != nil:
-		return errorf(Unavailable, err, "failed to store the grant")
-	}
-	return nil
+	_, err := b.ChangeGrant(ctx, HostOperator(actor), user, g, false)
+	return err
 }
 
 // RevokeUser ends a user's token now.
@@ -162,11 +135,18 @@ func Revoke(ctx context.Context, st storage.Store, actor string, user UserID) er
 
 func revokeUser(ctx context.Context, st storage.Store, actor string, user UserID, now time.Time) error {
 	err := st.Update(ctx, func(tx storage.Tx) error {
-		if err := tx.RevokeUser(string(user), now); err != nil {
-			return err
-		}
 		root, err := rootArea(tx)
 		if err != nil {
+			return err
+		}
+		eng, _, _, err := storedEngine(tx)
+		if err != nil {
+			return err
+		}
+		if err := checkLastAdmin(tx, eng, []string{root}, policyChange{user: string(user)}); err != nil {
+			return err
+		}
+		if err := tx.RevokeUser(string(user), now); err != nil {
 			return err
 		}
 		_, err = appendEvent(tx, &audit.Event{
@@ -176,10 +156,13 @@ func revokeUser(ctx context.Context, st storage.Store, actor string, user UserID
 		})
 		return err
 	})
-	if errors.Is(err, storage.ErrNotFound) {
+	var pe *Error
+	switch {
+	case errors.As(err, &pe):
+		return pe
+	case errors.Is(err, storage.ErrNotFound):
 		return errorf(NotFound, err, "no user %s", user)
-	}
-	if err != nil {
+	case err != nil:
 		return errorf(Unavailable, err, "failed to revoke the user")
 	}
 	return nil
@@ -297,6 +280,7 @@ type UserInfo struct {
 	Grants    []policy.Grant
 	Expires   time.Time
 	Revoked   time.Time
+	Pending   []policy.Grant // grants proposed, waiting for an approver
 }
 
 // User describes one user.

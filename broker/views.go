@@ -409,7 +409,7 @@ func (b *Broker) OpenSubmission(ctx context.Context, c *Caller, id SubmissionID)
 	var rules []string
 	var d policy.Decision
 	for _, vc := range viewClasses {
-		cd, err := b.policy.Allow(ctx, c.subject(), vc.action, policy.Resource{Path: path})
+		cd, err := b.engineFor(c).Allow(ctx, c.subject(), vc.action, policy.Resource{Path: path})
 		if err != nil {
 			return nil, errorf(Internal, err, "policy failed")
 		}
@@ -644,7 +644,7 @@ func (b *Broker) openCap(ctx context.Context, c *Caller, path []string, classes 
 			if !containsClass(classes, vc.class) {
 				continue
 			}
-			d, err := b.policy.Allow(ctx, policy.Subject{User: string(c.User), Grants: own}, vc.action, policy.Resource{Path: path})
+			d, err := b.engineFor(c).Allow(ctx, policy.Subject{User: string(c.User), Grants: own}, vc.action, policy.Resource{Path: path})
 			if err == nil && d.Allow {
 				allows = true
 				break
