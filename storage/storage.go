@@ -217,6 +217,9 @@ type ReadTx interface {
 	// in Seq order, until fn returns false or an error (which
 	// GrantProposals returns). The rows are read before fn first runs.
 	GrantProposals(fn func(GrantProposal) (bool, error)) error
+
+	// Environments and extract proposals (extracts.go).
+	ExtractReader
 }
 
 // SubmissionRow is what the table engine reads of a submission.
@@ -423,6 +426,9 @@ type Tx interface {
 	// proposal: the backends' triggers refuse every other UPDATE, and any
 	// DELETE, of grant_proposals.
 	ConfirmGrant(seq int64, by string, at time.Time, auditIndex int64) error
+
+	// Environments and extract proposals (extracts.go).
+	ExtractWriter
 }
 
 // Area is one node of the area tree as stored.

@@ -40,7 +40,7 @@ const FileName = "vault.db"
 // SchemaVersion is the schema this binary writes. Opening a database with
 // a newer schema fails rather than risk misreading it; an older one is
 // upgraded.
-const SchemaVersion = 9
+const SchemaVersion = 10
 
 // migrations are the steps of the schema, in order: step i (from 0)
 // brings a database from version i to i+1. A released step is never
@@ -71,6 +71,10 @@ func migrations() []string {
 		// Version 9: the grant log (append-only) and proposed grant
 		// changes (confirmed once).
 		schemaV9GrantLog,
+		// Version 10: extracts for the processing centre (environments,
+		// append-only but for their retirement; proposals, approved
+		// once).
+		schemaV10Extracts,
 	}
 }
 

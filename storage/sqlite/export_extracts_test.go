@@ -1,0 +1,4 @@
+package sqlite
+
+// ExtractQuery is ExtractSubmissions' statement, for its query plan.
+const ExtractQuery = extractQuery
