@@ -21,6 +21,11 @@ const usersPage = 256
 // users_name_bytes), whatever the database's collation.
 const usersQuery = `SELECT ` + userCols + ` FROM users WHERE name COLLATE "C" > $1 ORDER BY name COLLATE "C" LIMIT $2`
 
+// pageGrantsQuery reads the grants of the users named after $1 up to
+// $2: a range of grants' primary key.
+const pageGrantsQuery = `SELECT "user", role, area, deny, project FROM grants WHERE "user" > $1 AND "user" <= $2
+	ORDER BY "user", role, area, deny, project`
+
 func (t *reader) Users(after string, limit int, fn func(storage.User) (bool, error)) error {
 	left := limit // users still wanted; <= 0: no limit
 	page := make([]storage.User, 0, usersPage)
@@ -71,8 +76,7 @@ func (t *reader) Users(after string, limit int, fn func(storage.User) (bool, err
 // after) its grants, in the order User gives them: one range of grants'
 // primary key, whose "user" is COLLATE "C".
 func (t *reader) pageGrants(after string, page []storage.User) error {
-	rows, err := t.c.Query(t.ctx, `SELECT "user", role, area, deny, project FROM grants WHERE "user" > $1 AND "user" <= $2
-		ORDER BY "user", role, area, deny, project`, after, page[len(page)-1].Name)
+	rows, err := t.c.Query(t.ctx, pageGrantsQuery, after, page[len(page)-1].Name)
 	if err != nil {
 		return t.fail(err)
 	}

@@ -32,6 +32,15 @@ func scanUserRow(scan func(...any) error) (storage.User, error) {
 	return u, err
 }
 
+// usersQuery reads a page of users: a range of the primary key's index.
+// pageGrantsQuery reads the grants of the users named after ?1 up to
+// ?2: a range of grants' primary key.
+const (
+	usersQuery      = `SELECT ` + userCols + ` FROM users WHERE name > ? ORDER BY name LIMIT ?`
+	pageGrantsQuery = `SELECT user, role, area, deny, project FROM grants WHERE user > ? AND user <= ?
+	ORDER BY user, role, area, deny, project`
+)
+
 func (t *txn) Users(after string, limit int, fn func(storage.User) (bool, error)) error {
 	left := limit // users still wanted; <= 0: no limit
 	page := make([]storage.User, 0, usersPage)
@@ -40,7 +49,7 @@ func (t *txn) Users(after string, limit int, fn func(storage.User) (bool, error)
 		if limit > 0 {
 			n = min(n, left)
 		}
-		rows, err := t.query(`SELECT `+userCols+` FROM users WHERE name > ? ORDER BY name LIMIT ?`, after, n)
+		rows, err := t.query(usersQuery, after, n)
 		if err != nil {
 			return err
 		}
@@ -77,8 +86,7 @@ func (t *txn) Users(after string, limit int, fn func(storage.User) (bool, error)
 // after) its grants, in the order User gives them: one range of grants'
 // primary key.
 func (t *txn) pageGrants(after string, page []storage.User) error {
-	rows, err := t.query(`SELECT user, role, area, deny, project FROM grants WHERE user > ? AND user <= ?
-		ORDER BY user, role, area, deny, project`, after, page[len(page)-1].Name)
+	rows, err := t.query(pageGrantsQuery, after, page[len(page)-1].Name)
 	if err != nil {
 		return err
 	}

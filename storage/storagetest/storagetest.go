@@ -97,6 +97,13 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"RecordOpens", testRecordOpens},
 		{"PruneOpens", testPruneOpens},
 		{"Reviews", testReviews},
+		{"UsersList", testUsersList},
+		{"RemoveGrant", testRemoveGrant},
+		{"ReplaceToken", testReplaceToken},
+		{"GrantLog", testGrantLog},
+		{"GrantProposals", testGrantProposals},
+		{"GrantSeq", testGrantSeq},
+		{"GrantWatch", testGrantWatch},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

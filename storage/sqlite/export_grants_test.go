@@ -1,0 +1,8 @@
+package sqlite
+
+// UsersQuery and PageGrantsQuery are Users' statements: a page of users,
+// then their grants.
+var (
+	UsersQuery      = usersQuery
+	PageGrantsQuery = pageGrantsQuery
+)
