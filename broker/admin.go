@@ -123,10 +123,10 @@ func (b *Broker) SetTokenLifetimes(ctx context.Context, op Operator, set map[pol
 	}
 	for r, d := range set {
 		if _, err := policy.ParseRole(string(r)); err != nil {
-			return errorf(Invalid, nil, "%v", err)
+			return b.refused(ctx, op, ev, errorf(Invalid, nil, "%v", err))
 		}
 		if d < time.Hour || d > 5*365*24*time.Hour {
-			return errorf(Invalid, nil, "lifetime of %s tokens %s: give between 1h and 5 years (e.g. 60d)", r, d)
+			return b.refused(ctx, op, ev, errorf(Invalid, nil, "lifetime of %s tokens %s: give between 1h and 5 years (e.g. 60d)", r, d))
 		}
 	}
 	err = b.store.Update(ctx, func(tx storage.Tx) error {
@@ -227,6 +227,17 @@ func (b *Broker) ImportUsers(ctx context.Context, op Operator, rows []NewUser, r
 	if err != nil {
 		return nil, err
 	}
+	res, err := b.importUsers(ctx, op, ev, rows, recipient)
+	if err != nil {
+		// A refused import is one event, not one per user.
+		return nil, b.refused(ctx, op, ev, err)
+	}
+	return res, nil
+}
+
+// importUsers is ImportUsers once op is authorized; ev is the event of
+// each user's creation.
+func (b *Broker) importUsers(ctx context.Context, op Operator, ev *audit.Event, rows []NewUser, recipient string) (*UserImport, error) {
 	switch {
 	case len(rows) == 0:
 		return nil, errorf(Invalid, nil, "no users to add")
@@ -275,7 +286,7 @@ func (b *Broker) ImportUsers(ctx context.Context, op Operator, rows []NewUser, r
 		pending bool
 	}
 	var mades []made
-	err = b.store.Update(ctx, func(tx storage.Tx) error {
+	err := b.store.Update(ctx, func(tx storage.Tx) error {
 		lifetimes, err := tokenLifetimes(tx)
 		if err != nil {
 			return err
@@ -301,7 +312,7 @@ func (b *Broker) ImportUsers(ctx context.Context, op Operator, rows []NewUser, r
 				return err
 			}
 			exp := u.Expires
-			if life := now.Add(lifetimes[u.Role]); !u.NoExpiry && (exp.IsZero() || exp.After(life)) {
+			if life := now.Add(lifetimes[u.Role]); !u.NoExpiry && (exp.IsZero() || exp.After(life) && !op.host()) {
 				exp = life
 			}
 			if u.NoExpiry {

@@ -21,8 +21,8 @@ type NewUser struct {
 	Area    AreaCode
 	Project string // research project of a researcher grant; required for researchers, refused for other roles
 	// Expires is when the token stops working; zero: after the
-	// lifetime of Role (TokenLifetimes). A later time than that is cut
-	// to it.
+	// lifetime of Role (TokenLifetimes). Over the API a later time than
+	// that is cut to it; the host operator's holds.
 	Expires time.Time
 	// NoExpiry gives a token that never expires: the host operator only
 	// (service accounts), refused over the API.
@@ -56,8 +56,8 @@ func (b *Broker) AddUser(ctx context.Context, actor string, u NewUser) (crypto.T
 		if err != nil {
 			return err
 		}
-		if life := now.Add(lifetimes[u.Role]); !u.NoExpiry && (u.Expires.IsZero() || u.Expires.After(life)) {
-			u.Expires = life
+		if !u.NoExpiry && u.Expires.IsZero() {
+			u.Expires = now.Add(lifetimes[u.Role])
 		}
 		if err := checkNewUserName(tx, u.Name); err != nil {
 			return err
