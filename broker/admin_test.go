@@ -336,6 +336,10 @@ func TestExplainPastEvent(t *testing.T) {
 	// Tamper: drop the append-only guard and rewrite the grant that
 	// allowed the deposit. The rebuilt policy no longer has the event's
 	// hash.
+	res, err := broker.VerifyAudit(ctx, av.store, av.b.AuditVerifierKey(), nil)
+	if err != nil || res.GrantLogEntries < 6 {
+		t.Fatalf("VerifyAudit of an untouched vault: %+v, %v", res, err)
+	}
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(av.dir, sqlite.FileName)+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
@@ -352,5 +356,9 @@ func TestExplainPastEvent(t *testing.T) {
 	}
 	if forged.HashMatches {
 		t.Fatalf("a rewritten grant log still matches the event's hash: %+v", forged)
+	}
+	// And the operator's audit verify says so, naming the grant log.
+	if _, err := broker.VerifyAudit(ctx, av.store, av.b.AuditVerifierKey(), nil); err == nil || !strings.Contains(err.Error(), "grant log altered") {
+		t.Fatalf("VerifyAudit of a rewritten grant log: %v", err)
 	}
 }

@@ -355,6 +355,9 @@ type VerifyResult struct {
 	Root         [32]byte // Merkle root of all events
 	Checkpoints  int64    // signed checkpoints whose roots were checked
 	LedgerDebits int64
+	// GrantLogEntries is how many grant log entries were checked against
+	// the events that made the changes.
+	GrantLogEntries int64
 }
 
 // verifyChunk is how many events VerifyAudit reads, and checks the stored
@@ -585,7 +588,9 @@ func VerifyAudit(ctx context.Context, s storage.Store, verifierKey string, progr
 		i := slices.Min(slices.Collect(maps.Keys(charges)))
 		return res, bad(i, "event %d charged the privacy ledger, but the ledger holds no debit for it: budget was un-spent (ledger altered)", i)
 	}
-	return res, nil
+	var err error
+	res.GrantLogEntries, err = verifyGrantLog(ctx, s, end)
+	return res, err
 }
 
 // chargedMark is in the reason of every dp release that charged the
