@@ -277,6 +277,7 @@ func auditVerifyStore(ctx context.Context, e *env, sf *storeFlags, keyArg string
 		how = "roots and signatures by " + v.Name() + " checked"
 	}
 	fmt.Fprintf(e.stdout, "Merkle root %s; %d signed checkpoints (%s); %d pruned events (hashes checked)\n", b64(res.Root), res.Checkpoints, how, res.Pruned)
+	fmt.Fprintf(e.stdout, "%d privacy-ledger debits and %d grant log entries match the events that made them\n", res.LedgerDebits, res.GrantLogEntries)
 	return nil
 }
 
