@@ -76,7 +76,7 @@ func (b *Broker) Explain(ctx context.Context, op Operator, user UserID, action p
 		return err
 	})
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, errorf(NotFound, nil, "no user %s", user)
+		return nil, b.refused(ctx, op, ev, errorf(NotFound, nil, "no user %s", user))
 	}
 	if err != nil {
 		return nil, errorf(Unavailable, err, "failed to read the user")
@@ -135,12 +135,24 @@ func (b *Broker) ExplainEvent(ctx context.Context, op Operator, index int64) (*E
 	})
 	var pe *Error
 	switch {
+	case errors.As(err, &pe) && pe.Kind == Gone:
 	case errors.As(err, &pe):
 		return nil, pe
 	case err != nil:
 		return nil, errorf(Unavailable, err, "failed to read the audit log")
-	case e == nil:
-		return nil, errorf(NotFound, nil, "no audit event %d", index)
+	}
+	if e == nil {
+		// No such event, or a pruned one: told only to whoever may ask
+		// at the root. Anyone else would learn the log's live size,
+		// which no answer reveals.
+		ev, aerr := b.authorizeExplain(ctx, op, b.tree.Root(), []string{fmt.Sprintf("audit_event:%d", index)})
+		if aerr != nil {
+			return nil, aerr
+		}
+		if err == nil {
+			err = errorf(NotFound, nil, "no audit event %d", index)
+		}
+		return nil, b.refused(ctx, op, ev, err)
 	}
 	area := AreaCode(e.Area)
 	if b.pathOf(e.Area) == nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/crypto"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage"
@@ -42,7 +43,7 @@ func (b *Broker) ChangeGrant(ctx context.Context, op Operator, user UserID, g po
 		return nil, err
 	}
 	if err := b.checkGrant(g); err != nil {
-		return nil, err
+		return nil, b.refused(ctx, op, ev, err)
 	}
 	ev.Area = g.Area
 	now := b.now().UTC()
@@ -100,7 +101,7 @@ func (b *Broker) ChangeGrant(ctx context.Context, op Operator, user UserID, g po
 		return err
 	})
 	if err := adminErr(err, user); err != nil {
-		return nil, err
+		return nil, b.refused(ctx, op, ev, err)
 	}
 	return out, nil
 }
@@ -236,7 +237,7 @@ func (b *Broker) RevokeAs(ctx context.Context, op Operator, user UserID) error {
 		_, err := appendEvent(tx, ev)
 		return err
 	})
-	return adminErr(err, user)
+	return b.refused(ctx, op, ev, adminErr(err, user))
 }
 
 // Reissue gives a user a new token, age-encrypted to recipient (a CSV
@@ -249,7 +250,7 @@ func (b *Broker) Reissue(ctx context.Context, op Operator, user UserID, recipien
 		return nil, err
 	}
 	if _, err := crypto.ParseRecipient(recipient); err != nil {
-		return nil, errorf(Invalid, nil, "the token is encrypted to an age recipient (the user's or the field office's): %v", err)
+		return nil, b.refused(ctx, op, ev, errorf(Invalid, nil, "the token is encrypted to an age recipient (the user's or the field office's): %v", err))
 	}
 	tok, err := crypto.NewToken()
 	if err != nil {
@@ -300,7 +301,7 @@ func (b *Broker) Reissue(ctx context.Context, op Operator, user UserID, recipien
 		return err
 	})
 	if err := adminErr(err, user); err != nil {
-		return nil, err
+		return nil, b.refused(ctx, op, ev, err)
 	}
 	var out bytes.Buffer
 	w := csv.NewWriter(&out)
@@ -330,17 +331,18 @@ type Proposal struct {
 }
 
 // Proposals lists the proposals, pending first then confirmed, newest
-// last (admin or approver).
+// last (admin or approver). Audited over the API.
 func (b *Broker) Proposals(ctx context.Context, op Operator) ([]Proposal, error) {
+	var ev *audit.Event
 	if !op.host() {
 		// Administrators and approvers see proposals; an approver needs
 		// them to confirm.
-		sc, err := b.scope(op.caller, policy.ConfirmGrant, "")
-		if err != nil {
-			return nil, err
-		}
-		if len(sc.Roots(b.pathOf)) == 0 {
-			if _, err := b.authorizeAdmin(ctx, op, "grant.proposals", nil); err != nil {
+		if d := b.anyGrantAllows(ctx, op.caller, policy.ConfirmGrant); d.Allow {
+			ev = b.event(op.caller, "grant.proposals", d)
+			ev.Area, ev.Outcome = string(b.tree.Root()), "ok"
+		} else {
+			var err error
+			if ev, err = b.authorizeAdmin(ctx, op, "grant.proposals", nil); err != nil {
 				return nil, err
 			}
 		}
@@ -349,22 +351,32 @@ func (b *Broker) Proposals(ctx context.Context, op Operator) ([]Proposal, error)
 	now := b.now()
 	err := b.store.View(ctx, func(tx storage.ReadTx) error {
 		return tx.GrantProposals(func(p storage.GrantProposal) (bool, error) {
-			x := Proposal{Seq: p.Seq, Kind: string(p.Kind), User: p.User, Grant: policyGrant(p.Grant), ProposedBy: p.ProposedBy,
-				ProposedAt: p.ProposedAt, ConfirmedBy: p.ConfirmedBy, ConfirmedAt: p.ConfirmedAt,
-				Expired: p.ConfirmedBy == "" && now.Sub(p.ProposedAt) > proposalLife}
-			if p.Kind == storage.GrantOpPolicy {
-				if eng, err := policy.New(policy.Options{Model: p.Model, Policy: p.Policy}); err == nil {
-					x.PolicyHash = eng.Hash()
-				}
-			}
-			out = append(out, x)
+			out = append(out, proposalOf(p, now))
 			return true, nil
 		})
 	})
 	if err != nil {
 		return nil, errorf(Unavailable, err, "failed to read the proposals")
 	}
+	if ev != nil {
+		if err := b.logAllowed(ctx, ev); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// proposalOf is a stored proposal as Proposals lists it.
+func proposalOf(p storage.GrantProposal, now time.Time) Proposal {
+	x := Proposal{Seq: p.Seq, Kind: string(p.Kind), User: p.User, Grant: policyGrant(p.Grant), ProposedBy: p.ProposedBy,
+		ProposedAt: p.ProposedAt, ConfirmedBy: p.ConfirmedBy, ConfirmedAt: p.ConfirmedAt,
+		Expired: p.ConfirmedBy == "" && now.Sub(p.ProposedAt) > proposalLife}
+	if p.Kind == storage.GrantOpPolicy {
+		if eng, err := policy.New(policy.Options{Model: p.Model, Policy: p.Policy}); err == nil {
+			x.PolicyHash = eng.Hash()
+		}
+	}
+	return x
 }
 
 // ConfirmGrant confirms, as an approver, a change someone else proposed:
@@ -512,7 +524,7 @@ func (b *Broker) ProposePolicy(ctx context.Context, op Operator, rules string) (
 		return nil
 	})
 	if err := adminErr(err, ""); err != nil {
-		return nil, err
+		return nil, b.refused(ctx, op, ev, err)
 	}
 	if out.Active {
 		if err := b.syncEngine(ctx, storedEngineHash(ctx, b.store)); err != nil {
@@ -537,6 +549,8 @@ type PolicyInfo struct {
 	PolicyHash string // of those and every grant: what audit events carry
 	Users      int
 	Grants     []UserGrant
+	// Pending are the proposals waiting for an approver (not expired).
+	Pending []Proposal
 }
 
 // UserGrant is one grant of one user.
@@ -545,8 +559,10 @@ type UserGrant struct {
 	Grant policy.Grant
 }
 
-// Policy returns the policy in force (admin or auditor over the API).
+// Policy returns the policy in force and the proposals waiting for an
+// approver (admin or auditor over the API, audited).
 func (b *Broker) Policy(ctx context.Context, op Operator) (*PolicyInfo, error) {
+	var ev *audit.Event
 	if !op.host() {
 		sc, err := b.scope(op.caller, policy.ExplainPolicy, "")
 		if err != nil {
@@ -556,14 +572,17 @@ func (b *Broker) Policy(ctx context.Context, op Operator) (*PolicyInfo, error) {
 		if err != nil {
 			return nil, errorf(Internal, err, "policy failed")
 		}
+		ev = b.event(op.caller, "policy.read", d)
+		ev.Area = string(b.tree.Root())
 		if !d.Allow {
-			ev := b.event(op.caller, "policy.read", d)
-			ev.Area, ev.Decision, ev.Outcome = string(b.tree.Root()), "deny", "denied"
+			ev.Decision, ev.Outcome = "deny", "denied"
 			return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted: policy.explain over the whole tree is needed to read the policy"))
 		}
+		ev.Outcome = "ok"
 	}
 	info := &PolicyInfo{}
 	users := map[string]bool{}
+	now := b.now()
 	err := b.store.View(ctx, func(tx storage.ReadTx) error {
 		eng, model, rules, err := storedEngine(tx)
 		if err != nil {
@@ -571,6 +590,14 @@ func (b *Broker) Policy(ctx context.Context, op Operator) (*PolicyInfo, error) {
 		}
 		info.Model, info.Rules, info.EngineHash = model, rules, eng.Hash()
 		if info.PolicyHash, err = tx.Meta(metaPolicyHash); err != nil {
+			return err
+		}
+		if err := tx.GrantProposals(func(p storage.GrantProposal) (bool, error) {
+			if x := proposalOf(p, now); x.ConfirmedBy == "" && !x.Expired {
+				info.Pending = append(info.Pending, x)
+			}
+			return true, nil
+		}); err != nil {
 			return err
 		}
 		return tx.Grants(func(user string, g storage.Grant) error {
@@ -583,13 +610,20 @@ func (b *Broker) Policy(ctx context.Context, op Operator) (*PolicyInfo, error) {
 		return nil, errorf(Unavailable, err, "failed to read the policy")
 	}
 	info.Users = len(users)
+	if ev != nil {
+		if err := b.logAllowed(ctx, ev); err != nil {
+			return nil, err
+		}
+	}
 	return info, nil
 }
 
 // ListUsers lists users by name after after, at most limit (1…1000,
 // default 100), with their grants and pending proposals: never a token.
+// Audited over the API.
 func (b *Broker) ListUsers(ctx context.Context, op Operator, after string, limit int) ([]UserInfo, string, error) {
-	if _, err := b.authorizeAdmin(ctx, op, "user.list", nil); err != nil {
+	ev, err := b.authorizeAdmin(ctx, op, "user.list", nil)
+	if err != nil {
 		return nil, "", err
 	}
 	if limit <= 0 {
@@ -598,7 +632,7 @@ func (b *Broker) ListUsers(ctx context.Context, op Operator, after string, limit
 	limit = min(limit, 1000)
 	var out []UserInfo
 	next := ""
-	err := b.store.View(ctx, func(tx storage.ReadTx) error {
+	err = b.store.View(ctx, func(tx storage.ReadTx) error {
 		pending := map[string][]policy.Grant{}
 		now := b.now()
 		if err := tx.GrantProposals(func(p storage.GrantProposal) (bool, error) {
@@ -624,6 +658,11 @@ func (b *Broker) ListUsers(ctx context.Context, op Operator, after string, limit
 	})
 	if err != nil {
 		return nil, "", errorf(Unavailable, err, "failed to list users")
+	}
+	if !op.host() {
+		if err := b.logAllowed(ctx, ev); err != nil {
+			return nil, "", err
+		}
 	}
 	return out, next, nil
 }
