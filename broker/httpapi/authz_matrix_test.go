@@ -93,6 +93,15 @@ var oracleRoles = map[string][]policy.Role{
 	"list":   {policy.TeamLeader, policy.Supervisor},
 	"mine":   {policy.Enumerator, policy.TeamLeader},
 	"review": {policy.TeamLeader, policy.Supervisor},
+	// Extracts (issue 13): the processor proposes and downloads, the
+	// approver approves, both (and the admin, who registers them) see
+	// the processing environments; only the admin registers one, for
+	// the whole tree.
+	"extract":                 {policy.Processor},
+	"extract approve":         {policy.Approver},
+	"extract environments":    {policy.Admin, policy.Processor, policy.Approver},
+	"extract environment add": {policy.Admin},
+	"extract list":            {policy.Processor, policy.Approver},
 }
 
 // oracleClasses is what each role sees of a submission it opens in its
@@ -147,8 +156,11 @@ var depositTargets = []struct{ rel, area string }{
 	{"other province", "19000-01"},
 }
 
-func TestAuthorizationMatrix(t *testing.T) {
-	t.Parallel()
+// newMatrixVault is a vault of matrixAreas with the matrix project and
+// a subject for every role of the policy (policy.Roles), granted at the
+// commune and at the root, each with and without a deny below the grant.
+func newMatrixVault(t *testing.T) (*vault, []matrixSubject) {
+	t.Helper()
 	// Every refusal is one event here: the matrix refuses far more than
 	// the default ceiling of refusals logged one by one (the clock does
 	// not move, so the ceiling would never refill).
@@ -195,6 +207,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 			subjects = append(subjects, s)
 		}
 	}
+	return v, subjects
+}
+
+func TestAuthorizationMatrix(t *testing.T) {
+	t.Parallel()
+	v, subjects := newMatrixVault(t)
 	// 100 households in every EA: every commune is at its new state at
 	// the publication point the tables are computed at.
 	v.loadSynthetic(700)
@@ -623,6 +641,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 		}
 	})
+
+	matrixExtracts(t, v, subjects)
 }
 
 // storedSub is a stored submission as the matrix oracle sees it.

@@ -76,6 +76,7 @@
 //	POST /v1/ledger/proposals/{seq}/approve
 //	                                 approve a proposal (an approver, not its proposer;
 //	                                 403 four_eyes otherwise); no body; 200
+//	/v1/extracts…                    extracts for the processing centre: see extracts.go
 //
 // Every authenticated route first takes a token of its user's rate limit
 // (broker.Limits): past it the answer is 429 with code rate_limited and
@@ -179,6 +180,13 @@ func New(o Opts) (http.Handler, error) {
 	r.GET("/v1/ledger", h.authed(h.ledger))
 	r.POST("/v1/ledger/proposals", h.authed(h.proposeShare))
 	r.POST("/v1/ledger/proposals/:seq/approve", h.authed(h.approveShare))
+	r.POST("/v1/extracts/environments", h.authed(h.addEnvironment))
+	r.GET("/v1/extracts/environments", h.authed(h.listEnvironments))
+	r.POST("/v1/extracts/environments/:name/retire", h.authed(h.retireEnvironment))
+	r.POST("/v1/extracts", h.authed(h.proposeExtract))
+	r.GET("/v1/extracts", h.authed(h.listExtracts))
+	r.POST("/v1/extracts/:seq/approve", h.authed(h.approveExtract))
+	r.GET("/v1/extracts/:seq", h.authed(h.downloadExtract))
 
 	r.NoRoute(func(c *gin.Context) { writeError(c, h.log, &broker.Error{Kind: broker.NotFound, Msg: "no such route"}) })
 	r.NoMethod(func(c *gin.Context) {
