@@ -147,7 +147,7 @@ func (b *Broker) ExplainEvent(ctx context.Context, op Operator, index int64) (*E
 		// which no answer reveals.
 		ev, aerr := b.authorizeExplain(ctx, op, b.tree.Root(), []string{fmt.Sprintf("audit_event:%d", index)})
 		if aerr != nil {
-			return nil, aerr
+			return nil, eventRefusal(aerr, index)
 		}
 		if err == nil {
 			err = errorf(NotFound, nil, "no audit event %d", index)
@@ -160,7 +160,7 @@ func (b *Broker) ExplainEvent(ctx context.Context, op Operator, index int64) (*E
 	}
 	ev, err := b.authorizeExplain(ctx, op, area, []string{fmt.Sprintf("audit_event:%d", index)})
 	if err != nil {
-		return nil, err
+		return nil, eventRefusal(err, index)
 	}
 	x := &Explanation{Area: e.Area, Event: index, Recorded: e.Decision, PolicyHash: e.PolicyHash}
 	x.User, _ = strings.CutPrefix(e.Actor, "user:")
@@ -216,6 +216,16 @@ func (b *Broker) ExplainEvent(ctx context.Context, op Operator, index int64) (*E
 		x.Note = "the policy rebuilt from the grant log does not have the hash the event carries: the grant log or the event is not what was written — verify the audit log (`censusvault audit verify`)"
 	}
 	return finish()
+}
+
+// eventRefusal is the refusal to explain event index, naming neither the
+// area the event is about nor whether it exists: one answer for every
+// event a caller may not explain.
+func eventRefusal(err error, index int64) error {
+	if KindOf(err) != Permission {
+		return err
+	}
+	return errorf(Permission, nil, "not permitted to explain audit event %d (an admin, or an auditor of the area the event is about, may)", index)
 }
 
 // decide fills x's decision: for opening a submission (logged under the

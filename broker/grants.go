@@ -94,7 +94,7 @@ func (b *Broker) ChangeGrant(ctx context.Context, op Operator, user UserID, g po
 		if remove {
 			change.op = storage.GrantOpUngrant
 		}
-		if err := checkLastAdmin(tx, b.engine.Load(), b.pathOf(string(b.tree.Root())), change); err != nil {
+		if err := checkLastAdmin(tx, b.engine.Load(), b.pathOf(string(b.tree.Root())), change, now); err != nil {
 			return err
 		}
 		_, err = commitChange(tx, ev, change)
@@ -127,8 +127,9 @@ func adminErr(err error, user UserID) error {
 // checkLastAdmin refuses a change after which nobody could administer
 // the vault: no user, unrevoked and unexpired, whose grants allow
 // admin.manage at the root. change is applied to a copy of the grants
-// (revoke: a grant op of "" for user revokes the user).
-func checkLastAdmin(tx storage.ReadTx, eng *policy.Engine, rootPath []string, change policyChange) error {
+// (revoke: a grant op of "" for user revokes the user). now is the
+// broker's clock, which decides who has expired.
+func checkLastAdmin(tx storage.ReadTx, eng *policy.Engine, rootPath []string, change policyChange, now time.Time) error {
 	switch change.op {
 	case storage.GrantOpGrant:
 		if !change.grant.Deny || change.grant.Role != policy.Admin {
@@ -153,7 +154,6 @@ func checkLastAdmin(tx storage.ReadTx, eng *policy.Engine, rootPath []string, ch
 	default:
 		return nil
 	}
-	now := time.Now()
 	admins := func(apply bool) (int, error) {
 		n := 0
 		byUser := map[string][]policy.Grant{}
@@ -228,7 +228,7 @@ func (b *Broker) RevokeAs(ctx context.Context, op Operator, user UserID) error {
 	now := b.now().UTC()
 	ev.Time = now
 	err = b.store.Update(ctx, func(tx storage.Tx) error {
-		if err := checkLastAdmin(tx, b.engine.Load(), b.pathOf(string(b.tree.Root())), policyChange{user: string(user)}); err != nil {
+		if err := checkLastAdmin(tx, b.engine.Load(), b.pathOf(string(b.tree.Root())), policyChange{user: string(user)}, now); err != nil {
 			return err
 		}
 		if err := tx.RevokeUser(string(user), now); err != nil {

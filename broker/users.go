@@ -143,7 +143,7 @@ func revokeUser(ctx context.Context, st storage.Store, actor string, user UserID
 		if err != nil {
 			return err
 		}
-		if err := checkLastAdmin(tx, eng, []string{root}, policyChange{user: string(user)}); err != nil {
+		if err := checkLastAdmin(tx, eng, []string{root}, policyChange{user: string(user)}, now); err != nil {
 			return err
 		}
 		if err := tx.RevokeUser(string(user), now); err != nil {

@@ -78,6 +78,57 @@
 //	                                 403 four_eyes otherwise); no body; 200
 //	/v1/extracts…                    extracts for the processing centre: see extracts.go
 //
+// Policy administration (admin: admin.manage over the whole tree, unless
+// said otherwise; a caller who may not is refused 403 before its body is
+// read). New tokens leave only age-encrypted to the recipient the request
+// names: 201 application/octet-stream (a CSV user,token,role,area,expires
+// once decrypted) with headers X-Censusvault-Users, -Active (users whose
+// grant holds now) and -Pending (comma-separated seqs of the proposals an
+// approver must confirm for the others: grants of data roles and of
+// approver). A change that could widen access to data — such a grant, the
+// removal of a deny, a role policy — is answered 202 {"active": false,
+// "proposal": SEQ} and holds once an approver confirms it.
+//
+//	GET    /v1/admin/users?after=NAME&limit=N
+//	                                 users by name, limit ≤ 1000 (default 100): {"users": [{"name",
+//	                                 "grants", "pending", "recipient", "expires", "revoked"}],
+//	                                 "next": NAME or null}; never a token
+//	POST   /v1/admin/users           one user: {"name", "role", "area", "project", "expires" (30d or
+//	                                 RFC 3339; default the role's lifetime), "recipient"}; 201 sealed
+//	POST   /v1/admin/users/import?recipient=age1…
+//	                                 a user file (text/csv: user,role,area[,project][,expires]), at
+//	                                 most 50,000 users, all or none; 201 sealed
+//	GET    /v1/admin/users/{name}    one user, as the list shows it
+//	DELETE /v1/admin/users/{name}    revoke the user's token now; 204; 409 last_admin
+//	POST   /v1/admin/users/{name}/reissue
+//	                                 {"recipient"}: a new token, the old one ends now; 200 sealed
+//	GET    /v1/admin/grants          admin or auditor (policy.explain over the whole tree):
+//	                                 {"policy_hash", "grants": [{"user", "role", "area", "deny",
+//	                                 "project"}], "pending": [proposals]}
+//	POST   /v1/admin/grants          {"user", "role", "area", "deny", "project"}: 201 {"active": true}
+//	                                 or 202; 409 when held already, last_admin for a deny of the last admin
+//	DELETE /v1/admin/grants          the same body: removes it; 200 {"active": true} or 202 (a
+//	                                 deny); 404 when not held; 409 last_admin
+//	GET    /v1/admin/proposals       admin or approver: {"proposals": [{"seq", "kind", "user",
+//	                                 "grant", "status", "policy_hash", "proposed_by", …}]}
+//	POST   /v1/admin/proposals/{seq}/confirm
+//	                                 an approver over the proposal's area, neither its proposer nor
+//	                                 its grantee (403 four_eyes); no body; 200 the proposal; 404
+//	                                 no_such_proposal; 409 proposal_confirmed, proposal_expired
+//	GET    /v1/admin/policy          admin or auditor: {"model", "rules", "engine_hash",
+//	                                 "policy_hash", "users", "grants", "pending"}
+//	POST   /v1/admin/policy          the role policy's rules (text, at most 1 MiB): 202; 400
+//	                                 trust_role_data when it lets admin, auditor or approver touch
+//	                                 data; 409 no_change
+//	GET    /v1/admin/lifetimes       {"lifetimes": {ROLE: "60d", …}}: new tokens' lifetimes
+//	POST   /v1/admin/lifetimes       {"lifetimes": {ROLE: "40d"}}: changes them (1h to 5 years); 200
+//	GET    /v1/policy/explain?user=&action=&area=[&project=]  or  ?event=N
+//	                                 admin or auditor (policy.explain at the area): {"user",
+//	                                 "action", "area", "allow", "rule", "roles", "grants",
+//	                                 "policy_hash", "note"}; for a past event also "event":
+//	                                 {"index", "recorded", "hash_matches", "agrees"}, decided under
+//	                                 the policy rebuilt from the grant log as it stood then
+//
 // Every authenticated route first takes a token of its user's rate limit
 // (broker.Limits): past it the answer is 429 with code rate_limited and
 // Retry-After (whole seconds), before any work. Authenticated requests
@@ -187,6 +238,22 @@ func New(o Opts) (http.Handler, error) {
 	r.GET("/v1/extracts", h.authed(h.listExtracts))
 	r.POST("/v1/extracts/:seq/approve", h.authed(h.approveExtract))
 	r.GET("/v1/extracts/:seq", h.authed(h.downloadExtract))
+	r.GET("/v1/admin/users", h.authed(h.listUsers))
+	r.POST("/v1/admin/users", h.authed(h.addUser))
+	r.POST("/v1/admin/users/import", h.authed(h.importUsers))
+	r.GET("/v1/admin/users/:name", h.authed(h.showUser))
+	r.DELETE("/v1/admin/users/:name", h.authed(h.revokeUser))
+	r.POST("/v1/admin/users/:name/reissue", h.authed(h.reissueUser))
+	r.GET("/v1/admin/grants", h.authed(h.listGrants))
+	r.POST("/v1/admin/grants", h.authed(h.changeGrant(false)))
+	r.DELETE("/v1/admin/grants", h.authed(h.changeGrant(true)))
+	r.GET("/v1/admin/proposals", h.authed(h.listProposals))
+	r.POST("/v1/admin/proposals/:seq/confirm", h.authed(h.confirmProposal))
+	r.GET("/v1/admin/policy", h.authed(h.getPolicy))
+	r.POST("/v1/admin/policy", h.authed(h.proposePolicy))
+	r.GET("/v1/admin/lifetimes", h.authed(h.getLifetimes))
+	r.POST("/v1/admin/lifetimes", h.authed(h.setLifetimes))
+	r.GET("/v1/policy/explain", h.authed(h.explain))
 
 	r.NoRoute(func(c *gin.Context) { writeError(c, h.log, &broker.Error{Kind: broker.NotFound, Msg: "no such route"}) })
 	r.NoMethod(func(c *gin.Context) {

@@ -1,0 +1,646 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/censusvault/censusvault/broker"
+	"github.com/censusvault/censusvault/broker/internal/strictjson"
+	"github.com/censusvault/censusvault/broker/wire"
+	"github.com/censusvault/censusvault/crypto"
+	"github.com/censusvault/censusvault/policy"
+	"github.com/gin-gonic/gin"
+)
+
+// Policy administration and explain (issue 13): users, grants, the role
+// policy and its proposals, token lifetimes, and why the policy decided.
+// Each handler translates one request into one broker use case, which
+// authorizes it and records it. The routes that take input a refused
+// caller has no business sending — a body, a user name — first ask
+// broker.MayAdminister, so that a caller who may not administer is
+// refused before anything is read or checked, and learns nothing but
+// "not permitted". New tokens leave only age-encrypted (writeSealed).
+
+// Audit actions of the refusals made here (the broker records the
+// others under the same names).
+const (
+	actionUserList      = "user.list"
+	actionUserShow      = "user.show"
+	actionUserAdd       = "user.add"
+	actionUserRevoke    = "user.revoke"
+	actionUserReissue   = "user.reissue"
+	actionGrant         = "user.grant"
+	actionUngrant       = "user.ungrant"
+	actionProposals     = "grant.proposals"
+	actionConfirm       = string(policy.ConfirmGrant)
+	actionPolicyRead    = "policy.read"
+	actionPolicyLoad    = "policy.load"
+	actionLifetimesRead = "user.lifetimes_read"
+	actionLifetimes     = "user.lifetimes"
+	actionExplain       = string(policy.ExplainPolicy)
+)
+
+// Bounds of the administrative bodies.
+const (
+	// maxUserBody: a name, a grant, an expiry and a recipient (a hybrid
+	// post-quantum one runs to 2 KB, crypto.MaxRecipientLen at most).
+	maxUserBody = crypto.MaxRecipientLen + 2<<10
+	// maxGrantBody: a user name and a grant.
+	maxGrantBody = 1 << 10
+	// maxLifetimesBody: a lifetime for each role.
+	maxLifetimesBody = 1 << 10
+	// maxImportRow is the longest line of a user file: a name (64
+	// bytes), a role, an area code, a project (64) and an RFC 3339
+	// expiry with nanoseconds, quoted, with room to spare.
+	maxImportRow = 256
+	// MaxImportBody bounds POST /v1/admin/users/import: the most users
+	// one import takes (broker.MaxImportUsers), each on a line of at
+	// most maxImportRow bytes.
+	MaxImportBody = broker.MaxImportUsers * maxImportRow
+	// importWriteTimeout is how long an import may take to answer:
+	// creating 50,000 users in one transaction takes seconds, not the
+	// server's minute, but a slow disk must not cut the answer that
+	// carries the only copy of their tokens.
+	importWriteTimeout = 10 * time.Minute
+)
+
+// invalidJSON is the message of a body that strictjson refuses: what the
+// body should be, and what is wrong, without Go's type names.
+func invalidJSON(shape string, err error) string {
+	msg := err.Error()
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		msg = "a member has the wrong type (names, codes, lifetimes and recipients are strings; deny is true or false)"
+	}
+	return "the body is " + shape + ": " + msg
+}
+
+// userName reads the {name} of a route and refuses, as action, one that
+// cannot be a user's.
+func (h *handler) userName(c *gin.Context, caller *broker.Caller, action string) (broker.UserID, error) {
+	name := c.Param("name")
+	if !broker.ValidUserName(name) {
+		return "", h.b.Invalid(c.Request.Context(), caller, action, fmt.Sprintf("user name %q: user names are 1–64 lowercase letters, digits, '.', '_' or '-'", clipParam(name)))
+	}
+	return broker.UserID(name), nil
+}
+
+// newUser checks the fields of a new user that the route can check
+// alone and returns what is wrong, or "". The broker checks the rest
+// (the area, the project, the grant).
+func (h *handler) newUser(name, role, area, project, expires string) (broker.NewUser, string) {
+	nu := broker.NewUser{Name: broker.UserID(name), Area: broker.AreaCode(area), Project: project}
+	if !broker.ValidUserName(name) {
+		return nu, fmt.Sprintf("name %q: user names are 1–64 lowercase letters, digits, '.', '_' or '-'", clipParam(name))
+	}
+	r, err := policy.ParseRole(role)
+	if err != nil {
+		return nu, "role: " + err.Error()
+	}
+	nu.Role = r
+	if area == "" {
+		return nu, "area: give the area code the role covers, with its whole subtree"
+	}
+	if expires != "" {
+		if t, err := time.Parse(time.RFC3339, expires); err == nil {
+			nu.Expires = t
+		} else if d, err := broker.ParseLifetime(expires); err == nil {
+			nu.Expires = h.b.Now().Add(d)
+		} else {
+			return nu, fmt.Sprintf("expires %q: give a lifetime such as 30d or 36h, or an RFC 3339 time (or nothing, for the role's lifetime)", clipParam(expires))
+		}
+	}
+	return nu, ""
+}
+
+// writeSealed answers new users' tokens: only their age encryption, with
+// how many users were made, how many hold their grant now, and the
+// proposals an approver must confirm for the others.
+func writeSealed(c *gin.Context, status int, res *broker.UserImport) {
+	hdr := c.Writer.Header()
+	hdr.Set(wire.HeaderUsers, strconv.Itoa(res.Users))
+	hdr.Set(wire.HeaderActive, strconv.Itoa(res.Active))
+	seqs := make([]string, len(res.Pending))
+	for i, s := range res.Pending {
+		seqs[i] = strconv.FormatInt(s, 10)
+	}
+	hdr.Set(wire.HeaderPending, strings.Join(seqs, ","))
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	c.Data(status, "application/octet-stream", res.Sealed)
+}
+
+func (h *handler) listUsers(c *gin.Context, caller *broker.Caller) error {
+	ctx := c.Request.Context()
+	if err := h.b.MayAdminister(ctx, caller, actionUserList); err != nil {
+		return err
+	}
+	invalid := func(msg string) error { return h.b.Invalid(ctx, caller, actionUserList, msg) }
+	q, bad := queryParams(c.Request.URL.RawQuery, "after", "limit")
+	if bad != "" {
+		return invalid(bad)
+	}
+	limit := 100
+	if s, ok := q["limit"]; ok {
+		v, ok := parseCount(s[0])
+		if !ok || v < 1 || v > 1000 {
+			return invalid("limit must be between 1 and 1000")
+		}
+		limit = int(v)
+	}
+	users, next, err := h.b.ListUsers(ctx, broker.APIOperator(caller), q.Get("after"), limit)
+	if err != nil {
+		return err
+	}
+	out := wire.UserList{Users: make([]wire.User, 0, len(users))}
+	for _, u := range users {
+		out.Users = append(out.Users, wireUser(u))
+	}
+	if next != "" {
+		out.Next = &next
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+func (h *handler) showUser(c *gin.Context, caller *broker.Caller) error {
+	ctx := c.Request.Context()
+	if err := h.b.MayAdminister(ctx, caller, actionUserShow); err != nil {
+		return err
+	}
+	if err := h.noQuery(c, caller, actionUserShow); err != nil {
+		return err
+	}
+	name, err := h.userName(c, caller, actionUserShow)
+	if err != nil {
+		return err
+	}
+	u, err := h.b.UserAs(ctx, broker.APIOperator(caller), name)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, wireUser(*u))
+	return nil
+}
+
+func (h *handler) addUser(c *gin.Context, caller *broker.Caller) error {
+	ctx := c.Request.Context()
+	if err := h.b.MayAdminister(ctx, caller, actionUserAdd); err != nil {
+		return err
+	}
+	invalid := func(msg string) error { return h.b.Invalid(ctx, caller, actionUserAdd, msg) }
+	if err := h.noQuery(c, caller, actionUserAdd); err != nil {
+		return err
+	}
+	body, err := readSmallBody(c, maxUserBody)
+	if err != nil {
+		return invalid(err.Error())
+	}
+	var req wire.NewUser
+	if err := strictjson.Decode(body, &req); err != nil {
+		return invalid(invalidJSON(`{"name", "role", "area", "project", "expires", "recipient"}`, err))
+	}
+	nu, bad := h.newUser(req.Name, req.Role, req.Area, req.Project, req.Expires)
+	if bad != "" {
+		return invalid(bad)
+	}
+	if req.Recipient == "" {
+		return invalid("recipient: the new token leaves the vault only encrypted to an age recipient (age1…): the user's own, or the field office's")
+	}
+	res, err := h.b.ImportUsers(ctx, broker.APIOperator(caller), []broker.NewUser{nu}, req.Recipient)
+	if err != nil {
+		return err
+	}
+	writeSealed(c, http.StatusCreated, res)
+	return nil
+}
+
+// importQuery reads the query of POST /v1/admin/users/import: one
+// recipient, which (a hybrid post-quantum one) is longer than
+// queryParams allows a value.
+func importQuery(raw string) (string, string) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return "", "the query string is not valid URL encoding: escape the recipient with %XX"
+	}
+	for k, vs := range q {
+		if k != "recipient" {
+			return "", fmt.Sprintf("unknown query parameter %q (this route takes recipient)", clipParam(k))
+		}
+		if len(vs) != 1 || len(vs[0]) > crypto.MaxRecipientLen || !utf8.ValidString(vs[0]) {
+			return "", fmt.Sprintf("recipient: give it once, at most %d bytes", crypto.MaxRecipientLen)
+		}
+	}
+	r := q.Get("recipient")
+	if r == "" {
+		return "", "give ?recipient=age1…: the new tokens leave the vault only encrypted to an age recipient (the field office's)"
+	}
+	return r, ""
+}
+
+func (h *handler) importUsers(c *gin.Context, caller *broker.Caller) error {
+	ctx := c.Request.Context()
+	if err := h.b.MayAdminister(ctx, caller, actionUserAdd); err != nil {
+		return err
+	}
+	recipient, bad := importQuery(c.Request.URL.RawQuery)
+	if bad != "" {
+		return h.b.Invalid(ctx, caller, actionUserAdd, bad)
+	}
+	body, err := readSmallBody(c, MaxImportBody)
+	if err != nil {
+		return h.b.Invalid(ctx, caller, actionUserAdd, err.Error()+fmt.Sprintf(": at most %d users an import, split the file", broker.MaxImportUsers))
+	}
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(importWriteTimeout))
+	res, err := h.b.ImportCSV(ctx, broker.APIOperator(caller), body, recipient)
+	clear(body)
+	if err != nil {
+		return err
+	}
+	writeSealed(c, http.StatusCreated, res)
+	return nil
+}
+
+func (h *handler) revokeUser(c *gin.Context, caller *broker.Caller) error {
+	ctx := c.Request.Context()
+	if err := h.b.MayAdminister(ctx, caller, actionUserRevoke); err != nil {
+		return err
+	}
+	if err := h.noQuery(c, caller, actionUserRevoke); err != nil {
+		return err
+	}
+	name, err := h.userName(c, caller, actionUserRevoke)
+	if err != nil {
+		return err
+	}
+	if body, err := readSmallBody(c, 0); err != nil || len(body) > 0 {
+		return h.b.Invalid(ctx, caller, actionUserRevoke, "revoking a user takes no body: DELETE /v1/admin/users/NAME with none")
+	}
+	if err := h.b.RevokeAs(ctx, broker.APIOperator(caller), name); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+func (h *handler) reissueUser(c *gin.Context, caller *broker.Caller) error {
+	ctx := c.Request.Context()
+	if err := h.b.MayAdminister(ctx, caller, actionUserReissue); err != nil {
+		return err
+	}
+	invalid := func(msg string) error { return h.b.Invalid(ctx, caller, actionUserReissue, msg) }
+	if err := h.noQuery(c, caller, actionUserReissue); err != nil {
+		return err
+	}
+	name, err := h.userName(c, caller, actionUserReissue)
+	if err != nil {
+		return err
+	}
+	body, err := readSmallBody(c, maxUserBody)
+	if err != nil {
+		return invalid(err.Error())
+	}
+	var req wire.Reissue
+	if err := strictjson.Decode(body, &req); err != nil {
+		return invalid(invalidJSON(`{"recipient": "age1…"}`, err))
+	}
+	if req.Recipient == "" {
+		return invalid("recipient: the new token leaves the vault only encrypted to an age recipient (age1…): the user's own, or the field office's")
+	}
+	sealed, err := h.b.Reissue(ctx, broker.APIOperator(caller), name, req.Recipient)
+	if err != nil {
+		return err
+	}
+	c.Header(wire.HeaderUsers, "1")
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Data(http.StatusOK, "application/octet-stream", sealed)
+	return nil
+}
+
+func (h *handler) listGrants(c *gin.Context, caller *broker.Caller) error {
+	if err := h.noQuery(c, caller, actionPolicyRead); err != nil {
+		return err
+	}
+	info, err := h.b.Policy(c.Request.Context(), broker.APIOperator(caller))
+	if err != nil {
+		return err
+	}
+	out := wire.Grants{PolicyHash: info.PolicyHash, Grants: make([]wire.UserGrant, 0, len(info.Grants)), Pending: wireProposals(info.Pending)}
+	for _, g := range info.Grants {
+		out.Grants = append(out.Grants, wire.UserGrant{User: g.User, Role: string(g.Grant.Role), Area: g.Grant.Area, Deny: g.Grant.Deny, Project: g.Grant.Project})
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// changeGrant answers POST (add) and DELETE (remove) /v1/admin/grants.
+func (h *handler) changeGrant(remove bool) func(*gin.Context, *broker.Caller) error {
+	action := actionGrant
+	if remove {
+		action = actionUngrant
+	}
+	return func(c *gin.Context, caller *broker.Caller) error {
+		ctx := c.Request.Context()
+		if err := h.b.MayAdminister(ctx, caller, action); err != nil {
+			return err
+		}
+		invalid := func(msg string) error { return h.b.Invalid(ctx, caller, action, msg) }
+		if err := h.noQuery(c, caller, action); err != nil {
+			return err
+		}
+		body, err := readSmallBody(c, maxGrantBody)
+		if err != nil {
+			return invalid(err.Error())
+		}
+		var req wire.GrantRequest
+		if err := strictjson.Decode(body, &req); err != nil {
+			return invalid(invalidJSON(`{"user", "role", "area", "deny": true|false, "project"}`, err))
+		}
+		if !broker.ValidUserName(req.User) {
+			return invalid(fmt.Sprintf("user %q: user names are 1–64 lowercase letters, digits, '.', '_' or '-'", clipParam(req.User)))
+		}
+		role, err := policy.ParseRole(req.Role)
+		if err != nil {
+			return invalid("role: " + err.Error())
+		}
+		if req.Area == "" {
+			return invalid("area: give the area code of the grant")
+		}
+		g := policy.Grant{Role: role, Area: req.Area, Deny: req.Deny, Project: req.Project}
+		ch, err := h.b.ChangeGrant(ctx, broker.APIOperator(caller), broker.UserID(req.User), g, remove)
+		if err != nil {
+			return err
+		}
+		writeChange(c, ch, remove)
+		return nil
+	}
+}
+
+// writeChange answers a change: 201 (a removal 200) when it holds now,
+// 202 with the proposal's seq when it waits for an approver.
+func writeChange(c *gin.Context, ch *broker.GrantChange, remove bool) {
+	switch {
+	case !ch.Active:
+		c.JSON(http.StatusAccepted, wire.GrantChange{Proposal: ch.Proposal})
+	case remove:
+		c.JSON(http.StatusOK, wire.GrantChange{Active: true})
+	default:
+		c.JSON(http.StatusCreated, wire.GrantChange{Active: true})
+	}
+}
+
+func (h *handler) listProposals(c *gin.Context, caller *broker.Caller) error {
+	if err := h.noQuery(c, caller, actionProposals); err != nil {
+		return err
+	}
+	ps, err := h.b.Proposals(c.Request.Context(), broker.APIOperator(caller))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, wire.Proposals{Proposals: wireProposals(ps)})
+	return nil
+}
+
+func (h *handler) confirmProposal(c *gin.Context, caller *broker.Caller) error {
+	ctx := c.Request.Context()
+	if err := h.noQuery(c, caller, actionConfirm); err != nil {
+		return err
+	}
+	seq, ok := parseCount(c.Param("seq"))
+	if !ok {
+		return h.b.Invalid(ctx, caller, actionConfirm, "the proposal is named by its seq, a whole number in decimal without sign or leading zero (GET /v1/admin/proposals lists them)")
+	}
+	// No body: one sent is a client that means something else than a
+	// plain confirmation, and is told so rather than ignored.
+	if body, err := readSmallBody(c, 0); err != nil || len(body) > 0 {
+		return h.b.Invalid(ctx, caller, actionConfirm, "confirming a proposal takes no body: POST to /v1/admin/proposals/SEQ/confirm with none")
+	}
+	p, err := h.b.ConfirmGrant(ctx, caller, seq)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, wireProposal(*p))
+	return nil
+}
+
+func (h *handler) getPolicy(c *gin.Context, caller *broker.Caller) error {
+	if err := h.noQuery(c, caller, actionPolicyRead); err != nil {
+		return err
+	}
+	info, err := h.b.Policy(c.Request.Context(), broker.APIOperator(caller))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, wire.Policy{Model: info.Model, Rules: info.Rules, EngineHash: info.EngineHash, PolicyHash: info.PolicyHash,
+		Users: info.Users, Grants: len(info.Grants), Pending: len(info.Pending)})
+	return nil
+}
+
+func (h *handler) proposePolicy(c *gin.Context, caller *broker.Caller) error {
+	ctx := c.Request.Context()
+	if err := h.b.MayAdminister(ctx, caller, actionPolicyLoad); err != nil {
+		return err
+	}
+	invalid := func(msg string) error { return h.b.Invalid(ctx, caller, actionPolicyLoad, msg) }
+	if err := h.noQuery(c, caller, actionPolicyLoad); err != nil {
+		return err
+	}
+	body, err := readSmallBody(c, policy.MaxPolicyBytes)
+	if err != nil {
+		return invalid(err.Error())
+	}
+	if len(body) == 0 || !utf8.Valid(body) {
+		return invalid("the body is the role policy's rules, UTF-8 text (as GET /v1/admin/policy answers them in \"rules\")")
+	}
+	ch, err := h.b.ProposePolicy(ctx, broker.APIOperator(caller), string(body))
+	if err != nil {
+		return err
+	}
+	writeChange(c, ch, false)
+	return nil
+}
+
+func (h *handler) getLifetimes(c *gin.Context, caller *broker.Caller) error {
+	if err := h.noQuery(c, caller, actionLifetimesRead); err != nil {
+		return err
+	}
+	l, err := h.b.TokenLifetimesAs(c.Request.Context(), broker.APIOperator(caller))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, wireLifetimes(l))
+	return nil
+}
+
+func (h *handler) setLifetimes(c *gin.Context, caller *broker.Caller) error {
+	ctx := c.Request.Context()
+	if err := h.b.MayAdminister(ctx, caller, actionLifetimes); err != nil {
+		return err
+	}
+	invalid := func(msg string) error { return h.b.Invalid(ctx, caller, actionLifetimes, msg) }
+	if err := h.noQuery(c, caller, actionLifetimes); err != nil {
+		return err
+	}
+	body, err := readSmallBody(c, maxLifetimesBody)
+	if err != nil {
+		return invalid(err.Error())
+	}
+	var req wire.TokenLifetimes
+	if err := strictjson.Decode(body, &req); err != nil {
+		return invalid(invalidJSON(`{"lifetimes": {ROLE: "60d", …}}`, err))
+	}
+	if len(req.Lifetimes) == 0 {
+		return invalid(`name the roles to change: {"lifetimes": {"enumerator": "40d"}}`)
+	}
+	set := map[policy.Role]time.Duration{}
+	for r, s := range req.Lifetimes {
+		role, err := policy.ParseRole(r)
+		if err != nil {
+			return invalid(err.Error())
+		}
+		d, err := broker.ParseLifetime(s)
+		if err != nil {
+			return invalid(fmt.Sprintf("%s: %v", role, err))
+		}
+		set[role] = d
+	}
+	if err := h.b.SetTokenLifetimes(ctx, broker.APIOperator(caller), set); err != nil {
+		return err
+	}
+	l, err := h.b.TokenLifetimes(ctx)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, wireLifetimes(l))
+	return nil
+}
+
+// explainQueryKeys are the query parameters of GET /v1/policy/explain.
+var explainQueryKeys = []string{"user", "action", "area", "project", "event"}
+
+func (h *handler) explain(c *gin.Context, caller *broker.Caller) error {
+	ctx := c.Request.Context()
+	invalid := func(msg string) error { return h.b.Invalid(ctx, caller, actionExplain, msg) }
+	q, bad := queryParams(c.Request.URL.RawQuery, explainQueryKeys...)
+	if bad != "" {
+		return invalid(bad)
+	}
+	op := broker.APIOperator(caller)
+	var x *broker.Explanation
+	var err error
+	if s, ok := q["event"]; ok {
+		if len(q) != 1 {
+			return invalid("give either event=N alone (a past decision) or user, action and area (and project)")
+		}
+		index, ok := parseCount(s[0])
+		if !ok {
+			return invalid("event must be an audit event's index: a whole number ≥ 0, in decimal without sign or leading zero")
+		}
+		x, err = h.b.ExplainEvent(ctx, op, index)
+	} else {
+		user, action, code := q.Get("user"), q.Get("action"), q.Get("area")
+		if user == "" || action == "" || code == "" {
+			return invalid("give user, action and area (and project for a researcher's request), or event=N for a past decision")
+		}
+		if !broker.ValidUserName(user) {
+			return invalid(fmt.Sprintf("user %q: user names are 1–64 lowercase letters, digits, '.', '_' or '-'", clipParam(user)))
+		}
+		a, perr := policy.ParseAction(action)
+		if perr != nil {
+			return invalid("action: " + perr.Error())
+		}
+		if _, ok := h.b.Tree().Get(broker.AreaCode(code)); !ok {
+			return invalid(fmt.Sprintf("area %q: no such area", clipParam(code)))
+		}
+		if len(q.Get("project")) > policy.MaxProjectLen {
+			return invalid(fmt.Sprintf("project: at most %d bytes", policy.MaxProjectLen))
+		}
+		x, err = h.b.Explain(ctx, op, broker.UserID(user), a, broker.AreaCode(code), q.Get("project"))
+	}
+	if err != nil {
+		return err
+	}
+	out := wire.Explanation{User: x.User, Action: x.Action, Area: x.Area, Project: x.Project, Allow: x.Allow, Rule: x.Rule,
+		Roles: x.Roles, Grants: wireGrants(x.Grants), PolicyHash: x.PolicyHash, Note: x.Note}
+	if out.Roles == nil {
+		out.Roles = []string{}
+	}
+	if x.Event >= 0 {
+		out.Event = &wire.PastDecision{Index: x.Event, Recorded: x.Recorded, HashMatches: x.HashMatches, Agrees: x.Agrees}
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+func wireGrant(g policy.Grant) wire.Grant {
+	return wire.Grant{Role: string(g.Role), Area: g.Area, Deny: g.Deny, Project: g.Project}
+}
+
+func wireGrants(gs []policy.Grant) []wire.Grant {
+	out := make([]wire.Grant, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, wireGrant(g))
+	}
+	return out
+}
+
+func wireUser(u broker.UserInfo) wire.User {
+	out := wire.User{Name: string(u.Name), Grants: wireGrants(u.Grants), Recipient: u.Recipient, Expires: u.Expires, Revoked: u.Revoked}
+	if len(u.Pending) > 0 {
+		out.Pending = wireGrants(u.Pending)
+	}
+	return out
+}
+
+func wireProposal(p broker.Proposal) wire.Proposal {
+	out := wire.Proposal{Seq: p.Seq, Kind: p.Kind, User: p.User, Status: wire.ProposalPending, PolicyHash: p.PolicyHash,
+		ProposedBy: p.ProposedBy, ProposedAt: p.ProposedAt, ConfirmedBy: p.ConfirmedBy, ConfirmedAt: p.ConfirmedAt}
+	if p.Kind != "policy" {
+		g := wireGrant(p.Grant)
+		out.Grant = &g
+	}
+	switch {
+	case p.ConfirmedBy != "":
+		out.Status = wire.ProposalConfirmed
+	case p.Expired:
+		out.Status = wire.ProposalExpired
+	}
+	return out
+}
+
+func wireProposals(ps []broker.Proposal) []wire.Proposal {
+	out := make([]wire.Proposal, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, wireProposal(p))
+	}
+	return out
+}
+
+// wireLifetimes writes each role's lifetime in whole days, else hours,
+// else as a Go duration, in the order of policy.Roles.
+func wireLifetimes(l map[policy.Role]time.Duration) wire.TokenLifetimes {
+	out := wire.TokenLifetimes{Lifetimes: map[string]string{}}
+	for _, r := range policy.Roles() {
+		out.Lifetimes[string(r)] = formatLifetime(l[r])
+	}
+	return out
+}
+
+// formatLifetime writes a lifetime as broker.ParseLifetime reads it:
+// whole days ("60d"), else whole hours ("36h"), else a Go duration.
+func formatLifetime(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d > 0 && d%day == 0:
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	case d > 0 && d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	}
+	return d.String()
+}
