@@ -3,9 +3,11 @@ package broker
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/censusvault/censusvault/audit"
+	"github.com/censusvault/censusvault/broker/wire"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage"
 )
@@ -137,4 +139,102 @@ func (b *Broker) ImportCSV(ctx context.Context, op Operator, data []byte, recipi
 		return nil, b.refused(ctx, op, ev, err)
 	}
 	return res, nil
+}
+
+// The administration's answers as they cross the network (package wire),
+// for the HTTP API and the CLI alike.
+
+func wireGrant(g policy.Grant) wire.Grant {
+	return wire.Grant{Role: string(g.Role), Area: g.Area, Deny: g.Deny, Project: g.Project}
+}
+
+func wireGrants(gs []policy.Grant) []wire.Grant {
+	out := make([]wire.Grant, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, wireGrant(g))
+	}
+	return out
+}
+
+// Wire is u as an administrator sees it: never a token.
+func (u UserInfo) Wire() wire.User {
+	out := wire.User{Name: string(u.Name), Grants: wireGrants(u.Grants), Recipient: u.Recipient, Expires: u.Expires, Revoked: u.Revoked}
+	if len(u.Pending) > 0 {
+		out.Pending = wireGrants(u.Pending)
+	}
+	return out
+}
+
+// Wire is p with its status: pending, confirmed or expired.
+func (p Proposal) Wire() wire.Proposal {
+	out := wire.Proposal{Seq: p.Seq, Kind: p.Kind, User: p.User, Status: wire.ProposalPending, PolicyHash: p.PolicyHash,
+		ProposedBy: p.ProposedBy, ProposedAt: p.ProposedAt, ConfirmedBy: p.ConfirmedBy, ConfirmedAt: p.ConfirmedAt}
+	if p.Kind != string(storage.GrantOpPolicy) {
+		g := wireGrant(p.Grant)
+		out.Grant = &g
+	}
+	switch {
+	case p.ConfirmedBy != "":
+		out.Status = wire.ProposalConfirmed
+	case p.Expired:
+		out.Status = wire.ProposalExpired
+	}
+	return out
+}
+
+// WireProposals is ps on the wire.
+func WireProposals(ps []Proposal) []wire.Proposal {
+	out := make([]wire.Proposal, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.Wire())
+	}
+	return out
+}
+
+// Wire is the role policy and the grants of p: what GET /v1/admin/policy
+// and GET /v1/admin/grants answer.
+func (p *PolicyInfo) Wire() (wire.Policy, wire.Grants) {
+	pol := wire.Policy{Model: p.Model, Rules: p.Rules, EngineHash: p.EngineHash, PolicyHash: p.PolicyHash,
+		Users: p.Users, Grants: len(p.Grants), Pending: len(p.Pending)}
+	gs := wire.Grants{PolicyHash: p.PolicyHash, Grants: make([]wire.UserGrant, 0, len(p.Grants)), Pending: WireProposals(p.Pending)}
+	for _, g := range p.Grants {
+		gs.Grants = append(gs.Grants, wire.UserGrant{User: g.User, Role: string(g.Grant.Role), Area: g.Grant.Area, Deny: g.Grant.Deny, Project: g.Grant.Project})
+	}
+	return pol, gs
+}
+
+// Wire is x on the wire; a past event's findings in Event.
+func (x *Explanation) Wire() wire.Explanation {
+	out := wire.Explanation{User: x.User, Action: x.Action, Area: x.Area, Project: x.Project, Allow: x.Allow, Rule: x.Rule,
+		Roles: x.Roles, Grants: wireGrants(x.Grants), PolicyHash: x.PolicyHash, Note: x.Note}
+	if out.Roles == nil {
+		out.Roles = []string{}
+	}
+	if x.Event >= 0 {
+		out.Event = &wire.PastDecision{Index: x.Event, Recorded: x.Recorded, HashMatches: x.HashMatches, Agrees: x.Agrees}
+	}
+	return out
+}
+
+// WireLifetimes are token lifetimes on the wire, every role of
+// policy.Roles named.
+func WireLifetimes(l map[policy.Role]time.Duration) wire.TokenLifetimes {
+	out := wire.TokenLifetimes{Lifetimes: map[string]string{}}
+	for _, r := range policy.Roles() {
+		out.Lifetimes[string(r)] = FormatLifetime(l[r])
+	}
+	return out
+}
+
+// FormatLifetime writes a lifetime as ParseLifetime reads it: whole days
+// ("60d"), else whole hours ("36h"), else a Go duration.
+func FormatLifetime(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d > 0 && d%day == 0:
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	case d > 0 && d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	}
+	return d.String()
 }

@@ -160,7 +160,7 @@ func (h *handler) listUsers(c *gin.Context, caller *broker.Caller) error {
 	}
 	out := wire.UserList{Users: make([]wire.User, 0, len(users))}
 	for _, u := range users {
-		out.Users = append(out.Users, wireUser(u))
+		out.Users = append(out.Users, u.Wire())
 	}
 	if next != "" {
 		out.Next = &next
@@ -185,7 +185,7 @@ func (h *handler) showUser(c *gin.Context, caller *broker.Caller) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, wireUser(*u))
+	c.JSON(http.StatusOK, u.Wire())
 	return nil
 }
 
@@ -331,11 +331,8 @@ func (h *handler) listGrants(c *gin.Context, caller *broker.Caller) error {
 	if err != nil {
 		return err
 	}
-	out := wire.Grants{PolicyHash: info.PolicyHash, Grants: make([]wire.UserGrant, 0, len(info.Grants)), Pending: wireProposals(info.Pending)}
-	for _, g := range info.Grants {
-		out.Grants = append(out.Grants, wire.UserGrant{User: g.User, Role: string(g.Grant.Role), Area: g.Grant.Area, Deny: g.Grant.Deny, Project: g.Grant.Project})
-	}
-	c.JSON(http.StatusOK, out)
+	_, gs := info.Wire()
+	c.JSON(http.StatusOK, gs)
 	return nil
 }
 
@@ -403,7 +400,7 @@ func (h *handler) listProposals(c *gin.Context, caller *broker.Caller) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, wire.Proposals{Proposals: wireProposals(ps)})
+	c.JSON(http.StatusOK, wire.Proposals{Proposals: broker.WireProposals(ps)})
 	return nil
 }
 
@@ -425,7 +422,7 @@ func (h *handler) confirmProposal(c *gin.Context, caller *broker.Caller) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, wireProposal(*p))
+	c.JSON(http.StatusOK, p.Wire())
 	return nil
 }
 
@@ -437,8 +434,8 @@ func (h *handler) getPolicy(c *gin.Context, caller *broker.Caller) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, wire.Policy{Model: info.Model, Rules: info.Rules, EngineHash: info.EngineHash, PolicyHash: info.PolicyHash,
-		Users: info.Users, Grants: len(info.Grants), Pending: len(info.Pending)})
+	pol, _ := info.Wire()
+	c.JSON(http.StatusOK, pol)
 	return nil
 }
 
@@ -474,7 +471,7 @@ func (h *handler) getLifetimes(c *gin.Context, caller *broker.Caller) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, wireLifetimes(l))
+	c.JSON(http.StatusOK, broker.WireLifetimes(l))
 	return nil
 }
 
@@ -517,7 +514,7 @@ func (h *handler) setLifetimes(c *gin.Context, caller *broker.Caller) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, wireLifetimes(l))
+	c.JSON(http.StatusOK, broker.WireLifetimes(l))
 	return nil
 }
 
@@ -566,81 +563,6 @@ func (h *handler) explain(c *gin.Context, caller *broker.Caller) error {
 	if err != nil {
 		return err
 	}
-	out := wire.Explanation{User: x.User, Action: x.Action, Area: x.Area, Project: x.Project, Allow: x.Allow, Rule: x.Rule,
-		Roles: x.Roles, Grants: wireGrants(x.Grants), PolicyHash: x.PolicyHash, Note: x.Note}
-	if out.Roles == nil {
-		out.Roles = []string{}
-	}
-	if x.Event >= 0 {
-		out.Event = &wire.PastDecision{Index: x.Event, Recorded: x.Recorded, HashMatches: x.HashMatches, Agrees: x.Agrees}
-	}
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, x.Wire())
 	return nil
-}
-
-func wireGrant(g policy.Grant) wire.Grant {
-	return wire.Grant{Role: string(g.Role), Area: g.Area, Deny: g.Deny, Project: g.Project}
-}
-
-func wireGrants(gs []policy.Grant) []wire.Grant {
-	out := make([]wire.Grant, 0, len(gs))
-	for _, g := range gs {
-		out = append(out, wireGrant(g))
-	}
-	return out
-}
-
-func wireUser(u broker.UserInfo) wire.User {
-	out := wire.User{Name: string(u.Name), Grants: wireGrants(u.Grants), Recipient: u.Recipient, Expires: u.Expires, Revoked: u.Revoked}
-	if len(u.Pending) > 0 {
-		out.Pending = wireGrants(u.Pending)
-	}
-	return out
-}
-
-func wireProposal(p broker.Proposal) wire.Proposal {
-	out := wire.Proposal{Seq: p.Seq, Kind: p.Kind, User: p.User, Status: wire.ProposalPending, PolicyHash: p.PolicyHash,
-		ProposedBy: p.ProposedBy, ProposedAt: p.ProposedAt, ConfirmedBy: p.ConfirmedBy, ConfirmedAt: p.ConfirmedAt}
-	if p.Kind != "policy" {
-		g := wireGrant(p.Grant)
-		out.Grant = &g
-	}
-	switch {
-	case p.ConfirmedBy != "":
-		out.Status = wire.ProposalConfirmed
-	case p.Expired:
-		out.Status = wire.ProposalExpired
-	}
-	return out
-}
-
-func wireProposals(ps []broker.Proposal) []wire.Proposal {
-	out := make([]wire.Proposal, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, wireProposal(p))
-	}
-	return out
-}
-
-// wireLifetimes writes each role's lifetime in whole days, else hours,
-// else as a Go duration, in the order of policy.Roles.
-func wireLifetimes(l map[policy.Role]time.Duration) wire.TokenLifetimes {
-	out := wire.TokenLifetimes{Lifetimes: map[string]string{}}
-	for _, r := range policy.Roles() {
-		out.Lifetimes[string(r)] = formatLifetime(l[r])
-	}
-	return out
-}
-
-// formatLifetime writes a lifetime as broker.ParseLifetime reads it:
-// whole days ("60d"), else whole hours ("36h"), else a Go duration.
-func formatLifetime(d time.Duration) string {
-	const day = 24 * time.Hour
-	switch {
-	case d > 0 && d%day == 0:
-		return strconv.FormatInt(int64(d/day), 10) + "d"
-	case d > 0 && d%time.Hour == 0:
-		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
-	}
-	return d.String()
 }
