@@ -71,6 +71,7 @@ func commands() []command {
 		{"release-point", "publication points, the frozen moments standard tables are computed at (release-point create|list)", cmdReleasePoint},
 		{"table", "research tables: request one over HTTP, or replay a released one from the audit log (table request|replay)", cmdTable},
 		{"ledger", "the privacy ledger of dp tables: show its shares and what they spent, propose or approve a change (ledger show|propose|approve)", cmdLedger},
+		{"extract", "extracts for the processing centre: environments, proposals, approvals, encrypted downloads (extract env add|list|retire, extract propose|approve|list|download)", cmdExtract},
 		{"gen", "generate a synthetic census and load it through the ingest path (for tests and benchmarks)", cmdGen},
 	}
 }
