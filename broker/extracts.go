@@ -372,7 +372,6 @@ func (b *Broker) classRefusal(c *Caller, classes []string, areas []AreaCode, env
 // the purpose (clipped).
 func (b *Broker) ProposeExtract(ctx context.Context, c *Caller, req ExtractRequest) (*ExtractInfo, error) {
 	ev := b.event(c, actionExtractPropose, policy.Decision{})
-	ev.Purpose = untrusted.Clip(req.Purpose, MaxExtractPurpose)
 	if req.Environment != "" {
 		ev.Resources = []string{"environment:" + clip(req.Environment)}
 	}
@@ -386,6 +385,8 @@ func (b *Broker) ProposeExtract(ctx context.Context, c *Caller, req ExtractReque
 	if err := checkText("the purpose", req.Purpose); err != nil {
 		return invalid(err.Error() + " (say what the extract is for, in one line of at most 500 bytes)")
 	}
+	// Checked first: an audit event holds valid UTF-8 only.
+	ev.Purpose = untrusted.Clip(req.Purpose, MaxExtractPurpose)
 	switch {
 	case len(req.Areas) == 0:
 		return invalid("areas: name at least one area code; each covers its whole subtree")

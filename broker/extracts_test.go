@@ -917,6 +917,7 @@ func TestExtractProposalInvalid(t *testing.T) {
 		"long purpose":    {Areas: []string{communeA}, Purpose: long},
 		"blank purpose":   {Areas: []string{communeA}, Purpose: "  "},
 		"a line break":    {Areas: []string{communeA}, Purpose: "two\nlines"},
+		"invalid UTF-8":   {Areas: []string{communeA}, Purpose: "caf\xe9"},
 		"bad environment": {Areas: []string{communeA}, Environment: "../centre"},
 	} {
 		var err error
