@@ -110,6 +110,11 @@ func DefaultEnvironmentClasses() []string {
 	return []string{string(form.Analytic), string(form.Operational)}
 }
 
+// eventText is text from a request as an audit event may hold it before
+// it was checked: clipped, and valid UTF-8 (an event refuses anything
+// else, and a refusal must still be recorded).
+func eventText(s string) string { return strings.ToValidUTF8(clip(s), "\uFFFD") }
+
 func knownClass(c string) bool {
 	for _, ec := range extractClasses {
 		if string(ec.class) == c {
@@ -156,7 +161,7 @@ func environmentInfo(e *storage.Environment) Environment {
 // name is registered once, ever (409 environment_exists): an environment
 // is never changed or removed, only retired. Audited.
 func (b *Broker) AddEnvironment(ctx context.Context, op Operator, ne NewEnvironment) (*Environment, error) {
-	ev, err := b.authorizeAdmin(ctx, op, actionEnvAdd, []string{"environment:" + clip(ne.Name)})
+	ev, err := b.authorizeAdmin(ctx, op, actionEnvAdd, []string{"environment:" + eventText(ne.Name)})
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +212,7 @@ func (b *Broker) AddEnvironment(ctx context.Context, op Operator, ne NewEnvironm
 // it, approved or downloaded to it any more. op as for AddEnvironment.
 // Errors: NotFound (no_such_environment), Conflict (environment_retired).
 func (b *Broker) RetireEnvironment(ctx context.Context, op Operator, name string) (*Environment, error) {
-	ev, err := b.authorizeAdmin(ctx, op, actionEnvRetire, []string{"environment:" + clip(name)})
+	ev, err := b.authorizeAdmin(ctx, op, actionEnvRetire, []string{"environment:" + eventText(name)})
 	if err != nil {
 		return nil, err
 	}
@@ -373,7 +378,7 @@ func (b *Broker) classRefusal(c *Caller, classes []string, areas []AreaCode, env
 func (b *Broker) ProposeExtract(ctx context.Context, c *Caller, req ExtractRequest) (*ExtractInfo, error) {
 	ev := b.event(c, actionExtractPropose, policy.Decision{})
 	if req.Environment != "" {
-		ev.Resources = []string{"environment:" + clip(req.Environment)}
+		ev.Resources = []string{"environment:" + eventText(req.Environment)}
 	}
 	invalid := func(msg string) (*ExtractInfo, error) {
 		ev.Outcome, ev.Reason = "invalid", msg

@@ -833,6 +833,7 @@ func TestEnvironments(t *testing.T) {
 		code string
 	}{
 		{broker.NewEnvironment{Name: "Bad Name", Recipient: ev.id.Recipient().String()}, "invalid"},
+		{broker.NewEnvironment{Name: "c\xff", Recipient: ev.id.Recipient().String()}, "invalid"},
 		{broker.NewEnvironment{Name: "leak", Recipient: secret}, "invalid"},
 		{broker.NewEnvironment{Name: "x", Recipient: ev.id.Recipient().String(), Classes: []string{"analytic", "secret"}}, "invalid"},
 		{broker.NewEnvironment{Name: "x", Recipient: ev.id.Recipient().String(), Classes: []string{"analytic", "analytic"}}, "invalid"},
@@ -891,6 +892,11 @@ func TestEnvironments(t *testing.T) {
 	}
 	_, err = ev.b.RetireEnvironment(ctx, host, "pq.centre")
 	wantCode(t, "a second retirement", err, broker.Conflict, "environment_retired")
+	e := ev.oneEvent(func() { _, err = ev.b.RetireEnvironment(ctx, host, "no\xffwhere") })
+	wantCode(t, "retiring an unknown name, not UTF-8", err, broker.NotFound, "no_such_environment")
+	if e.Outcome != "refused" || e.Resources[0] != "environment:no\uFFFDwhere" {
+		t.Errorf("event of the refused retirement: %+v", e)
+	}
 	_, err = ev.propose("proc", broker.ExtractRequest{Environment: "pq.centre", Areas: []string{communeA}})
 	wantCode(t, "a proposal for a retired environment", err, broker.Conflict, "environment_retired")
 	wantCode(t, "an approval for a retired environment", ev.approve("appr", y.Seq), broker.Conflict, "environment_retired")
@@ -906,19 +912,20 @@ func TestExtractProposalInvalid(t *testing.T) {
 	ev := newExtractVault(t, "")
 	long := strings.Repeat("x", broker.MaxExtractPurpose+1)
 	for what, req := range map[string]broker.ExtractRequest{
-		"no areas":        {Areas: []string{}},
-		"unknown area":    {Areas: []string{"99999"}},
-		"bad area":        {Areas: []string{"a b"}},
-		"unknown class":   {Areas: []string{communeA}, Classes: []string{"everything"}},
-		"no class":        {Areas: []string{communeA}, Classes: []string{}},
-		"bad format":      {Areas: []string{communeA}, Format: "xlsx"},
-		"unknown form":    {Areas: []string{communeA}, Form: "census2029"},
-		"unknown version": {Areas: []string{communeA}, FormVersion: 7},
-		"long purpose":    {Areas: []string{communeA}, Purpose: long},
-		"blank purpose":   {Areas: []string{communeA}, Purpose: "  "},
-		"a line break":    {Areas: []string{communeA}, Purpose: "two\nlines"},
-		"invalid UTF-8":   {Areas: []string{communeA}, Purpose: "caf\xe9"},
-		"bad environment": {Areas: []string{communeA}, Environment: "../centre"},
+		"no areas":              {Areas: []string{}},
+		"unknown area":          {Areas: []string{"99999"}},
+		"bad area":              {Areas: []string{"a b"}},
+		"unknown class":         {Areas: []string{communeA}, Classes: []string{"everything"}},
+		"no class":              {Areas: []string{communeA}, Classes: []string{}},
+		"bad format":            {Areas: []string{communeA}, Format: "xlsx"},
+		"unknown form":          {Areas: []string{communeA}, Form: "census2029"},
+		"unknown version":       {Areas: []string{communeA}, FormVersion: 7},
+		"long purpose":          {Areas: []string{communeA}, Purpose: long},
+		"blank purpose":         {Areas: []string{communeA}, Purpose: "  "},
+		"a line break":          {Areas: []string{communeA}, Purpose: "two\nlines"},
+		"invalid UTF-8":         {Areas: []string{communeA}, Purpose: "caf\xe9"},
+		"bad environment":       {Areas: []string{communeA}, Environment: "../centre"},
+		"environment not UTF-8": {Areas: []string{communeA}, Environment: "c\xff"},
 	} {
 		var err error
 		e := ev.oneEvent(func() { _, err = ev.propose("proc", req) })
