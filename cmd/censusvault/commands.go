@@ -218,11 +218,15 @@ func newServer(h http.Handler) *http.Server {
 }
 
 func cmdUser(ctx context.Context, e *env, args []string) error {
-	sub, syn, args, done, err := subcommand(e, args, "usage: censusvault user add|grant|revoke|show|set-recipient NAME [flags]", map[string]string{
-		"add":    "user add NAME --role ROLE --area CODE [--project ID] [--expires 90d]",
-		"grant":  "user grant NAME --role ROLE --area CODE [--project ID] [--deny]",
-		"revoke": "user revoke NAME",
-		"show":   "user show NAME",
+	sub, syn, args, done, err := subcommand(e, args, "usage: censusvault user add|import|list|show|grant|revoke|reissue|lifetimes|set-recipient [NAME] [flags]", map[string]string{
+		"add":       "user add NAME --role ROLE --area CODE [--project ID] [--expires 90d] [--recipient age1… --out FILE]" + userAddRemote,
+		"grant":     "user grant NAME --role ROLE --area CODE [--project ID] [--deny] [--server URL --token-file FILE]",
+		"revoke":    "user revoke NAME [--server URL --token-file FILE]",
+		"show":      "user show NAME [--server URL --token-file FILE]",
+		"import":    userImportSynopsis,
+		"list":      userListSynopsis,
+		"reissue":   userReissueSynopsis,
+		"lifetimes": userLifetimesSynopsis,
 		"set-recipient": "user set-recipient NAME age1…  |  user set-recipient --clear NAME\n\n" +
 			"Registers the age recipient (public key, from `age-keygen`) that the user's research tables\n" +
 			"are encrypted to when they ask for encrypted output; --clear removes it.",
@@ -241,7 +245,7 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 		project = fs.String("project", "", "research project the grant is for (required for researchers, who are granted per project; see `censusvault project list`)")
 	}
 	if sub == "add" {
-		expires = fs.String("expires", "", "token lifetime, e.g. 90d or 36h (default: no expiry)")
+		expires = fs.String("expires", "", "token lifetime, e.g. 90d or 36h (default: the role's, see `censusvault user lifetimes`)")
 	}
 	if sub == "grant" {
 		deny = fs.Bool("deny", false, "deny the role in the area's subtree instead (deny beats allow)")
@@ -249,8 +253,12 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 	if sub == "set-recipient" {
 		clearRecipient = fs.Bool("clear", false, "remove the user's recipient instead")
 	}
+	adm := addUserAdminFlags(fs, sub)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if adm.handles(sub) {
+		return adm.run(ctx, e, sub, fs, &sf, userArgs{role: role, area: areaCode, project: project, expires: expires, deny: deny})
 	}
 	switch {
 	case sub == "set-recipient" && *clearRecipient && fs.NArg() != 1:
