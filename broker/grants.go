@@ -464,8 +464,9 @@ func (b *Broker) ConfirmGrant(ctx context.Context, c *Caller, seq int64) (*Propo
 			return nil, err
 		}
 	}
-	return &Proposal{Seq: seq, Kind: string(p.Kind), User: p.User, Grant: policyGrant(p.Grant), ProposedBy: p.ProposedBy,
-		ProposedAt: p.ProposedAt, ConfirmedBy: c.actor(), ConfirmedAt: now}, nil
+	out := proposalOf(*p, now)
+	out.ConfirmedBy, out.ConfirmedAt, out.Expired = c.actor(), now, false
+	return &out, nil
 }
 
 // shortHash names a role policy in audit resources.

@@ -184,7 +184,7 @@ func cmdPolicy(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return hint(err, "only an approver whose grant covers the proposal's area confirms it, never its proposer nor the user it is for")
 		}
-		fmt.Fprintf(e.stderr, "confirmed proposal %d by %s: %s holds now\n", p.Seq, printable(p.ProposedBy), proposalText(*p))
+		fmt.Fprintf(e.stderr, "confirmed proposal %d (proposed by %s): %s holds now\n", p.Seq, printable(p.ProposedBy), proposalText(*p))
 		return nil
 	}
 	var rules string
@@ -920,8 +920,9 @@ func (u *userAdmin) report(e *env, sub, name string, toks *client.NewTokens, ua 
 			fmt.Fprintf(e.stderr, "added %s; the grant %s waits for an approver (proposal %s): %s\n", name, g, seqList(toks.Pending), u.ar.confirmHint(firstSeq(toks.Pending)))
 		}
 	}
-	fmt.Fprintf(e.stderr, "%s in %s, encrypted to %s, and nowhere else: decrypt with the matching identity (`age -d -i KEY %s`) and give each user their own token\n",
-		map[bool]string{true: "the tokens are", false: "the token is"}[toks.Users > 1], *u.out, shortRecipient(recipient), *u.out)
+	fmt.Fprintf(e.stderr, "%s in %s, encrypted to %s, and nowhere else: decrypt with the matching identity (`age -d -i KEY %s`) and %s\n",
+		map[bool]string{true: "the tokens are", false: "the token is"}[toks.Users > 1], *u.out, shortRecipient(recipient), *u.out,
+		map[bool]string{true: "give each user their own token", false: "give it to the user"}[toks.Users > 1])
 }
 
 func seqList(s []int64) string {

@@ -184,7 +184,7 @@ func TestPolicyRemote(t *testing.T) {
 		t.Errorf("the admin confirms:\n%s", r)
 	}
 	r = mustCV(t, as(ann, "policy", "confirm", "1")...)
-	if !strings.Contains(r.stderr, "confirmed proposal 1 by user:boss: team_leader at 18070 to tl-18070 holds now") {
+	if !strings.Contains(r.stderr, "confirmed proposal 1 (proposed by user:boss): team_leader at 18070 to tl-18070 holds now") {
 		t.Errorf("policy confirm:\n%s", r)
 	}
 	if st := srv.status(t, "/v1/submissions?area=18070", tl); st != http.StatusOK {
@@ -248,7 +248,9 @@ func TestPolicyRemote(t *testing.T) {
 	if rules := mustCV(t, as(aud, "policy", "export")...).stdout; strings.Contains(rules, "p, steering, submission.list") {
 		t.Error("a proposed role policy is in force before its confirmation")
 	}
-	mustCV(t, as(ann, "policy", "confirm", seq)...)
+	if r := mustCV(t, as(ann, "policy", "confirm", seq)...); !regexp.MustCompile(`confirmed proposal 3 \(proposed by user:boss\): the role policy [0-9a-f]{16} holds now`).MatchString(r.stderr) {
+		t.Errorf("policy confirm of a role policy:\n%s", r)
+	}
 	if rules := mustCV(t, as(aud, "policy", "export")...).stdout; !strings.HasSuffix(rules, "p, steering, submission.list, allow\n") {
 		t.Errorf("the confirmed role policy is not in force:\n%s", rules)
 	}
