@@ -238,3 +238,12 @@ func FormatLifetime(d time.Duration) string {
 	}
 	return d.String()
 }
+
+// TooLarge records a request refused, before it reached a use case,
+// because its body is over the route's limit, and returns its error (413
+// too_large).
+func (b *Broker) TooLarge(ctx context.Context, c *Caller, action, msg string) error {
+	ev := b.event(c, action, policy.Decision{})
+	ev.Outcome, ev.Reason = "invalid", msg
+	return b.refuse(ctx, ev, errorf(TooLarge, nil, "%s", msg))
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -80,6 +81,27 @@ func invalidJSON(shape string, err error) string {
 		msg = "a member has the wrong type (names, codes, lifetimes and recipients are strings; deny is true or false)"
 	}
 	return "the body is " + shape + ": " + msg
+}
+
+// adminBody reads a body of at most limit bytes: over it the refusal is
+// 413 too_large (a declared length at once, before anything is read),
+// audited as action, with advice on what to do instead.
+func (h *handler) adminBody(c *gin.Context, caller *broker.Caller, action string, limit int64, advice string) ([]byte, error) {
+	ctx := c.Request.Context()
+	over := func() error {
+		return h.b.TooLarge(ctx, caller, action, fmt.Sprintf("the body is over %d bytes%s", limit, advice))
+	}
+	if c.Request.ContentLength > limit {
+		return nil, over()
+	}
+	b, err := io.ReadAll(io.LimitReader(http.MaxBytesReader(c.Writer, c.Request.Body, limit+1), limit+1))
+	switch {
+	case int64(len(b)) > limit:
+		return nil, over()
+	case err != nil:
+		return nil, h.b.Invalid(ctx, caller, action, "the request body could not be read")
+	}
+	return b, nil
 }
 
 // userName reads the {name} of a route and refuses, as action, one that
@@ -198,9 +220,9 @@ func (h *handler) addUser(c *gin.Context, caller *broker.Caller) error {
 	if err := h.noQuery(c, caller, actionUserAdd); err != nil {
 		return err
 	}
-	body, err := readSmallBody(c, maxUserBody)
+	body, err := h.adminBody(c, caller, actionUserAdd, maxUserBody, "")
 	if err != nil {
-		return invalid(err.Error())
+		return err
 	}
 	var req wire.NewUser
 	if err := strictjson.Decode(body, &req); err != nil {
@@ -253,9 +275,9 @@ func (h *handler) importUsers(c *gin.Context, caller *broker.Caller) error {
 	if bad != "" {
 		return h.b.Invalid(ctx, caller, actionUserAdd, bad)
 	}
-	body, err := readSmallBody(c, MaxImportBody)
+	body, err := h.adminBody(c, caller, actionUserAdd, MaxImportBody, fmt.Sprintf(": at most %d users an import, split the file", broker.MaxImportUsers))
 	if err != nil {
-		return h.b.Invalid(ctx, caller, actionUserAdd, err.Error()+fmt.Sprintf(": at most %d users an import, split the file", broker.MaxImportUsers))
+		return err
 	}
 	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(importWriteTimeout))
 	res, err := h.b.ImportCSV(ctx, broker.APIOperator(caller), body, recipient)
@@ -302,9 +324,9 @@ func (h *handler) reissueUser(c *gin.Context, caller *broker.Caller) error {
 	if err != nil {
 		return err
 	}
-	body, err := readSmallBody(c, maxUserBody)
+	body, err := h.adminBody(c, caller, actionUserReissue, maxUserBody, "")
 	if err != nil {
-		return invalid(err.Error())
+		return err
 	}
 	var req wire.Reissue
 	if err := strictjson.Decode(body, &req); err != nil {
@@ -351,9 +373,9 @@ func (h *handler) changeGrant(remove bool) func(*gin.Context, *broker.Caller) er
 		if err := h.noQuery(c, caller, action); err != nil {
 			return err
 		}
-		body, err := readSmallBody(c, maxGrantBody)
+		body, err := h.adminBody(c, caller, action, maxGrantBody, "")
 		if err != nil {
-			return invalid(err.Error())
+			return err
 		}
 		var req wire.GrantRequest
 		if err := strictjson.Decode(body, &req); err != nil {
@@ -448,9 +470,9 @@ func (h *handler) proposePolicy(c *gin.Context, caller *broker.Caller) error {
 	if err := h.noQuery(c, caller, actionPolicyLoad); err != nil {
 		return err
 	}
-	body, err := readSmallBody(c, policy.MaxPolicyBytes)
+	body, err := h.adminBody(c, caller, actionPolicyLoad, policy.MaxPolicyBytes, "")
 	if err != nil {
-		return invalid(err.Error())
+		return err
 	}
 	if len(body) == 0 || !utf8.Valid(body) {
 		return invalid("the body is the role policy's rules, UTF-8 text (as GET /v1/admin/policy answers them in \"rules\")")
@@ -484,9 +506,9 @@ func (h *handler) setLifetimes(c *gin.Context, caller *broker.Caller) error {
 	if err := h.noQuery(c, caller, actionLifetimes); err != nil {
 		return err
 	}
-	body, err := readSmallBody(c, maxLifetimesBody)
+	body, err := h.adminBody(c, caller, actionLifetimes, maxLifetimesBody, "")
 	if err != nil {
-		return invalid(err.Error())
+		return err
 	}
 	var req wire.TokenLifetimes
 	if err := strictjson.Decode(body, &req); err != nil {

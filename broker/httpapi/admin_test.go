@@ -1,10 +1,12 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/censusvault/censusvault/broker"
+	"github.com/censusvault/censusvault/broker/httpapi"
 	"github.com/censusvault/censusvault/broker/wire"
 	"github.com/censusvault/censusvault/crypto"
 	"github.com/censusvault/censusvault/policy"
@@ -335,6 +339,20 @@ func TestAdminUsersRefused(t *testing.T) {
 	r := v.adminReq("", "POST", "/v1/admin/users", good)
 	mustStatus(t, "no token", r, http.StatusUnauthorized, "unauthenticated")
 
+	// A declared body of 12.8 MB is answered without a byte of it read
+	// (net/http itself waits for the rest of a body under 256 KiB):
+	// refused (403) to whoever may not administer, whatever its size, and
+	// too large (413) for more than an import may hold.
+	for _, tc := range []struct {
+		who  string
+		size int64
+		st   int
+	}{{"enum-a1", httpapi.MaxImportBody, http.StatusForbidden}, {"auditor", httpapi.MaxImportBody + 1, http.StatusForbidden}, {"admin", httpapi.MaxImportBody + 1, http.StatusRequestEntityTooLarge}} {
+		if st := v.declareBody(tc.who, "/v1/admin/users/import?recipient="+url.QueryEscape(rcpt), tc.size); st != tc.st {
+			t.Errorf("%s declares a body of %d bytes: %d, want %d before it is sent", tc.who, tc.size, st, tc.st)
+		}
+	}
+
 	secret := "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
 	for _, tc := range []struct {
 		what, method, path, body, says string
@@ -364,6 +382,8 @@ func TestAdminUsersRefused(t *testing.T) {
 		{"a reissue of nobody", "POST", "/v1/admin/users/nobody/reissue", `{"recipient": "` + rcpt + `"}`, "nobody"},
 		{"a revoke with a body", "DELETE", "/v1/admin/users/enum-a1", `{"why": "x"}`, "no body"},
 		{"a bad user name", "DELETE", "/v1/admin/users/Enum%1b", "", "user names are"},
+		{"a body over the limit", "POST", "/v1/admin/users", `{"name": "` + strings.Repeat("a", 7000) + `"}`, "over"},
+		{"50,001 users", "POST", "/v1/admin/users/import?recipient=" + url.QueryEscape(rcpt), bigImport(broker.MaxImportUsers + 1), "more than 50000"},
 		{"a limit of 0", "GET", "/v1/admin/users?limit=0", "", "limit"},
 		{"a limit of 1001", "GET", "/v1/admin/users?limit=1001", "", "limit"},
 	} {
@@ -373,6 +393,9 @@ func TestAdminUsersRefused(t *testing.T) {
 		if r.Status/100 != 4 {
 			t.Errorf("%s: %d %s, want a 4xx", tc.what, r.Status, r.Body)
 			continue
+		}
+		if tc.says == "over" || strings.HasPrefix(tc.says, "more than") {
+			mustStatus(t, tc.what, r, http.StatusRequestEntityTooLarge, "too_large")
 		}
 		msg, _ := r.ErrorBody(t)
 		if !strings.Contains(msg, tc.says) {
@@ -392,6 +415,35 @@ func TestAdminUsersRefused(t *testing.T) {
 			t.Errorf("%s: enum-a1's token no longer works", tc.what)
 		}
 	}
+}
+
+// declareBody sends the headers of a POST as user declaring a body of
+// size bytes, sends none of it, and returns the status answered.
+func (v *vault) declareBody(user, path string, size int64) int {
+	v.t.Helper()
+	conn, err := net.Dial("tcp", v.Server.Listener.Addr().String())
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: vault\r\nAuthorization: Bearer %s\r\nContent-Type: text/csv\r\nContent-Length: %d\r\n\r\n", path, v.Tokens[user], size)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		v.t.Fatalf("no answer before the body: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// bigImport is a user file of n enumerators.
+func bigImport(n int) string {
+	var b strings.Builder
+	b.WriteString("user,role,area\n")
+	for i := range n {
+		fmt.Fprintf(&b, "u%06d,enumerator,%s\n", i, eaA1)
+	}
+	return b.String()
 }
 
 // grantBody is a POST/DELETE /v1/admin/grants body.

@@ -97,7 +97,8 @@
 //	                                 RFC 3339; default the role's lifetime), "recipient"}; 201 sealed
 //	POST   /v1/admin/users/import?recipient=age1…
 //	                                 a user file (text/csv: user,role,area[,project][,expires]), at
-//	                                 most 50,000 users, all or none; 201 sealed
+//	                                 most 50,000 users, all or none; 201 sealed; 413 too_large over
+//	                                 50,000 users or 12.8 MB (a declared length at once, unread)
 //	GET    /v1/admin/users/{name}    one user, as the list shows it
 //	DELETE /v1/admin/users/{name}    revoke the user's token now; 204; 409 last_admin
 //	POST   /v1/admin/users/{name}/reissue
