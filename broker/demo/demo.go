@@ -7,7 +7,9 @@ package demo
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"filippo.io/age"
 	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/broker"
 	"github.com/censusvault/censusvault/broker/area"
@@ -28,6 +31,7 @@ import (
 	"github.com/censusvault/censusvault/broker/form"
 	"github.com/censusvault/censusvault/broker/httpapi"
 	"github.com/censusvault/censusvault/broker/synth"
+	"github.com/censusvault/censusvault/broker/wire"
 	"github.com/censusvault/censusvault/crypto"
 	"github.com/censusvault/censusvault/crypto/agekey"
 	"github.com/censusvault/censusvault/policy"
@@ -212,12 +216,13 @@ func Run(ctx context.Context, o Opts) error {
 		{"researcher-1", policy.Researcher, town},
 		{"auditor-1", policy.Auditor, "VN"},
 		{"approver-1", policy.Approver, "VN"},
+		{"admin-1", policy.Admin, "VN"},
 	} {
 		if err := add(u.name, u.role, u.area); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(out, "areas: 1 town, %d wards, %d enumeration areas of about %d households; users: %d enumerators, a team leader, steering, a researcher, an auditor, an approver\n",
+	fmt.Fprintf(out, "areas: 1 town, %d wards, %d enumeration areas of about %d households; users: %d enumerators, a team leader, steering, a researcher, an auditor, an approver, an admin\n",
 		len(HongLinh), len(plan), eaSize, len(plan))
 
 	// 3. The real HTTP server on a loopback port.
@@ -422,6 +427,15 @@ feed:
 		return err
 	}
 
+	// 10. The processing centre and the administration, from a
+	// workstation: the admin creates a processor over HTTP (its grant
+	// waits for the approver: it sees data), registers the centre's
+	// environment; the processor proposes an extract, the approver
+	// approves it, and only the centre's key opens it.
+	if err := processingCentre(ctx, out, newClient, tokens, plan[0].code); err != nil {
+		return err
+	}
+
 	res, err := enum.Deposit(ctx, first.ct)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
@@ -466,7 +480,7 @@ feed:
 	fmt.Fprintf(out, "the auditor's export verifies offline: %s leaves (%s events, %s withheld) under root %.16s…\n",
 		viNum(xr.Size), viNum(xr.Events), viNum(xr.Withheld), base64.StdEncoding.EncodeToString(xr.Root[:]))
 
-	// 10. The audit log.
+	// 11. The audit log.
 	srv.Close()
 	if err := b.Close(ctx); err != nil {
 		return err
@@ -477,6 +491,110 @@ feed:
 	}
 	fmt.Fprintf(out, "\naudit chain OK: %s events, every request above included (head %x…)\n", viNum(vr.Events), vr.Head[:8])
 	fmt.Fprintf(out, "demo finished in %.1fs\n", time.Since(start).Seconds())
+	return nil
+}
+
+// processingCentre is the demo's administration and extract step: an
+// admin over HTTP adds a processor (whose grant the approver confirms)
+// and registers the processing centre's environment; a team leader opens
+// one household for review (the classes revealed, never a value shown
+// here); the processor proposes an extract of a ward, the approver
+// approves it, the processor downloads it, and the centre decrypts it and
+// checks its SHA-256 against the audit log's.
+func processingCentre(ctx context.Context, out io.Writer, newClient func(string) *client.Client, tokens map[string]string, firstEA string) error {
+	fmt.Fprintf(out, "\nthe processing centre and the administration, over HTTP:\n")
+	office, err := age.GenerateX25519Identity()
+	if err != nil {
+		return err
+	}
+	admin, approver := newClient("admin-1"), newClient("approver-1")
+	nt, err := admin.AddUser(ctx, wire.NewUser{Name: "proc-437", Role: string(policy.Processor), Area: town, Recipient: office.Recipient().String()})
+	if err != nil {
+		return fmt.Errorf("add processor: %w", err)
+	}
+	fmt.Fprintf(out, "  the admin adds processor proc-437 for the town: its token only as age ciphertext to the field office (%d bytes); its grant waits for an approver (proposal %v)\n", len(nt.Sealed), nt.Pending)
+	_, err = admin.ConfirmProposal(ctx, nt.Pending[0])
+	fmt.Fprintf(out, "  the admin confirms it himself: %s\n", codeOf(err))
+	if _, err := approver.ConfirmProposal(ctx, nt.Pending[0]); err != nil {
+		return fmt.Errorf("confirm: %w", err)
+	}
+	fmt.Fprintf(out, "  the approver confirms it: the processor can work\n")
+	r, err := age.Decrypt(bytes.NewReader(nt.Sealed), office)
+	if err != nil {
+		return err
+	}
+	plain, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(strings.TrimSpace(string(plain)), "\n")
+	if len(lines) != 2 {
+		return fmt.Errorf("the token file holds %d lines", len(lines))
+	}
+	tokens["proc-437"] = strings.Split(lines[1], ",")[1]
+
+	// A team leader checks one interview of its ward.
+	tl := newClient("tl-18070")
+	list, err := tl.ListSubmissions(ctx, firstEA, client.ListOpts{Limit: 1})
+	if err != nil || len(list.Submissions) == 0 {
+		return fmt.Errorf("team leader's list: %v", err)
+	}
+	view, err := tl.OpenSubmission(ctx, string(list.Submissions[0].ID))
+	if err != nil {
+		return fmt.Errorf("team leader's open: %w", err)
+	}
+	fmt.Fprintf(out, "  team leader tl-18070 opens one household of %s for review: classes %s (one open of its 60 an hour, audited)\n", firstEA, strings.Join(view.Classes, ", "))
+
+	centre, err := age.GenerateX25519Identity()
+	if err != nil {
+		return err
+	}
+	if _, err := admin.AddEnvironment(ctx, wire.NewEnvironment{Name: "centre", Recipient: centre.Recipient().String()}); err != nil {
+		return fmt.Errorf("environment: %w", err)
+	}
+	proc := newClient("proc-437")
+	req := wire.ExtractRequest{Environment: "centre", Areas: []string{"18070"}, Form: form.Default().Name, Classes: []string{"analytic", "operational"}, Format: "jsonl", Purpose: "editing and coding of Phường Bắc Hồng"}
+	req.Classes = []string{"identifying", "analytic"}
+	_, err = proc.ProposeExtract(ctx, req)
+	fmt.Fprintf(out, "  the processor asks for an extract with names and phone numbers: %s\n", codeOf(err))
+	req.Classes = []string{"analytic", "operational"}
+	x, err := proc.ProposeExtract(ctx, req)
+	if err != nil {
+		return fmt.Errorf("propose extract: %w", err)
+	}
+	_, err = proc.DownloadExtract(ctx, x.Seq, io.Discard)
+	fmt.Fprintf(out, "  the processor proposes extract %d (ward 18070, analytic and operational fields, as of audit event %d); downloads it before approval: %s\n", x.Seq, x.AsOf, codeOf(err))
+	if _, err := approver.ApproveExtract(ctx, x.Seq); err != nil {
+		return fmt.Errorf("approve extract: %w", err)
+	}
+	_, err = approver.DownloadExtract(ctx, x.Seq, io.Discard)
+	fmt.Fprintf(out, "  the approver approves it, then asks to download it: %s\n", codeOf(err))
+	var ct bytes.Buffer
+	dl, err := proc.DownloadExtract(ctx, x.Seq, &ct)
+	if err != nil {
+		return fmt.Errorf("download extract: %w", err)
+	}
+	dr, err := age.Decrypt(&ct, centre)
+	if err != nil {
+		return fmt.Errorf("the centre cannot decrypt the extract: %w", err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, dr)
+	if err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != dl.SHA256 {
+		return fmt.Errorf("the extract's SHA-256 %s is not the logged %s", got, dl.SHA256)
+	}
+	fmt.Fprintf(out, "  the processor downloads it (%s bytes of age ciphertext); the centre decrypts it: %s households, %s bytes, SHA-256 %.16s… as in audit event %d\n",
+		viNum(dl.Bytes), viNum(dl.Rows), viNum(n), dl.SHA256, dl.AuditIndex)
+
+	// An auditor asks why the team leader could see names.
+	ex, err := newClient("auditor-1").Explain(ctx, "tl-18070", string(policy.ReadIdentifying), firstEA, "")
+	if err != nil {
+		return fmt.Errorf("explain: %w", err)
+	}
+	fmt.Fprintf(out, "  the auditor asks why tl-18070 may see names in %s: allow=%v, by %q\n", firstEA, ex.Allow, ex.Rule)
 	return nil
 }
 

@@ -57,6 +57,14 @@ func TestDemo(t *testing.T) {
 		"the pyramid of one enumeration area: HTTP 400 invalid",
 		"and the enumerator proves it is in the audit log: an inclusion proof of ",
 		"the auditor's export verifies offline: ",
+		"its grant waits for an approver (proposal [1])",
+		"the admin confirms it himself: HTTP 403 permission_denied",
+		"team leader tl-18070 opens one household of 18070-01 for review: classes identifying, analytic, operational",
+		"the processor asks for an extract with names and phone numbers: HTTP 403 class_not_allowed",
+		"downloads it before approval: HTTP 409 proposal_pending",
+		"the approver approves it, then asks to download it: HTTP 403 permission_denied",
+		"the centre decrypts it: 1.976 households",
+		`the auditor asks why tl-18070 may see names in 18070-01: allow=true, by "grant team_leader@18070; p, team_leader, submission.read_identifying, allow"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
