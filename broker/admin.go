@@ -189,13 +189,30 @@ func (b *Broker) authorizeAt(ctx context.Context, op Operator, a policy.Action, 
 }
 
 // needsConfirm reports whether a change of g proposed over the API waits
-// for an approver: granting a role that reveals data (as the role policy
-// in force says) or approver, or removing a deny.
+// for an approver: granting a data role (policy.Engine.IsDataRole) or
+// approver, or removing a deny (and, decided with the user's grants,
+// removing a trust grant that masks another: unmasks).
 func needsConfirm(eng *policy.Engine, g policy.Grant, remove bool) bool {
 	if remove {
 		return g.Deny
 	}
-	return !g.Deny && (eng.RevealsData(g.Role) || g.Role == policy.Approver)
+	return !g.Deny && (eng.IsDataRole(g.Role) || g.Role == policy.Approver)
+}
+
+// unmasks reports whether removing grant g from a user holding grants
+// could widen their access: g is an allow grant of a trust role, whose
+// deny rules block data actions on its subtree, and the user holds
+// another allow grant that the removal would let through.
+func unmasks(g policy.Grant, grants []storage.Grant) bool {
+	if g.Deny || !policy.IsTrustRole(g.Role) {
+		return false
+	}
+	for _, x := range grants {
+		if !x.Deny && policyGrant(x) != g && !policy.IsTrustRole(policy.Role(x.Role)) {
+			return true
+		}
+	}
+	return false
 }
 
 // UserImport is the outcome of creating users (ImportUsers).
@@ -244,8 +261,9 @@ func (b *Broker) importUsers(ctx context.Context, op Operator, ev *audit.Event, 
 	case len(rows) > MaxImportUsers:
 		return nil, errorf(TooLarge, nil, "%d users in one import; at most %d: split the file", len(rows), MaxImportUsers)
 	}
-	if _, err := crypto.ParseRecipient(recipient); err != nil {
-		return nil, errorf(Invalid, nil, "the tokens are encrypted to an age recipient (the field office's or the user's): %v", err)
+	recipient, err := b.tokenRecipientFor(ctx, op, recipient, "")
+	if err != nil {
+		return nil, err
 	}
 	now := b.now().UTC()
 	seen := map[UserID]int{}
@@ -286,7 +304,7 @@ func (b *Broker) importUsers(ctx context.Context, op Operator, ev *audit.Event, 
 		pending bool
 	}
 	var mades []made
-	err := b.store.Update(ctx, func(tx storage.Tx) error {
+	err = b.store.Update(ctx, func(tx storage.Tx) error {
 		lifetimes, err := tokenLifetimes(tx)
 		if err != nil {
 			return err

@@ -27,6 +27,9 @@ func BenchmarkImportUsers10k(b *testing.B) {
 		b.Fatal(err)
 	}
 	kv.tokens["admin-1"] = tok.Reveal()
+	if err := kv.b.SetTokenRecipient(context.Background(), broker.HostOperator(actor), office.Recipient().String()); err != nil {
+		b.Fatal(err)
+	}
 	op := broker.APIOperator(kv.caller("admin-1"))
 	eas := []string{ea(communeA, 1), ea(communeA, 2), ea(communeB, 1), ea(communeB, 2)}
 	b.ResetTimer()

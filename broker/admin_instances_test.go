@@ -70,6 +70,9 @@ func TestPolicyChangeSeenBySecondInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := a.SetTokenRecipient(ctx, broker.HostOperator(actor), office.Recipient().String()); err != nil {
+		t.Fatal(err)
+	}
 	res, err := a.ImportUsers(ctx, broker.APIOperator(on(a, "admin-1")), []broker.NewUser{{Name: "tl-1", Role: policy.TeamLeader, Area: communeA}}, office.Recipient().String())
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,11 @@ func newAdminVault(t *testing.T) *adminVault {
 	if av.office, err = age.GenerateX25519Identity(); err != nil {
 		t.Fatal(err)
 	}
+	// The host operator registers the field office's recipient: tokens
+	// made over the API go there and nowhere else.
+	if err := kv.b.SetTokenRecipient(context.Background(), broker.HostOperator(actor), av.office.Recipient().String()); err != nil {
+		t.Fatal(err)
+	}
 	return av
 }
 

@@ -54,7 +54,7 @@ func (b *Broker) refused(ctx context.Context, op Operator, ev *audit.Event, err 
 	switch e.Kind {
 	case Invalid:
 		ev.Outcome = "invalid"
-	case NotFound, Conflict, TooLarge, Gone:
+	case NotFound, Conflict, TooLarge, Gone, Permission:
 		ev.Outcome = "refused"
 	default:
 		return err

@@ -115,6 +115,11 @@ type Opts struct {
 	// among the roles that allow the open. Every instance counts the
 	// same opens: they are stored.
 	OpenCaps map[policy.Role]int
+	// MaxExtractPreparing is how many extract downloads may be in their
+	// first pass at once on this broker (0: DefaultMaxExtractPreparing);
+	// each user may have one. Past either a download is refused 429
+	// before any work (extracts.go).
+	MaxExtractPreparing int
 }
 
 // Broker runs the use cases. Safe for concurrent use.
@@ -159,6 +164,8 @@ type Broker struct {
 
 	openCaps   map[policy.Role]int // Opts.OpenCaps over DefaultOpenCaps
 	openPruned atomic.Int64        // unix nanoseconds of the last prune of stored opens
+
+	extractSlots *extractSlots // extract downloads in their first pass
 }
 
 type ingestKey struct {
@@ -208,6 +215,9 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	b.tables = ts
 	b.ledger = newLedgerState()
 	if b.openCaps, err = openCaps(o.OpenCaps); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if b.extractSlots, err = newExtractSlots(o.MaxExtractPreparing); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.pointK, b.pointInterval = o.PointK, o.PointInterval

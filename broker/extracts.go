@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/censusvault/censusvault/audit"
@@ -28,12 +29,14 @@ import (
 )
 
 // Extracts for the processing centre (issue 13, part 4): the one bulk
-// path of microdata out of the vault. An administrator registers a
+// path of microdata out of the vault. The host operator registers a
 // processing environment (an age recipient and the field classes it may
-// receive); a processor proposes an extract of some areas, one form and
-// some classes for it; an approver who is not the proposer approves it
-// within ExtractLife; a processor then downloads it, encrypted to the
-// environment's recipient, as often as needed.
+// receive) — never an administrator over the API, who could otherwise
+// name its own key; a processor proposes an extract of some areas, one
+// form and some classes for it; an approver who is neither the proposer
+// nor an administrator approves it within ExtractLife, shown the
+// recipient's start and fingerprint; a processor then downloads it,
+// encrypted to the environment's recipient, as often as needed.
 //
 // Invariants:
 //   - Scope is policy's one rule (Scope.Subtree): every area of an extract
@@ -43,8 +46,14 @@ import (
 //     by the environment. A class either rule refuses is refused, never
 //     silently dropped. It is checked at the proposal, and again at each
 //     download with the downloader's grants of then.
-//   - Four eyes: the approver is never the proposer; a proposal is
+//   - Four eyes: the approver is never the proposer, nor anyone who may
+//     administer the vault (admin.manage at the root); a proposal is
 //     approved once, and not after ExtractLife.
+//   - No oracle on extract numbers: an unknown seq is answered as one
+//     outside the caller's scope.
+//   - Bounded work: one download in its first pass per user, and
+//     Opts.MaxExtractPreparing over all, on each broker; the first pass
+//     stops when the client hangs up.
 //   - Reproducible: an extract holds the submissions current as of its
 //     proposal's audit event (index <= as_of, not superseded by one with
 //     index <= as_of), in audit order (ties by id), serialized
@@ -150,20 +159,56 @@ func normalClasses(list []string) ([]string, error) {
 }
 
 func environmentInfo(e *storage.Environment) Environment {
-	return Environment{Name: e.Name, Recipient: e.Recipient, Classes: slices.Clone(e.Classes), CreatedBy: e.CreatedBy,
-		CreatedAt: e.CreatedAt, RetiredBy: e.RetiredBy, RetiredAt: e.RetiredAt}
+	return Environment{Name: e.Name, Recipient: e.Recipient, RecipientSHA256: RecipientFingerprint(e.Recipient), Classes: slices.Clone(e.Classes),
+		CreatedBy: e.CreatedBy, CreatedAt: e.CreatedAt, RetiredBy: e.RetiredBy, RetiredAt: e.RetiredAt}
 }
+
+// RecipientFingerprint is an age recipient's fingerprint: the hex SHA-256
+// of the recipient as written, what `printf %s age1… | sha256sum`
+// prints on the processing centre's machine.
+func RecipientFingerprint(recipient string) string {
+	sum := sha256.Sum256([]byte(recipient))
+	return hex.EncodeToString(sum[:])
+}
+
+// recipientStart is the start of an age recipient as answers show it
+// next to its fingerprint: its first 20 characters, then "…".
+func recipientStart(recipient string) string {
+	if len(recipient) <= 20 {
+		return recipient
+	}
+	return recipient[:20] + "…"
+}
+
+// hostOnlyRule is the rule of the refusal of an environment registered
+// over the API.
+const hostOnlyRule = "processing environments are registered by the host operator only"
 
 // AddEnvironment registers a processing environment: name, age recipient
 // (X25519 or hybrid post-quantum) and the classes it may receive
-// (DefaultEnvironmentClasses when none are named). op is the host
-// operator or an API caller with admin.manage over the whole tree. A
-// name is registered once, ever (409 environment_exists): an environment
-// is never changed or removed, only retired. Audited.
+// (DefaultEnvironmentClasses when none are named). op must be the host
+// operator: the recipient decides who can decrypt bulk microdata, and an
+// administrator over the API must not choose it alone (with tokens of a
+// processor and an approver it had reissued to itself, it would extract
+// to its own key). An API caller who may administer the vault is refused
+// Permission with code host_only, anyone else as ever; both audited,
+// before ne is looked at. A name is registered once, ever (409
+// environment_exists): an environment is never changed or removed, only
+// retired.
 func (b *Broker) AddEnvironment(ctx context.Context, op Operator, ne NewEnvironment) (*Environment, error) {
-	ev, err := b.authorizeAdmin(ctx, op, actionEnvAdd, []string{"environment:" + eventText(ne.Name)})
+	var resources []string
+	if ne.Name != "" {
+		resources = []string{"environment:" + eventText(ne.Name)}
+	}
+	ev, err := b.authorizeAdmin(ctx, op, actionEnvAdd, resources)
 	if err != nil {
 		return nil, err
+	}
+	if !op.host() {
+		ev.Decision, ev.Rule, ev.Outcome, ev.Reason = "deny", hostOnlyRule, "denied", "host_only"
+		return nil, b.refuse(ctx, ev, &Error{Kind: Permission, Code: "host_only",
+			Msg: "a processing environment is registered on the vault host only (its recipient decides who can decrypt the extracts): " +
+				"run `censusvault extract env add NAME --recipient age1… --data DIR` there"})
 	}
 	invalid := func(msg string) (*Environment, error) {
 		ev.Outcome, ev.Reason = "invalid", msg
@@ -209,7 +254,9 @@ func (b *Broker) AddEnvironment(ctx context.Context, op Operator, ne NewEnvironm
 }
 
 // RetireEnvironment retires an environment: no extract is proposed for
-// it, approved or downloaded to it any more. op as for AddEnvironment.
+// it, approved or downloaded to it any more. op is the host operator or
+// an API caller with admin.manage over the whole tree (retiring only
+// takes access away).
 // Errors: NotFound (no_such_environment), Conflict (environment_retired).
 func (b *Broker) RetireEnvironment(ctx context.Context, op Operator, name string) (*Environment, error) {
 	ev, err := b.authorizeAdmin(ctx, op, actionEnvRetire, []string{"environment:" + eventText(name)})
@@ -297,8 +344,9 @@ func (b *Broker) EnvironmentsFor(ctx context.Context, c *Caller) (*EnvironmentLi
 	return out, nil
 }
 
-// extractInfo is a stored proposal as the wire shows it at now.
-func extractInfo(p *storage.ExtractProposal, now time.Time) ExtractInfo {
+// extractInfo is a stored proposal for environment env as the wire shows
+// it at now.
+func extractInfo(p *storage.ExtractProposal, env *storage.Environment, now time.Time) ExtractInfo {
 	st := wire.ExtractPending
 	switch {
 	case p.ApprovedBy != "":
@@ -306,7 +354,8 @@ func extractInfo(p *storage.ExtractProposal, now time.Time) ExtractInfo {
 	case now.Sub(p.ProposedAt) > ExtractLife:
 		st = wire.ExtractExpired
 	}
-	return ExtractInfo{Seq: p.Seq, Environment: p.Environment, Areas: slices.Clone(p.Areas), Form: p.Form, FormVersion: p.FormVersion,
+	return ExtractInfo{Seq: p.Seq, Environment: p.Environment, RecipientStart: recipientStart(env.Recipient), RecipientSHA256: RecipientFingerprint(env.Recipient),
+		Areas: slices.Clone(p.Areas), Form: p.Form, FormVersion: p.FormVersion,
 		Classes: slices.Clone(p.Classes), Format: p.Format, Purpose: p.Purpose, AsOf: p.ProposalAudit, Status: st,
 		ProposedBy: p.ProposedBy, ProposedAt: p.ProposedAt, ExpiresAt: p.ProposedAt.Add(ExtractLife),
 		ApprovedBy: p.ApprovedBy, ApprovedAt: p.ApprovedAt}
@@ -517,7 +566,7 @@ func (b *Broker) ProposeExtract(ctx context.Context, c *Caller, req ExtractReque
 		b.log.Error("failed to record an extract proposal", "err", err)
 		return nil, errorf(Unavailable, err, "the proposal could not be recorded; nothing changed, try again later")
 	}
-	out := extractInfo(p, now)
+	out := extractInfo(p, env, now)
 	return &out, nil
 }
 
@@ -549,10 +598,12 @@ func (b *Broker) readProposal(ctx context.Context, seq int64) (*storage.ExtractP
 }
 
 // ApproveExtract approves proposal seq: the caller needs extract.approve
-// over the whole subtree of every area of it, must not be its proposer
-// (403 four_eyes), and it must be pending (409 proposal_approved), under
-// ExtractLife old (409 proposal_expired) and for an environment in use
-// (409 environment_retired). Audited.
+// over the whole subtree of every area of it, must be neither its
+// proposer nor anyone who may administer the vault (403 four_eyes), and
+// it must be pending (409 proposal_approved), under ExtractLife old (409
+// proposal_expired) and for an environment in use (409
+// environment_retired). An unknown seq is answered as one outside the
+// caller's scope (unknownExtract). Audited.
 func (b *Broker) ApproveExtract(ctx context.Context, c *Caller, seq int64) (*ExtractInfo, error) {
 	resource := fmt.Sprintf("extract:%d", seq)
 	if d := b.anyGrantAllows(ctx, c, policy.ApproveExtract); !d.Allow {
@@ -561,11 +612,10 @@ func (b *Broker) ApproveExtract(ctx context.Context, c *Caller, seq int64) (*Ext
 		ev.Decision, ev.Outcome = "deny", "denied"
 		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to approve extracts: an approver grant over the extract's areas is needed"))
 	}
+	outOfScope := errorf(Permission, nil, "not permitted to approve extract %d: extract.approve over the whole subtree of every area it names is needed", seq)
 	p, env, err := b.readProposal(ctx, seq)
 	if errors.Is(err, storage.ErrNotFound) {
-		ev := b.event(c, actionExtractApprove, policy.Decision{})
-		ev.Area, ev.Resources, ev.Outcome, ev.Reason = string(b.tree.Root()), []string{resource}, "refused", "no such proposal"
-		return nil, b.refuse(ctx, ev, &Error{Kind: NotFound, Code: "no_such_extract", Msg: fmt.Sprintf("no extract %d (GET /v1/extracts lists them)", seq)})
+		return nil, b.unknownExtract(ctx, c, policy.ApproveExtract, seq, outOfScope)
 	}
 	if err != nil {
 		return nil, errorf(Unavailable, err, "failed to read the extract proposal")
@@ -579,7 +629,13 @@ func (b *Broker) ApproveExtract(ctx context.Context, c *Caller, seq int64) (*Ext
 	ev.Area, ev.Resources = string(b.commonAncestor(areas)), []string{resource, "environment:" + p.Environment}
 	if !d.Allow {
 		ev.Decision, ev.Outcome = "deny", "denied"
-		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to approve extract %d: extract.approve over the whole subtree of every area it names is needed", seq))
+		return nil, b.refuse(ctx, ev, outOfScope)
+	}
+	// An administrator is never the second pair of eyes: it registers
+	// users and grants, and could have arranged the extract it approves.
+	admin, err := b.engineFor(c).Allow(ctx, c.subject(), policy.Administer, policy.Resource{Path: b.pathOf(string(b.tree.Root()))})
+	if err != nil {
+		return nil, errorf(Internal, err, "policy failed")
 	}
 	refusal := func(k Kind, code, msg string) (*ExtractInfo, error) {
 		ev.Outcome, ev.Reason = "refused", code
@@ -590,6 +646,9 @@ func (b *Broker) ApproveExtract(ctx context.Context, c *Caller, seq int64) (*Ext
 	}
 	now := b.now().UTC()
 	switch {
+	case admin.Allow:
+		ev.Decision, ev.Rule = "deny", "four eyes: whoever may administer the vault ("+admin.Rule+") never approves an extract"
+		return refusal(Permission, "four_eyes", "you may administer the vault: an administrator never approves an extract, even holding an approver grant; an approver who may not administer must")
 	case p.ApprovedBy != "":
 		return refusal(Conflict, "proposal_approved", fmt.Sprintf("extract %d was approved by %s already", seq, p.ApprovedBy))
 	case p.ProposedBy == string(c.User):
@@ -621,8 +680,30 @@ func (b *Broker) ApproveExtract(ctx context.Context, c *Caller, seq int64) (*Ext
 		b.auditFailures.Add(1)
 		return nil, errorf(Unavailable, err, "the approval could not be recorded; nothing changed, try again later")
 	}
-	out := extractInfo(p, now)
+	out := extractInfo(p, env, now)
 	return &out, nil
+}
+
+// unknownExtract refuses c an action a on extract seq, which does not
+// exist, and audits it: as one outside c's scope would be refused
+// (outOfScope: the same status, code and message), unless c may perform
+// a over the whole tree, where every extract would be in its scope (404
+// no_such_extract). Nobody learns from the answer whether, or how many,
+// extracts exist beyond their scope.
+func (b *Broker) unknownExtract(ctx context.Context, c *Caller, a policy.Action, seq int64, outOfScope *Error) error {
+	root := b.tree.Root()
+	d, err := b.extractScope(c, a, []AreaCode{root})
+	if err != nil {
+		return err
+	}
+	ev := b.event(c, string(a), d)
+	ev.Area, ev.Resources, ev.Reason = string(root), []string{fmt.Sprintf("extract:%d", seq)}, "no such extract"
+	if !d.Allow {
+		ev.Decision, ev.Outcome = "deny", "denied"
+		return b.refuse(ctx, ev, outOfScope)
+	}
+	ev.Decision, ev.Outcome = "allow", "refused"
+	return b.refuse(ctx, ev, &Error{Kind: NotFound, Code: "no_such_extract", Msg: fmt.Sprintf("no extract %d (GET /v1/extracts lists them)", seq)})
 }
 
 // Extracts lists every extract proposal, for the host operator.
@@ -635,10 +716,22 @@ func (b *Broker) extractList(ctx context.Context, show func(*storage.ExtractProp
 	out := &ExtractList{Extracts: []ExtractInfo{}}
 	err := b.store.View(ctx, func(tx storage.ReadTx) error {
 		out.Extracts = out.Extracts[:0]
+		envs := map[string]*storage.Environment{}
+		if err := tx.Environments(func(e storage.Environment) (bool, error) {
+			envs[e.Name] = &e
+			return true, nil
+		}); err != nil {
+			return err
+		}
 		return tx.ExtractProposals(func(p storage.ExtractProposal) (bool, error) {
-			if show(&p) {
-				out.Extracts = append(out.Extracts, extractInfo(&p, now))
+			if !show(&p) {
+				return true, nil
 			}
+			env, ok := envs[p.Environment]
+			if !ok {
+				return false, fmt.Errorf("extract %d names environment %q, which is not stored", p.Seq, p.Environment)
+			}
+			out.Extracts = append(out.Extracts, extractInfo(&p, env, now))
 			return true, nil
 		})
 	})
@@ -734,9 +827,21 @@ type extractPlan struct {
 // proposal_pending, or proposal_expired if it never was) and its
 // environment in use (409 environment_retired). An approver, an admin or
 // an auditor is refused (the policy denies them every extract action).
-// When the extract's data keys were shredded it is Gone. Nothing is
-// released here: the returned download's Stream does that.
+// When the extract's data keys were shredded it is Gone. An unknown seq
+// is answered as one outside the caller's scope (unknownExtract).
+//
+// Pass 1 of a national extract may take long: at most one download per
+// user is in its first pass at a time on this broker, and at most
+// Opts.MaxExtractPreparing over all users; past either the download is
+// refused RateLimited (429 rate_limited, Retry-After), audited, before
+// anything is read. ctx is the client's: when it is cancelled (the
+// client hung up) the first pass stops, and the download is audited as
+// aborted; every other read and audit append of the request runs to its
+// end regardless, so that it is decided and recorded whatever the client
+// does. Nothing is released here: the returned download's Stream does
+// that.
 func (b *Broker) DownloadExtract(ctx context.Context, c *Caller, seq int64) (*ExtractDownload, error) {
+	work, ctx := ctx, context.WithoutCancel(ctx)
 	resource := fmt.Sprintf("extract:%d", seq)
 	if d := b.anyGrantAllows(ctx, c, policy.DownloadExtract); !d.Allow {
 		ev := b.event(c, actionExtractDownload, d)
@@ -744,11 +849,10 @@ func (b *Broker) DownloadExtract(ctx context.Context, c *Caller, seq int64) (*Ex
 		ev.Decision, ev.Outcome = "deny", "denied"
 		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to download extracts: a processor grant over the extract's areas is needed"))
 	}
+	outOfScope := errorf(Permission, nil, "not permitted to download extract %d: extract.download over the whole subtree of every area it names is needed", seq)
 	p, env, err := b.readProposal(ctx, seq)
 	if errors.Is(err, storage.ErrNotFound) {
-		ev := b.event(c, actionExtractDownload, policy.Decision{})
-		ev.Area, ev.Resources, ev.Outcome, ev.Reason = string(b.tree.Root()), []string{resource}, "refused", "no such proposal"
-		return nil, b.refuse(ctx, ev, &Error{Kind: NotFound, Code: "no_such_extract", Msg: fmt.Sprintf("no extract %d (GET /v1/extracts lists them)", seq)})
+		return nil, b.unknownExtract(ctx, c, policy.DownloadExtract, seq, outOfScope)
 	}
 	if err != nil {
 		return nil, errorf(Unavailable, err, "failed to read the extract proposal")
@@ -762,7 +866,7 @@ func (b *Broker) DownloadExtract(ctx context.Context, c *Caller, seq int64) (*Ex
 	ev.Area, ev.Resources = string(b.commonAncestor(areas)), []string{resource, "environment:" + p.Environment}
 	if !d.Allow {
 		ev.Decision, ev.Outcome = "deny", "denied"
-		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to download extract %d: extract.download over the whole subtree of every area it names is needed", seq))
+		return nil, b.refuse(ctx, ev, outOfScope)
 	}
 	refusal, rule, err := b.classRefusal(c, p.Classes, areas, env)
 	if err != nil {
@@ -785,22 +889,31 @@ func (b *Broker) DownloadExtract(ctx context.Context, c *Caller, seq int64) (*Ex
 	case env.RetiredBy != "":
 		return conflict("environment_retired", fmt.Sprintf("environment %s is retired: nothing more is extracted for it", env.Name))
 	}
+	release, busy := b.extractSlots.take(c.User)
+	if busy != nil {
+		ev.Outcome, ev.Reason = "rate_limited", busy.Msg+"; nothing read"
+		return nil, b.refuse(ctx, ev, busy)
+	}
+	defer release()
 	plan, err := b.planExtract(p)
 	if err != nil {
 		return nil, err
 	}
 
 	// Pass 1: every row, serialized in memory into the digest and the
-	// counts; nothing kept.
+	// counts; nothing kept. It alone stops when the client hangs up.
 	h := sha256.New()
-	rows, households, err := b.writeExtract(ctx, plan, h)
+	rows, households, err := b.writeExtract(work, plan, h)
 	if err != nil {
 		ev.Outcome = "error"
-		if KindOf(err) == Gone {
-			ev.Outcome = "gone"
-		}
 		var be *Error
-		if errors.As(err, &be) {
+		switch {
+		case work.Err() != nil:
+			ev.Outcome, ev.Reason = "aborted", "the client hung up during the first pass: nothing released"
+			err = errorf(Unavailable, work.Err(), "the download was cancelled: nothing released")
+		case KindOf(err) == Gone:
+			ev.Outcome, ev.Reason = "gone", "gone: nothing released"
+		case errors.As(err, &be):
 			ev.Reason = be.ErrorCode() + ": nothing released"
 		}
 		if rerr := b.record(ctx, ev); rerr != nil {
@@ -833,6 +946,56 @@ func (b *Broker) DownloadExtract(ctx context.Context, c *Caller, seq int64) (*Ex
 		b: b, plan: plan, recipient: env.Recipient, ev: *ev}, nil
 }
 
+// DefaultMaxExtractPreparing is how many extract downloads may be in
+// their first pass at once on one broker unless Opts.MaxExtractPreparing
+// says otherwise: the processing centre downloads an extract now and then,
+// and each first pass of a national extract reads and decrypts every
+// household.
+const DefaultMaxExtractPreparing = 2
+
+// extractRetryAfter is when a download refused for the cap may try
+// again: a first pass takes minutes.
+const extractRetryAfter = time.Minute
+
+// extractSlots bounds the downloads in their first pass on this broker:
+// one per user, max over all.
+type extractSlots struct {
+	mu    sync.Mutex
+	max   int
+	users map[UserID]bool
+}
+
+func newExtractSlots(maxPreparing int) (*extractSlots, error) {
+	switch {
+	case maxPreparing < 0:
+		return nil, fmt.Errorf("extract downloads in preparation at once: %d is negative", maxPreparing)
+	case maxPreparing == 0:
+		maxPreparing = DefaultMaxExtractPreparing
+	}
+	return &extractSlots{max: maxPreparing, users: map[UserID]bool{}}, nil
+}
+
+// take takes u's slot and one of the broker's, or says why not
+// (RateLimited); release gives them back.
+func (s *extractSlots) take(u UserID) (release func(), refusal *Error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.users[u]:
+		return nil, &Error{Kind: RateLimited, RetryAfter: extractRetryAfter,
+			Msg: "another download of yours is being prepared: one at a time per user; retry after the time in Retry-After"}
+	case len(s.users) >= s.max:
+		return nil, &Error{Kind: RateLimited, RetryAfter: extractRetryAfter,
+			Msg: fmt.Sprintf("%d extract downloads are being prepared, the most this vault prepares at once; retry after the time in Retry-After", s.max)}
+	}
+	s.users[u] = true
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.users, u)
+	}, nil
+}
+
 // ErrExtractCut is the error of a Stream cut short: the receiver holds an
 // incomplete age file, which age refuses to decrypt to its end.
 var ErrExtractCut = errors.New("extract stream cut")
@@ -853,7 +1016,7 @@ func (d *ExtractDownload) Stream(ctx context.Context, w io.Writer) error {
 	h := sha256.New()
 	rows, households, err := b.writeExtract(ctx, d.plan, io.MultiWriter(enc, h))
 	switch {
-	case err != nil && out.err != nil:
+	case err != nil && (out.err != nil || ctx.Err() != nil):
 		return d.cut(ctx, "the receiver stopped reading", err)
 	case err != nil:
 		return d.cut(ctx, "the second pass failed ("+codeOf(err)+")", err)

@@ -62,6 +62,12 @@ func (b *Broker) ChangeGrant(ctx context.Context, op Operator, user UserID, g po
 		for _, x := range u.Grants {
 			held = held || policyGrant(x) == g
 		}
+		if remove && !op.host() && unmasks(g, u.Grants) {
+			// The trust grant blocks data actions of the user's other
+			// grants: taking it away gives data.
+			pending = true
+			out.Active = false
+		}
 		switch {
 		case remove && !held:
 			return errorf(NotFound, nil, "user %s does not hold %s %s", user, kind, grantText(g))
@@ -249,8 +255,19 @@ func (b *Broker) Reissue(ctx context.Context, op Operator, user UserID, recipien
 	if err != nil {
 		return nil, err
 	}
-	if _, err := crypto.ParseRecipient(recipient); err != nil {
-		return nil, b.refused(ctx, op, ev, errorf(Invalid, nil, "the token is encrypted to an age recipient (the user's or the field office's): %v", err))
+	var own string
+	if err := b.store.View(ctx, func(tx storage.ReadTx) error {
+		u, err := tx.User(string(user))
+		if err == nil {
+			own = u.Recipient
+		}
+		return nil
+	}); err != nil {
+		return nil, errorf(Unavailable, err, "failed to read the user")
+	}
+	recipient, err = b.tokenRecipientFor(ctx, op, recipient, own)
+	if err != nil {
+		return nil, b.refused(ctx, op, ev, err)
 	}
 	tok, err := crypto.NewToken()
 	if err != nil {
@@ -414,6 +431,8 @@ func (b *Broker) ConfirmGrant(ctx context.Context, c *Caller, seq int64) (*Propo
 		return refusal(Permission, "four_eyes", "you proposed this change: another person, an approver, must confirm it")
 	case p.User == string(c.User):
 		return refusal(Permission, "four_eyes", "this grant is for you: another approver must confirm it")
+	case b.administers(ctx, c):
+		return refusal(Permission, "four_eyes", "you may administer the vault: an administrator is never the second pair of eyes on what administrators propose")
 	case now.Sub(p.ProposedAt) > proposalLife:
 		return refusal(Conflict, "proposal_expired", fmt.Sprintf("proposal %d is over %s old: propose it again", seq, proposalLife))
 	}
@@ -467,6 +486,13 @@ func (b *Broker) ConfirmGrant(ctx context.Context, c *Caller, seq int64) (*Propo
 	out := proposalOf(*p, now)
 	out.ConfirmedBy, out.ConfirmedAt, out.Expired = c.actor(), now, false
 	return &out, nil
+}
+
+// administers reports whether c may administer the vault (admin.manage
+// at the root under the role policy c's request holds).
+func (b *Broker) administers(ctx context.Context, c *Caller) bool {
+	d, err := b.engineFor(c).Allow(ctx, c.subject(), policy.Administer, policy.Resource{Path: b.pathOf(string(b.tree.Root()))})
+	return err == nil && d.Allow
 }
 
 // shortHash names a role policy in audit resources.

@@ -528,6 +528,8 @@ func (b *Broker) ApproveShare(ctx context.Context, c *Caller, seq int64) (*Share
 		return refusal(Conflict, "proposal_approved", fmt.Sprintf("share proposal %d was approved by %s already", seq, ch.ApprovedBy))
 	case ch.ProposedBy == string(c.User):
 		return refusal(Permission, "four_eyes", "you proposed this change: another person, an approver, must approve it")
+	case b.administers(ctx, c):
+		return refusal(Permission, "four_eyes", "you may administer the vault: an administrator is never the second pair of eyes")
 	case now.Sub(ch.ProposedAt) > proposalLife:
 		return refusal(Conflict, "proposal_expired", fmt.Sprintf("share proposal %d is over %s old: propose it again", seq, proposalLife))
 	case newer != 0:

@@ -573,6 +573,9 @@ func TestRedteam13RacesAcrossInstances(t *testing.T) {
 		}
 	})
 	t.Run("confirmations", func(t *testing.T) {
+		if err := a.SetTokenRecipient(ctx, broker.HostOperator(actor), office.Recipient().String()); err != nil {
+			t.Fatal(err)
+		}
 		res, err := a.ImportUsers(ctx, broker.APIOperator(on(a, "admin-1")), []broker.NewUser{{Name: "tl-new", Role: policy.TeamLeader, Area: communeA}}, office.Recipient().String())
 		if err != nil || len(res.Pending) != 1 {
 			t.Fatalf("import: %+v, %v", res, err)

@@ -18,6 +18,43 @@ var revealing = [...]Action{ReadSubmission, ReadIdentifying, ReadAnalytic, ReadO
 // trustRoles oversee the vault and never see data.
 var trustRoles = [...]Role{Admin, Auditor, Approver}
 
+// dataRoles are the roles the census gives data to (issue 13 names
+// them): whatever a role policy of the moment says, a grant of one is a
+// grant of data. A role policy can make other roles reveal data too
+// (RevealsData), never fewer.
+var dataRoles = [...]Role{TeamLeader, Supervisor, Researcher, Processor}
+
+// fourEyes are the actions of the second pair of eyes: whoever
+// administers must never hold them, or an administrator could confirm
+// what another administrator (or they themselves, under a second name)
+// proposed.
+var fourEyes = [...]Action{ConfirmGrant, ApproveExtract, ApproveShare, CreateReleasePoint}
+
+// IsTrustRole reports whether r oversees the vault (admin, auditor,
+// approver): its grants deny every data action on their subtree.
+func IsTrustRole(r Role) bool {
+	for _, t := range trustRoles {
+		if r == t {
+			return true
+		}
+	}
+	return false
+}
+
+// IsDataRole reports whether a grant of r gives data: r is one of the
+// census's data roles (team_leader, supervisor, researcher, processor),
+// or the engine's role policy lets r read fields, tables or extracts.
+// Deciding by the policy of the moment alone would let an administrator
+// narrow the policy, grant the role unconfirmed, and widen it back.
+func (e *Engine) IsDataRole(r Role) bool {
+	for _, d := range dataRoles {
+		if r == d {
+			return true
+		}
+	}
+	return e.RevealsData(r)
+}
+
 // DataActions returns the actions that write, list or reveal census
 // records or release tables of them. The slice is new on each call.
 func DataActions() []Action {
@@ -45,11 +82,21 @@ func (e *Engine) RevealsData(r Role) bool {
 }
 
 // TrustViolations lists, as "role action" pairs, every data action the
-// role policy allows a trust role (admin, auditor, approver). A policy
-// with any is refused by the broker: it would let the people who run
-// and oversee the vault see what they oversee.
+// role policy allows a trust role (admin, auditor, approver), and every
+// action of the second pair of eyes (confirming grants, approving
+// extracts and ledger shares, making publication points) it allows the
+// admin. A policy with any is refused by the broker: it would let the
+// people who run and oversee the vault see what they oversee, or an
+// administrator confirm what an administrator proposed.
 func (e *Engine) TrustViolations() []string {
 	var out []string
+	ri, _ := roleIndex(Admin)
+	for _, a := range fourEyes {
+		ai, _ := actionIndex(a)
+		if e.rulings[ri][ai].v == allowed {
+			out = append(out, string(Admin)+" "+string(a))
+		}
+	}
 	for _, r := range trustRoles {
 		ri, _ := roleIndex(r)
 		for _, a := range dataActions {

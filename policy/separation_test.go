@@ -82,3 +82,46 @@ func TestTrustViolations(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminNeverSecondEyes is the attack of an administrator who loads a
+// role policy letting admins confirm grants (or approve extracts, ledger
+// shares, publication points): confirming what a second administrator
+// of their own making proposed would make four eyes two. Each is a
+// violation.
+func TestAdminNeverSecondEyes(t *testing.T) {
+	for _, a := range []policy.Action{policy.ConfirmGrant, policy.ApproveExtract, policy.ApproveShare, policy.CreateReleasePoint} {
+		e, err := policy.New(policy.Options{Policy: policy.DefaultPolicy() + "\np, admin, " + string(a) + ", allow\n"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := e.TrustViolations(); !slices.Contains(v, "admin "+string(a)) {
+			t.Errorf("admin allowed %s: violations %q", a, v)
+		}
+	}
+}
+
+// TestIsDataRoleByName: the census's data roles stay data roles under a
+// role policy that takes their reading away (else an administrator could
+// narrow the policy, grant one unconfirmed, and widen it back).
+func TestIsDataRoleByName(t *testing.T) {
+	narrow, err := policy.New(policy.Options{Policy: "p, enumerator, submission.deposit, allow\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []policy.Role{policy.TeamLeader, policy.Supervisor, policy.Researcher, policy.Processor} {
+		if narrow.RevealsData(r) || !narrow.IsDataRole(r) {
+			t.Errorf("%s under a policy giving it nothing: reveals %v, data role %v; want false, true", r, narrow.RevealsData(r), narrow.IsDataRole(r))
+		}
+	}
+	if narrow.IsDataRole(policy.Steering) || !newDefault(t).IsDataRole(policy.TeamLeader) {
+		t.Error("steering a data role under a policy giving it nothing, or team_leader not one by default")
+	}
+	for _, r := range []policy.Role{policy.Admin, policy.Auditor, policy.Approver} {
+		if !policy.IsTrustRole(r) {
+			t.Errorf("%s is not a trust role", r)
+		}
+	}
+	if policy.IsTrustRole(policy.TeamLeader) {
+		t.Error("team_leader is a trust role")
+	}
+}

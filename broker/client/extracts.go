@@ -11,23 +11,18 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/censusvault/censusvault/broker/wire"
 )
 
 // Extracts for the processing centre. None of these is retried: a
 // proposal, an approval and a download are each one audited act.
-
-// AddEnvironment registers a processing environment (an admin's act):
-// its name, age recipient and the field classes it may receive (none:
-// analytic and operational).
-func (c *Client) AddEnvironment(ctx context.Context, ne wire.NewEnvironment) (*wire.Environment, error) {
-	var env wire.Environment
-	if err := c.postExtractJSON(ctx, "/v1/extracts/environments", ne, &env); err != nil {
-		return nil, err
-	}
-	return &env, nil
-}
+//
+// There is no call to register a processing environment: only the host
+// operator does (censusvault extract env add … --data DIR), since its
+// recipient decides who can decrypt the extracts; the vault refuses it
+// over the API (403 host_only).
 
 // Environments lists the processing environments (to admins, processors
 // and approvers).
@@ -69,7 +64,9 @@ func (c *Client) Extracts(ctx context.Context) (*wire.ExtractList, error) {
 }
 
 // ApproveExtract approves extract seq (an approver's act; never the
-// proposer's own: the vault answers 403 four_eyes).
+// proposer's own, nor an administrator's: the vault answers 403
+// four_eyes). The answer names the environment's recipient by its start
+// and SHA-256 fingerprint (wire.Extract).
 func (c *Client) ApproveExtract(ctx context.Context, seq int64) (*wire.Extract, error) {
 	var x wire.Extract
 	if err := c.postExtractJSON(ctx, "/v1/extracts/"+strconv.FormatInt(seq, 10)+"/approve", nil, &x); err != nil {
@@ -99,7 +96,9 @@ var ErrIncomplete = errors.New("client: the extract did not arrive whole (the va
 // environment's recipient — to w as it arrives. The vault cannot decrypt
 // it for the client: the environment's identity holder checks the
 // plaintext against SHA256 after decrypting. If the body does not end
-// cleanly the error wraps ErrIncomplete.
+// cleanly the error wraps ErrIncomplete. While another download of the
+// caller's, or the vault's cap of them, is being prepared the answer is
+// a *StatusError 429 rate_limited with RetryAfter.
 func (c *Client) DownloadExtract(ctx context.Context, seq int64, w io.Writer) (*ExtractDownload, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/extracts/"+strconv.FormatInt(seq, 10), nil)
 	if err != nil {
@@ -115,7 +114,11 @@ func (c *Client) DownloadExtract(ctx context.Context, seq int64, w io.Writer) (*
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return nil, statusError(resp.StatusCode, b)
+		se := statusError(resp.StatusCode, b)
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+			se.RetryAfter = time.Duration(min(secs, int(maxRetryAfter/time.Second))) * time.Second
+		}
+		return nil, se
 	}
 	h := resp.Header
 	if ct := h.Get("Content-Type"); ct != "application/age" {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -16,15 +17,18 @@ import (
 
 // Extracts for the processing centre:
 //
-//	POST /v1/extracts/environments   register a processing environment (admin):
-//	                                 {"name", "recipient": "age1…", "classes": [...]}; 201
+//	POST /v1/extracts/environments   refused to every API caller (403 host_only to an
+//	                                 admin, permission_denied to anyone else), its body
+//	                                 unread: the host operator registers environments
+//	                                 (censusvault extract env add … --data DIR)
 //	GET  /v1/extracts/environments   the environments (admin, processor, approver)
 //	POST /v1/extracts/environments/{name}/retire
 //	                                 retire one (admin); no body; 200
 //	POST /v1/extracts                propose an extract (processor): {"environment",
 //	                                 "areas": [CODE…], "form", "form_version", "classes": [...],
 //	                                 "format": "jsonl"|"csv", "purpose"}; 201
-//	GET  /v1/extracts                the proposals in the caller's scope
+//	GET  /v1/extracts                the proposals in the caller's scope, each with its
+//	                                 environment's recipient_start and recipient_sha256
 //	POST /v1/extracts/{seq}/approve  approve (an approver, not the proposer); no body; 200
 //	GET  /v1/extracts/{seq}          download an approved extract (processor): the
 //	                                 plaintext encrypted with age to the environment
@@ -32,7 +36,14 @@ import (
 //	                                 X-Censusvault-Extract-Sha256 (hex SHA-256 of the
 //	                                 plaintext, as the audit log holds it), -Rows,
 //	                                 -Households, -Format, -As-Of and
-//	                                 X-Censusvault-Audit-Index (the download's event)
+//	                                 X-Censusvault-Audit-Index (the download's event);
+//	                                 429 rate_limited with Retry-After when another
+//	                                 download of the caller's, or the broker's cap of
+//	                                 them, is in its first pass
+//
+// An unknown {seq} is answered as one outside the caller's scope (403).
+// The first pass of a download stops when the client hangs up (the
+// broker audits it as aborted); its audit appends do not.
 //
 // A download whose second pass fails or differs from the logged digest
 // cannot change its 200 any more: the server breaks the connection
@@ -43,7 +54,6 @@ import (
 // Audit actions of the extract routes' refusals made here (the broker
 // records the others under the same names).
 const (
-	actionEnvAdd          = "extract.environment_add"
 	actionEnvRetire       = "extract.environment_retire"
 	actionEnvList         = "extract.environment_list"
 	actionExtractPropose  = string(policy.ProposeExtract)
@@ -52,13 +62,9 @@ const (
 	actionExtractList     = "extract.list"
 )
 
-// Bounds of the extract routes' bodies: a hybrid recipient is about
-// 2,000 characters; a proposal names at most 100 area codes and a
-// purpose of 500 bytes, which JSON escapes may multiply by six.
-const (
-	maxEnvironmentBody = 8 << 10
-	maxExtractBody     = 16 << 10
-)
+// The bound of a proposal's body: it names at most 100 area codes and
+// a purpose of 500 bytes, which JSON escapes may multiply by six.
+const maxExtractBody = 16 << 10
 
 // ExtractPrepareTimeout is how long the first pass of a download (every
 // row read, decrypted and hashed, before the first byte is sent) may
@@ -77,23 +83,16 @@ func (h *handler) listEnvironments(c *gin.Context, caller *broker.Caller) error 
 	return nil
 }
 
+// addEnvironment refuses: only the host operator registers a processing
+// environment, since its recipient decides who can decrypt the extracts.
+// The broker refuses (and audits) every API caller whatever the request
+// holds, so neither the body nor the query is read.
 func (h *handler) addEnvironment(c *gin.Context, caller *broker.Caller) error {
-	ctx := c.Request.Context()
-	if err := h.noQuery(c, caller, actionEnvAdd); err != nil {
-		return err
-	}
-	var req wire.NewEnvironment
-	body, err := readSmallBody(c, maxEnvironmentBody)
-	if err != nil {
-		return h.b.Invalid(ctx, caller, actionEnvAdd, err.Error())
-	}
-	if err := strictjson.Decode(body, &req); err != nil {
-		return h.b.Invalid(ctx, caller, actionEnvAdd, `the body is {"name": NAME, "recipient": "age1…", "classes": ["analytic", "operational"]}: `+jsonProblem(err))
-	}
-	env, err := h.b.AddEnvironment(ctx, broker.APIOperator(caller), req)
+	env, err := h.b.AddEnvironment(c.Request.Context(), broker.APIOperator(caller), wire.NewEnvironment{})
 	if err != nil {
 		return err
 	}
+	// Unreachable: no API caller registers an environment.
 	c.JSON(http.StatusCreated, env)
 	return nil
 }
@@ -187,8 +186,22 @@ func (h *handler) approveExtract(c *gin.Context, caller *broker.Caller) error {
 	return nil
 }
 
-func (h *handler) downloadExtract(c *gin.Context, caller *broker.Caller) error {
-	ctx := c.Request.Context()
+// authedClient is authed for a handler that also needs the request's
+// context as net/http made it, cancelled when the client hangs up: authed
+// hands fn one that is never cancelled, so that audit appends outlive
+// the client, and fn passes the client's only to work that should stop
+// with it.
+func (h *handler) authedClient(fn func(*gin.Context, *broker.Caller, context.Context) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		client := c.Request.Context()
+		h.authed(func(c *gin.Context, caller *broker.Caller) error { return fn(c, caller, client) })(c)
+	}
+}
+
+// downloadExtract streams an extract. client is cancelled when the client
+// hangs up: the broker then stops the first pass (or cuts the stream),
+// and still audits it.
+func (h *handler) downloadExtract(c *gin.Context, caller *broker.Caller, client context.Context) error {
 	if err := h.noQuery(c, caller, actionExtractDownload); err != nil {
 		return err
 	}
@@ -200,7 +213,7 @@ func (h *handler) downloadExtract(c *gin.Context, caller *broker.Caller) error {
 	// The first pass reads the whole extract before the first byte goes
 	// out: give it longer than the server's write timeout.
 	_ = rc.SetWriteDeadline(time.Now().Add(ExtractPrepareTimeout))
-	d, err := h.b.DownloadExtract(ctx, caller, seq)
+	d, err := h.b.DownloadExtract(client, caller, seq)
 	if err != nil {
 		return err
 	}
@@ -217,7 +230,7 @@ func (h *handler) downloadExtract(c *gin.Context, caller *broker.Caller) error {
 	hdr.Set(wire.HeaderExtractAuditIndex, strconv.FormatInt(d.AuditIndex, 10))
 	c.Status(http.StatusOK)
 	s := &streamWriter{c: c, rc: rc}
-	if err := d.Stream(ctx, s); err != nil {
+	if err := d.Stream(client, s); err != nil {
 		// Logged and audited by the broker. The 200 is gone: break the
 		// connection so that the body never ends cleanly.
 		_ = rc.Flush()

@@ -238,7 +238,7 @@ func New(o Opts) (http.Handler, error) {
 	r.POST("/v1/extracts", h.authed(h.proposeExtract))
 	r.GET("/v1/extracts", h.authed(h.listExtracts))
 	r.POST("/v1/extracts/:seq/approve", h.authed(h.approveExtract))
-	r.GET("/v1/extracts/:seq", h.authed(h.downloadExtract))
+	r.GET("/v1/extracts/:seq", h.authedClient(h.downloadExtract))
 	r.GET("/v1/admin/users", h.authed(h.listUsers))
 	r.POST("/v1/admin/users", h.authed(h.addUser))
 	r.POST("/v1/admin/users/import", h.authed(h.importUsers))

@@ -46,13 +46,17 @@ const (
 // the processing centre's extracts are encrypted to and the field classes
 // it may receive.
 type Environment struct {
-	Name      string    `json:"name"`
-	Recipient string    `json:"recipient"`
-	Classes   []string  `json:"classes"`
-	CreatedBy string    `json:"created_by"`
-	CreatedAt time.Time `json:"created_at"`
-	RetiredBy string    `json:"retired_by,omitempty"`
-	RetiredAt time.Time `json:"retired_at,omitzero"`
+	Name      string `json:"name"`
+	Recipient string `json:"recipient"`
+	// RecipientSHA256 is the recipient's fingerprint: the hex SHA-256 of
+	// Recipient as written (what `printf %s age1… | sha256sum` prints),
+	// which the processing centre compares with its own key's.
+	RecipientSHA256 string    `json:"recipient_sha256"`
+	Classes         []string  `json:"classes"`
+	CreatedBy       string    `json:"created_by"`
+	CreatedAt       time.Time `json:"created_at"`
+	RetiredBy       string    `json:"retired_by,omitempty"`
+	RetiredAt       time.Time `json:"retired_at,omitzero"`
 }
 
 // EnvironmentList is the answer of GET /v1/extracts/environments.
@@ -60,8 +64,11 @@ type EnvironmentList struct {
 	Environments []Environment `json:"environments"`
 }
 
-// NewEnvironment is the body of POST /v1/extracts/environments. Classes
-// empty: analytic and operational.
+// NewEnvironment is what the host operator registers (censusvault
+// extract env add): name, recipient and classes (empty: analytic and
+// operational). Over the API, POST /v1/extracts/environments is refused
+// (403 host_only to an admin): whoever chooses the recipient chooses who
+// can decrypt the microdata.
 type NewEnvironment struct {
 	Name      string   `json:"name"`
 	Recipient string   `json:"recipient"`
@@ -82,14 +89,20 @@ type ExtractRequest struct {
 
 // Extract is a proposed extract and where it stands.
 type Extract struct {
-	Seq         int64    `json:"seq"`
-	Environment string   `json:"environment"`
-	Areas       []string `json:"areas"`
-	Form        string   `json:"form"`
-	FormVersion int      `json:"form_version"`
-	Classes     []string `json:"classes"`
-	Format      string   `json:"format"`
-	Purpose     string   `json:"purpose"`
+	Seq         int64  `json:"seq"`
+	Environment string `json:"environment"`
+	// RecipientStart (the first 20 characters of the environment's age
+	// recipient, then "…") and RecipientSHA256 (its fingerprint, as in
+	// Environment) say where the extract will go, so that an approver
+	// sees it before approving.
+	RecipientStart  string   `json:"recipient_start"`
+	RecipientSHA256 string   `json:"recipient_sha256"`
+	Areas           []string `json:"areas"`
+	Form            string   `json:"form"`
+	FormVersion     int      `json:"form_version"`
+	Classes         []string `json:"classes"`
+	Format          string   `json:"format"`
+	Purpose         string   `json:"purpose"`
 	// AsOf is the audit index of the proposal: the extract holds the
 	// submissions current as of it, whenever it is downloaded.
 	AsOf       int64     `json:"as_of"`
