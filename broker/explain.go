@@ -75,8 +75,14 @@ func (b *Broker) Explain(ctx context.Context, op Operator, user UserID, action p
 		hash, err = tx.Meta(metaPolicyHash)
 		return err
 	})
-	if errors.Is(err, storage.ErrNotFound) {
+	whole := b.explainsWholeTree(ctx, op)
+	switch {
+	case errors.Is(err, storage.ErrNotFound) && whole:
 		return nil, b.refused(ctx, op, ev, errorf(NotFound, nil, "no user %s", user))
+	case errors.Is(err, storage.ErrNotFound):
+		// Answered like a user with no grant on the area's path, so that
+		// an auditor of one province cannot tell who exists elsewhere.
+		u, err = &storage.User{Name: string(user)}, nil
 	}
 	if err != nil {
 		return nil, errorf(Unavailable, err, "failed to read the user")
@@ -85,10 +91,16 @@ func (b *Broker) Explain(ctx context.Context, op Operator, user UserID, action p
 	for _, g := range u.Grants {
 		x.Grants = append(x.Grants, policyGrant(g))
 	}
-	if err := decide(ctx, b.engine.Load(), x, path); err != nil {
+	if err := decide(ctx, b.engineFor(op.caller), x, path); err != nil {
 		return nil, err
 	}
+	onPath := len(x.Grants) > 0
+	if !whole {
+		x.Grants, onPath = grantsOnPath(x.Grants, path)
+	}
 	switch {
+	case !onPath:
+		// Nothing said of a user who holds nothing here.
 	case !u.RevokedAt.IsZero():
 		x.Note = "the user's token is revoked: whatever the policy says, requests fail authentication"
 	case !u.ExpiresAt.IsZero() && !b.now().Before(u.ExpiresAt):
@@ -211,6 +223,9 @@ func (b *Broker) ExplainEvent(ctx context.Context, op Operator, index int64) (*E
 	if err := decide(ctx, eng, x, path); err != nil {
 		return nil, err
 	}
+	if !b.explainsWholeTree(ctx, op) {
+		x.Grants, _ = grantsOnPath(x.Grants, path)
+	}
 	x.Agrees = (x.Recorded == "allow") == x.Allow
 	if !x.HashMatches {
 		x.Note = "the policy rebuilt from the grant log does not have the hash the event carries: the grant log or the event is not what was written — verify the audit log (`censusvault audit verify`)"
@@ -226,6 +241,37 @@ func eventRefusal(err error, index int64) error {
 		return err
 	}
 	return errorf(Permission, nil, "not permitted to explain audit event %d (an admin, or an auditor of the area the event is about, may)", index)
+}
+
+// explainsWholeTree reports whether op may explain decisions anywhere
+// (the host, an admin, a national auditor): only such a caller is told
+// of grants off the area's path and of users who do not exist.
+func (b *Broker) explainsWholeTree(ctx context.Context, op Operator) bool {
+	if op.host() {
+		return true
+	}
+	sc, err := b.scope(op.caller, policy.ExplainPolicy, "")
+	if err != nil {
+		return false
+	}
+	d, err := sc.Subtree(b.pathOf(string(b.tree.Root())), b.pathOf)
+	return err == nil && d.Allow
+}
+
+// grantsOnPath keeps the grants at the areas of path (root first, the
+// area last): the ones that decide there. An auditor of one province is
+// not shown what a user holds in another.
+func grantsOnPath(gs []policy.Grant, path []string) ([]policy.Grant, bool) {
+	out := []policy.Grant{}
+	for _, g := range gs {
+		for _, a := range path {
+			if g.Area == a {
+				out = append(out, g)
+				break
+			}
+		}
+	}
+	return out, len(out) > 0
 }
 
 // decide fills x's decision: for opening a submission (logged under the

@@ -351,12 +351,28 @@ type Proposal struct {
 // last (admin or approver). Audited over the API.
 func (b *Broker) Proposals(ctx context.Context, op Operator) ([]Proposal, error) {
 	var ev *audit.Event
+	// visible: everything for the host and administrators; for an
+	// approver only what it could confirm — grants at areas in its
+	// grant.confirm scope, role policies if that covers the whole tree.
+	visible := func(storage.GrantProposal) bool { return true }
 	if !op.host() {
 		// Administrators and approvers see proposals; an approver needs
 		// them to confirm.
-		if d := b.anyGrantAllows(ctx, op.caller, policy.ConfirmGrant); d.Allow {
+		if d := b.anyGrantAllows(ctx, op.caller, policy.ConfirmGrant); d.Allow && !b.administers(ctx, op.caller) {
 			ev = b.event(op.caller, "grant.proposals", d)
 			ev.Area, ev.Outcome = string(b.tree.Root()), "ok"
+			sc, err := b.scope(op.caller, policy.ConfirmGrant, "")
+			if err != nil {
+				return nil, err
+			}
+			visible = func(p storage.GrantProposal) bool {
+				path := b.pathOf(p.Grant.Area)
+				if p.Kind == storage.GrantOpPolicy || path == nil {
+					path = b.pathOf(string(b.tree.Root()))
+				}
+				d, err := sc.Subtree(path, b.pathOf)
+				return err == nil && d.Allow
+			}
 		} else {
 			var err error
 			if ev, err = b.authorizeAdmin(ctx, op, "grant.proposals", nil); err != nil {
@@ -368,7 +384,9 @@ func (b *Broker) Proposals(ctx context.Context, op Operator) ([]Proposal, error)
 	now := b.now()
 	err := b.store.View(ctx, func(tx storage.ReadTx) error {
 		return tx.GrantProposals(func(p storage.GrantProposal) (bool, error) {
-			out = append(out, proposalOf(p, now))
+			if visible(p) {
+				out = append(out, proposalOf(p, now))
+			}
 			return true, nil
 		})
 	})
@@ -449,6 +467,15 @@ func (b *Broker) ConfirmGrant(ctx context.Context, c *Caller, seq int64) (*Propo
 	ev.Time = now
 	ev.Reason = fmt.Sprintf("confirmed %s proposed by %s", p.Kind, p.ProposedBy)
 	err = b.store.Update(ctx, func(tx storage.Tx) error {
+		// Again inside the transaction (writers are serialized): another
+		// confirmation may have landed since the read above.
+		again, err := tx.GrantProposal(seq)
+		if err != nil {
+			return err
+		}
+		if again.ConfirmedBy != "" {
+			return &Error{Kind: Conflict, Code: "proposal_confirmed", Msg: fmt.Sprintf("proposal %d was confirmed by %s already", seq, again.ConfirmedBy)}
+		}
 		if p.Kind != storage.GrantOpPolicy {
 			u, err := tx.User(p.User)
 			if err != nil {
@@ -471,7 +498,13 @@ func (b *Broker) ConfirmGrant(ctx context.Context, c *Caller, seq int64) (*Propo
 	})
 	if err := adminErr(err, UserID(p.User)); err != nil {
 		if KindOf(err) == Conflict || KindOf(err) == NotFound || KindOf(err) == Invalid {
-			ev.Outcome, ev.Reason = "refused", err.Error()
+			// The broker's message, never a store error's text (which
+			// may quote SQL).
+			ev.Outcome, ev.Reason = "refused", ErrorCodeOf(err)
+			var pe *Error
+			if errors.As(err, &pe) && pe.Err == nil {
+				ev.Reason = pe.Msg
+			}
 			if lerr := b.logRefusal(ctx, ev); lerr != nil {
 				return nil, lerr
 			}
@@ -692,4 +725,14 @@ func (b *Broker) ListUsers(ctx context.Context, op Operator, after string, limit
 		}
 	}
 	return out, next, nil
+}
+
+// ErrorCodeOf is the stable machine code of a broker error, Internal's
+// for any other error.
+func ErrorCodeOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.ErrorCode()
+	}
+	return Internal.Code()
 }

@@ -211,8 +211,33 @@ func (b *Broker) ListSubmissions(ctx context.Context, c *Caller, code AreaCode, 
 	if f.Communes == nil {
 		f.Communes = []string{}
 	}
+	// A review's note is free text a team leader wrote while seeing every
+	// class, so it may name people: it is shown only to callers who may
+	// see the identifying class at the EA (a supervisor sees the status
+	// and reason code, not the note). The enumerator reads its own.
+	notes, err := b.scope(c, policy.ReadIdentifying, "")
+	if err != nil {
+		return nil, err
+	}
+	noteOK := map[string]bool{}
 	if err := b.listRows(ctx, f, opts, func(ea string) bool { return eas[ea] }, list); err != nil {
 		return nil, err
+	}
+	for i := range list.Submissions {
+		sm := &list.Submissions[i]
+		if sm.Review == nil || sm.Review.Note == "" {
+			continue
+		}
+		ea := string(sm.EA)
+		ok, seen := noteOK[ea]
+		if !seen {
+			d, err := notes.At(b.pathOf(ea))
+			ok = err == nil && d.Allow
+			noteOK[ea] = ok
+		}
+		if !ok {
+			sm.Review.Note = ""
+		}
 	}
 	ev.Outcome = "ok"
 	ev.Reason = listReason(opts, list)
