@@ -852,12 +852,23 @@ func TestEnvironments(t *testing.T) {
 			t.Errorf("event of a refused registration: %+v", e)
 		}
 	}
-	env, err := ev.b.AddEnvironment(ctx, broker.APIOperator(ev.caller("admin")), broker.NewEnvironment{Name: "pq.centre", Recipient: pq.Recipient().String(), Classes: []string{"operational", "analytic"}})
+	env, err := ev.b.AddEnvironment(ctx, host, broker.NewEnvironment{Name: "pq.centre", Recipient: pq.Recipient().String(), Classes: []string{"operational", "analytic"}})
 	if err != nil {
-		t.Fatalf("an admin registers a post-quantum environment: %v", err)
+		t.Fatalf("the operator registers a post-quantum environment: %v", err)
 	}
-	if env.Recipient != pq.Recipient().String() || !slices.Equal(env.Classes, []string{"analytic", "operational"}) || env.CreatedBy != "user:admin" {
+	fp := sha256.Sum256([]byte(pq.Recipient().String()))
+	if env.Recipient != pq.Recipient().String() || env.RecipientSHA256 != hex.EncodeToString(fp[:]) ||
+		!slices.Equal(env.Classes, []string{"analytic", "operational"}) || env.CreatedBy != actor {
 		t.Errorf("registered %+v", env)
+	}
+	// Over the API nobody registers one: the admin is told to do it on
+	// the vault host.
+	e := ev.oneEvent(func() {
+		_, err = ev.b.AddEnvironment(ctx, broker.APIOperator(ev.caller("admin")), broker.NewEnvironment{Name: "by-admin", Recipient: ev.id.Recipient().String()})
+	})
+	wantCode(t, "admin registers an environment over the API", err, broker.Permission, "host_only")
+	if !strings.Contains(err.Error(), "censusvault extract env add") || e.Decision != "deny" || e.Outcome != "denied" || e.Actor != "user:admin" {
+		t.Errorf("host_only refusal: %v; event %+v", err, e)
 	}
 	for _, u := range []string{"proc", "appr", "auditor"} {
 		_, err := ev.b.AddEnvironment(ctx, broker.APIOperator(ev.caller(u)), broker.NewEnvironment{Name: "by-" + u, Recipient: ev.id.Recipient().String()})
@@ -892,7 +903,7 @@ func TestEnvironments(t *testing.T) {
 	}
 	_, err = ev.b.RetireEnvironment(ctx, host, "pq.centre")
 	wantCode(t, "a second retirement", err, broker.Conflict, "environment_retired")
-	e := ev.oneEvent(func() { _, err = ev.b.RetireEnvironment(ctx, host, "no\xffwhere") })
+	e = ev.oneEvent(func() { _, err = ev.b.RetireEnvironment(ctx, host, "no\xffwhere") })
 	wantCode(t, "retiring an unknown name, not UTF-8", err, broker.NotFound, "no_such_environment")
 	if e.Outcome != "refused" || e.Resources[0] != "environment:no\uFFFDwhere" {
 		t.Errorf("event of the refused retirement: %+v", e)
@@ -939,7 +950,9 @@ func TestExtractProposalInvalid(t *testing.T) {
 	if l, err := ev.b.Extracts(context.Background()); err != nil || len(l.Extracts) != 0 {
 		t.Errorf("after refused proposals: %v, %v", l, err)
 	}
+	// An approver over the whole tree is told an extract does not exist;
+	// a processor of the district is answered as for one outside it.
 	wantCode(t, "approve an unknown extract", ev.approve("appr", 9), broker.NotFound, "no_such_extract")
 	_, _, err = ev.download("proc", 9)
-	wantCode(t, "download an unknown extract", err, broker.NotFound, "no_such_extract")
+	wantCode(t, "download an unknown extract", err, broker.Permission, "permission_denied")
 }

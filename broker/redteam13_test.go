@@ -266,7 +266,9 @@ func TestRedteam13EnvironmentCannotBeSwapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = ev.b.AddEnvironment(ctx, admin, broker.NewEnvironment{Name: "centre", Recipient: mallory.Recipient().String()})
-	wantCode(t, "re-registering a retired environment's name", err, broker.Conflict, "environment_exists")
+	wantCode(t, "an admin re-registering a retired environment's name over the API", err, broker.Permission, "host_only")
+	_, err = ev.b.AddEnvironment(ctx, broker.HostOperator(actor), broker.NewEnvironment{Name: "centre", Recipient: mallory.Recipient().String()})
+	wantCode(t, "re-registering a retired environment's name on the host", err, broker.Conflict, "environment_exists")
 	envs, err := ev.b.Environments(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -425,7 +427,7 @@ func TestRedteam13NoSecretInAuditLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := av.b.AddEnvironment(ctx, admin, broker.NewEnvironment{Name: "centre", Recipient: office.Recipient().String()}); err != nil {
+	if _, err := av.b.AddEnvironment(ctx, broker.HostOperator(actor), broker.NewEnvironment{Name: "centre", Recipient: office.Recipient().String()}); err != nil {
 		t.Fatal(err)
 	}
 	tok, err := av.b.AddUser(ctx, actor, broker.NewUser{Name: "proc", Role: policy.Processor, Area: keyDistrict})

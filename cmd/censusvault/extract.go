@@ -19,8 +19,8 @@ import (
 )
 
 // cmdExtract runs the extracts for the processing centre: environments
-// (an admin's), proposals (a processor's), approvals (an approver's) and
-// downloads (a processor's).
+// (the host operator's), proposals (a processor's), approvals (an
+// approver's who may not administer) and downloads (a processor's).
 func cmdExtract(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "env" {
 		return cmdExtractEnv(ctx, e, args[1:])
@@ -34,7 +34,10 @@ func cmdExtract(ctx context.Context, e *env, args []string) error {
 			"are refused unless both the policy and the environment allow them. An approver who is not you\n" +
 			"approves it within a week. Prints the extract's SEQ on stdout.",
 		"approve": "extract approve SEQ --server URL [--token-file FILE]\n\n" +
-			"Approves extract SEQ (an approver's act; never the proposer's own).",
+			"Approves extract SEQ (an approver's act; never the proposer's own, nor an administrator's).\n" +
+			"Check first where it goes: `censusvault extract list` shows each extract's environment and\n" +
+			"the start and SHA-256 of its recipient, which the processing centre can confirm\n" +
+			"(`printf %s age1… | sha256sum` on its side).",
 		"list": "extract list [--data DIR] [--store DSN] [--keys PROVIDER] | --server URL [--token-file FILE]\n\n" +
 			"Lists the extract proposals: on the vault host every one, over HTTP those of your scope.",
 		"download": "extract download SEQ --out FILE.age --server URL [--token-file FILE]\n\n" +
@@ -105,10 +108,11 @@ func cmdExtract(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "%d\n", x.Seq)
-		fmt.Fprintf(e.stderr, "proposed extract %d: %s of %s v%d, classes %s, areas %s, as of audit event %d, for environment %s;\n"+
+		fmt.Fprintf(e.stderr, "proposed extract %d: %s of %s v%d, classes %s, areas %s, as of audit event %d, for environment %s\n"+
+			"(recipient %s, sha256 %s);\n"+
 			"an approver who is not you approves it by %s with `censusvault extract approve %d`\n",
 			x.Seq, cell(x.Format), cell(x.Form), x.FormVersion, printable(strings.Join(x.Classes, ",")), printable(strings.Join(x.Areas, ",")),
-			x.AsOf, cell(x.Environment), x.ExpiresAt.UTC().Format(time.RFC3339), x.Seq)
+			x.AsOf, cell(x.Environment), cell(x.RecipientStart), cell(x.RecipientSHA256), x.ExpiresAt.UTC().Format(time.RFC3339), x.Seq)
 		return nil
 	case "approve":
 		if err := parse(fs, args); err != nil {
@@ -129,9 +133,9 @@ func cmdExtract(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stderr, "approved extract %d, proposed by %s: %s of %s v%d, classes %s, areas %s, for environment %s: %s\n",
+		fmt.Fprintf(e.stderr, "approved extract %d, proposed by %s: %s of %s v%d, classes %s, areas %s, for environment %s (recipient %s, sha256 %s): %s\n",
 			x.Seq, cell(x.ProposedBy), cell(x.Format), cell(x.Form), x.FormVersion, printable(strings.Join(x.Classes, ",")),
-			printable(strings.Join(x.Areas, ",")), cell(x.Environment), printable(x.Purpose))
+			printable(strings.Join(x.Areas, ",")), cell(x.Environment), cell(x.RecipientStart), cell(x.RecipientSHA256), printable(x.Purpose))
 		return nil
 	case "list":
 		fs.Lookup("server").Usage = "ask the vault at this base URL over HTTP, as your token's user (default: read the vault on this host)"
@@ -252,9 +256,10 @@ func printExtracts(e *env, l *wire.ExtractList) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tSTATUS\tENVIRONMENT\tAREAS\tFORM\tCLASSES\tFORMAT\tAS_OF\tPROPOSED_BY\tPROPOSED\tAPPROVED_BY\tPURPOSE")
+	fmt.Fprintln(tw, "SEQ\tSTATUS\tENVIRONMENT\tRECIPIENT\tRECIPIENT_SHA256\tAREAS\tFORM\tCLASSES\tFORMAT\tAS_OF\tPROPOSED_BY\tPROPOSED\tAPPROVED_BY\tPURPOSE")
 	for _, x := range l.Extracts {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", x.Seq, cell(x.Status), cell(x.Environment),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", x.Seq, cell(x.Status), cell(x.Environment),
+			cell(x.RecipientStart), cell(x.RecipientSHA256),
 			cell(strings.Join(x.Areas, ",")), cell(fmt.Sprintf("%s/v%d", x.Form, x.FormVersion)), cell(strings.Join(x.Classes, ",")),
 			cell(x.Format), x.AsOf, cell(x.ProposedBy), x.ProposedAt.UTC().Format(time.RFC3339), cell(x.ApprovedBy), printable(x.Purpose))
 	}
@@ -264,17 +269,21 @@ func printExtracts(e *env, l *wire.ExtractList) error {
 // cmdExtractEnv registers, lists and retires processing environments.
 func cmdExtractEnv(ctx context.Context, e *env, args []string) error {
 	sub, syn, args, done, err := subcommand(e, args, "usage: censusvault extract env add|list|retire [flags]", map[string]string{
-		"add": "extract env add NAME --recipient age1… [--classes analytic,operational] [--data DIR] [--store DSN] [--keys PROVIDER] | --server URL [--token-file FILE]\n\n" +
-			"Registers a processing environment (an admin's act): the age recipient its extracts are\n" +
-			"encrypted to (X25519 age1… or post-quantum age1pq1…, from `age-keygen` on the processing\n" +
-			"centre's machine, whose identity never leaves it) and the field classes it may receive\n" +
-			"(default analytic,operational; identifying only if listed, and the policy must allow it\n" +
-			"too). A name is registered once: an environment is never changed, only retired. On the\n" +
-			"vault host (--data/--store/--keys) as the operator, or over HTTP as an admin (--server).",
+		"add": "extract env add NAME --recipient age1… [--classes analytic,operational] [--data DIR] [--store DSN] [--keys PROVIDER]\n\n" +
+			"Registers a processing environment, on the vault host only (--data/--store/--keys), as its\n" +
+			"operator: the age recipient its extracts are encrypted to (X25519 age1… or post-quantum\n" +
+			"age1pq1…, from `age-keygen` on the processing centre's machine, whose identity never leaves\n" +
+			"it) and the field classes it may receive (default analytic,operational; identifying only if\n" +
+			"listed, and the policy must allow it too). The recipient decides who can decrypt the\n" +
+			"extracts, so no administrator registers one over HTTP (the vault answers 403 host_only).\n" +
+			"Prints the recipient's SHA-256, which the centre checks with `printf %s age1… | sha256sum`\n" +
+			"and approvers see with each extract. A name is registered once: an environment is never\n" +
+			"changed, only retired.",
 		"list": "extract env list [--data DIR] [--store DSN] [--keys PROVIDER] | --server URL [--token-file FILE]\n\n" +
 			"Lists the processing environments, retired ones too.",
 		"retire": "extract env retire NAME [--data DIR] [--store DSN] [--keys PROVIDER] | --server URL [--token-file FILE]\n\n" +
-			"Retires a processing environment: nothing more is proposed for it, approved or downloaded.",
+			"Retires a processing environment: nothing more is proposed for it, approved or downloaded.\n" +
+			"On the vault host as its operator, or over HTTP as an admin (it only takes access away).",
 	})
 	if done {
 		return err
@@ -301,6 +310,9 @@ func cmdExtractEnv(ctx context.Context, e *env, args []string) error {
 	case fs.NArg() != 1:
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("expected exactly one environment NAME")}
+	case sub == "add" && *rem.server != "":
+		return &exitError{code: 2, err: errors.New("a processing environment is registered on the vault host only (its recipient decides who can decrypt the extracts): " +
+			"run `censusvault extract env add NAME --recipient age1… --data DIR` there, without --server")}
 	case sub == "add" && *recipient == "":
 		return &exitError{code: 2, err: errors.New("--recipient is required: the environment's age recipient (age1…), from `age-keygen -y` on its machine")}
 	}
@@ -322,16 +334,13 @@ func cmdExtractEnv(ctx context.Context, e *env, args []string) error {
 	switch sub {
 	case "add":
 		ne := wire.NewEnvironment{Name: fs.Arg(0), Recipient: *recipient, Classes: splitList(*classes)}
-		var env *wire.Environment
-		if c != nil {
-			env, err = c.AddEnvironment(ctx, ne)
-		} else {
-			env, err = b.AddEnvironment(ctx, broker.HostOperator(cliActor()), ne)
-		}
+		env, err := b.AddEnvironment(ctx, broker.HostOperator(cliActor()), ne)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stderr, "registered environment %s (classes %s) with recipient %s\n", cell(env.Name), printable(strings.Join(env.Classes, ",")), shortRecipient(env.Recipient))
+		fmt.Fprintf(e.stderr, "registered environment %s (classes %s) with recipient %s, sha256 %s\n"+
+			"(the processing centre checks it: printf %%s RECIPIENT | sha256sum; approvers see it with each extract)\n",
+			cell(env.Name), printable(strings.Join(env.Classes, ",")), shortRecipient(env.Recipient), env.RecipientSHA256)
 	case "retire":
 		var env *wire.Environment
 		if c != nil {
@@ -354,18 +363,18 @@ func cmdExtractEnv(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		if len(l.Environments) == 0 {
-			fmt.Fprintln(e.stderr, "no processing environments (an admin registers one with `censusvault extract env add`)")
+			fmt.Fprintln(e.stderr, "no processing environments (the operator registers one on the vault host with `censusvault extract env add`)")
 			return nil
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSTATUS\tCLASSES\tCREATED_BY\tCREATED\tRECIPIENT")
+		fmt.Fprintln(tw, "NAME\tSTATUS\tCLASSES\tCREATED_BY\tCREATED\tRECIPIENT\tRECIPIENT_SHA256")
 		for _, env := range l.Environments {
 			status := "in use"
 			if env.RetiredBy != "" {
 				status = "retired " + env.RetiredAt.UTC().Format(time.DateOnly)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(env.Name), cell(status), cell(strings.Join(env.Classes, ",")), cell(env.CreatedBy),
-				env.CreatedAt.UTC().Format(time.RFC3339), cell(env.Recipient))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(env.Name), cell(status), cell(strings.Join(env.Classes, ",")), cell(env.CreatedBy),
+				env.CreatedAt.UTC().Format(time.RFC3339), cell(env.Recipient), cell(env.RecipientSHA256))
 		}
 		return tw.Flush()
 	}

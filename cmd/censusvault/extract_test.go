@@ -49,24 +49,29 @@ func TestExtractEndToEnd(t *testing.T) {
 	}
 	recipient := strings.TrimSpace(string(pub))
 
-	// The operator on the vault host registers the environment.
+	// The operator on the vault host registers the environments, and is
+	// shown the recipient's fingerprint, which the centre checks.
+	fp := sha256.Sum256([]byte(recipient))
+	fingerprint := hex.EncodeToString(fp[:])
 	r := mustCV(t, "extract", "env", "add", "centre", "--recipient", recipient, "--data", dir)
-	if !strings.Contains(r.stderr, "registered environment centre (classes analytic,operational)") {
+	if !strings.Contains(r.stderr, "registered environment centre (classes analytic,operational)") || !strings.Contains(r.stderr, "sha256 "+fingerprint) {
 		t.Errorf("env add: %s", r)
 	}
-	if r := mustCV(t, "extract", "env", "list", "--data", dir); !strings.Contains(r.stdout, "centre  in_use  analytic,operational  cli:") {
+	if r := mustCV(t, "extract", "env", "list", "--data", dir); !strings.Contains(r.stdout, "centre  in_use  analytic,operational  cli:") || !strings.Contains(r.stdout, fingerprint) {
 		t.Errorf("env list: %s", r)
 	}
+	mustCV(t, "extract", "env", "add", "centre2", "--recipient", recipient, "--classes", "analytic", "--data", dir)
 
 	srv := startServer(t, dir)
 	remote := func(user string, args ...string) result {
 		return cv(t, append(args, "--server", srv.base, "--token-file", tokenFile[user])...)
 	}
-	if r := remote("admin", "extract", "env", "add", "centre2", "--recipient", recipient, "--classes", "analytic"); r.code != 0 {
-		t.Errorf("an admin registers an environment over HTTP: %s", r)
-	}
-	if r := remote("pat", "extract", "env", "add", "mine", "--recipient", recipient); r.code != 1 || !strings.Contains(r.stderr, "HTTP 403") {
-		t.Errorf("a processor registers an environment: %s", r)
+	// Over HTTP nobody registers one: the command says where to run it.
+	for _, u := range []string{"admin", "pat"} {
+		if r := remote(u, "extract", "env", "add", "mine", "--recipient", recipient); r.code != 2 || !strings.Contains(r.stderr, "on the vault host only") ||
+			!strings.Contains(r.stderr, "--data DIR") {
+			t.Errorf("%s registers an environment over HTTP: %s", u, r)
+		}
 	}
 	if r := remote("pat", "extract", "env", "list"); r.code != 0 || !strings.Contains(r.stdout, "centre2") {
 		t.Errorf("a processor lists the environments: %s", r)
@@ -84,7 +89,11 @@ func TestExtractEndToEnd(t *testing.T) {
 	if r := remote("pat", "extract", "approve", "1"); r.code != 1 || !strings.Contains(r.stderr, "HTTP 403") {
 		t.Errorf("the proposer approves: %s", r)
 	}
-	if r := remote("ann", "extract", "approve", "1"); r.code != 0 || !strings.Contains(r.stderr, "approved extract 1, proposed by pat") {
+	if r := remote("admin", "extract", "approve", "1"); r.code != 1 || !strings.Contains(r.stderr, "HTTP 403") {
+		t.Errorf("the admin approves: %s", r)
+	}
+	if r := remote("ann", "extract", "approve", "1"); r.code != 0 || !strings.Contains(r.stderr, "approved extract 1, proposed by pat") ||
+		!strings.Contains(r.stderr, "sha256 "+fingerprint) || !strings.Contains(r.stderr, "recipient "+recipient[:20]+"…") {
 		t.Fatalf("approve: %s", r)
 	}
 	if r := remote("ann", "extract", "download", "1", "--out", out); r.code != 1 || !strings.Contains(r.stderr, "HTTP 403") {
@@ -93,7 +102,7 @@ func TestExtractEndToEnd(t *testing.T) {
 	if ents, _ := os.ReadDir(work); len(ents) != 4 {
 		t.Errorf("refused downloads left files: %v", ents)
 	}
-	if r := remote("ann", "extract", "list"); r.code != 0 || !strings.Contains(r.stdout, "1    approved  centre") {
+	if r := remote("ann", "extract", "list"); r.code != 0 || !strings.Contains(r.stdout, "1    approved  centre") || !strings.Contains(r.stdout, fingerprint) {
 		t.Errorf("list: %s", r)
 	}
 
