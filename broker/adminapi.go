@@ -121,6 +121,26 @@ func (b *Broker) TokenLifetimesAs(ctx context.Context, op Operator) (map[policy.
 	return out, nil
 }
 
+// TokenRecipientAs is the field office's registered token recipient
+// (TokenRecipient) as an administrator reads it (admin.manage over the
+// whole tree; audited over the API). Only the host operator changes it.
+func (b *Broker) TokenRecipientAs(ctx context.Context, op Operator) (string, error) {
+	ev, err := b.authorizeAdmin(ctx, op, "user.token_recipient_read", nil)
+	if err != nil {
+		return "", err
+	}
+	r, err := b.TokenRecipient(ctx)
+	if err != nil {
+		return "", err
+	}
+	if !op.host() {
+		if err := b.logAllowed(ctx, ev); err != nil {
+			return "", err
+		}
+	}
+	return r, nil
+}
+
 // ImportCSV is ImportUsers of a user file in ParseUserCSV's format, its
 // relative expiries counted from the broker's clock. A file that does not
 // parse is refused after op is authorized (and, over the API, audited as

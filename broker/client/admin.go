@@ -19,8 +19,13 @@ import (
 // grants, the role policy, proposals an approver confirms, token
 // lifetimes, and why the policy decides. None of these calls is retried:
 // each changes the vault, or is audited as one request. New tokens come
-// back only age-encrypted to the recipient named (NewTokens.Sealed), for
-// the user or the field office to decrypt with their identity.
+// back only age-encrypted (NewTokens.Sealed) to the field office's
+// recipient, which the host operator registers on the vault host
+// (`censusvault user token-recipient`), or for a reissue to the user's
+// own: the field office or the user decrypts them with their identity. A
+// call names no recipient ("") or one of those; any other is refused
+// (403 recipient_not_registered), and with none registered the vault
+// answers 409 no_token_recipient.
 
 // MaxSealedBytes bounds the encrypted tokens the client reads: 50,000
 // users of an import, with room to spare.
@@ -37,10 +42,14 @@ type NewTokens struct {
 	// (ConfirmProposal).
 	Active  int
 	Pending []int64
+	// Recipient is the start of the age recipient Sealed is encrypted
+	// to, as the vault names it (wire.RecipientPrefix): whose identity
+	// opens it.
+	Recipient string
 }
 
-// AddUser creates one user (u.Recipient is required) and returns their
-// token encrypted to u.Recipient.
+// AddUser creates one user and returns their token encrypted to the
+// field office's registered recipient (u.Recipient "", or that one).
 func (c *Client) AddUser(ctx context.Context, u wire.NewUser) (*NewTokens, error) {
 	body, err := json.Marshal(u)
 	if err != nil {
@@ -51,10 +60,15 @@ func (c *Client) AddUser(ctx context.Context, u wire.NewUser) (*NewTokens, error
 
 // ImportUsers creates every user of a user file (CSV with the header
 // user,role,area[,project][,expires]; at most 50,000 users), all or none,
-// and returns their tokens encrypted to recipient (the field office's).
-// csv is sent as it is read: wrap it to follow the upload.
+// and returns their tokens encrypted to the field office's registered
+// recipient (recipient "", or that one). csv is sent as it is read: wrap
+// it to follow the upload.
 func (c *Client) ImportUsers(ctx context.Context, csv io.Reader, size int64, recipient string) (*NewTokens, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/admin/users/import?"+url.Values{"recipient": {recipient}}.Encode(), csv)
+	path := "/v1/admin/users/import"
+	if recipient != "" {
+		path += "?" + url.Values{"recipient": {recipient}}.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, csv)
 	if err != nil {
 		return nil, err
 	}
@@ -63,8 +77,9 @@ func (c *Client) ImportUsers(ctx context.Context, csv io.Reader, size int64, rec
 	return c.doSealed(req)
 }
 
-// ReissueToken gives user a new token, encrypted to recipient, and ends
-// the old one at once.
+// ReissueToken gives user a new token and ends the old one at once. The
+// token is encrypted to the field office's registered recipient or, if
+// none is registered, to the user's own (recipient "", or one of those).
 func (c *Client) ReissueToken(ctx context.Context, user, recipient string) (*NewTokens, error) {
 	body, err := json.Marshal(wire.Reissue{Recipient: recipient})
 	if err != nil {
@@ -232,6 +247,17 @@ func (c *Client) SetTokenLifetimes(ctx context.Context, set map[string]string) (
 	return l.Lifetimes, nil
 }
 
+// TokenRecipient returns the field office's registered age recipient,
+// to which new tokens are encrypted ("" if none is registered: only the
+// host operator registers it).
+func (c *Client) TokenRecipient(ctx context.Context) (string, error) {
+	var r wire.TokenRecipient
+	if err := c.getJSON(ctx, "/v1/admin/token-recipient", &r); err != nil {
+		return "", err
+	}
+	return r.Recipient, nil
+}
+
 // Explain asks whether the policy allows user action at area (project:
 // for a researcher's request), and which grant and rule decided (an
 // admin, or an auditor of the area).
@@ -294,6 +320,9 @@ func (c *Client) doSealed(req *http.Request) (*NewTokens, error) {
 	}
 	out := &NewTokens{Sealed: b}
 	h := resp.Header
+	if v := h.Get(wire.HeaderRecipient); len(v) <= wire.RecipientPrefixLen && strings.TrimLeft(v, "abcdefghijklmnopqrstuvwxyz0123456789") == "" {
+		out.Recipient = v // an age recipient's start: lowercase bech32
+	}
 	if out.Users, err = strconv.Atoi(h.Get(wire.HeaderUsers)); err != nil || out.Users < 1 {
 		return nil, fmt.Errorf("client: the answer has no valid %s", wire.HeaderUsers)
 	}

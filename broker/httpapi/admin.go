@@ -27,7 +27,11 @@ import (
 // caller has no business sending — a body, a user name — first ask
 // broker.MayAdminister, so that a caller who may not administer is
 // refused before anything is read or checked, and learns nothing but
-// "not permitted". New tokens leave only age-encrypted (writeSealed).
+// "not permitted". New tokens leave only age-encrypted (writeSealed), to
+// the field office's recipient that the host operator registered (or,
+// for a reissue, the user's own): a request naming any other is refused
+// by the broker (403 recipient_not_registered), and no route registers
+// one (POST /v1/admin/token-recipient is 403 host_only).
 
 // Audit actions of the refusals made here (the broker records the
 // others under the same names).
@@ -45,6 +49,7 @@ const (
 	actionPolicyLoad    = "policy.load"
 	actionLifetimesRead = "user.lifetimes_read"
 	actionLifetimes     = "user.lifetimes"
+	actionRecipientRead = "user.token_recipient_read"
 	actionExplain       = string(policy.ExplainPolicy)
 )
 
@@ -142,11 +147,48 @@ func (h *handler) newUser(name, role, area, project, expires string) (broker.New
 	return nu, ""
 }
 
+// tokenRecipient is the recipient a request's new tokens are to be
+// encrypted to: the one it names, or, naming none, the field office's
+// registered one, or for a reissue (user) with none registered the
+// user's own; "" if there is none of these (the broker then refuses, 409
+// no_token_recipient). The broker decides whether the request may have
+// it — a named one must be registered — so the route names it to the
+// broker and the answer can say which one was used (HeaderRecipient).
+func (h *handler) tokenRecipient(c *gin.Context, caller *broker.Caller, action, asked string, user broker.UserID) (string, error) {
+	if asked != "" {
+		// Not a recipient at all (a secret key pasted by mistake …) is
+		// a bad request, said as such; a recipient is the broker's to
+		// accept or refuse.
+		if _, err := crypto.ParseRecipient(asked); err != nil {
+			return "", h.b.Invalid(c.Request.Context(), caller, action, "recipient: "+err.Error()+" (or none, for the field office's registered recipient)")
+		}
+		return asked, nil
+	}
+	office, err := h.b.TokenRecipient(c.Request.Context())
+	if err != nil || office != "" || user == "" {
+		return office, err
+	}
+	if u, err := h.b.User(c.Request.Context(), user); err == nil {
+		return u.Recipient, nil
+	}
+	return "", nil
+}
+
+// setRecipientHeader names the start of the recipient the tokens were
+// encrypted to, as the broker used it (in normal form).
+func setRecipientHeader(c *gin.Context, recipient string) {
+	if r, err := crypto.ParseRecipient(recipient); err == nil {
+		c.Header(wire.HeaderRecipient, wire.RecipientPrefix(r))
+	}
+}
+
 // writeSealed answers new users' tokens: only their age encryption, with
-// how many users were made, how many hold their grant now, and the
-// proposals an approver must confirm for the others.
-func writeSealed(c *gin.Context, status int, res *broker.UserImport) {
+// how many users were made, how many hold their grant now, the proposals
+// an approver must confirm for the others, and the start of the
+// recipient they are encrypted to.
+func writeSealed(c *gin.Context, status int, res *broker.UserImport, recipient string) {
 	hdr := c.Writer.Header()
+	setRecipientHeader(c, recipient)
 	hdr.Set(wire.HeaderUsers, strconv.Itoa(res.Users))
 	hdr.Set(wire.HeaderActive, strconv.Itoa(res.Active))
 	seqs := make([]string, len(res.Pending))
@@ -232,20 +274,21 @@ func (h *handler) addUser(c *gin.Context, caller *broker.Caller) error {
 	if bad != "" {
 		return invalid(bad)
 	}
-	if req.Recipient == "" {
-		return invalid("recipient: the new token leaves the vault only encrypted to an age recipient (age1…): the user's own, or the field office's")
-	}
-	res, err := h.b.ImportUsers(ctx, broker.APIOperator(caller), []broker.NewUser{nu}, req.Recipient)
+	recipient, err := h.tokenRecipient(c, caller, actionUserAdd, req.Recipient, "")
 	if err != nil {
 		return err
 	}
-	writeSealed(c, http.StatusCreated, res)
+	res, err := h.b.ImportUsers(ctx, broker.APIOperator(caller), []broker.NewUser{nu}, recipient)
+	if err != nil {
+		return err
+	}
+	writeSealed(c, http.StatusCreated, res, recipient)
 	return nil
 }
 
-// importQuery reads the query of POST /v1/admin/users/import: one
-// recipient, which (a hybrid post-quantum one) is longer than
-// queryParams allows a value.
+// importQuery reads the query of POST /v1/admin/users/import: at most
+// one recipient ("" for the field office's), which (a hybrid
+// post-quantum one) is longer than queryParams allows a value.
 func importQuery(raw string) (string, string) {
 	q, err := url.ParseQuery(raw)
 	if err != nil {
@@ -259,11 +302,7 @@ func importQuery(raw string) (string, string) {
 			return "", fmt.Sprintf("recipient: give it once, at most %d bytes", crypto.MaxRecipientLen)
 		}
 	}
-	r := q.Get("recipient")
-	if r == "" {
-		return "", "give ?recipient=age1…: the new tokens leave the vault only encrypted to an age recipient (the field office's)"
-	}
-	return r, ""
+	return q.Get("recipient"), ""
 }
 
 func (h *handler) importUsers(c *gin.Context, caller *broker.Caller) error {
@@ -279,13 +318,16 @@ func (h *handler) importUsers(c *gin.Context, caller *broker.Caller) error {
 	if err != nil {
 		return err
 	}
+	if recipient, err = h.tokenRecipient(c, caller, actionUserAdd, recipient, ""); err != nil {
+		return err
+	}
 	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(importWriteTimeout))
 	res, err := h.b.ImportCSV(ctx, broker.APIOperator(caller), body, recipient)
 	clear(body)
 	if err != nil {
 		return err
 	}
-	writeSealed(c, http.StatusCreated, res)
+	writeSealed(c, http.StatusCreated, res, recipient)
 	return nil
 }
 
@@ -328,17 +370,22 @@ func (h *handler) reissueUser(c *gin.Context, caller *broker.Caller) error {
 	if err != nil {
 		return err
 	}
+	// No body, or {}: the field office's recipient (or the user's own).
 	var req wire.Reissue
-	if err := strictjson.Decode(body, &req); err != nil {
-		return invalid(invalidJSON(`{"recipient": "age1…"}`, err))
+	if len(body) > 0 {
+		if err := strictjson.Decode(body, &req); err != nil {
+			return invalid(invalidJSON(`{"recipient": "age1…"} or nothing (the field office's registered recipient)`, err))
+		}
 	}
-	if req.Recipient == "" {
-		return invalid("recipient: the new token leaves the vault only encrypted to an age recipient (age1…): the user's own, or the field office's")
-	}
-	sealed, err := h.b.Reissue(ctx, broker.APIOperator(caller), name, req.Recipient)
+	recipient, err := h.tokenRecipient(c, caller, actionUserReissue, req.Recipient, name)
 	if err != nil {
 		return err
 	}
+	sealed, err := h.b.Reissue(ctx, broker.APIOperator(caller), name, recipient)
+	if err != nil {
+		return err
+	}
+	setRecipientHeader(c, recipient)
 	c.Header(wire.HeaderUsers, "1")
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Data(http.StatusOK, "application/octet-stream", sealed)
@@ -537,6 +584,37 @@ func (h *handler) setLifetimes(c *gin.Context, caller *broker.Caller) error {
 		return err
 	}
 	c.JSON(http.StatusOK, broker.WireLifetimes(l))
+	return nil
+}
+
+func (h *handler) getTokenRecipient(c *gin.Context, caller *broker.Caller) error {
+	if err := h.noQuery(c, caller, actionRecipientRead); err != nil {
+		return err
+	}
+	r, err := h.b.TokenRecipientAs(c.Request.Context(), broker.APIOperator(caller))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, wire.TokenRecipient{Recipient: r})
+	return nil
+}
+
+// setTokenRecipient answers POST /v1/admin/token-recipient, which the
+// broker refuses to every API caller and records: 403 permission_denied
+// to whoever may not administer, 403 host_only to an admin. Where new
+// tokens go is the host operator's to say (`censusvault user
+// token-recipient` on the vault host): an administrator who chose it
+// would hold every token it then makes. The body is never read: the
+// broker is asked to remove the recipient, so that were it ever to let
+// an API caller through, tokens could no longer be made over the API
+// (409 no_token_recipient) rather than go to a key the request named.
+func (h *handler) setTokenRecipient(c *gin.Context, caller *broker.Caller) error {
+	ctx := c.Request.Context()
+	if err := h.b.SetTokenRecipient(ctx, broker.APIOperator(caller), ""); err != nil {
+		return err
+	}
+	// Unreachable while no API caller registers the recipient.
+	c.JSON(http.StatusOK, wire.TokenRecipient{})
 	return nil
 }
 

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -24,10 +25,11 @@ import (
 
 // Policy administration and explain over HTTP (issue 13 parts 5 and 6),
 // attacked: who may administer, what leaves the vault of a new token
-// (only its age encryption, to the recipient the request names), that a
-// bad request changes nothing and is recorded, that every answer is
-// no-store, and what a caller who may not explain learns of the audit
-// log (nothing).
+// (only its age encryption, to the field office's recipient that the
+// host operator registered, or the user's own — never to one only the
+// request names), that a bad request changes nothing and is recorded,
+// that every answer is no-store, and what a caller who may not explain
+// learns of the audit log (nothing).
 
 // adminReq sends one request as user and checks what every answer of
 // the admin routes holds: Cache-Control no-store, and nothing of any
@@ -85,6 +87,24 @@ func newOffice(t testing.TB) *age.X25519Identity {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// registerOffice registers id's recipient as the field office's, as the
+// host operator does (`censusvault user token-recipient`) before any
+// token is made over the API.
+func (v *vault) registerOffice(id *age.X25519Identity) {
+	v.t.Helper()
+	if err := v.B.SetTokenRecipient(context.Background(), broker.HostOperator("cli:test"), id.Recipient().String()); err != nil {
+		v.t.Fatal(err)
+	}
+}
+
+// mustRecipient fails unless r says its tokens are encrypted to id.
+func mustRecipient(t testing.TB, what string, r *response, id *age.X25519Identity) {
+	t.Helper()
+	if got, want := r.Header.Get(wire.HeaderRecipient), id.Recipient().String()[:wire.RecipientPrefixLen]; got != want {
+		t.Errorf("%s: %s %q, want %q", what, wire.HeaderRecipient, got, want)
+	}
 }
 
 // openSealed decrypts an answer of new tokens with id, checks its
@@ -145,6 +165,7 @@ func TestAdminUsers(t *testing.T) {
 	v := newVault(t, vaultOpts{})
 	office := newOffice(t)
 	rcpt := office.Recipient().String()
+	v.registerOffice(office)
 	addBody := func(name, role, area, extra string) string {
 		return fmt.Sprintf(`{"name": %q, "role": %q, "area": %q, "recipient": %q%s}`, name, role, area, rcpt, extra)
 	}
@@ -158,6 +179,7 @@ func TestAdminUsers(t *testing.T) {
 	if r.Header.Get(wire.HeaderUsers) != "1" || r.Header.Get(wire.HeaderActive) != "1" || r.Header.Get(wire.HeaderPending) != "" {
 		t.Errorf("add an enumerator: headers %v", r.Header)
 	}
+	mustRecipient(t, "add an enumerator", r, office)
 	if ev.Action != "user.add" || ev.Decision != "allow" || ev.Actor != "user:admin" || strings.Join(ev.Resources, " ") != "user:enum-new grant:enumerator@"+eaA1 {
 		t.Errorf("add an enumerator: event %+v", ev)
 	}
@@ -177,8 +199,10 @@ func TestAdminUsers(t *testing.T) {
 
 	// A team leader is a data role: the user exists but can do nothing
 	// until an approver — not the admin — confirms.
-	r = v.adminReq("admin", "POST", "/v1/admin/users", addBody("tl-new", "team_leader", communeA, `, "expires": "10d"`))
+	// Naming no recipient: the field office's.
+	r = v.adminReq("admin", "POST", "/v1/admin/users", fmt.Sprintf(`{"name": "tl-new", "role": "team_leader", "area": %q, "expires": "10d"}`, communeA))
 	mustStatus(t, "add a team leader", r, http.StatusCreated, "")
+	mustRecipient(t, "add a team leader naming no recipient", r, office)
 	seq := r.Header.Get(wire.HeaderPending)
 	if r.Header.Get(wire.HeaderActive) != "0" || seq == "" {
 		t.Fatalf("add a team leader: active %q, pending %q", r.Header.Get(wire.HeaderActive), seq)
@@ -217,10 +241,12 @@ func TestAdminUsers(t *testing.T) {
 	mustStatus(t, "confirm with a body", v.adminReq("approver", "POST", "/v1/admin/proposals/"+seq+"/confirm", `{"yes": true}`), http.StatusBadRequest, "invalid")
 	mustStatus(t, "confirm seq 01", v.adminReq("approver", "POST", "/v1/admin/proposals/01/confirm", ""), http.StatusBadRequest, "invalid")
 
-	// An import: all users in one answer, the supervisor pending.
+	// An import: all users in one answer, the supervisor pending; no
+	// recipient named, the field office's.
 	file := "user,role,area,expires\nimp-1,enumerator," + eaA1 + ",\nimp-2,enumerator," + eaA2 + ",10d\nimp-sup,supervisor," + district + ",\n"
-	r = v.adminReq("admin", "POST", "/v1/admin/users/import?recipient="+url.QueryEscape(rcpt), file)
+	r = v.adminReq("admin", "POST", "/v1/admin/users/import", file)
 	mustStatus(t, "import", r, http.StatusCreated, "")
+	mustRecipient(t, "import", r, office)
 	if r.Header.Get(wire.HeaderUsers) != "3" || r.Header.Get(wire.HeaderActive) != "2" || strings.Count(r.Header.Get(wire.HeaderPending), ",") != 0 || r.Header.Get(wire.HeaderPending) == "" {
 		t.Errorf("import headers: %v", r.Header)
 	}
@@ -266,6 +292,13 @@ func TestAdminUsers(t *testing.T) {
 	old := v.Tokens["imp-1"]
 	r = v.adminReq("admin", "POST", "/v1/admin/users/imp-1/reissue", `{"recipient": "`+rcpt+`"}`)
 	mustStatus(t, "reissue", r, http.StatusOK, "")
+	mustRecipient(t, "reissue", r, office)
+	v.openSealed(r, office)
+	// With no body: the field office's recipient.
+	old = v.Tokens["imp-1"]
+	r = v.adminReq("admin", "POST", "/v1/admin/users/imp-1/reissue", "")
+	mustStatus(t, "reissue with no body", r, http.StatusOK, "")
+	mustRecipient(t, "reissue with no body", r, office)
 	v.openSealed(r, office)
 	if r := v.do("GET", "/v1/progress?area="+eaA1, "Bearer "+old, nil, nil); r.Status != http.StatusUnauthorized {
 		t.Errorf("the old token after a reissue: %d", r.Status)
@@ -294,7 +327,7 @@ func TestAdminUsers(t *testing.T) {
 	r = v.adminReq("admin", "POST", "/v1/admin/users", addBody("import", "steering", communeA, ""))
 	mustStatus(t, "add user import", r, http.StatusCreated, "")
 	v.openSealed(r, office)
-	r = v.adminReq("admin", "POST", "/v1/admin/users/import/reissue", `{"recipient": "`+rcpt+`"}`)
+	r = v.adminReq("admin", "POST", "/v1/admin/users/import/reissue", `{}`)
 	mustStatus(t, "reissue user import", r, http.StatusOK, "")
 	if rows := v.openSealed(r, office); rows[0][0] != "import" {
 		t.Errorf("reissue of user import: %v", rows)
@@ -310,6 +343,7 @@ func TestAdminUsersRefused(t *testing.T) {
 	v := newVault(t, vaultOpts{})
 	office := newOffice(t)
 	rcpt := office.Recipient().String()
+	v.registerOffice(office)
 	users := v.userCount()
 	good := fmt.Sprintf(`{"name": "x-1", "role": "enumerator", "area": %q, "recipient": %q}`, eaA1, rcpt)
 	file := "user,role,area\nx-2,enumerator," + eaA1 + "\n"
@@ -366,19 +400,18 @@ func TestAdminUsersRefused(t *testing.T) {
 		{"an unknown area", "POST", "/v1/admin/users", `{"name": "x-1", "role": "enumerator", "area": "99999", "recipient": "` + rcpt + `"}`, "99999"},
 		{"a bad expiry", "POST", "/v1/admin/users", `{"name": "x-1", "role": "enumerator", "area": "` + eaA1 + `", "expires": "soon", "recipient": "` + rcpt + `"}`, "soon"},
 		{"a past expiry", "POST", "/v1/admin/users", `{"name": "x-1", "role": "enumerator", "area": "` + eaA1 + `", "expires": "2001-01-01T00:00:00Z", "recipient": "` + rcpt + `"}`, "past"},
-		{"no recipient", "POST", "/v1/admin/users", `{"name": "x-1", "role": "enumerator", "area": "` + eaA1 + `"}`, "recipient"},
 		{"a secret key for a recipient", "POST", "/v1/admin/users", `{"name": "x-1", "role": "enumerator", "area": "` + eaA1 + `", "recipient": "` + secret + `"}`, "secret key"},
 		{"a researcher without a project", "POST", "/v1/admin/users", `{"name": "x-1", "role": "researcher", "area": "` + district + `", "recipient": "` + rcpt + `"}`, "project"},
 		{"an existing user", "POST", "/v1/admin/users", `{"name": "enum-a1", "role": "enumerator", "area": "` + eaA1 + `", "recipient": "` + rcpt + `"}`, "already exists"},
 		{"a query string", "POST", "/v1/admin/users?dry=1", good, "dry"},
-		{"an import without recipient", "POST", "/v1/admin/users/import", file, "recipient"},
+		{"an import naming the recipient twice", "POST", "/v1/admin/users/import?recipient=" + url.QueryEscape(rcpt) + "&recipient=" + url.QueryEscape(rcpt), file, "once"},
 		{"an import with another parameter", "POST", "/v1/admin/users/import?recipient=" + url.QueryEscape(rcpt) + "&x=1", file, "x"},
 		{"an import with a bad third row", "POST", "/v1/admin/users/import?recipient=" + url.QueryEscape(rcpt), "user,role,area\nx-3,enumerator," + eaA1 + "\nx-4,enumerator," + eaA1 + "\nx-5,enumerator,99999\n", "user 3"},
 		{"an import without header", "POST", "/v1/admin/users/import?recipient=" + url.QueryEscape(rcpt), "x-3,enumerator," + eaA1 + "\n", "column"},
 		{"an import of an existing user", "POST", "/v1/admin/users/import?recipient=" + url.QueryEscape(rcpt), "user,role,area\nx-3,enumerator," + eaA1 + "\nenum-a1,enumerator," + eaA1 + "\n", "exists"},
 		{"an empty import", "POST", "/v1/admin/users/import?recipient=" + url.QueryEscape(rcpt), "user,role,area\n", "no users"},
 		{"an import to a secret key", "POST", "/v1/admin/users/import?recipient=" + secret, file, "secret key"},
-		{"a reissue without recipient", "POST", "/v1/admin/users/enum-a1/reissue", `{}`, "recipient"},
+		{"a reissue with a malformed body", "POST", "/v1/admin/users/enum-a1/reissue", `{"recipient": `, "recipient"},
 		{"a reissue of nobody", "POST", "/v1/admin/users/nobody/reissue", `{"recipient": "` + rcpt + `"}`, "nobody"},
 		{"a revoke with a body", "DELETE", "/v1/admin/users/enum-a1", `{"why": "x"}`, "no body"},
 		{"a bad user name", "DELETE", "/v1/admin/users/Enum%1b", "", "user names are"},
@@ -626,7 +659,8 @@ func TestAdminLifetimes(t *testing.T) {
 		t.Errorf("lifetimes after the change: %s", r.Body)
 	}
 	office := newOffice(t)
-	r = v.adminReq("admin", "POST", "/v1/admin/users", fmt.Sprintf(`{"name": "e-40", "role": "enumerator", "area": %q, "recipient": %q}`, eaA1, office.Recipient()))
+	v.registerOffice(office)
+	r = v.adminReq("admin", "POST", "/v1/admin/users", fmt.Sprintf(`{"name": "e-40", "role": "enumerator", "area": %q}`, eaA1))
 	mustStatus(t, "add", r, http.StatusCreated, "")
 	if rows := v.openSealed(r, office); rows[0][4] != start.Add(40*24*time.Hour).Format(time.RFC3339) {
 		t.Errorf("a new enumerator's token expires %s, want 40 days on", rows[0][4])

@@ -22,9 +22,11 @@ import (
 // each request's own audit event is compared with an oracle written from
 // DESIGN.md's table of roles — the admin administers "users, roles,
 // areas, keys, policy", the approver confirms what others propose, the
-// auditor reads and explains the policy; everyone else is refused — and
-// the oracle itself is checked against the default role policy, so that
-// a policy giving another role one of these actions fails here first.
+// auditor reads and explains the policy; everyone else is refused; where
+// tokens go (the field office's recipient) is the host operator's alone,
+// refused to every role — and the oracle itself is checked against the
+// default role policy, so that a policy giving another role one of these
+// actions fails here first.
 
 // adminOracle is who may use each group of routes.
 var adminOracle = map[string][]policy.Role{
@@ -33,6 +35,9 @@ var adminOracle = map[string][]policy.Role{
 	"confirm":    {policy.Approver},
 	"policy":     {policy.Admin, policy.Auditor},
 	"explain":    {policy.Admin, policy.Auditor},
+	// host: registering the field office's token recipient. No role,
+	// whatever the policy: an admin is answered host_only.
+	"host": {},
 }
 
 // adminOracleActions are the policy actions that decide each group: a
@@ -44,6 +49,7 @@ var adminOracleActions = map[string][]policy.Action{
 	"confirm":    {policy.ConfirmGrant},
 	"policy":     {policy.ExplainPolicy},
 	"explain":    {policy.ExplainPolicy},
+	"host":       nil,
 }
 
 func TestAdminOracleIsThePolicy(t *testing.T) {
@@ -75,6 +81,7 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 	ctx := t.Context()
 	office := newOffice(t)
 	rcpt := office.Recipient().String()
+	v.registerOffice(office)
 	may := func(s matrixSubject, group string) bool { return slices.Contains(adminOracle[group], s.role) }
 	// Over the whole tree: the routes of administration and of the
 	// policy are decided at the root, and a deny anywhere below takes
@@ -149,12 +156,41 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 				{"POST", "/v1/admin/policy", wider, 202, "policy.load", "policy.propose"},
 				{"GET", "/v1/admin/lifetimes", "", 200, "user.lifetimes_read", "user.lifetimes_read"},
 				{"POST", "/v1/admin/lifetimes", `{"lifetimes": {"steering": "365d"}}`, 200, "user.lifetimes", "user.lifetimes"},
+				{"GET", "/v1/admin/token-recipient", "", 200, "user.token_recipient_read", "user.token_recipient_read"},
 			} {
 				r, ev := req(v, s, rq.method, rq.path, rq.body)
 				check(t, s, rq.method+" "+rq.path, r, ev, allowed, rq.ok, rq.action, rq.okAction)
 				if allowed && r.Status/100 == 2 && r.Header.Get("Content-Type") == "application/octet-stream" {
 					v.openSealed(r, office)
 				}
+			}
+		}
+	})
+
+	t.Run("token recipient", func(t *testing.T) {
+		// Registering it is refused to everyone over the API: whoever
+		// may administer is told host_only (allowed, then refused),
+		// the others permission_denied; the field office's stays.
+		rogue := newOffice(t).Recipient().String()
+		for _, s := range subjects {
+			v := v.in(t)
+			admin := may(s, "administer") && whole(s)
+			if may(s, "host") {
+				t.Fatalf("the oracle lets %s register the token recipient", s.name)
+			}
+			r, ev := req(v, s, "POST", "/v1/admin/token-recipient", `{"recipient": "`+rogue+`"}`)
+			code, decision, outcome := "permission_denied", "deny", "denied"
+			if admin {
+				code, decision, outcome = "host_only", "allow", "refused"
+			}
+			if r.Status != http.StatusForbidden || r.Code(t) != code {
+				t.Errorf("%s registers a token recipient: %d %s, want 403 %s", s.name, r.Status, r.Body, code)
+			}
+			if ev.Action != "user.token_recipient" || ev.Decision != decision || ev.Outcome != outcome || ev.Actor != "user:"+s.name {
+				t.Errorf("%s registers a token recipient: event %s/%s/%s, want user.token_recipient/%s/%s", s.name, ev.Action, ev.Decision, ev.Outcome, decision, outcome)
+			}
+			if got, err := v.B.TokenRecipient(ctx); err != nil || got != rcpt {
+				t.Fatalf("after %s's attempt the token recipient is %q (%v)", s.name, got, err)
 			}
 		}
 	})

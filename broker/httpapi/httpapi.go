@@ -80,12 +80,16 @@
 //
 // Policy administration (admin: admin.manage over the whole tree, unless
 // said otherwise; a caller who may not is refused 403 before its body is
-// read). New tokens leave only age-encrypted to the recipient the request
-// names: 201 application/octet-stream (a CSV user,token,role,area,expires
-// once decrypted) with headers X-Censusvault-Users, -Active (users whose
-// grant holds now) and -Pending (comma-separated seqs of the proposals an
-// approver must confirm for the others: grants of data roles and of
-// approver). A change that could widen access to data — such a grant, the
+// read). New tokens leave only age-encrypted to the field office's
+// recipient, registered on the vault host (`censusvault user
+// token-recipient`), or for a reissue to the user's own: a request names
+// none, or one of those (else 403 recipient_not_registered; none
+// registered: 409 no_token_recipient). 201 application/octet-stream (a
+// CSV user,token,role,area,expires once decrypted) with headers
+// X-Censusvault-Users, -Active (users whose grant holds now), -Pending
+// (comma-separated seqs of the proposals an approver must confirm for the
+// others: grants of data roles and of approver) and -Recipient (the first
+// 24 characters of the recipient used). A change that could widen access to data — such a grant, the
 // removal of a deny, a role policy — is answered 202 {"active": false,
 // "proposal": SEQ} and holds once an approver confirms it.
 //
@@ -94,15 +98,17 @@
 //	                                 "grants", "pending", "recipient", "expires", "revoked"}],
 //	                                 "next": NAME or null}; never a token
 //	POST   /v1/admin/users           one user: {"name", "role", "area", "project", "expires" (30d or
-//	                                 RFC 3339; default the role's lifetime), "recipient"}; 201 sealed
-//	POST   /v1/admin/users/import?recipient=age1…
+//	                                 RFC 3339; default the role's lifetime), "recipient" (optional)};
+//	                                 201 sealed
+//	POST   /v1/admin/users/import[?recipient=age1…]
 //	                                 a user file (text/csv: user,role,area[,project][,expires]), at
 //	                                 most 50,000 users, all or none; 201 sealed; 413 too_large over
 //	                                 50,000 users or 12.8 MB (a declared length at once, unread)
 //	GET    /v1/admin/users/{name}    one user, as the list shows it
 //	DELETE /v1/admin/users/{name}    revoke the user's token now; 204; 409 last_admin
 //	POST   /v1/admin/users/{name}/reissue
-//	                                 {"recipient"}: a new token, the old one ends now; 200 sealed
+//	                                 {"recipient"} (optional) or no body: a new token, the old one
+//	                                 ends now; 200 sealed
 //	GET    /v1/admin/grants          admin or auditor (policy.explain over the whole tree):
 //	                                 {"policy_hash", "grants": [{"user", "role", "area", "deny",
 //	                                 "project"}], "pending": [proposals]}
@@ -123,6 +129,8 @@
 //	                                 data; 409 no_change
 //	GET    /v1/admin/lifetimes       {"lifetimes": {ROLE: "60d", …}}: new tokens' lifetimes
 //	POST   /v1/admin/lifetimes       {"lifetimes": {ROLE: "40d"}}: changes them (1h to 5 years); 200
+//	GET    /v1/admin/token-recipient {"recipient"}: the field office's, "" if none is registered
+//	POST   /v1/admin/token-recipient 403 host_only, always: only the host operator registers it
 //	GET    /v1/policy/explain?user=&action=&area=[&project=]  or  ?event=N
 //	                                 admin or auditor (policy.explain at the area): {"user",
 //	                                 "action", "area", "allow", "rule", "roles", "grants",
@@ -254,6 +262,8 @@ func New(o Opts) (http.Handler, error) {
 	r.POST("/v1/admin/policy", h.authed(h.proposePolicy))
 	r.GET("/v1/admin/lifetimes", h.authed(h.getLifetimes))
 	r.POST("/v1/admin/lifetimes", h.authed(h.setLifetimes))
+	r.GET("/v1/admin/token-recipient", h.authed(h.getTokenRecipient))
+	r.POST("/v1/admin/token-recipient", h.authed(h.setTokenRecipient))
 	r.GET("/v1/policy/explain", h.authed(h.explain))
 
 	r.NoRoute(func(c *gin.Context) { writeError(c, h.log, &broker.Error{Kind: broker.NotFound, Msg: "no such route"}) })

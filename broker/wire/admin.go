@@ -4,10 +4,12 @@ import "time"
 
 // Policy administration over the API (issue 13): the bodies and answers
 // of the /v1/admin routes and of GET /v1/policy/explain. No token travels
-// in any of them: new and reissued tokens come back only age-encrypted to
-// a recipient the request names, as the body of an
-// application/octet-stream answer (a CSV user,token,role,area,expires
-// once decrypted), with the headers below.
+// in any of them: new and reissued tokens come back only age-encrypted —
+// to the field office's recipient, which the host operator registers
+// (`censusvault user token-recipient`), or for a reissue to the user's own
+// registered recipient; never to one only the request names — as the
+// body of an application/octet-stream answer (a CSV
+// user,token,role,area,expires once decrypted), with the headers below.
 
 // Headers of an answer carrying new users' tokens, age-encrypted.
 const (
@@ -16,7 +18,22 @@ const (
 	// HeaderPending lists, comma-separated, the proposals an approver
 	// must confirm before the other users' grants hold ("" if none).
 	HeaderPending = "X-Censusvault-Pending"
+	// HeaderRecipient is the start (RecipientPrefixLen characters) of
+	// the age recipient the tokens are encrypted to: which identity
+	// opens them.
+	HeaderRecipient = "X-Censusvault-Recipient"
 )
+
+// RecipientPrefixLen is how much of a recipient HeaderRecipient shows.
+const RecipientPrefixLen = 24
+
+// RecipientPrefix is r as HeaderRecipient shows it.
+func RecipientPrefix(r string) string {
+	if len(r) > RecipientPrefixLen {
+		return r[:RecipientPrefixLen]
+	}
+	return r
+}
 
 // Grant is a role at an area (and its subtree), or with Deny the
 // revocation of the role's permissions there; Project limits a
@@ -38,12 +55,24 @@ type NewUser struct {
 	// lifetime of the role's tokens. A later expiry is cut to it.
 	Expires string `json:"expires,omitempty"`
 	// Recipient is the age recipient (age1… or age1pq1…) the token is
-	// encrypted to: the user's own, or the field office's.
-	Recipient string `json:"recipient"`
+	// encrypted to: "" for the field office's registered one, which is
+	// the only one a request may name (else 403
+	// recipient_not_registered).
+	Recipient string `json:"recipient,omitempty"`
 }
 
-// Reissue is the body of POST /v1/admin/users/{name}/reissue.
+// Reissue is the body of POST /v1/admin/users/{name}/reissue (or no body
+// at all). Recipient "" is the field office's registered recipient, or
+// if none is registered the user's own; a request may name only one of
+// those two.
 type Reissue struct {
+	Recipient string `json:"recipient,omitempty"`
+}
+
+// TokenRecipient answers GET /v1/admin/token-recipient: the field
+// office's registered age recipient, "" when none is (then tokens cannot
+// be made over the API: 409 no_token_recipient).
+type TokenRecipient struct {
 	Recipient string `json:"recipient"`
 }
 
