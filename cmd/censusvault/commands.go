@@ -218,8 +218,8 @@ func newServer(h http.Handler) *http.Server {
 }
 
 func cmdUser(ctx context.Context, e *env, args []string) error {
-	sub, syn, args, done, err := subcommand(e, args, "usage: censusvault user add|import|list|show|grant|revoke|reissue|lifetimes|set-recipient [NAME] [flags]", map[string]string{
-		"add":       "user add NAME --role ROLE --area CODE [--project ID] [--expires 90d] [--recipient age1… --out FILE]" + userAddRemote,
+	sub, syn, args, done, err := subcommand(e, args, "usage: censusvault user add|import|list|show|grant|revoke|reissue|lifetimes|set-recipient|token-recipient [NAME] [flags]", map[string]string{
+		"add":       "user add NAME --role ROLE --area CODE [--project ID] [--expires 90d] [--out FILE [--recipient age1…]]" + userAddRemote,
 		"grant":     "user grant NAME --role ROLE --area CODE [--project ID] [--deny] [--server URL --token-file FILE]",
 		"revoke":    "user revoke NAME [--server URL --token-file FILE]",
 		"show":      "user show NAME [--server URL --token-file FILE]",
@@ -230,6 +230,7 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 		"set-recipient": "user set-recipient NAME age1…  |  user set-recipient --clear NAME\n\n" +
 			"Registers the age recipient (public key, from `age-keygen`) that the user's research tables\n" +
 			"are encrypted to when they ask for encrypted output; --clear removes it.",
+		"token-recipient": userTokenRecipientSynopsis,
 	})
 	if done {
 		return err

@@ -62,7 +62,7 @@ func commands() []command {
 		{"init", "create a new vault: data directory, keys, areas, policy", cmdInit},
 		{"serve", "run the HTTP API", cmdServe},
 		{"demo", "run the Hồng Lĩnh census demo end to end over HTTP", cmdDemo},
-		{"user", "add (one, or a file of them), list, show, grant, revoke users, reissue tokens, token lifetimes, register their age recipient (user add|import|list|show|grant|revoke|reissue|lifetimes|set-recipient)", cmdUser},
+		{"user", "add (one, or a file of them), list, show, grant, revoke users, reissue tokens, token lifetimes, register their age recipient and the field office's (user add|import|list|show|grant|revoke|reissue|lifetimes|set-recipient|token-recipient)", cmdUser},
 		{"policy", "the policy: show or export it, grant, deny, revoke, load role rules, proposals, confirm one, check why it decides (policy show|export|grant|deny|revoke|load|proposals|confirm|check)", cmdPolicy},
 		{"keys", "key operations (keys rotate-ingest)", cmdKeys},
 		{"audit", "the audit log: verify the store or an export, fetch an export or the latest checkpoint, prune (audit verify|export|checkpoint|prune)", cmdAudit},

@@ -30,9 +30,12 @@ import (
 // --token-file or CENSUSVAULT_TOKEN, never from a flag's value): there
 // the vault decides what that user may do, and a change that could widen
 // access to data is a proposal an approver confirms with `policy
-// confirm`. New users' tokens are written only age-encrypted to a
-// recipient, to a file (--out): never to the terminal, except the one
-// token of a local `user add` without --recipient, as before.
+// confirm`. New users' tokens are written only age-encrypted, to a file
+// (--out): never to the terminal, except the one token of a local `user
+// add` without --recipient or --out, as before. Over the API they are
+// encrypted to the field office's recipient, which only the host
+// operator registers (`user token-recipient`), or for a reissue to the
+// user's own; the vault refuses any other a request names.
 
 // adminRemote is how an administrative command reaches a remote vault.
 type adminRemote struct {
@@ -406,10 +409,17 @@ func hint(err error, who string) error {
 	case 401:
 		return fmt.Errorf("%w (the token was refused: check --token-file; an expired or revoked token no longer works, and an admin gives a new one with `censusvault user reissue`)", err)
 	case 403:
-		if se.Code == "four_eyes" {
+		switch se.Code {
+		case "four_eyes", "host_only":
 			return err
+		case "recipient_not_registered":
+			return fmt.Errorf("%w (leave out --recipient: the vault encrypts the tokens to the field office's registered recipient, which `censusvault user token-recipient --data DIR` shows on the vault host)", err)
 		}
 		return fmt.Errorf("%w (%s)", err, who)
+	case 409:
+		if se.Code == "no_token_recipient" {
+			return fmt.Errorf("%w (no token was made and no file written: run this again once it is registered)", err)
+		}
 	}
 	return err
 }
@@ -604,8 +614,8 @@ const readerNeeded = "an admin's or an auditor's token is needed (an auditor's g
 const adminNeeded = "an admin's token (admin granted at the root) is needed"
 
 // userAdmin is the administrative part of `user`: import, list, reissue,
-// lifetimes, and add, show, grant and revoke against a remote vault (or
-// add with --recipient on the host).
+// lifetimes, token-recipient, and add, show, grant and revoke against a
+// remote vault (or add with --recipient or --out on the host).
 type userAdmin struct {
 	ar                        adminRemote
 	recipient, recipientFile  *string
@@ -614,6 +624,10 @@ type userAdmin struct {
 	limit                     *int
 	set                       *[]string
 	hasRemote, takesRecipient bool
+	// token-recipient: --clear, and --server and --token-file (hidden),
+	// only to say that it is done on the vault host.
+	clear             *bool
+	server, tokenFile *string
 }
 
 // addUserAdminFlags registers the flags of sub's administrative form.
@@ -626,9 +640,16 @@ func addUserAdminFlags(fs *pflag.FlagSet, sub string) *userAdmin {
 	switch sub {
 	case "add", "import", "reissue":
 		u.takesRecipient = true
-		u.recipient = fs.String("recipient", "", "the age recipient (age1… or age1pq1…) the new tokens are encrypted to: the field office's, or the user's own")
+		u.recipient = fs.String("recipient", "", "the age recipient (age1… or age1pq1…) the new tokens are encrypted to (default: the field office's, which the host operator registers with censusvault user token-recipient); over the API only that one, or for a reissue the user's own, is accepted")
 		u.recipientFile = fs.String("recipient-file", "", "a file holding that recipient (as `age-keygen -y` prints it)")
 		u.out = fs.String("out", "", "write the encrypted tokens to this new file (never overwritten)")
+	case "token-recipient":
+		u.recipientFile = fs.String("recipient-file", "", "a file holding the field office's recipient, as age-keygen -y office.key prints it")
+		u.clear = fs.Bool("clear", false, "remove it: tokens can then no longer be made over the API")
+		u.server = fs.String("server", "", "")
+		u.tokenFile = fs.String("token-file", "", "")
+		_ = fs.MarkHidden("server")
+		_ = fs.MarkHidden("token-file")
 	case "list":
 		u.after = fs.String("after", "", "start after this user name")
 		u.limit = fs.Int("limit", 0, "list at most this many users (default: all)")
@@ -641,7 +662,7 @@ func addUserAdminFlags(fs *pflag.FlagSet, sub string) *userAdmin {
 // handles reports whether sub, as parsed, is the administrative form.
 func (u *userAdmin) handles(sub string) bool {
 	switch {
-	case sub == "import", sub == "list", sub == "reissue", sub == "lifetimes":
+	case sub == "import", sub == "list", sub == "reissue", sub == "lifetimes", sub == "token-recipient":
 		return true
 	case u.hasRemote && u.ar.remote():
 		return true
@@ -660,6 +681,9 @@ func (u *userAdmin) run(ctx context.Context, e *env, sub string, fs *pflag.FlagS
 }
 
 func (u *userAdmin) do(ctx context.Context, e *env, sub string, fs *pflag.FlagSet, sf *storeFlags, ua userArgs) error {
+	if sub == "token-recipient" {
+		return u.tokenRecipient(ctx, e, fs, sf)
+	}
 	switch {
 	case (sub == "list" || sub == "lifetimes") && fs.NArg() != 0:
 		fs.Usage()
@@ -681,7 +705,7 @@ func (u *userAdmin) do(ctx context.Context, e *env, sub string, fs *pflag.FlagSe
 			return err
 		}
 		if *u.out == "" {
-			return &exitError{code: 2, err: errors.New("--out FILE is required: the new tokens are written there, encrypted to the recipient, and nowhere else")}
+			return &exitError{code: 2, err: errors.New("--out FILE is required: the new tokens are written there, age-encrypted (to the field office's registered recipient unless --recipient says otherwise), and nowhere else")}
 		}
 	}
 	var c *client.Client
@@ -705,6 +729,18 @@ func (u *userAdmin) do(ctx context.Context, e *env, sub string, fs *pflag.FlagSe
 
 	switch sub {
 	case "add", "import", "reissue":
+		if b != nil && recipient == "" {
+			// On the host the operator names any recipient; naming
+			// none, the field office's registered one.
+			var err error
+			if recipient, err = b.TokenRecipient(ctx); err != nil {
+				return err
+			}
+			if recipient == "" {
+				return &exitError{code: 2, err: errors.New("--recipient age1… (or --recipient-file FILE) is required: no field-office recipient is registered " +
+					"(`censusvault user token-recipient age1… --data DIR` registers it; tokens made over the API go to it)")}
+			}
+		}
 		var data []byte
 		if sub == "import" {
 			var err error
@@ -833,9 +869,15 @@ func (u *userAdmin) readRecipient() (string, error) {
 	case *u.recipient != "":
 		return *u.recipient, nil
 	case *u.recipientFile == "":
-		return "", &exitError{code: 2, err: errors.New("--recipient age1… (or --recipient-file FILE) is required: new tokens leave the vault only encrypted to the field office's or the user's age recipient (`age-keygen -y KEY` prints it)")}
+		return "", nil // the field office's registered recipient
 	}
-	b, err := readBounded(*u.recipientFile, 64<<10)
+	return readRecipientFile(*u.recipientFile)
+}
+
+// readRecipientFile is the one age recipient of file (as `age-keygen -y`
+// writes it; blank lines and # comments aside).
+func readRecipientFile(file string) (string, error) {
+	b, err := readBounded(file, 64<<10)
 	if err != nil {
 		return "", err
 	}
@@ -847,10 +889,10 @@ func (u *userAdmin) readRecipient() (string, error) {
 		}
 	}
 	if len(found) != 1 {
-		return "", &exitError{code: 2, err: fmt.Errorf("--recipient-file %s: want exactly one age recipient in it, found %d lines", *u.recipientFile, len(found))}
+		return "", &exitError{code: 2, err: fmt.Errorf("--recipient-file %s: want exactly one age recipient in it, found %d lines", file, len(found))}
 	}
 	if strings.HasPrefix(strings.ToUpper(found[0]), "AGE-SECRET-KEY-") || strings.HasPrefix(strings.ToUpper(found[0]), "AGE-PLUGIN-") {
-		return "", &exitError{code: 2, err: fmt.Errorf("--recipient-file %s holds a secret key, not a recipient: give the recipient `age-keygen -y %s` prints", *u.recipientFile, *u.recipientFile)}
+		return "", &exitError{code: 2, err: fmt.Errorf("--recipient-file %s holds a secret key, not a recipient: give the recipient `age-keygen -y %s` prints", file, file)}
 	}
 	return found[0], nil
 }
@@ -920,9 +962,75 @@ func (u *userAdmin) report(e *env, sub, name string, toks *client.NewTokens, ua 
 			fmt.Fprintf(e.stderr, "added %s; the grant %s waits for an approver (proposal %s): %s\n", name, g, seqList(toks.Pending), u.ar.confirmHint(firstSeq(toks.Pending)))
 		}
 	}
+	to := shortRecipient(recipient)
+	if recipient == "" {
+		// Over the API, naming none: the vault says which it used.
+		to = "the field office's registered recipient"
+		if toks.Recipient != "" {
+			to = "the field office's recipient " + toks.Recipient + "…"
+		}
+	}
 	fmt.Fprintf(e.stderr, "%s in %s, encrypted to %s, and nowhere else: decrypt with the matching identity (`age -d -i KEY %s`) and %s\n",
-		map[bool]string{true: "the tokens are", false: "the token is"}[toks.Users > 1], *u.out, shortRecipient(recipient), *u.out,
+		map[bool]string{true: "the tokens are", false: "the token is"}[toks.Users > 1], *u.out, to, *u.out,
 		map[bool]string{true: "give each user their own token", false: "give it to the user"}[toks.Users > 1])
+}
+
+// tokenRecipient is `user token-recipient`: shows, registers or removes
+// the field office's recipient, on the vault host only.
+func (u *userAdmin) tokenRecipient(ctx context.Context, e *env, fs *pflag.FlagSet, sf *storeFlags) error {
+	if *u.server != "" || *u.tokenFile != "" {
+		return &exitError{code: 2, err: errors.New("the field office's token recipient is registered on the vault host only, by its operator: " +
+			"run `censusvault user token-recipient age1… --data DIR` there, without --server (an administrator over the API may not choose where tokens go)")}
+	}
+	recipient := ""
+	switch {
+	case fs.NArg() > 1:
+		fs.Usage()
+		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q: give one age recipient", clipArg(fs.Arg(1)))}
+	case *u.clear && (fs.NArg() > 0 || *u.recipientFile != ""):
+		return &exitError{code: 2, err: errors.New("--clear takes no recipient")}
+	case fs.NArg() == 1 && *u.recipientFile != "":
+		return &exitError{code: 2, err: errors.New("give the recipient or --recipient-file, not both")}
+	case fs.NArg() == 1:
+		recipient = fs.Arg(0)
+	case *u.recipientFile != "":
+		var err error
+		if recipient, err = readRecipientFile(*u.recipientFile); err != nil {
+			return err
+		}
+	}
+	set := *u.clear || recipient != ""
+	b, st, err := sf.openBroker(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	defer b.Close(ctx)
+	if set {
+		if err := b.SetTokenRecipient(ctx, broker.HostOperator(cliActor()), recipient); err != nil {
+			if broker.KindOf(err) == broker.Invalid {
+				return &exitError{code: 2, err: fmt.Errorf("%v: give the field office's age recipient (age1…, as `age-keygen -y office.key` prints it), never its secret key", err)}
+			}
+			return err
+		}
+	}
+	r, err := b.TokenRecipient(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case r == "" && set:
+		fmt.Fprintln(e.stderr, "removed the field office's token recipient: tokens can no longer be made over the API (`user add|import|reissue --server` answer 409) until the operator registers one here")
+	case r == "":
+		fmt.Fprintln(e.stderr, "no field-office token recipient is registered: tokens cannot be made over the API; register it with `censusvault user token-recipient age1… --data DIR` (from `age-keygen -y office.key` on the field office's machine)")
+	case set:
+		fmt.Fprintln(e.stdout, r)
+		fmt.Fprintf(e.stderr, "registered: tokens made over the API (`user add|import|reissue --server`) are encrypted to %s alone, or for a reissue to the user's own registered recipient; keep the field office's identity offline\n", shortRecipient(r))
+	default:
+		fmt.Fprintln(e.stdout, r)
+		fmt.Fprintln(e.stderr, "the field office's token recipient: tokens made over the API are encrypted to it")
+	}
+	return nil
 }
 
 func seqList(s []int64) string {
@@ -1073,23 +1181,35 @@ func (p *progressReader) Read(b []byte) (int, error) {
 
 // Synopses of the administrative `user` subcommands.
 const (
-	userAddRemote = " | … --recipient age1… --out FILE --server URL [--token-file FILE]\n\n" +
-		"Adds a user with one grant. On the vault host without --recipient, the new bearer token is printed\n" +
-		"alone on stdout, once. With --recipient (or --recipient-file) it is written only to --out,\n" +
-		"age-encrypted to that recipient (the user's own, or the field office's); against a remote vault\n" +
-		"(--server, an admin's token) that is the only way, and a grant of a role that sees data or of\n" +
+	userAddRemote = " | … --out FILE --server URL [--token-file FILE]\n\n" +
+		"Adds a user with one grant. On the vault host without --out, the new bearer token is printed\n" +
+		"alone on stdout, once. With --out it is written only there, age-encrypted: on the host to\n" +
+		"--recipient (or --recipient-file), by default the field office's registered one. Against a\n" +
+		"remote vault (--server, an admin's token) that is the only way, always to the field office's\n" +
+		"recipient, which the host operator registers (`censusvault user token-recipient`; the vault\n" +
+		"refuses any other, 403 recipient_not_registered), and a grant of a role that sees data or of\n" +
 		"approver waits for an approver (`censusvault policy confirm SEQ`)."
-	userImportSynopsis = "user import FILE.csv --recipient age1… --out FILE [--data DIR … | --server URL [--token-file FILE]]\n\n" +
+	userImportSynopsis = "user import FILE.csv --out FILE [--recipient age1…] [--data DIR … | --server URL [--token-file FILE]]\n\n" +
 		"Adds every user of FILE.csv — a header user,role,area[,project][,expires] (expires: a lifetime\n" +
 		"such as 30d, or an RFC 3339 time; default the role's), then one user a line, at most 50,000 — in\n" +
-		"one transaction: all or none. Their tokens are written only to --out, age-encrypted to the\n" +
-		"recipient (the field office's), as a CSV user,token,role,area,expires once decrypted. Over the\n" +
+		"one transaction: all or none. Their tokens are written only to --out, age-encrypted to the field\n" +
+		"office's recipient (registered on the vault host with `censusvault user token-recipient`; there\n" +
+		"--recipient may name another), as a CSV user,token,role,area,expires once decrypted. Over the\n" +
 		"API the grants of roles that see data, and of approver, wait for an approver."
 	userListSynopsis = "user list [--after NAME] [--limit N] [--data DIR … | --server URL [--token-file FILE]]\n\n" +
 		"Lists the users by name: grants, grants waiting for an approver, expiry, revocation. Never a token."
-	userReissueSynopsis = "user reissue NAME --recipient age1… --out FILE [--data DIR … | --server URL [--token-file FILE]]\n\n" +
-		"Gives NAME a new token, written only to --out, age-encrypted to the recipient; the old token\n" +
-		"stops working at once. A revoked user stays revoked: add the person under a new name."
+	userReissueSynopsis = "user reissue NAME --out FILE [--recipient age1…] [--data DIR … | --server URL [--token-file FILE]]\n\n" +
+		"Gives NAME a new token, written only to --out, age-encrypted to the field office's registered\n" +
+		"recipient (none registered: the user's own, `censusvault user set-recipient`); --recipient may\n" +
+		"name the user's own, or on the vault host any. The old token stops working at once. A revoked\n" +
+		"user stays revoked: add the person under a new name."
+	userTokenRecipientSynopsis = "user token-recipient [age1… | --recipient-file FILE | --clear] [--data DIR] [--store DSN] [--keys PROVIDER]\n\n" +
+		"Shows (no argument) or registers the field office's age recipient, on the vault host only, as its\n" +
+		"operator. Every token made over the API (`user add|import|reissue --server`) is encrypted to it —\n" +
+		"or, for a reissue, to the user's own registered recipient — and to no key a request names: an\n" +
+		"administrator cannot make a team leader's or an approver's token for itself. Make it on the\n" +
+		"field office's machine (`age-keygen -o office.key; age-keygen -y office.key`) and keep the\n" +
+		"identity offline. --clear removes it: tokens can then no longer be made over the API."
 	userLifetimesSynopsis = "user lifetimes [--set ROLE=LIFETIME]… [--data DIR … | --server URL [--token-file FILE]]\n\n" +
 		"Shows how long new tokens of each role live; --set enumerator=40d changes a role's (1h to 5\n" +
 		"years). Tokens already given keep their expiry."

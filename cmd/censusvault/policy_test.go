@@ -19,10 +19,12 @@ import (
 )
 
 // Policy administration from a workstation (issue 13 parts 5 and 6), as
-// its users meet it: an administrator imports the field staff with their
-// tokens encrypted to the field office, an approver confirms the grants
-// that reveal data, denies and the role policy change, an auditor asks
-// why the policy decided; the same commands on the vault host.
+// its users meet it: the host operator registers the field office's
+// token recipient once, an administrator imports the field staff with
+// their tokens encrypted to it (and to no key of its own), an approver
+// confirms the grants that reveal data, denies and the role policy
+// change, an auditor asks why the policy decided; the same commands on
+// the vault host.
 
 // officeKey writes a new age identity and its recipient to dir and
 // returns the identity, the key file and the recipient file.
@@ -114,14 +116,36 @@ func TestPolicyRemote(t *testing.T) {
 	if err := os.WriteFile(field, []byte(fieldCSV), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The procedure: the host operator registers the field office's
+	// recipient before anyone makes a token over the API.
+	r := mustCV(t, "user", "token-recipient", "--recipient-file", pub, "--data", dir)
+	if r.stdout != id.Recipient().String()+"\n" || !strings.Contains(r.stderr, "registered") {
+		t.Errorf("user token-recipient on the host:\n%s", r)
+	}
 	srv := startServer(t, dir)
 	as := func(token string, args ...string) []string {
 		return append(args, "--server", srv.base, "--token-file", token)
 	}
 	out := filepath.Join(work, "field.tokens.age")
 
+	// The admin registers its own key instead, or names it for the
+	// tokens: refused (on the host only; 403 recipient_not_registered),
+	// no file left, nothing made.
+	rogue, _, roguePub := officeKey(t, t.TempDir())
+	r = cv(t, as(boss, "user", "token-recipient", rogue.Recipient().String())...)
+	if r.code != 2 || !strings.Contains(r.stderr, "on the vault host only") || !strings.Contains(r.stderr, "--data DIR") {
+		t.Errorf("the admin registers the token recipient over the API:\n%s", r)
+	}
+	r = cv(t, as(boss, "user", "import", field, "--recipient-file", roguePub, "--out", out)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "HTTP 403") || !strings.Contains(r.stderr, "never to one named in the request") || !strings.Contains(r.stderr, "leave out --recipient") {
+		t.Errorf("the admin imports users to its own key:\n%s", r)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("a refused import left %s", out)
+	}
+
 	// Whoever may not administer is refused, and no file is left.
-	r := cv(t, as(aud, "user", "import", field, "--recipient-file", pub, "--out", out)...)
+	r = cv(t, as(aud, "user", "import", field, "--out", out)...)
 	if r.code != 1 || !strings.Contains(r.stderr, "HTTP 403") || !strings.Contains(r.stderr, "an admin's token") {
 		t.Errorf("an auditor imports users:\n%s", r)
 	}
@@ -129,11 +153,13 @@ func TestPolicyRemote(t *testing.T) {
 		t.Errorf("a refused import left %s", out)
 	}
 
-	// The import: tokens only in the encrypted file.
-	r = mustCV(t, as(boss, "user", "import", field, "--recipient-file", pub, "--out", out)...)
+	// The import, naming no recipient: tokens only in the file
+	// encrypted to the field office's.
+	r = mustCV(t, as(boss, "user", "import", field, "--out", out)...)
 	toks := openTokens(t, out, id)
 	noTokens(t, "user import", r, toks)
 	if r.stdout != "" || len(toks) != 3 || !strings.Contains(r.stderr, "uploading "+field) ||
+		!strings.Contains(r.stderr, "encrypted to the field office's recipient "+id.Recipient().String()[:24]+"…") ||
 		!strings.Contains(r.stderr, "created 3 users") || !strings.Contains(r.stderr, "2 can work now") ||
 		!strings.Contains(r.stderr, "policy confirm 1 --server "+srv.base) {
 		t.Errorf("user import:\n%s", r)
@@ -151,12 +177,11 @@ func TestPolicyRemote(t *testing.T) {
 		args []string
 		says string
 	}{
-		{as(boss, "user", "import", field, "--recipient-file", pub, "--out", out), "never overwritten"},
-		{as(boss, "user", "import", field, "--out", filepath.Join(work, "x.age")), "--recipient"},
-		{as(boss, "user", "import", field, "--recipient-file", pub), "--out FILE is required"},
+		{as(boss, "user", "import", field, "--out", out), "never overwritten"},
+		{as(boss, "user", "import", field), "--out FILE is required"},
 		{as(boss, "user", "import", field, "--recipient-file", filepath.Join(work, "office.key"), "--out", filepath.Join(work, "x.age")), "secret key"},
-		{as(boss, "user", "import", "--recipient-file", pub, "--out", filepath.Join(work, "x.age")), "FILE.csv"},
-		{as(boss, "user", "add", "sup-1", "--role", "supervisor", "--area", "437", "--out", filepath.Join(work, "x.age")), "--recipient"},
+		{as(boss, "user", "import", "--out", filepath.Join(work, "x.age")), "FILE.csv"},
+		{as(boss, "user", "add", "sup-1", "--role", "supervisor", "--area", "437"), "--out FILE is required"},
 		{as(boss, "user", "add", "sup-1", "--role", "supervisor", "--area", "437", "--token", "x", "--recipient-file", pub, "--out", filepath.Join(work, "x.age")), "unknown flag: --token"},
 		{as(boss, "policy", "grant", "enum-001", "--role", "steering"), "--role and --area are required"},
 		{as(boss, "policy", "check", "enum-001", "progress.read"), "USER ACTION AREA"},
@@ -277,7 +302,7 @@ func TestPolicyRemote(t *testing.T) {
 	}
 	old := toks["enum-001"][1]
 	reOut := filepath.Join(work, "enum-001.age")
-	r = mustCV(t, as(boss, "user", "reissue", "enum-001", "--recipient-file", pub, "--out", reOut)...)
+	r = mustCV(t, as(boss, "user", "reissue", "enum-001", "--out", reOut)...)
 	re := openTokens(t, reOut, id)
 	if !strings.Contains(r.stderr, "reissued enum-001's token: the old one no longer works") ||
 		srv.status(t, "/v1/progress?area=18070-01", old) != http.StatusUnauthorized || srv.status(t, "/v1/progress?area=18070-01", re["enum-001"][1]) != http.StatusOK {
@@ -350,6 +375,15 @@ func TestPolicyLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(work, "field.tokens.age")
+	// No field office's recipient registered: the host operator names
+	// one.
+	if r := cv(t, "user", "import", field, "--out", out, "--data", dir); r.code != 2 || !strings.Contains(r.stderr, "--recipient age1… (or --recipient-file FILE) is required") ||
+		!strings.Contains(r.stderr, "censusvault user token-recipient age1… --data DIR") {
+		t.Errorf("user import on the host, no recipient at all:\n%s", r)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("a refused import left %s", out)
+	}
 	r := mustCV(t, "user", "import", field, "--recipient-file", pub, "--out", out, "--data", dir)
 	toks := openTokens(t, out, id)
 	noTokens(t, "user import", r, toks)
@@ -433,6 +467,41 @@ func TestPolicyLocal(t *testing.T) {
 	if re := openTokens(t, reOut, id); re["tl-18070"][1] == toks["tl-18070"][1] {
 		t.Error("user reissue on the host gave the same token")
 	}
+
+	// The field office's token recipient: shown, registered, used when
+	// none is named, removed.
+	if r := mustCV(t, "user", "token-recipient", "--data", dir); r.stdout != "" || !strings.Contains(r.stderr, "no field-office token recipient is registered") {
+		t.Errorf("user token-recipient, none registered:\n%s", r)
+	}
+	if r := cv(t, "user", "token-recipient", "--recipient-file", filepath.Join(work, "office.key"), "--data", dir); r.code != 2 || !strings.Contains(r.stderr, "secret key") || strings.Contains(r.stderr, "AGE-SECRET-KEY-1") {
+		t.Errorf("registering a secret key as the token recipient:\n%s", r)
+	}
+	if r := cv(t, "user", "token-recipient", "age1nope", "--data", dir); r.code != 2 || !strings.Contains(r.stderr, "age recipient") {
+		t.Errorf("registering a bad recipient:\n%s", r)
+	}
+	for _, bad := range [][]string{{"--clear", id.Recipient().String()}, {id.Recipient().String(), "--recipient-file", pub}, {"a", "b"}} {
+		if r := cv(t, append([]string{"user", "token-recipient", "--data", dir}, bad...)...); r.code != 2 {
+			t.Errorf("user token-recipient %v:\n%s", bad, r)
+		}
+	}
+	r = mustCV(t, "user", "token-recipient", id.Recipient().String(), "--data", dir)
+	if r.stdout != id.Recipient().String()+"\n" || !strings.Contains(r.stderr, "registered: tokens made over the API") {
+		t.Errorf("user token-recipient age1…:\n%s", r)
+	}
+	if r := mustCV(t, "user", "token-recipient", "--data", dir); r.stdout != id.Recipient().String()+"\n" {
+		t.Errorf("user token-recipient shows:\n%s", r)
+	}
+	reOut = filepath.Join(work, "tl2.age")
+	mustCV(t, "user", "reissue", "tl-18070", "--out", reOut, "--data", dir)
+	if re := openTokens(t, reOut, id); len(re) != 1 {
+		t.Errorf("user reissue on the host to the registered recipient: %v", re)
+	}
+	if r := mustCV(t, "user", "token-recipient", "--clear", "--data", dir); !strings.Contains(r.stderr, "removed the field office's token recipient") {
+		t.Errorf("user token-recipient --clear:\n%s", r)
+	}
+	if r := cv(t, "user", "reissue", "tl-18070", "--out", filepath.Join(work, "tl3.age"), "--data", dir); r.code != 2 || !strings.Contains(r.stderr, "is required") {
+		t.Errorf("user reissue on the host once the recipient is removed:\n%s", r)
+	}
 	// `user add` with a recipient writes the encrypted token; without
 	// one it prints the token, as it always has.
 	addOut := filepath.Join(work, "st.age")
@@ -467,9 +536,10 @@ func TestUserImportAgeCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	boss := writeToken(t, work, "boss", addUser(t, dir, "boss", "admin", "VN"))
+	mustCV(t, "user", "token-recipient", "--recipient-file", pubFile, "--data", dir)
 	srv := startServer(t, dir)
 	out := filepath.Join(work, "field.tokens.age")
-	mustCV(t, "user", "import", field, "--recipient-file", pubFile, "--out", out, "--server", srv.base, "--token-file", boss)
+	mustCV(t, "user", "import", field, "--out", out, "--server", srv.base, "--token-file", boss)
 	plain, err := exec.Command("age", "-d", "-i", key, out).Output()
 	if err != nil {
 		t.Fatalf("age -d: %v", err)
@@ -491,9 +561,10 @@ func TestPolicyHelp(t *testing.T) {
 		{[]string{"policy", "grant", "--help"}, "usage: censusvault policy grant USER --role ROLE --area CODE"},
 		{[]string{"policy", "confirm", "--help"}, "usage: censusvault policy confirm SEQ --server URL"},
 		{[]string{"policy", "check", "--help"}, "policy check --event N"},
-		{[]string{"user", "import", "--help"}, "usage: censusvault user import FILE.csv --recipient age1… --out FILE"},
+		{[]string{"user", "import", "--help"}, "usage: censusvault user import FILE.csv --out FILE [--recipient age1…]"},
 		{[]string{"user", "list", "--help"}, "usage: censusvault user list"},
-		{[]string{"user", "reissue", "--help"}, "usage: censusvault user reissue NAME --recipient age1… --out FILE"},
+		{[]string{"user", "reissue", "--help"}, "usage: censusvault user reissue NAME --out FILE [--recipient age1…]"},
+		{[]string{"user", "token-recipient", "--help"}, "usage: censusvault user token-recipient [age1… | --recipient-file FILE | --clear]"},
 		{[]string{"user", "lifetimes", "--help"}, "usage: censusvault user lifetimes"},
 		{[]string{"user", "add", "--help"}, "--recipient"},
 		{[]string{"--help"}, "policy"},
