@@ -428,11 +428,14 @@ feed:
 	}
 
 	// 10. The processing centre and the administration, from a
-	// workstation: the admin creates a processor over HTTP (its grant
-	// waits for the approver: it sees data), registers the centre's
-	// environment; the processor proposes an extract, the approver
-	// approves it, and only the centre's key opens it.
-	if err := processingCentre(ctx, out, newClient, tokens, plan[0].code); err != nil {
+	// workstation: the operator registers the field office's token
+	// recipient on the vault host, the admin creates a processor over
+	// HTTP (its token to that recipient only; its grant waits for the
+	// approver: it sees data), the operator registers the
+	// centre's environment on the vault host; the processor proposes an
+	// extract, the approver approves it, and only the centre's key opens
+	// it.
+	if err := processingCentre(ctx, out, b, newClient, tokens, plan[0].code); err != nil {
 		return err
 	}
 
@@ -494,25 +497,41 @@ feed:
 	return nil
 }
 
-// processingCentre is the demo's administration and extract step: an
-// admin over HTTP adds a processor (whose grant the approver confirms)
-// and registers the processing centre's environment; a team leader opens
-// one household for review (the classes revealed, never a value shown
+// processingCentre is the demo's administration and extract step: the
+// operator registers the field office's token recipient on the vault
+// host, an admin over HTTP adds a processor (its token only to that
+// recipient, never to the admin's own key; its grant the approver
+// confirms), the operator registers the processing centre's environment
+// on the vault host (never an admin over HTTP); a team leader opens one
+// household for review (the classes revealed, never a value shown
 // here); the processor proposes an extract of a ward, the approver
 // approves it, the processor downloads it, and the centre decrypts it and
 // checks its SHA-256 against the audit log's.
-func processingCentre(ctx context.Context, out io.Writer, newClient func(string) *client.Client, tokens map[string]string, firstEA string) error {
+func processingCentre(ctx context.Context, out io.Writer, b *broker.Broker, newClient func(string) *client.Client, tokens map[string]string, firstEA string) error {
 	fmt.Fprintf(out, "\nthe processing centre and the administration, over HTTP:\n")
 	office, err := age.GenerateX25519Identity()
 	if err != nil {
 		return err
 	}
+	// Tokens made over the API go only to the field office's recipient,
+	// which the operator registers on the vault host: an admin who could
+	// name its own key would hold the processor's token.
+	if err := b.SetTokenRecipient(ctx, broker.HostOperator("cli:demo"), office.Recipient().String()); err != nil {
+		return fmt.Errorf("token recipient: %w", err)
+	}
+	fmt.Fprintf(out, "  the operator registers the field office's age recipient on the vault host: tokens made over the API are encrypted to it alone\n")
 	admin, approver := newClient("admin-1"), newClient("approver-1")
-	nt, err := admin.AddUser(ctx, wire.NewUser{Name: "proc-437", Role: string(policy.Processor), Area: town, Recipient: office.Recipient().String()})
+	own, err := age.GenerateX25519Identity()
+	if err != nil {
+		return err
+	}
+	_, err = admin.AddUser(ctx, wire.NewUser{Name: "proc-437", Role: string(policy.Processor), Area: town, Recipient: own.Recipient().String()})
+	fmt.Fprintf(out, "  the admin asks for a processor's token encrypted to a key of its own: %s\n", codeOf(err))
+	nt, err := admin.AddUser(ctx, wire.NewUser{Name: "proc-437", Role: string(policy.Processor), Area: town})
 	if err != nil {
 		return fmt.Errorf("add processor: %w", err)
 	}
-	fmt.Fprintf(out, "  the admin adds processor proc-437 for the town: its token only as age ciphertext to the field office (%d bytes); its grant waits for an approver (proposal %v)\n", len(nt.Sealed), nt.Pending)
+	fmt.Fprintf(out, "  the admin adds processor proc-437 for the town: its token only as age ciphertext to the field office (%d bytes, to %s…); its grant waits for an approver (proposal %v)\n", len(nt.Sealed), nt.Recipient, nt.Pending)
 	_, err = admin.ConfirmProposal(ctx, nt.Pending[0])
 	fmt.Fprintf(out, "  the admin confirms it himself: %s\n", codeOf(err))
 	if _, err := approver.ConfirmProposal(ctx, nt.Pending[0]); err != nil {
@@ -549,7 +568,7 @@ func processingCentre(ctx context.Context, out io.Writer, newClient func(string)
 	if err != nil {
 		return err
 	}
-	if _, err := admin.AddEnvironment(ctx, wire.NewEnvironment{Name: "centre", Recipient: centre.Recipient().String()}); err != nil {
+	if _, err := b.AddEnvironment(ctx, broker.HostOperator("cli:demo"), broker.NewEnvironment{Name: "centre", Recipient: centre.Recipient().String()}); err != nil {
 		return fmt.Errorf("environment: %w", err)
 	}
 	proc := newClient("proc-437")

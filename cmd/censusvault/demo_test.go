@@ -57,6 +57,7 @@ func TestDemo(t *testing.T) {
 		"the pyramid of one enumeration area: HTTP 400 invalid",
 		"and the enumerator proves it is in the audit log: an inclusion proof of ",
 		"the auditor's export verifies offline: ",
+		"the admin asks for a processor's token encrypted to a key of its own: HTTP 403 recipient_not_registered",
 		"its grant waits for an approver (proposal [1])",
 		"the admin confirms it himself: HTTP 403 permission_denied",
 		"team leader tl-18070 opens one household of 18070-01 for review: classes identifying, analytic, operational",
