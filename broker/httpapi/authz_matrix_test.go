@@ -94,13 +94,13 @@ var oracleRoles = map[string][]policy.Role{
 	"mine":   {policy.Enumerator, policy.TeamLeader},
 	"review": {policy.TeamLeader, policy.Supervisor},
 	// Extracts (issue 13): the processor proposes and downloads, the
-	// approver approves, both (and the admin, who registers them) see
-	// the processing environments; only the admin registers one, for
-	// the whole tree.
+	// approver approves, both (and the admin, who retires them) see
+	// the processing environments; nobody registers one over the API:
+	// the host operator does.
 	"extract":                 {policy.Processor},
 	"extract approve":         {policy.Approver},
 	"extract environments":    {policy.Admin, policy.Processor, policy.Approver},
-	"extract environment add": {policy.Admin},
+	"extract environment add": {},
 	"extract list":            {policy.Processor, policy.Approver},
 }
 

@@ -40,8 +40,9 @@ func (v *vault) extractPost(user, path, body string) *response {
 	return v.do(http.MethodPost, path, "Bearer "+v.Tokens[user], strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
 }
 
-// TestExtractOverHTTP: an admin registers an environment, a processor
-// proposes, the proposer cannot approve (403), an approver approves and
+// TestExtractOverHTTP: the operator registers an environment on the
+// vault host (over HTTP nobody may: the admin is told host_only), a
+// processor proposes, the proposer cannot approve (403), an approver approves and
 // cannot download (403), a processor downloads with the Go client: the
 // body is an age file for the environment's identity, whose plaintext's
 // SHA-256 and rows are the headers' and the audit event's. Every answer
@@ -59,20 +60,27 @@ func TestExtractOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := v.Client("admin").AddEnvironment(ctx, wire.NewEnvironment{Name: "centre", Recipient: id.Recipient().String()})
-	if err != nil || env.Name != "centre" || strings.Join(env.Classes, ",") != "analytic,operational" || env.CreatedBy != "user:admin" {
-		t.Fatalf("admin registers an environment: %+v, %v", env, err)
+	env, err := v.B.AddEnvironment(ctx, broker.HostOperator("cli:test"), broker.NewEnvironment{Name: "centre", Recipient: id.Recipient().String()})
+	if err != nil || env.Name != "centre" || strings.Join(env.Classes, ",") != "analytic,operational" || env.CreatedBy != "cli:test" {
+		t.Fatalf("the operator registers an environment: %+v, %v", env, err)
 	}
-	if _, err := v.Client("proc").AddEnvironment(ctx, wire.NewEnvironment{Name: "mine", Recipient: id.Recipient().String()}); !isExtractStatus(err, 403, "permission_denied") {
-		t.Errorf("a processor registers an environment: %v", err)
+	for user, code := range map[string]string{"admin": "host_only", "proc": "permission_denied"} {
+		r := v.extractPost(user, "/v1/extracts/environments", `{"name":"mine","recipient":"`+id.Recipient().String()+`"}`)
+		if r.Status != 403 || r.Code(t) != code || r.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s registers an environment: %d %s", user, r.Status, r.Body)
+		}
 	}
-	if l, err := v.Client("proc").Environments(ctx); err != nil || len(l.Environments) != 1 || l.Environments[0].Recipient != id.Recipient().String() {
+	fpSum := sha256.Sum256([]byte(id.Recipient().String()))
+	fp := hex.EncodeToString(fpSum[:])
+	if l, err := v.Client("proc").Environments(ctx); err != nil || len(l.Environments) != 1 || l.Environments[0].Recipient != id.Recipient().String() ||
+		l.Environments[0].RecipientSHA256 != fp {
 		t.Errorf("a processor lists the environments: %+v, %v", l, err)
 	}
 
 	x, err := v.Client("proc").ProposeExtract(ctx, wire.ExtractRequest{Environment: "centre", Areas: []string{district}, Form: "census2019",
 		Classes: []string{"analytic", "operational"}, Purpose: "coding of the town's households"})
-	if err != nil || x.Seq != 1 || x.Status != wire.ExtractPending || x.FormVersion != 1 || x.Format != wire.ExtractJSONL {
+	if err != nil || x.Seq != 1 || x.Status != wire.ExtractPending || x.FormVersion != 1 || x.Format != wire.ExtractJSONL ||
+		x.RecipientSHA256 != fp || x.RecipientStart != id.Recipient().String()[:20]+"…" {
 		t.Fatalf("propose: %+v, %v", x, err)
 	}
 	if _, err := v.Client("proc").ApproveExtract(ctx, x.Seq); !isExtractStatus(err, 403, "permission_denied") {
@@ -82,7 +90,7 @@ func TestExtractOverHTTP(t *testing.T) {
 	if _, err := v.Client("proc").DownloadExtract(ctx, x.Seq, &sink); !isExtractStatus(err, 409, "proposal_pending") || sink.Len() != 0 {
 		t.Errorf("download before the approval: %v, %d bytes", err, sink.Len())
 	}
-	if a, err := v.Client("approver").ApproveExtract(ctx, x.Seq); err != nil || a.Status != wire.ExtractApproved || a.ApprovedBy != "approver" {
+	if a, err := v.Client("approver").ApproveExtract(ctx, x.Seq); err != nil || a.Status != wire.ExtractApproved || a.ApprovedBy != "approver" || a.RecipientSHA256 != fp {
 		t.Fatalf("approve: %+v, %v", a, err)
 	}
 	for _, u := range []string{"approver", "admin", "auditor", "tl-a", "proc-a"} {
@@ -138,7 +146,7 @@ func TestExtractOverHTTP(t *testing.T) {
 		n    int
 	}{{"proc", 1}, {"approver", 1}, {"proc-a", 0}} {
 		l, err := v.Client(c.user).Extracts(ctx)
-		if err != nil || len(l.Extracts) != c.n {
+		if err != nil || len(l.Extracts) != c.n || c.n > 0 && l.Extracts[0].RecipientSHA256 != fp {
 			t.Errorf("%s lists the extracts: %+v, %v; want %d", c.user, l, err, c.n)
 		}
 	}
@@ -156,7 +164,6 @@ func TestExtractOverHTTP(t *testing.T) {
 		{"POST", "/v1/extracts", "proc", `{"environment":"centre","areas":"437","form":"census2019","classes":["analytic"],"purpose":"x"}`, "extract.propose"},
 		{"POST", "/v1/extracts?x=1", "proc", `{}`, "extract.propose"},
 		{"POST", "/v1/extracts", "proc", strings.Repeat(" ", 17<<10), "extract.propose"},
-		{"POST", "/v1/extracts/environments", "admin", `{"name":"x","recipient":"age1","classes":"analytic"}`, "extract.environment_add"},
 		{"POST", "/v1/extracts/1/approve", "approver", `{}`, "extract.approve"},
 		{"POST", "/v1/extracts/01/approve", "approver", ``, "extract.approve"},
 		{"GET", "/v1/extracts/x", "proc", ``, "extract.download"},
@@ -174,6 +181,20 @@ func TestExtractOverHTTP(t *testing.T) {
 	if l, _ := v.B.Extracts(ctx); len(l.Extracts) != 1 {
 		t.Errorf("%d extracts stored after malformed proposals", len(l.Extracts))
 	}
+	// Registering is refused before the body or the query is read: a
+	// malformed one gets the same 403, one event.
+	for _, path := range []string{"/v1/extracts/environments", "/v1/extracts/environments?x=1"} {
+		var r *response
+		e := v.oneEvent(func() {
+			r = v.extractPost("admin", path, `{"name":"x","recipient":"age1","classes":"analytic"}`)
+		})
+		if r.Status != 403 || r.Code(t) != "host_only" || e.Action != "extract.environment_add" || e.Outcome != "denied" {
+			t.Errorf("POST %s by the admin, malformed: %d %s, event %s/%s", path, r.Status, r.Body, e.Action, e.Outcome)
+		}
+	}
+	if l, _ := v.B.Environments(ctx); len(l.Environments) != 1 {
+		t.Errorf("%d environments stored after refused registrations", len(l.Environments))
+	}
 }
 
 // TestExtractFourEyesOverHTTP: under a policy that lets processors
@@ -184,8 +205,8 @@ func TestExtractFourEyesOverHTTP(t *testing.T) {
 	v := newVault(t, vaultOpts{policy: policy.DefaultPolicy() + "\np, processor, extract.approve, allow\n"})
 	v.extractUsers()
 	id, _ := age.GenerateX25519Identity()
-	if r := v.extractPost("admin", "/v1/extracts/environments", `{"name":"centre","recipient":"`+id.Recipient().String()+`"}`); r.Status != 201 {
-		t.Fatalf("register: %d %s", r.Status, r.Body)
+	if _, err := v.B.AddEnvironment(context.Background(), broker.HostOperator("cli:test"), broker.NewEnvironment{Name: "centre", Recipient: id.Recipient().String()}); err != nil {
+		t.Fatalf("register: %v", err)
 	}
 	if r := v.extractPost("proc", "/v1/extracts", `{"environment":"centre","areas":["437"],"form":"census2019","classes":["analytic"],"format":"csv","purpose":"coding"}`); r.Status != 201 {
 		t.Fatalf("propose: %d %s", r.Status, r.Body)
