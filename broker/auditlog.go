@@ -139,8 +139,14 @@ func (d *grantsDigest) add(line string) { d.lines = append(d.lines, line) }
 // sum is the SHA-256 of the sorted grant lines, one per line.
 func (d *grantsDigest) sum() string {
 	sort.Strings(d.lines)
+	return digestSorted(d.lines)
+}
+
+// digestSorted is the grants digest of lines already sorted: the
+// SHA-256 of each followed by a newline.
+func digestSorted(lines []string) string {
 	var h hash.Hash = sha256.New()
-	for _, l := range d.lines {
+	for _, l := range lines {
 		h.Write([]byte(l))
 		h.Write([]byte{'\n'})
 	}

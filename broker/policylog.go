@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/censusvault/censusvault/audit"
@@ -260,6 +259,57 @@ func ensureGrantLog(ctx context.Context, st storage.Store, now time.Time) error 
 	})
 }
 
+// grantReplay replays the grant log, entry by entry: the role policy
+// and the grants in force after each, and their policy hash. Explain
+// rebuilds the past with it and audit verify checks the log with it.
+type grantReplay struct {
+	model, rules string
+	engineHash   string
+	grants       map[string][]policy.Grant // by user
+	lines        []string                  // policy.GrantLine of every grant, sorted
+}
+
+func newGrantReplay() *grantReplay { return &grantReplay{grants: map[string][]policy.Grant{}} }
+
+// apply replays one entry. It refuses one that cannot follow what came
+// before — a grant held twice, the removal of one not held, a role
+// policy that does not load — which only an altered log holds.
+func (r *grantReplay) apply(e storage.GrantLogEntry) error {
+	switch e.Op {
+	case storage.GrantOpStart, storage.GrantOpPolicy:
+		eng, err := policy.New(policy.Options{Model: e.Model, Policy: e.Policy})
+		if err != nil {
+			return fmt.Errorf("the role policy of grant log entry %d does not load: %v", e.Seq, err)
+		}
+		r.model, r.rules, r.engineHash = e.Model, e.Policy, eng.Hash()
+	case storage.GrantOpGrant, storage.GrantOpUngrant:
+		g := policyGrant(e.Grant)
+		l := policy.GrantLine(e.User, g)
+		i, held := slices.BinarySearch(r.lines, l)
+		switch {
+		case e.Op == storage.GrantOpGrant && held:
+			return fmt.Errorf("grant log entry %d grants %s, which was held already", e.Seq, l)
+		case e.Op == storage.GrantOpGrant:
+			r.lines = slices.Insert(r.lines, i, l)
+			r.grants[e.User] = append(r.grants[e.User], g)
+		case !held:
+			return fmt.Errorf("grant log entry %d removes %s, which was not held", e.Seq, l)
+		default:
+			r.lines = slices.Delete(r.lines, i, i+1)
+			r.grants[e.User] = slices.DeleteFunc(r.grants[e.User], func(x policy.Grant) bool { return x == g })
+		}
+	default:
+		return fmt.Errorf("grant log entry %d has op %q", e.Seq, e.Op)
+	}
+	return nil
+}
+
+// hash is the policy hash of the replayed state, as updatePolicyHash
+// computes it from the store.
+func (r *grantReplay) hash() string {
+	return policy.PolicyHash(r.engineHash, digestSorted(r.lines))
+}
+
 // policyAt is the policy in force at one audit event, rebuilt from the
 // grant log.
 type policyAt struct {
@@ -268,7 +318,6 @@ type policyAt struct {
 	Policy string
 	Grants map[string][]policy.Grant // by user
 	Hash   string                    // policy.PolicyHash of the rebuilt policy
-	Logged string                    // the hash the last entry replayed recorded
 	Start  int64                     // the audit index where the log starts
 }
 
@@ -278,7 +327,8 @@ var errBeforeLog = errors.New("before the grant log")
 // rebuildPolicy replays the grant log up to and including audit event
 // index.
 func rebuildPolicy(tx storage.ReadTx, index int64) (*policyAt, error) {
-	p := &policyAt{Index: index, Grants: map[string][]policy.Grant{}, Start: -1}
+	p := &policyAt{Index: index, Start: -1}
+	r := newGrantReplay()
 	err := tx.GrantLog(0, func(e storage.GrantLogEntry) (bool, error) {
 		if p.Start < 0 {
 			p.Start = e.AuditIndex
@@ -286,53 +336,16 @@ func rebuildPolicy(tx storage.ReadTx, index int64) (*policyAt, error) {
 		if e.AuditIndex > index {
 			return false, nil
 		}
-		switch e.Op {
-		case storage.GrantOpStart, storage.GrantOpPolicy:
-			p.Model, p.Policy = e.Model, e.Policy
-		case storage.GrantOpGrant:
-			p.Grants[e.User] = append(p.Grants[e.User], policyGrant(e.Grant))
-		case storage.GrantOpUngrant:
-			g := policyGrant(e.Grant)
-			p.Grants[e.User] = slices.DeleteFunc(p.Grants[e.User], func(x policy.Grant) bool { return x == g })
-		default:
-			return false, fmt.Errorf("grant log entry %d has op %q", e.Seq, e.Op)
-		}
-		p.Logged = e.PolicyHash
-		return true, nil
+		return true, r.apply(e)
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the grant log does not replay (run `censusvault audit verify`): %w", err)
 	}
 	if p.Start < 0 || index < p.Start {
 		return p, errBeforeLog
 	}
-	eng, err := policy.New(policy.Options{Model: p.Model, Policy: p.Policy})
-	if err != nil {
-		return nil, fmt.Errorf("role policy in the grant log: %w", err)
-	}
-	d := newGrantsDigest()
-	for user, gs := range p.Grants {
-		for _, g := range gs {
-			d.add(policy.GrantLine(user, g))
-		}
-	}
-	p.Hash = policy.PolicyHash(eng.Hash(), d.sum())
+	p.Model, p.Policy, p.Grants, p.Hash = r.model, r.rules, r.grants, r.hash()
 	return p, nil
-}
-
-// roleLines is the role policy text's rules, one per line, without
-// comments or blank lines: what `policy show` lists.
-func roleLines(csv string) []string {
-	var out []string
-	for _, l := range strings.Split(csv, "\n") {
-		if i := strings.IndexByte(l, '#'); i >= 0 {
-			l = l[:i]
-		}
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 // storedEngineHash is the stored role policy's hash, "" if unknown.

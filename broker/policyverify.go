@@ -2,13 +2,9 @@ package broker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"slices"
 
 	"github.com/censusvault/censusvault/audit"
-	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage"
 )
 
@@ -32,25 +28,18 @@ func verifyGrantLog(ctx context.Context, s storage.Store, end int64) (int64, err
 	var n int64
 	err := s.View(ctx, func(tx storage.ReadTx) error {
 		var (
-			lines      []string // the grant lines in force, sorted
-			engineHash string
-			curIndex   int64 = -1
-			curHash    string
-			recorded         = map[int64]string{} // event index -> the policy hash after it
-			start      int64 = -1
+			r        = newGrantReplay()
+			curIndex = int64(-1)
+			curHash  string
+			recorded = map[int64]string{} // event index -> the policy hash after it
+			start    = int64(-1)
 		)
 		// settle checks the policy after the event curIndex.
 		settle := func() error {
 			if curIndex < 0 {
 				return nil
 			}
-			h := sha256.New()
-			for _, l := range lines {
-				h.Write([]byte(l))
-				h.Write([]byte{'\n'})
-			}
-			got := policy.PolicyHash(engineHash, hex.EncodeToString(h.Sum(nil)))
-			if got != curHash {
+			if got := r.hash(); got != curHash {
 				return bad(curIndex, "replaying the grant log to event %d gives policy %.16s, its entries recorded %.16s (grant log altered)", curIndex, got, curHash)
 			}
 			recorded[curIndex] = curHash
@@ -74,26 +63,8 @@ func verifyGrantLog(ctx context.Context, s storage.Store, end int64) (int64, err
 			case e.PolicyHash != curHash:
 				return false, bad(e.AuditIndex, "grant log entries of event %d record different policy hashes (grant log altered)", e.AuditIndex)
 			}
-			switch e.Op {
-			case storage.GrantOpStart, storage.GrantOpPolicy:
-				eng, err := policy.New(policy.Options{Model: e.Model, Policy: e.Policy})
-				if err != nil {
-					return false, bad(e.AuditIndex, "the role policy of grant log entry %d does not load (grant log altered): %v", e.Seq, err)
-				}
-				engineHash = eng.Hash()
-			case storage.GrantOpGrant, storage.GrantOpUngrant:
-				l := policy.GrantLine(e.User, policyGrant(e.Grant))
-				i, found := slices.BinarySearch(lines, l)
-				switch {
-				case e.Op == storage.GrantOpGrant && found:
-					return false, bad(e.AuditIndex, "grant log entry %d grants %s twice (grant log altered)", e.Seq, l)
-				case e.Op == storage.GrantOpGrant:
-					lines = slices.Insert(lines, i, l)
-				case !found:
-					return false, bad(e.AuditIndex, "grant log entry %d removes %s, which was not held (grant log altered)", e.Seq, l)
-				default:
-					lines = slices.Delete(lines, i, i+1)
-				}
+			if err := r.apply(e); err != nil {
+				return false, bad(e.AuditIndex, "%v (grant log altered)", err)
 			}
 			n++
 			return true, nil
@@ -109,24 +80,24 @@ func verifyGrantLog(ctx context.Context, s storage.Store, end int64) (int64, err
 		// Every event from the log's start on: its hash is the one the
 		// replay says, changing only at events with entries.
 		want := ""
-		return tx.AuditRecords(start, 0, func(r storage.AuditRecord) (bool, error) {
-			if r.Index >= end {
+		return tx.AuditRecords(start, 0, func(rec storage.AuditRecord) (bool, error) {
+			if rec.Index >= end {
 				return false, nil
 			}
-			if h, ok := recorded[r.Index]; ok {
+			if h, ok := recorded[rec.Index]; ok {
 				want = h
 			}
-			if r.Pruned {
+			if rec.Pruned {
 				return true, nil
 			}
-			ev, err := audit.Decode(r.Event)
+			ev, err := audit.Decode(rec.Event)
 			if err != nil {
 				return false, err
 			}
 			// An event stamped with no policy (written by a tool, not
 			// through the broker) has nothing to compare.
 			if ev.PolicyHash != "" && ev.PolicyHash != want {
-				return false, bad(r.Index, "event %d carries policy %.16s, but the grant log says %.16s was in force (grant log altered)", r.Index, ev.PolicyHash, want)
+				return false, bad(rec.Index, "event %d carries policy %.16s, but the grant log says %.16s was in force (grant log altered)", rec.Index, ev.PolicyHash, want)
 			}
 			return true, nil
 		})
