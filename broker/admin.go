@@ -199,6 +199,48 @@ func needsConfirm(eng *policy.Engine, g policy.Grant, remove bool) bool {
 	return !g.Deny && (eng.IsDataRole(g.Role) || g.Role == policy.Approver)
 }
 
+// pendingDataRoles are the roles that would reveal data under a role
+// policy proposed and still waiting for an approver: a grant of one waits
+// too, or an administrator could grant it while the policy that makes it
+// a data role is pending, and the approver confirming that policy would
+// never see the grant.
+func pendingDataRoles(tx storage.ReadTx, now time.Time) (map[policy.Role]bool, error) {
+	out := map[policy.Role]bool{}
+	err := tx.GrantProposals(func(p storage.GrantProposal) (bool, error) {
+		if p.Kind != storage.GrantOpPolicy || p.ConfirmedBy != "" || now.Sub(p.ProposedAt) > proposalLife {
+			return true, nil
+		}
+		eng, err := policy.New(policy.Options{Model: p.Model, Policy: p.Policy})
+		if err != nil {
+			return true, nil // a proposal that does not load can never be confirmed
+		}
+		for _, r := range policy.Roles() {
+			if eng.RevealsData(r) {
+				out[r] = true
+			}
+		}
+		return true, nil
+	})
+	return out, err
+}
+
+// widens lists the roles that reveal data under the role policy proposed
+// (model, rules) but not under cur: what an approver confirming it gives
+// to every holder of those roles.
+func widens(cur *policy.Engine, model, rules string) []string {
+	eng, err := policy.New(policy.Options{Model: model, Policy: rules})
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, r := range policy.Roles() {
+		if eng.RevealsData(r) && !cur.RevealsData(r) {
+			out = append(out, string(r))
+		}
+	}
+	return out
+}
+
 // unmasks reports whether removing grant g from a user holding grants
 // could widen their access: g is an allow grant of a trust role, whose
 // deny rules block data actions on its subtree, and the user holds
@@ -315,6 +357,10 @@ func (b *Broker) importUsers(ctx context.Context, op Operator, ev *audit.Event, 
 		mades = mades[:0]
 		res.Pending, res.Active = nil, 0
 		projects := map[string]bool{}
+		pendRoles, err := pendingDataRoles(tx, now)
+		if err != nil {
+			return err
+		}
 		for i, u := range rows {
 			if u.Project != "" && !projects[u.Project] {
 				if err := checkGrantProject(tx, u.Project); err != nil {
@@ -341,7 +387,7 @@ func (b *Broker) importUsers(ctx context.Context, op Operator, ev *audit.Event, 
 				return errorf(Internal, err, "failed to make a token")
 			}
 			g := policy.Grant{Role: u.Role, Area: string(u.Area), Project: u.Project}
-			pending := !op.host() && needsConfirm(eng, g, false)
+			pending := !op.host() && (needsConfirm(eng, g, false) || pendRoles[u.Role])
 			su := &storage.User{Name: string(u.Name), TokenHash: tok.Digest().Hex(), CreatedAt: now, ExpiresAt: exp}
 			if !pending {
 				su.Grants = []storage.Grant{storageGrant(g)}

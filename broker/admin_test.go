@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,13 +186,21 @@ func TestPolicyLoadFourEyes(t *testing.T) {
 		t.Fatalf("hostile policy: %v", err)
 	}
 	// Steering may now list submissions: proposed, not in force.
-	wider := policy.DefaultPolicy() + "\np, steering, submission.list, allow\n"
+	wider := policy.DefaultPolicy() + "\np, steering, submission.list, allow\np, steering, submission.read_analytic, allow\n"
 	ch, err := av.b.ProposePolicy(ctx, broker.APIOperator(av.admin), wider)
 	if err != nil || ch.Active {
 		t.Fatalf("propose: %+v, %v", ch, err)
 	}
 	if _, err := av.b.ListSubmissions(ctx, av.caller("steering"), keyDistrict, broker.ListOpts{}); broker.KindOf(err) != broker.Permission {
 		t.Fatalf("before confirmation: %v", err)
+	}
+	// The approver is told what it gives: steering becomes a data role.
+	ps, err := av.b.Proposals(ctx, broker.APIOperator(av.approver))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := ps[len(ps)-1]; last.Seq != ch.Proposal || !slices.Equal(last.Widens, []string{"steering"}) {
+		t.Fatalf("the approver is shown %+v; want widens [steering]", last)
 	}
 	if _, err := av.b.ConfirmGrant(ctx, av.approver, ch.Proposal); err != nil {
 		t.Fatal(err)

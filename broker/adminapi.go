@@ -188,7 +188,7 @@ func (u UserInfo) Wire() wire.User {
 // Wire is p with its status: pending, confirmed or expired.
 func (p Proposal) Wire() wire.Proposal {
 	out := wire.Proposal{Seq: p.Seq, Kind: p.Kind, User: p.User, Status: wire.ProposalPending, PolicyHash: p.PolicyHash,
-		ProposedBy: p.ProposedBy, ProposedAt: p.ProposedAt, ConfirmedBy: p.ConfirmedBy, ConfirmedAt: p.ConfirmedAt}
+		ProposedBy: p.ProposedBy, ProposedAt: p.ProposedAt, ConfirmedBy: p.ConfirmedBy, ConfirmedAt: p.ConfirmedAt, Widens: p.Widens}
 	if p.Kind != string(storage.GrantOpPolicy) {
 		g := wireGrant(p.Grant)
 		out.Grant = &g

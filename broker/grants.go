@@ -62,6 +62,16 @@ func (b *Broker) ChangeGrant(ctx context.Context, op Operator, user UserID, g po
 		for _, x := range u.Grants {
 			held = held || policyGrant(x) == g
 		}
+		if !remove && !g.Deny && !op.host() && !pending {
+			roles, err := pendingDataRoles(tx, now)
+			if err != nil {
+				return err
+			}
+			if roles[g.Role] {
+				pending = true
+				out.Active = false
+			}
+		}
 		if remove && !op.host() && unmasks(g, u.Grants) {
 			// The trust grant blocks data actions of the user's other
 			// grants: taking it away gives data.
@@ -345,6 +355,9 @@ type Proposal struct {
 	ConfirmedBy string
 	ConfirmedAt time.Time
 	Expired     bool
+	// Widens (a role policy) lists the roles that would reveal data
+	// under it and do not now: the approver gives data to every holder.
+	Widens []string
 }
 
 // Proposals lists the proposals, pending first then confirmed, newest
@@ -385,7 +398,11 @@ func (b *Broker) Proposals(ctx context.Context, op Operator) ([]Proposal, error)
 	err := b.store.View(ctx, func(tx storage.ReadTx) error {
 		return tx.GrantProposals(func(p storage.GrantProposal) (bool, error) {
 			if visible(p) {
-				out = append(out, proposalOf(p, now))
+				x := proposalOf(p, now)
+				if p.Kind == storage.GrantOpPolicy {
+					x.Widens = widens(b.engine.Load(), p.Model, p.Policy)
+				}
+				out = append(out, x)
 			}
 			return true, nil
 		})

@@ -67,6 +67,12 @@ func (b *Broker) CreateReleasePointAs(ctx context.Context, c *Caller, name strin
 		ev.Resources = []string{"release_point:" + clip(name)}
 		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to create publication points: an approver grant over the whole area tree is needed"))
 	}
+	if b.administers(ctx, c) {
+		// The approver is the second pair of eyes on the administration:
+		// someone who may administer never is, whatever else they hold.
+		ev.Decision, ev.Outcome, ev.Resources = "deny", "denied", []string{"release_point:" + clip(name)}
+		return nil, b.refuse(ctx, ev, &Error{Kind: Permission, Code: "four_eyes", Msg: "you may administer the vault: an administrator never makes publication points, even holding an approver grant"})
+	}
 	return b.createPoint(ctx, ev, name)
 }
 

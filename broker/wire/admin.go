@@ -124,6 +124,9 @@ type Proposal struct {
 	ProposedAt  time.Time `json:"proposed_at"`
 	ConfirmedBy string    `json:"confirmed_by,omitempty"`
 	ConfirmedAt time.Time `json:"confirmed_at,omitzero"`
+	// Widens, for a role policy, names the roles that would reveal data
+	// under it and do not now: confirming it gives data to their holders.
+	Widens []string `json:"widens,omitempty"`
 }
 
 // Proposal statuses.

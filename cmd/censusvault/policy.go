@@ -427,6 +427,8 @@ func hint(err error, who string) error {
 // proposalText is what a proposal changes, in words.
 func proposalText(p wire.Proposal) string {
 	switch {
+	case p.Kind == "policy" && len(p.Widens) > 0:
+		return "the role policy " + shortHash(p.PolicyHash) + ", which gives data to every holder of " + printable(strings.Join(p.Widens, ", "))
 	case p.Kind == "policy":
 		return "the role policy " + shortHash(p.PolicyHash)
 	case p.Grant == nil:
