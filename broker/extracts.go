@@ -171,9 +171,10 @@ func RecipientFingerprint(recipient string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// recipientStart is the start of an age recipient as answers show it
-// next to its fingerprint: its first 20 characters, then "…".
-func recipientStart(recipient string) string {
+// RecipientStart is the start of an age recipient as answers, events and
+// the CLI show it (hybrid post-quantum recipients run to kilobytes): its
+// first 20 characters, then "…".
+func RecipientStart(recipient string) string {
 	if len(recipient) <= 20 {
 		return recipient
 	}
@@ -354,7 +355,7 @@ func extractInfo(p *storage.ExtractProposal, env *storage.Environment, now time.
 	case now.Sub(p.ProposedAt) > ExtractLife:
 		st = wire.ExtractExpired
 	}
-	return ExtractInfo{Seq: p.Seq, Environment: p.Environment, RecipientStart: recipientStart(env.Recipient), RecipientSHA256: RecipientFingerprint(env.Recipient),
+	return ExtractInfo{Seq: p.Seq, Environment: p.Environment, RecipientStart: RecipientStart(env.Recipient), RecipientSHA256: RecipientFingerprint(env.Recipient),
 		Areas: slices.Clone(p.Areas), Form: p.Form, FormVersion: p.FormVersion,
 		Classes: slices.Clone(p.Classes), Format: p.Format, Purpose: p.Purpose, AsOf: p.ProposalAudit, Status: st,
 		ProposedBy: p.ProposedBy, ProposedAt: p.ProposedAt, ExpiresAt: p.ProposedAt.Add(ExtractLife),

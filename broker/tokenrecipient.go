@@ -48,7 +48,7 @@ func (b *Broker) SetTokenRecipient(ctx context.Context, op Operator, recipient s
 		}
 		reason := "token recipient removed: tokens can no longer be made over the API"
 		if recipient != "" {
-			reason = "token recipient " + shortKey(recipient)
+			reason = "token recipient " + RecipientStart(recipient)
 		}
 		_, err := appendEvent(tx, &audit.Event{Time: now, Actor: op.actor, Roles: []string{}, Action: "user.token_recipient",
 			Area: string(b.tree.Root()), Decision: "allow", Rule: hostRule, Reason: reason, Outcome: "ok"})
@@ -75,14 +75,6 @@ func (b *Broker) TokenRecipient(ctx context.Context) (string, error) {
 		return "", errorf(Unavailable, err, "failed to read the token recipient")
 	}
 	return r, nil
-}
-
-// shortKey names a public key in events and answers: its start.
-func shortKey(r string) string {
-	if len(r) <= 24 {
-		return r
-	}
-	return r[:24] + "…"
 }
 
 // tokenRecipientFor decides where op's new tokens go. The host operator

@@ -328,7 +328,7 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 		if recipient == "" {
 			fmt.Fprintf(e.stderr, "removed the recipient of %s: their tables can no longer be encrypted\n", name)
 		} else {
-			fmt.Fprintf(e.stderr, "registered %s as the recipient of %s's encrypted tables\n", shortRecipient(recipient), name)
+			fmt.Fprintf(e.stderr, "registered %s as the recipient of %s's encrypted tables\n", broker.RecipientStart(recipient), name)
 		}
 	case "show":
 		u, err := b.User(ctx, name)
@@ -347,7 +347,7 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 		}
 		switch {
 		case u.Recipient != "":
-			fmt.Fprintf(e.stdout, "  recipient %s\n", shortRecipient(u.Recipient))
+			fmt.Fprintf(e.stdout, "  recipient %s\n", broker.RecipientStart(u.Recipient))
 		case researcher:
 			fmt.Fprintf(e.stdout, "  recipient none (encrypted tables need `censusvault user set-recipient %s age1…`)\n", u.Name)
 		}
@@ -367,16 +367,6 @@ func forProject(id string) string {
 		return ""
 	}
 	return " for project " + id
-}
-
-// shortRecipient shows the start of an age recipient: enough to tell
-// which key it is (hybrid post-quantum recipients run to kilobytes).
-func shortRecipient(r string) string {
-	const n = 20
-	if len(r) <= n {
-		return r
-	}
-	return r[:n] + "…"
 }
 
 func roleNames() []string {

@@ -340,7 +340,7 @@ func cmdExtractEnv(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(e.stderr, "registered environment %s (classes %s) with recipient %s, sha256 %s\n"+
 			"(the processing centre checks it: printf %%s RECIPIENT | sha256sum; approvers see it with each extract)\n",
-			cell(env.Name), printable(strings.Join(env.Classes, ",")), shortRecipient(env.Recipient), env.RecipientSHA256)
+			cell(env.Name), printable(strings.Join(env.Classes, ",")), broker.RecipientStart(env.Recipient), env.RecipientSHA256)
 	case "retire":
 		var env *wire.Environment
 		if c != nil {

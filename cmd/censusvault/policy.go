@@ -964,7 +964,7 @@ func (u *userAdmin) report(e *env, sub, name string, toks *client.NewTokens, ua 
 			fmt.Fprintf(e.stderr, "added %s; the grant %s waits for an approver (proposal %s): %s\n", name, g, seqList(toks.Pending), u.ar.confirmHint(firstSeq(toks.Pending)))
 		}
 	}
-	to := shortRecipient(recipient)
+	to := broker.RecipientStart(recipient)
 	if recipient == "" {
 		// Over the API, naming none: the vault says which it used.
 		to = "the field office's registered recipient"
@@ -1027,7 +1027,7 @@ func (u *userAdmin) tokenRecipient(ctx context.Context, e *env, fs *pflag.FlagSe
 		fmt.Fprintln(e.stderr, "no field-office token recipient is registered: tokens cannot be made over the API; register it with `censusvault user token-recipient age1… --data DIR` (from `age-keygen -y office.key` on the field office's machine)")
 	case set:
 		fmt.Fprintln(e.stdout, r)
-		fmt.Fprintf(e.stderr, "registered: tokens made over the API (`user add|import|reissue --server`) are encrypted to %s alone, or for a reissue to the user's own registered recipient; keep the field office's identity offline\n", shortRecipient(r))
+		fmt.Fprintf(e.stderr, "registered: tokens made over the API (`user add|import|reissue --server`) are encrypted to %s alone, or for a reissue to the user's own registered recipient; keep the field office's identity offline\n", broker.RecipientStart(r))
 	default:
 		fmt.Fprintln(e.stdout, r)
 		fmt.Fprintln(e.stderr, "the field office's token recipient: tokens made over the API are encrypted to it")
@@ -1137,7 +1137,7 @@ func printUser(w io.Writer, u wire.User) {
 		fmt.Fprintf(w, "  pending %s (waits for an approver)\n", grantText(g))
 	}
 	if u.Recipient != "" {
-		fmt.Fprintf(w, "  recipient %s\n", shortRecipient(printable(u.Recipient)))
+		fmt.Fprintf(w, "  recipient %s\n", broker.RecipientStart(printable(u.Recipient)))
 	}
 	if !u.Expires.IsZero() {
 		fmt.Fprintf(w, "  expires %s\n", u.Expires.UTC().Format(time.RFC3339))
