@@ -34,15 +34,12 @@ func (b *Broker) SetTokenRecipient(ctx context.Context, op Operator, recipient s
 		return b.refused(ctx, op, ev, &Error{Kind: Permission, Code: "host_only",
 			Msg: "the field office's token recipient is registered on the vault host: censusvault user token-recipient age1… --data DIR"})
 	}
-	if recipient != "" {
-		r, err := crypto.ParseRecipient(recipient)
-		if err != nil {
-			return errorf(Invalid, nil, "%v", err)
-		}
-		recipient = r
+	recipient, err := optionalRecipient(recipient)
+	if err != nil {
+		return err
 	}
 	now := b.now().UTC()
-	err := b.store.Update(ctx, func(tx storage.Tx) error {
+	err = b.store.Update(ctx, func(tx storage.Tx) error {
 		if err := tx.PutMeta(metaTokenRecipient, recipient); err != nil {
 			return err
 		}

@@ -233,20 +233,30 @@ func grantText(g policy.Grant) string {
 	return s
 }
 
+// optionalRecipient checks an age recipient given to register ("" to
+// remove one) and returns it as ParseRecipient writes it.
+func optionalRecipient(recipient string) (string, error) {
+	if recipient == "" {
+		return "", nil
+	}
+	r, err := crypto.ParseRecipient(recipient)
+	if err != nil {
+		return "", errorf(Invalid, nil, "%v", err)
+	}
+	return r, nil
+}
+
 // SetRecipient registers (or with "" removes) the age recipient a user's
 // research tables are encrypted to when they ask for ?encrypt=1. Audited
 // as "user.set_recipient"; the recipient is a public key, so the event
 // names it.
 func (b *Broker) SetRecipient(ctx context.Context, actor string, user UserID, recipient string) error {
-	if recipient != "" {
-		r, err := crypto.ParseRecipient(recipient)
-		if err != nil {
-			return errorf(Invalid, nil, "%v", err)
-		}
-		recipient = r
+	recipient, err := optionalRecipient(recipient)
+	if err != nil {
+		return err
 	}
 	now := b.now().UTC()
-	err := b.store.Update(ctx, func(tx storage.Tx) error {
+	err = b.store.Update(ctx, func(tx storage.Tx) error {
 		if err := tx.SetRecipient(string(user), recipient); err != nil {
 			return err
 		}
