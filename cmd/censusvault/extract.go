@@ -138,34 +138,11 @@ func cmdExtract(ctx context.Context, e *env, args []string) error {
 			printable(strings.Join(x.Areas, ",")), cell(x.Environment), cell(x.RecipientStart), cell(x.RecipientSHA256), printable(x.Purpose))
 		return nil
 	case "list":
-		fs.Lookup("server").Usage = "ask the vault at this base URL over HTTP, as your token's user (default: read the vault on this host)"
-		var sf storeFlags
-		sf.add(fs)
-		if err := parse(fs, args); err != nil {
+		l, err := readHereOrThere(ctx, e, fs, rem, tokenFile, args,
+			func(c *client.Client) (*wire.ExtractList, error) { return c.Extracts(ctx) },
+			func(b *broker.Broker) (*wire.ExtractList, error) { return b.Extracts(ctx) })
+		if err != nil {
 			return err
-		}
-		if err := noArgs(fs); err != nil {
-			return err
-		}
-		var l *wire.ExtractList
-		if *rem.server != "" {
-			c, err := ledgerClient(e, rem, *tokenFile)
-			if err != nil {
-				return err
-			}
-			if l, err = c.Extracts(ctx); err != nil {
-				return err
-			}
-		} else {
-			b, st, err := sf.openBroker(ctx, nil)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			defer b.Close(ctx)
-			if l, err = b.Extracts(ctx); err != nil {
-				return err
-			}
 		}
 		return printExtracts(e, l)
 	default: // download

@@ -10,10 +10,12 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/censusvault/censusvault/broker"
 	"github.com/censusvault/censusvault/broker/client"
 	"github.com/censusvault/censusvault/broker/dp/zcdp"
 	"github.com/censusvault/censusvault/broker/untrusted"
 	"github.com/censusvault/censusvault/broker/wire"
+	"github.com/spf13/pflag"
 )
 
 // cmdLedger shows the privacy ledger of dp tables and proposes and
@@ -46,34 +48,11 @@ func cmdLedger(ctx context.Context, e *env, args []string) error {
 	tokenFile := fs.String("token-file", "", "file holding your bearer token (default: the CENSUSVAULT_TOKEN variable)")
 	switch sub {
 	case "show":
-		fs.Lookup("server").Usage = "ask the vault at this base URL over HTTP, as your token's user (default: read the vault on this host)"
-		var sf storeFlags
-		sf.add(fs)
-		if err := parse(fs, args); err != nil {
+		l, err := readHereOrThere(ctx, e, fs, rem, tokenFile, args,
+			func(c *client.Client) (*wire.Ledger, error) { return c.Ledger(ctx) },
+			func(b *broker.Broker) (*wire.Ledger, error) { return b.Ledger(ctx) })
+		if err != nil {
 			return err
-		}
-		if err := noArgs(fs); err != nil {
-			return err
-		}
-		var l *wire.Ledger
-		if *rem.server != "" {
-			c, err := ledgerClient(e, rem, *tokenFile)
-			if err != nil {
-				return err
-			}
-			if l, err = c.Ledger(ctx); err != nil {
-				return err
-			}
-		} else {
-			b, st, err := sf.openBroker(ctx, nil)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			defer b.Close(ctx)
-			if l, err = b.Ledger(ctx); err != nil {
-				return err
-			}
 		}
 		return printLedger(e, l)
 	case "propose":
@@ -136,6 +115,38 @@ func cmdLedger(ctx context.Context, e *env, args []string) error {
 			ch.Seq, shareName(ch.Kind, ch.Holder), printable(ch.Rho), ch.Epsilon, zcdp.Delta, printable(ch.ProposedBy), printable(ch.Reason))
 		return nil
 	}
+}
+
+// readHereOrThere runs a read-only command that takes no arguments: over
+// HTTP as the token's user with --server, else on the vault on this host
+// (store flags added to fs here; flags are read once parsed, so
+// tokenFile is the flag's pointer).
+func readHereOrThere[T any](ctx context.Context, e *env, fs *pflag.FlagSet, rem remote, tokenFile *string, args []string,
+	there func(*client.Client) (T, error), here func(*broker.Broker) (T, error)) (T, error) {
+	var zero T
+	fs.Lookup("server").Usage = "ask the vault at this base URL over HTTP, as your token's user (default: read the vault on this host)"
+	var sf storeFlags
+	sf.add(fs)
+	if err := parse(fs, args); err != nil {
+		return zero, err
+	}
+	if err := noArgs(fs); err != nil {
+		return zero, err
+	}
+	if *rem.server != "" {
+		c, err := ledgerClient(e, rem, *tokenFile)
+		if err != nil {
+			return zero, err
+		}
+		return there(c)
+	}
+	b, st, err := sf.openBroker(ctx, nil)
+	if err != nil {
+		return zero, err
+	}
+	defer st.Close()
+	defer b.Close(ctx)
+	return here(b)
 }
 
 // ledgerClient is the client of the ledger commands, as the token's user.
