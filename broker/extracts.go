@@ -598,6 +598,43 @@ func (b *Broker) readProposal(ctx context.Context, seq int64) (*storage.ExtractP
 	return p, env, err
 }
 
+// authorizeExtract is the common start of acting on extract seq with
+// action a (audited as action): refused at once without the action
+// anywhere (noneMsg); an unknown seq answered as one outside the scope
+// (unknownExtract, scopeMsg with the seq); the caller's scope checked
+// over the whole subtree of every area of the proposal. It returns the
+// proposal, its environment and the event of the request, to be
+// completed.
+func (b *Broker) authorizeExtract(ctx context.Context, c *Caller, a policy.Action, action string, seq int64, noneMsg, scopeMsg string) (*storage.ExtractProposal, *storage.Environment, *audit.Event, error) {
+	resource := fmt.Sprintf("extract:%d", seq)
+	if d := b.anyGrantAllows(ctx, c, a); !d.Allow {
+		ev := b.event(c, action, d)
+		ev.Area, ev.Resources = string(b.tree.Root()), []string{resource}
+		ev.Decision, ev.Outcome = "deny", "denied"
+		return nil, nil, nil, b.refuse(ctx, ev, errorf(Permission, nil, "%s", noneMsg))
+	}
+	outOfScope := errorf(Permission, nil, scopeMsg, seq)
+	p, env, err := b.readProposal(ctx, seq)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, nil, b.unknownExtract(ctx, c, a, seq, outOfScope)
+	}
+	if err != nil {
+		return nil, nil, nil, errorf(Unavailable, err, "failed to read the extract proposal")
+	}
+	areas := proposalCodes(p)
+	d, err := b.extractScope(c, a, areas)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ev := b.event(c, action, d)
+	ev.Area, ev.Resources = string(b.commonAncestor(areas)), []string{resource, "environment:" + p.Environment}
+	if !d.Allow {
+		ev.Decision, ev.Outcome = "deny", "denied"
+		return nil, nil, nil, b.refuse(ctx, ev, outOfScope)
+	}
+	return p, env, ev, nil
+}
+
 // ApproveExtract approves proposal seq: the caller needs extract.approve
 // over the whole subtree of every area of it, must be neither its
 // proposer nor anyone who may administer the vault (403 four_eyes), and
@@ -606,31 +643,11 @@ func (b *Broker) readProposal(ctx context.Context, seq int64) (*storage.ExtractP
 // environment_retired). An unknown seq is answered as one outside the
 // caller's scope (unknownExtract). Audited.
 func (b *Broker) ApproveExtract(ctx context.Context, c *Caller, seq int64) (*ExtractInfo, error) {
-	resource := fmt.Sprintf("extract:%d", seq)
-	if d := b.anyGrantAllows(ctx, c, policy.ApproveExtract); !d.Allow {
-		ev := b.event(c, actionExtractApprove, d)
-		ev.Area, ev.Resources = string(b.tree.Root()), []string{resource}
-		ev.Decision, ev.Outcome = "deny", "denied"
-		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to approve extracts: an approver grant over the extract's areas is needed"))
-	}
-	outOfScope := errorf(Permission, nil, "not permitted to approve extract %d: extract.approve over the whole subtree of every area it names is needed", seq)
-	p, env, err := b.readProposal(ctx, seq)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, b.unknownExtract(ctx, c, policy.ApproveExtract, seq, outOfScope)
-	}
-	if err != nil {
-		return nil, errorf(Unavailable, err, "failed to read the extract proposal")
-	}
-	areas := proposalCodes(p)
-	d, err := b.extractScope(c, policy.ApproveExtract, areas)
+	p, env, ev, err := b.authorizeExtract(ctx, c, policy.ApproveExtract, actionExtractApprove, seq,
+		"not permitted to approve extracts: an approver grant over the extract's areas is needed",
+		"not permitted to approve extract %d: extract.approve over the whole subtree of every area it names is needed")
 	if err != nil {
 		return nil, err
-	}
-	ev := b.event(c, actionExtractApprove, d)
-	ev.Area, ev.Resources = string(b.commonAncestor(areas)), []string{resource, "environment:" + p.Environment}
-	if !d.Allow {
-		ev.Decision, ev.Outcome = "deny", "denied"
-		return nil, b.refuse(ctx, ev, outOfScope)
 	}
 	// An administrator is never the second pair of eyes: it registers
 	// users and grants, and could have arranged the extract it approves.
@@ -843,32 +860,13 @@ type extractPlan struct {
 // that.
 func (b *Broker) DownloadExtract(ctx context.Context, c *Caller, seq int64) (*ExtractDownload, error) {
 	work, ctx := ctx, context.WithoutCancel(ctx)
-	resource := fmt.Sprintf("extract:%d", seq)
-	if d := b.anyGrantAllows(ctx, c, policy.DownloadExtract); !d.Allow {
-		ev := b.event(c, actionExtractDownload, d)
-		ev.Area, ev.Resources = string(b.tree.Root()), []string{resource}
-		ev.Decision, ev.Outcome = "deny", "denied"
-		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to download extracts: a processor grant over the extract's areas is needed"))
-	}
-	outOfScope := errorf(Permission, nil, "not permitted to download extract %d: extract.download over the whole subtree of every area it names is needed", seq)
-	p, env, err := b.readProposal(ctx, seq)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, b.unknownExtract(ctx, c, policy.DownloadExtract, seq, outOfScope)
-	}
-	if err != nil {
-		return nil, errorf(Unavailable, err, "failed to read the extract proposal")
-	}
-	areas := proposalCodes(p)
-	d, err := b.extractScope(c, policy.DownloadExtract, areas)
+	p, env, ev, err := b.authorizeExtract(ctx, c, policy.DownloadExtract, actionExtractDownload, seq,
+		"not permitted to download extracts: a processor grant over the extract's areas is needed",
+		"not permitted to download extract %d: extract.download over the whole subtree of every area it names is needed")
 	if err != nil {
 		return nil, err
 	}
-	ev := b.event(c, actionExtractDownload, d)
-	ev.Area, ev.Resources = string(b.commonAncestor(areas)), []string{resource, "environment:" + p.Environment}
-	if !d.Allow {
-		ev.Decision, ev.Outcome = "deny", "denied"
-		return nil, b.refuse(ctx, ev, outOfScope)
-	}
+	areas := proposalCodes(p)
 	refusal, rule, err := b.classRefusal(c, p.Classes, areas, env)
 	if err != nil {
 		return nil, err
