@@ -3,11 +3,11 @@ package postgres
 import (
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/censusvault/censusvault/storage"
 	"github.com/censusvault/censusvault/storage/internal/feed"
+	"github.com/censusvault/censusvault/storage/internal/opentime"
 )
 
 // listQueries are ListSubmissions' statements, without and with a
@@ -110,35 +110,9 @@ func (t *reader) ListSubmissions(f storage.SubmissionFilter, fn func(storage.Sub
 // BIGINT, since they are compared in SQL: the RFC 3339 text of other
 // tables does not sort as time does (".5Z" sorts before "Z").
 
-// minNanos and maxNanos are the instants Unix nanoseconds can hold.
-var (
-	minNanos = time.Unix(0, math.MinInt64)
-	maxNanos = time.Unix(0, math.MaxInt64)
-)
-
-// boundNanos is t in Unix nanoseconds, a time before or after what they
-// can hold (the zero time, say) taken as the first or last of them: as
-// a bound, it compares the same way with every stored time.
-func boundNanos(t time.Time) int64 {
-	switch {
-	case t.Before(minNanos):
-		return math.MinInt64
-	case t.After(maxNanos):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
-
 func (t *writer) RecordOpen(user, submission string, at time.Time) error {
-	switch {
-	case user == "" || submission == "":
-		return errors.New("postgres: RecordOpen needs a user and a submission")
-	case at.IsZero():
-		return fmt.Errorf("postgres: open of submission %s by %s with a zero time", submission, user)
-	case !at.After(minNanos) || !at.Before(maxNanos):
-		// Strictly inside, so that a bound boundNanos clamped compares
-		// with every stored time as the instant it stands for.
-		return fmt.Errorf("postgres: open of submission %s by %s at %v, outside the years 1678 to 2262 the store can hold", submission, user, at)
+	if err := opentime.Check("postgres", user, submission, at); err != nil {
+		return err
 	}
 	_, err := t.exec(`INSERT INTO record_opens(user_name, submission, at) VALUES ($1, $2, $3)`, user, submission, at.UnixNano())
 	return err
@@ -150,7 +124,7 @@ const opensSinceQuery = `SELECT count(*) FROM record_opens WHERE user_name = $1 
 
 func (t *reader) OpensSince(user string, since time.Time) (int64, error) {
 	var n int64
-	err := t.c.QueryRow(t.ctx, opensSinceQuery, user, boundNanos(since)).Scan(&n)
+	err := t.c.QueryRow(t.ctx, opensSinceQuery, user, opentime.Bound(since)).Scan(&n)
 	if err != nil {
 		return 0, t.fail(err)
 	}
@@ -158,7 +132,7 @@ func (t *reader) OpensSince(user string, since time.Time) (int64, error) {
 }
 
 func (t *writer) PruneOpens(before time.Time) (int64, error) {
-	tag, err := t.exec(`DELETE FROM record_opens WHERE at < $1`, boundNanos(before))
+	tag, err := t.exec(`DELETE FROM record_opens WHERE at < $1`, opentime.Bound(before))
 	if err != nil {
 		return 0, err
 	}

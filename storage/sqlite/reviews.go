@@ -9,6 +9,7 @@ import (
 
 	"github.com/censusvault/censusvault/storage"
 	"github.com/censusvault/censusvault/storage/internal/feed"
+	"github.com/censusvault/censusvault/storage/internal/opentime"
 )
 
 // listQueries are ListSubmissions' statements, without and with a
@@ -117,35 +118,9 @@ func (t *txn) ListSubmissions(f storage.SubmissionFilter, fn func(storage.Submis
 // INTEGER, since they are compared in SQL: the RFC 3339 text of other
 // tables does not sort as time does (".5Z" sorts before "Z").
 
-// minNanos and maxNanos are the instants Unix nanoseconds can hold.
-var (
-	minNanos = time.Unix(0, math.MinInt64)
-	maxNanos = time.Unix(0, math.MaxInt64)
-)
-
-// boundNanos is t in Unix nanoseconds, a time before or after what they
-// can hold (the zero time, say) taken as the first or last of them: as
-// a bound, it compares the same way with every stored time.
-func boundNanos(t time.Time) int64 {
-	switch {
-	case t.Before(minNanos):
-		return math.MinInt64
-	case t.After(maxNanos):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
-
 func (t *txn) RecordOpen(user, submission string, at time.Time) error {
-	switch {
-	case user == "" || submission == "":
-		return errors.New("sqlite: RecordOpen needs a user and a submission")
-	case at.IsZero():
-		return fmt.Errorf("sqlite: open of submission %s by %s with a zero time", submission, user)
-	case !at.After(minNanos) || !at.Before(maxNanos):
-		// Strictly inside, so that a bound boundNanos clamped compares
-		// with every stored time as the instant it stands for.
-		return fmt.Errorf("sqlite: open of submission %s by %s at %v, outside the years 1678 to 2262 the store can hold", submission, user, at)
+	if err := opentime.Check("sqlite", user, submission, at); err != nil {
+		return err
 	}
 	_, err := t.exec(`INSERT INTO record_opens(user_name, submission, at) VALUES(?, ?, ?)`, user, submission, at.UnixNano())
 	return err
@@ -156,7 +131,7 @@ func (t *txn) RecordOpen(user, submission string, at time.Time) error {
 const opensSinceQuery = `SELECT count(*) FROM record_opens WHERE user_name = ? AND at >= ?`
 
 func (t *txn) OpensSince(user string, since time.Time) (int64, error) {
-	row, err := t.queryRow(opensSinceQuery, user, boundNanos(since))
+	row, err := t.queryRow(opensSinceQuery, user, opentime.Bound(since))
 	if err != nil {
 		return 0, err
 	}
@@ -168,7 +143,7 @@ func (t *txn) OpensSince(user string, since time.Time) (int64, error) {
 }
 
 func (t *txn) PruneOpens(before time.Time) (int64, error) {
-	res, err := t.exec(`DELETE FROM record_opens WHERE at < ?`, boundNanos(before))
+	res, err := t.exec(`DELETE FROM record_opens WHERE at < ?`, opentime.Bound(before))
 	if err != nil {
 		return 0, err
 	}
