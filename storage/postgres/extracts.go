@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/storage"
+	"github.com/censusvault/censusvault/storage/internal/extractcheck"
 	"github.com/censusvault/censusvault/storage/internal/feed"
 	"github.com/jackc/pgx/v5"
 )
@@ -45,21 +46,9 @@ func (t *reader) Environments(fn func(storage.Environment) (bool, error)) error 
 	return feedAll(t, `SELECT `+envCols+` FROM extract_environments ORDER BY name`, t.scanEnvironment, fn)
 }
 
-// nonEmpty reports whether l has an element and no empty one.
-func nonEmpty(l []string) bool { return len(l) > 0 && !slices.Contains(l, "") }
-
 func (t *writer) InsertEnvironment(e *storage.Environment) error {
-	switch {
-	case e.Name == "" || e.Recipient == "" || e.CreatedBy == "":
-		return errors.New("postgres: InsertEnvironment needs a name, a recipient and who registers it")
-	case !nonEmpty(e.Classes):
-		return fmt.Errorf("postgres: environment %s has no classes, or an empty one", e.Name)
-	case e.CreatedAt.IsZero():
-		return fmt.Errorf("postgres: environment %s has a zero time", e.Name)
-	case e.AuditIndex < 0:
-		return fmt.Errorf("postgres: environment %s has audit index %d", e.Name, e.AuditIndex)
-	case e.RetiredBy != "" || !e.RetiredAt.IsZero() || e.RetireAudit != 0:
-		return fmt.Errorf("postgres: environment %s is registered retired; register it in use, then retire it", e.Name)
+	if err := extractcheck.Environment("postgres", e); err != nil {
+		return err
 	}
 	classes, err := json.Marshal(e.Classes)
 	if err != nil {
@@ -74,13 +63,8 @@ func (t *writer) InsertEnvironment(e *storage.Environment) error {
 }
 
 func (t *writer) RetireEnvironment(name, by string, at time.Time, auditIndex int64) error {
-	switch {
-	case by == "":
-		return fmt.Errorf("postgres: retirement of environment %s by no one", name)
-	case at.IsZero():
-		return fmt.Errorf("postgres: retirement of environment %s with a zero time", name)
-	case auditIndex < 0:
-		return fmt.Errorf("postgres: retirement of environment %s with audit index %d", name, auditIndex)
+	if err := extractcheck.Retirement("postgres", name, by, at, auditIndex); err != nil {
+		return err
 	}
 	tag, err := t.exec(`UPDATE extract_environments SET retired_by = $1, retired_at = $2, retire_audit = $3
 		WHERE name = $4 AND retired_by = ''`, by, fmtTime(at), auditIndex, name)
@@ -131,19 +115,8 @@ func (t *reader) ExtractProposals(fn func(storage.ExtractProposal) (bool, error)
 }
 
 func (t *writer) ProposeExtract(p *storage.ExtractProposal) error {
-	switch {
-	case p.Environment == "" || p.Form == "" || p.Format == "" || p.Purpose == "" || p.ProposedBy == "":
-		return errors.New("postgres: ProposeExtract needs an environment, a form, a format, a purpose and a proposer")
-	case !nonEmpty(p.Areas) || !nonEmpty(p.Classes):
-		return errors.New("postgres: ProposeExtract needs areas and classes, none of them empty")
-	case p.FormVersion < 1:
-		return fmt.Errorf("postgres: ProposeExtract of form version %d", p.FormVersion)
-	case p.ProposedAt.IsZero():
-		return errors.New("postgres: ProposeExtract with a zero time")
-	case p.ProposalAudit < 0:
-		return fmt.Errorf("postgres: ProposeExtract with audit index %d", p.ProposalAudit)
-	case p.ApprovedBy != "" || !p.ApprovedAt.IsZero() || p.ApprovalAudit != 0:
-		return errors.New("postgres: ProposeExtract of a proposal that is already approved; propose it pending, then ApproveExtract")
+	if err := extractcheck.Proposal("postgres", p); err != nil {
+		return err
 	}
 	areas, err := json.Marshal(p.Areas)
 	if err != nil {
@@ -171,13 +144,8 @@ func (t *writer) ProposeExtract(p *storage.ExtractProposal) error {
 }
 
 func (t *writer) ApproveExtract(seq int64, by string, at time.Time, auditIndex int64) error {
-	switch {
-	case by == "":
-		return fmt.Errorf("postgres: approval of extract proposal %d by no one", seq)
-	case at.IsZero():
-		return fmt.Errorf("postgres: approval of extract proposal %d with a zero time", seq)
-	case auditIndex < 0:
-		return fmt.Errorf("postgres: approval of extract proposal %d with audit index %d", seq, auditIndex)
+	if err := extractcheck.Approval("postgres", seq, by, at, auditIndex); err != nil {
+		return err
 	}
 	tag, err := t.exec(`UPDATE extract_proposals SET approved_by = $1, approved_at = $2, approval_audit = $3
 		WHERE seq = $4 AND approved_by = ''`, by, fmtTime(at), auditIndex, seq)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/censusvault/censusvault/storage"
+	"github.com/censusvault/censusvault/storage/internal/extractcheck"
 	"github.com/censusvault/censusvault/storage/internal/feed"
 )
 
@@ -124,21 +125,9 @@ func (t *txn) Environments(fn func(storage.Environment) (bool, error)) error {
 	return feedAll(t, `SELECT `+envCols+` FROM extract_environments ORDER BY name`, scanEnvironment, fn)
 }
 
-// nonEmpty reports whether l has an element and no empty one.
-func nonEmpty(l []string) bool { return len(l) > 0 && !slices.Contains(l, "") }
-
 func (t *txn) InsertEnvironment(e *storage.Environment) error {
-	switch {
-	case e.Name == "" || e.Recipient == "" || e.CreatedBy == "":
-		return errors.New("sqlite: InsertEnvironment needs a name, a recipient and who registers it")
-	case !nonEmpty(e.Classes):
-		return fmt.Errorf("sqlite: environment %s has no classes, or an empty one", e.Name)
-	case e.CreatedAt.IsZero():
-		return fmt.Errorf("sqlite: environment %s has a zero time", e.Name)
-	case e.AuditIndex < 0:
-		return fmt.Errorf("sqlite: environment %s has audit index %d", e.Name, e.AuditIndex)
-	case e.RetiredBy != "" || !e.RetiredAt.IsZero() || e.RetireAudit != 0:
-		return fmt.Errorf("sqlite: environment %s is registered retired; register it in use, then retire it", e.Name)
+	if err := extractcheck.Environment("sqlite", e); err != nil {
+		return err
 	}
 	// Looked up first: a stored name is refused by a trigger (which
 	// keeps INSERT OR REPLACE out), not as a uniqueness conflict.
@@ -159,13 +148,8 @@ func (t *txn) InsertEnvironment(e *storage.Environment) error {
 }
 
 func (t *txn) RetireEnvironment(name, by string, at time.Time, auditIndex int64) error {
-	switch {
-	case by == "":
-		return fmt.Errorf("sqlite: retirement of environment %s by no one", name)
-	case at.IsZero():
-		return fmt.Errorf("sqlite: retirement of environment %s with a zero time", name)
-	case auditIndex < 0:
-		return fmt.Errorf("sqlite: retirement of environment %s with audit index %d", name, auditIndex)
+	if err := extractcheck.Retirement("sqlite", name, by, at, auditIndex); err != nil {
+		return err
 	}
 	res, err := t.exec(`UPDATE extract_environments SET retired_by = ?, retired_at = ?, retire_audit = ?
 		WHERE name = ? AND retired_by = ''`, by, fmtTime(at), auditIndex, name)
@@ -225,19 +209,8 @@ func (t *txn) ExtractProposals(fn func(storage.ExtractProposal) (bool, error)) e
 }
 
 func (t *txn) ProposeExtract(p *storage.ExtractProposal) error {
-	switch {
-	case p.Environment == "" || p.Form == "" || p.Format == "" || p.Purpose == "" || p.ProposedBy == "":
-		return errors.New("sqlite: ProposeExtract needs an environment, a form, a format, a purpose and a proposer")
-	case !nonEmpty(p.Areas) || !nonEmpty(p.Classes):
-		return errors.New("sqlite: ProposeExtract needs areas and classes, none of them empty")
-	case p.FormVersion < 1:
-		return fmt.Errorf("sqlite: ProposeExtract of form version %d", p.FormVersion)
-	case p.ProposedAt.IsZero():
-		return errors.New("sqlite: ProposeExtract with a zero time")
-	case p.ProposalAudit < 0:
-		return fmt.Errorf("sqlite: ProposeExtract with audit index %d", p.ProposalAudit)
-	case p.ApprovedBy != "" || !p.ApprovedAt.IsZero() || p.ApprovalAudit != 0:
-		return errors.New("sqlite: ProposeExtract of a proposal that is already approved; propose it pending, then ApproveExtract")
+	if err := extractcheck.Proposal("sqlite", p); err != nil {
+		return err
 	}
 	areas, err := encodeList(p.Areas)
 	if err != nil {
@@ -266,13 +239,8 @@ func (t *txn) ProposeExtract(p *storage.ExtractProposal) error {
 }
 
 func (t *txn) ApproveExtract(seq int64, by string, at time.Time, auditIndex int64) error {
-	switch {
-	case by == "":
-		return fmt.Errorf("sqlite: approval of extract proposal %d by no one", seq)
-	case at.IsZero():
-		return fmt.Errorf("sqlite: approval of extract proposal %d with a zero time", seq)
-	case auditIndex < 0:
-		return fmt.Errorf("sqlite: approval of extract proposal %d with audit index %d", seq, auditIndex)
+	if err := extractcheck.Approval("sqlite", seq, by, at, auditIndex); err != nil {
+		return err
 	}
 	res, err := t.exec(`UPDATE extract_proposals SET approved_by = ?, approved_at = ?, approval_audit = ?
 		WHERE seq = ? AND approved_by = ''`, by, fmtTime(at), auditIndex, seq)
