@@ -514,19 +514,9 @@ func (b *Broker) ConfirmGrant(ctx context.Context, c *Caller, seq int64) (*Propo
 		return tx.ConfirmGrant(seq, c.actor(), now, rec.Index)
 	})
 	if err := adminErr(err, UserID(p.User)); err != nil {
-		if KindOf(err) == Conflict || KindOf(err) == NotFound || KindOf(err) == Invalid {
-			// The broker's message, never a store error's text (which
-			// may quote SQL).
-			ev.Outcome, ev.Reason = "refused", ErrorCodeOf(err)
-			var pe *Error
-			if errors.As(err, &pe) && pe.Err == nil {
-				ev.Reason = pe.Msg
-			}
-			if lerr := b.logRefusal(ctx, ev); lerr != nil {
-				return nil, lerr
-			}
-		}
-		return nil, err
+		// Logged with the broker's message, never a store error's text
+		// (which may quote SQL).
+		return nil, b.refused(ctx, APIOperator(c), ev, err)
 	}
 	if p.Kind == storage.GrantOpPolicy {
 		if err := b.syncEngine(ctx, storedEngineHash(ctx, b.store)); err != nil {
