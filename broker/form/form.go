@@ -58,12 +58,21 @@ func (c Class) valid() bool { return c == Identifying || c == Analytic || c == O
 
 // Field types.
 const (
-	TypeString  = "string"  // text up to MaxLen characters
-	TypeInt     = "int"     // whole number within [Min, Max]
-	TypeDecimal = "decimal" // number within [Min, Max]
-	TypeCode    = "code"    // whole number from Codes
-	TypeDate    = "date"    // "YYYY-MM-DD", a real calendar date
-	TypePhone   = "phone"   // 9 to 11 digits, optionally after "+84"
+	TypeString  = "string"   // text up to MaxLen characters
+	TypeInt     = "int"      // whole number within [Min, Max]
+	TypeDecimal = "decimal"  // number within [Min, Max]
+	TypeCode    = "code"     // whole number from Codes
+	TypeDate    = "date"     // "YYYY-MM-DD", a real calendar date
+	TypePhone   = "phone"    // 9 to 11 digits, optionally after "+84"
+	TypeCodeSet = "code_set" // a JSON array of distinct codes from Codes (XLSForm select_multiple)
+)
+
+// Field roles: what the engine derives from a field, named by the form
+// rather than by a field name the code knows.
+const (
+	RoleBirthYear  = "birth_year"  // analytic person int: year of birth (age at the census moment)
+	RoleBirthMonth = "birth_month" // analytic person int 1…12, optional: month of birth
+	RoleAge        = "age"         // analytic person int: completed years at the census moment
 )
 
 // Field defines one question.
@@ -89,6 +98,28 @@ type Field struct {
 	// households and the same table of heads get the same noise. At most
 	// one field of a form has it; it must be one of the field's codes.
 	HeadCode *int `json:"head_code,omitempty"`
+	// Relevant is an expression (the XLSForm subset of expr.go): the
+	// field may have a value only where it holds, and a required field is
+	// required only there.
+	Relevant string `json:"relevant,omitempty"`
+	// Constraint is an expression every value must satisfy; "." is the
+	// value. ConstraintMessage is what the problem says (never the value).
+	Constraint        string `json:"constraint,omitempty"`
+	ConstraintMessage string `json:"constraint_message,omitempty"`
+	// Role is what the engine derives from the field (RoleBirthYear,
+	// RoleBirthMonth, RoleAge); at most one field of a form has each.
+	Role string `json:"role,omitempty"`
+}
+
+// Check is a cross-field rule of a form: Expr must hold for the household
+// (Scope "household": household fields only) or for every person (Scope
+// "person": that person's fields and the household's). ID is stable: it
+// names the rule in problems and in the JSON Schema's x-constraints.
+type Check struct {
+	ID      string `json:"id"`
+	Scope   string `json:"scope"`
+	Expr    string `json:"expr"`
+	Message string `json:"message,omitempty"`
 }
 
 // Code is one answer of a code field.
@@ -112,6 +143,10 @@ type Form struct {
 	// generator), and interviews are accepted from MaxBeforeCensus before
 	// it on (without one, from EarliestInterview on).
 	CensusMoment string `json:"census_moment,omitempty"`
+	// Title is the form's human name (XLSForm settings form_title).
+	Title string `json:"title,omitempty"`
+	// Checks are the form's cross-field rules.
+	Checks []Check `json:"checks,omitempty"`
 
 	c *compiled
 }
