@@ -170,7 +170,9 @@ func TestRevisionOrphans(t *testing.T) {
 // change.
 func TestRevisionApplyRefusals(t *testing.T) {
 	g1, _ := mustApply(t, area.Start(mustLoad(t, small)), splitDoc)
-	ch := func(s string) string { return `{"note": "n", "changes": [{"op": "plan", "code": "18070.002", "planned": 1}, ` + s + `]}` }
+	ch := func(s string) string {
+		return `{"note": "n", "changes": [{"op": "plan", "code": "18070.002", "planned": 1}, ` + s + `]}`
+	}
 	for _, c := range []struct{ doc, want string }{
 		{ch(`{"op": "add", "code": "18070.001", "parent": "18070", "level": "ea", "name": "x", "planned": 1}`), "changes[1] (add): code 18070.001 belonged to an EA retired"},
 		{ch(`{"op": "add", "code": "18070.002", "parent": "18070", "level": "ea", "name": "x", "planned": 1}`), "changes[1] (add): area 18070.002 exists already"},
