@@ -220,6 +220,8 @@ type ReadTx interface {
 
 	// Environments and extract proposals (extracts.go).
 	ExtractReader
+	// Forms an administrator added (forms.go).
+	FormReader
 }
 
 // SubmissionRow is what the table engine reads of a submission.
@@ -429,6 +431,8 @@ type Tx interface {
 
 	// Environments and extract proposals (extracts.go).
 	ExtractWriter
+	// Forms an administrator added (forms.go).
+	FormWriter
 }
 
 // Area is one node of the area tree as stored.
@@ -741,6 +745,7 @@ const (
 	TopicKeys  = "keys"  // ingest identities, signing keys, data keys
 	TopicUsers = "users" // users and grants
 	TopicMeta  = "meta"  // policy and other meta values
+	TopicForms = "forms" // forms an administrator added
 )
 
 // Watcher is an optional interface of stores shared by several broker

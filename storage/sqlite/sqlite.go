@@ -40,7 +40,7 @@ const FileName = "vault.db"
 // SchemaVersion is the schema this binary writes. Opening a database with
 // a newer schema fails rather than risk misreading it; an older one is
 // upgraded.
-const SchemaVersion = 10
+const SchemaVersion = 11
 
 // migrations are the steps of the schema, in order: step i (from 0)
 // brings a database from version i to i+1. A released step is never
@@ -75,6 +75,9 @@ func migrations() []string {
 		// append-only but for their retirement; proposals, approved
 		// once).
 		schemaV10Extracts,
+		// Version 11: forms an administrator added (replaced only while
+		// no submission uses them), and submissions indexed by form.
+		schemaV11Forms,
 	}
 }
 
