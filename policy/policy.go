@@ -184,11 +184,15 @@ const (
 	// ExplainPolicy asks why the policy allows or refuses a user an
 	// action at an area, now or at a past audit event (admin, auditor).
 	ExplainPolicy Action = "policy.explain"
+	// AddForm publishes a form definition version, or replaces one no
+	// submission uses yet (admin, at the root): it decides which class
+	// seals each field of the submissions made with it.
+	AddForm Action = "form.add"
 )
 
 var allActions = [...]Action{Deposit, SupersedeAny, ReadSubmission, ReadReceipt, ReadProgress, ReadAudit, RequestTable, Administer, CreateReleasePoint, ApproveShare,
 	ListSubmissions, ReadIdentifying, ReadAnalytic, ReadOperational, ReviewSubmission,
-	ProposeExtract, ApproveExtract, DownloadExtract, ExtractIdentifying, ExtractAnalytic, ExtractOperational, ConfirmGrant, ExplainPolicy}
+	ProposeExtract, ApproveExtract, DownloadExtract, ExtractIdentifying, ExtractAnalytic, ExtractOperational, ConfirmGrant, ExplainPolicy, AddForm}
 
 const numActions = len(allActions)
 
@@ -240,6 +244,8 @@ func actionIndex(a Action) (int, bool) {
 		return 21, true
 	case ExplainPolicy:
 		return 22, true
+	case AddForm:
+		return 23, true
 	}
 	return -1, false
 }
