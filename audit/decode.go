@@ -17,6 +17,7 @@ const (
 	fActor
 	fArea
 	fDecision
+	fFormSHA256
 	fIndex
 	fNonce
 	fOutcome
@@ -31,22 +32,23 @@ const (
 	fTime
 	fV
 	fAll = 1<<iota - 1
-	// fOptional are the keys an event may leave out: "request" is present
-	// exactly when it is not empty, "nonce" exactly when "v" is 2.
-	fOptional = fRequest | fNonce
+	// fOptional are the keys an event may leave out: "form_sha256" and
+	// "request" are present exactly when they are not empty, "nonce"
+	// exactly when "v" is 2.
+	fOptional = fFormSHA256 | fRequest | fNonce
 	fRequired = fAll &^ fOptional
 )
 
 // keyNames lists the keys in canonical order; key i has bit 1<<i.
 var keyNames = [...]string{
-	"action", "actor", "area", "decision", "index", "nonce", "outcome", "policy_hash",
+	"action", "actor", "area", "decision", "form_sha256", "index", "nonce", "outcome", "policy_hash",
 	"purpose", "reason", "release_digest", "request", "resources", "roles",
 	"rule", "time", "v",
 }
 
 var keyBits = map[string]int{
 	"action": fAction, "actor": fActor, "area": fArea,
-	"decision": fDecision, "index": fIndex, "nonce": fNonce, "outcome": fOutcome,
+	"decision": fDecision, "form_sha256": fFormSHA256, "index": fIndex, "nonce": fNonce, "outcome": fOutcome,
 	"policy_hash": fPolicyHash, "purpose": fPurpose, "reason": fReason,
 	"release_digest": fReleaseDigest, "request": fRequest,
 	"resources": fResources, "roles": fRoles, "rule": fRule, "time": fTime,
@@ -80,6 +82,9 @@ func Decode(b []byte) (*Event, error) {
 	if p.emptyRequest {
 		return nil, fmt.Errorf(`%w: "request" is empty; the canonical form leaves the key out when there is no request`, ErrNotCanonical)
 	}
+	if p.emptyFormSHA256 {
+		return nil, fmt.Errorf(`%w: "form_sha256" is empty; the canonical form leaves the key out when there is no form`, ErrNotCanonical)
+	}
 	enc, err := e.Encode()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotCanonical, err)
@@ -103,6 +108,8 @@ type parser struct {
 	// emptyRequest records a "request" key with an empty string, which
 	// parses but is not canonical.
 	emptyRequest bool
+	// emptyFormSHA256 does the same for "form_sha256".
+	emptyFormSHA256 bool
 	// v is the event's version, read from "v".
 	v int64
 }
@@ -319,6 +326,9 @@ func (p *parser) value(e *Event, bit int) error {
 			e.Area = s
 		case fDecision:
 			e.Decision = s
+		case fFormSHA256:
+			e.FormSHA256 = s
+			p.emptyFormSHA256 = s == ""
 		case fOutcome:
 			e.Outcome = s
 		case fPolicyHash:

@@ -18,9 +18,9 @@
 // An event is the RFC 8785 (JCS) canonical JSON of an object with these
 // keys, in this order (JCS sorts keys):
 //
-//	action, actor, area, decision, index, [nonce,] outcome, policy_hash,
-//	purpose, reason, release_digest, [request,] resources, roles, rule,
-//	time, v
+//	action, actor, area, decision, [form_sha256,] index, [nonce,] outcome,
+//	policy_hash, purpose, reason, release_digest, [request,] resources,
+//	roles, rule, time, v
 //
 // "nonce" is what separates the two versions. A version-2 event ("v":2,
 // every event written now) carries "nonce": 16 bytes from a
@@ -43,10 +43,12 @@
 //
 // Every key is always present except "request", which is present exactly
 // when the event has a non-empty request (research table releases) and is
-// left out otherwise; "request":"" is not canonical. Events written before
-// "request" existed therefore keep their bytes, hashes and validity. A
-// verifier that predates the key rejects events carrying it as having an
-// unknown key.
+// left out otherwise, and "form_sha256", likewise present exactly when the
+// event names the SHA-256 of a form definition (deposits: the form the
+// submission was validated and sealed by); "request":"" and
+// "form_sha256":"" are not canonical. Events written before either key
+// existed therefore keep their bytes, hashes and validity. A verifier that
+// predates a key rejects events carrying it as having an unknown key.
 //
 // "index" and "v" are integers, "resources" and "roles" are arrays of
 // strings ([] when empty, never null), "time" is UTC RFC 3339 with as many

@@ -85,6 +85,10 @@ type Event struct {
 	// parameters; empty for other events. Empty, it is left out of the
 	// encoding altogether, so events without it keep their bytes.
 	Request string
+	// FormSHA256 is the hex SHA-256 of the canonical definition of the
+	// form a deposit was validated and sealed by; empty for other
+	// events. Empty, it is left out of the encoding, as Request is.
+	FormSHA256 string
 	// Nonce is NonceSize random bytes (NewNonce), fresh for every event
 	// and never reused, that make the event's bytes, and so its leaf
 	// hash, unguessable from its other fields: an auditor shown only
@@ -116,7 +120,7 @@ func (e *Event) version() int64 {
 
 // Encode returns the event's canonical bytes (see the package
 // documentation). Empty slices encode as [], never null; an empty Request
-// leaves the "request" key out. An event with a Nonce encodes as version
+// leaves the "request" key out, an empty FormSHA256 the "form_sha256" key. An event with a Nonce encodes as version
 // 2, one without as version 1 (exactly as before nonces existed).
 func (e *Event) Encode() ([]byte, error) {
 	if e.Index < 0 || e.Index > MaxIndex {
@@ -129,14 +133,14 @@ func (e *Event) Encode() ([]byte, error) {
 	if y := t.Year(); y < 0 || y > 9999 {
 		return nil, fmt.Errorf("%w: time year %d outside 0000-9999", ErrInvalidEvent, y)
 	}
-	const fixed = 320 // keys, punctuation, index, nonce and time (and the "request" key)
+	const fixed = 340 // keys, punctuation, index, nonce and time (and the "form_sha256" and "request" keys)
 	size := fixed
 	for _, f := range [...]struct {
 		name string
 		s    string
 	}{
 		{"action", e.Action}, {"actor", e.Actor}, {"area", e.Area},
-		{"decision", e.Decision}, {"outcome", e.Outcome},
+		{"decision", e.Decision}, {"form_sha256", e.FormSHA256}, {"outcome", e.Outcome},
 		{"policy_hash", e.PolicyHash}, {"purpose", e.Purpose},
 		{"reason", e.Reason}, {"release_digest", e.ReleaseDigest},
 		{"request", e.Request}, {"rule", e.Rule},
@@ -172,6 +176,11 @@ func (e *Event) Encode() ([]byte, error) {
 	b = appendString(b, e.Area)
 	b = append(b, `,"decision":`...)
 	b = appendString(b, e.Decision)
+	if e.FormSHA256 != "" {
+		// Optional, as "request" is.
+		b = append(b, `,"form_sha256":`...)
+		b = appendString(b, e.FormSHA256)
+	}
 	b = append(b, `,"index":`...)
 	b = strconv.AppendInt(b, e.Index, 10)
 	if e.Nonce != nil {
