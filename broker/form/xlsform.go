@@ -195,7 +195,9 @@ func readWorkbook(b []byte) (wb *workbook, err error) {
 // readSheet reads the rows of one sheet with their numbers, cells trimmed,
 // raw values (a number as stored, not as formatted). Rows past the limit
 // are refused as soon as one has content, a cell right of column IV at
-// once: a cell far right would make every row a long slice.
+// once: a cell far right would make every row a long slice. A sheet with
+// no cell at all has no columns (an empty choices or checks sheet is as
+// good as none).
 func readSheet(f *excelize.File, actual, name string, limit int) (*sheet, error) {
 	rows, err := f.Rows(actual)
 	if err != nil {
@@ -203,7 +205,6 @@ func readSheet(f *excelize.File, actual, name string, limit int) (*sheet, error)
 	}
 	defer rows.Close()
 	s := &sheet{name: name, present: true, byBase: map[string][]int{}}
-	headerSeen := false
 	for n := 1; rows.Next(); n++ {
 		cells, err := rows.Columns(excelize.Options{RawCellValue: true})
 		if err != nil {
@@ -220,29 +221,28 @@ func readSheet(f *excelize.File, actual, name string, limit int) (*sheet, error)
 				empty = false
 			}
 		}
-		if n == 1 {
-			if empty {
-				return nil, &XLSFormError{Sheet: name, Row: 1, Msg: "no header row: row 1 names the columns (type, name, label …)"}
-			}
+		if n == 1 && !empty {
 			if err := s.header(cells); err != nil {
 				return nil, err
 			}
-			headerSeen = true
 			continue
 		}
 		if empty {
 			continue
 		}
+		if len(s.cols) == 0 {
+			return nil, &XLSFormError{Sheet: name, Row: 1, Msg: "row 1 is blank: it names the columns (type, name, label …)"}
+		}
 		if len(s.rows) == limit {
-			return nil, &XLSFormError{Sheet: name, Row: n, Msg: fmt.Sprintf("more than %d rows below the header", limit)}
+			return nil, &XLSFormError{Sheet: name, Row: n, Msg: fmt.Sprintf("too many rows: the %s sheet takes at most %d below the header", name, limit)}
 		}
 		s.rows = append(s.rows, sheetRow{n: n, cells: cells})
 	}
 	if err := rows.Error(); err != nil {
 		return nil, &XLSFormError{Sheet: name, Msg: "sheet could not be read: " + untrusted.Clip(err.Error(), 120)}
 	}
-	if !headerSeen {
-		return nil, &XLSFormError{Sheet: name, Row: 1, Msg: "no header row: row 1 names the columns (type, name, label …)"}
+	if len(s.cols) == 0 && (name == "choices" || name == "checks") {
+		s.present = false // an empty optional sheet is no sheet
 	}
 	return s, nil
 }
@@ -401,7 +401,11 @@ func (s *sheet) yesNo(r sheetRow, c column, what string) (bool, error) {
 	case noValues[v]:
 		return false, nil
 	}
-	return false, s.at(r, c, "%s is %s: want yes or no (blank is no)%s", what, quote(r.get(c)), map[bool]string{true: "; a required-if expression is not supported: put the condition in relevant", false: ""}[what == "required"])
+	hint := ""
+	if what == "required" {
+		hint = "; a required-if expression is not supported: put the condition in relevant"
+	}
+	return false, s.at(r, c, "%s is %s: want yes or no (blank is no)%s", what, quote(r.get(c)), hint)
 }
 
 // whole reads a whole-number cell; blank is ok=false.
