@@ -222,6 +222,8 @@ type ReadTx interface {
 	ExtractReader
 	// Forms an administrator added (forms.go).
 	FormReader
+	// Revisions of the area tree (arearevisions.go).
+	AreaRevisionReader
 }
 
 // SubmissionRow is what the table engine reads of a submission.
@@ -433,6 +435,8 @@ type Tx interface {
 	ExtractWriter
 	// Forms an administrator added (forms.go).
 	FormWriter
+	// Revisions of the area tree (arearevisions.go).
+	AreaRevisionWriter
 }
 
 // Area is one node of the area tree as stored.

@@ -15,7 +15,7 @@ import (
 
 // SchemaVersion is the newest schema this binary knows. Opening a database
 // whose schema is newer fails rather than risk misreading it.
-const SchemaVersion = 11
+const SchemaVersion = 12
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS

@@ -40,7 +40,7 @@ const FileName = "vault.db"
 // SchemaVersion is the schema this binary writes. Opening a database with
 // a newer schema fails rather than risk misreading it; an older one is
 // upgraded.
-const SchemaVersion = 11
+const SchemaVersion = 12
 
 // migrations are the steps of the schema, in order: step i (from 0)
 // brings a database from version i to i+1. A released step is never
@@ -78,6 +78,8 @@ func migrations() []string {
 		// Version 11: forms an administrator added (replaced only while
 		// no submission uses them), and submissions indexed by form.
 		schemaV11Forms,
+		// Version 12: revisions of the area tree (append-only).
+		schemaV12AreaRevisions,
 	}
 }
 
