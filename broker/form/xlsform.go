@@ -72,6 +72,12 @@ func (e *XLSFormError) Error() string {
 
 func (e *XLSFormError) Unwrap() error { return e.Err }
 
+// libError is the text of an excelize error, which may quote bytes of the
+// file: valid UTF-8, clipped.
+func libError(err error) string {
+	return untrusted.Clip(strings.ToValidUTF8(err.Error(), "\uFFFD"), 120)
+}
+
 // quote quotes a cell in an error, clipped.
 func quote(s string) string { return strconv.Quote(untrusted.Clip(s, maxQuoted)) }
 
@@ -164,7 +170,7 @@ func readWorkbook(b []byte) (wb *workbook, err error) {
 		UnzipXMLSizeLimit: maxXLSFormUnzip,
 	})
 	if err != nil {
-		return nil, &XLSFormError{Msg: "not a readable .xlsx workbook: " + untrusted.Clip(err.Error(), 120)}
+		return nil, &XLSFormError{Msg: "not a readable .xlsx workbook: " + libError(err)}
 	}
 	defer f.Close()
 	names := f.GetSheetList()
@@ -201,14 +207,14 @@ func readWorkbook(b []byte) (wb *workbook, err error) {
 func readSheet(f *excelize.File, actual, name string, limit int) (*sheet, error) {
 	rows, err := f.Rows(actual)
 	if err != nil {
-		return nil, &XLSFormError{Sheet: name, Msg: "sheet could not be read: " + untrusted.Clip(err.Error(), 120)}
+		return nil, &XLSFormError{Sheet: name, Msg: "sheet could not be read: " + libError(err)}
 	}
 	defer rows.Close()
 	s := &sheet{name: name, present: true, byBase: map[string][]int{}}
 	for n := 1; rows.Next(); n++ {
 		cells, err := rows.Columns(excelize.Options{RawCellValue: true})
 		if err != nil {
-			return nil, &XLSFormError{Sheet: name, Row: n, Msg: "row could not be read: " + untrusted.Clip(err.Error(), 120)}
+			return nil, &XLSFormError{Sheet: name, Row: n, Msg: "row could not be read: " + libError(err)}
 		}
 		if len(cells) > maxXLSFormColumns {
 			return nil, &XLSFormError{Sheet: name, Row: n, Msg: fmt.Sprintf("a cell right of column %s: at most %d columns are read", colLetter(maxXLSFormColumns-1), maxXLSFormColumns)}
@@ -239,7 +245,7 @@ func readSheet(f *excelize.File, actual, name string, limit int) (*sheet, error)
 		s.rows = append(s.rows, sheetRow{n: n, cells: cells})
 	}
 	if err := rows.Error(); err != nil {
-		return nil, &XLSFormError{Sheet: name, Msg: "sheet could not be read: " + untrusted.Clip(err.Error(), 120)}
+		return nil, &XLSFormError{Sheet: name, Msg: "sheet could not be read: " + libError(err)}
 	}
 	if len(s.cols) == 0 && (name == "choices" || name == "checks") {
 		s.present = false // an empty optional sheet is no sheet
