@@ -35,6 +35,11 @@ type Submission struct {
 	Supersedes    string // UUID of the submission this one corrects, "" if none
 	Household     map[string]Value
 	Persons       []map[string]Value
+
+	// nulls are the household and person keys Decode read with null
+	// (absent, so not in the maps), for Validate to refuse the unknown
+	// ones: a key that is no field is refused whatever its value.
+	nulls []loc
 }
 
 // The top-level keys, as bits of a set.
@@ -67,10 +72,11 @@ func topKey(k string) uint16 {
 // exactly the keys id, form, form_version, area, household_no,
 // interviewed_at, household, persons and optionally supersedes (a UUID or
 // null); household is an object and persons an array of 1…MaxPersons
-// objects, whose values are JSON strings or numbers (null means absent).
-// Unknown or duplicate keys, nested values, booleans, invalid UTF-8,
-// trailing data and bodies over MaxBody bytes are refused. id is returned as
-// a canonical lowercase UUID.
+// objects, whose values are JSON strings, numbers or flat arrays of at most
+// MaxCodes numbers (the codes of a code_set field); null means absent.
+// Unknown or duplicate keys, objects or arrays nested deeper, booleans,
+// invalid UTF-8, trailing data and bodies over MaxBody bytes are refused.
+// id is returned as a canonical lowercase UUID.
 //
 // Decode checks the shape, not the answers: Validate does that against the
 // form. Errors are *Error and never contain a submitted value.
@@ -125,6 +131,7 @@ func Decode(b []byte) (*Submission, error) {
 	if sc.i != len(sc.s) {
 		return nil, problem("trailing data after the submission")
 	}
+	s.nulls = sc.nulls
 	if missing := requiredKeys &^ seen; missing != 0 {
 		e := &Error{}
 		for i, n := range topKeys {
@@ -302,7 +309,8 @@ func (l loc) field(name string) string {
 	return l.path()
 }
 
-// object reads an object of scalar answers.
+// object reads an object of answers; the keys given null are added to
+// sc.nulls.
 func (sc *scanner) object(at loc) (map[string]Value, *Error) {
 	if !sc.consume('{') {
 		return nil, problem(at.String() + ": must be an object")
@@ -332,7 +340,7 @@ func (sc *scanner) object(at loc) (map[string]Value, *Error) {
 		if !sc.consume(':') {
 			return nil, sc.syntax("expected ':'")
 		}
-		v, isNull, err := sc.scalar(loc{idx: at.idx, key: key})
+		v, isNull, err := sc.answer(loc{idx: at.idx, key: key})
 		if err != nil {
 			return nil, err
 		}
@@ -341,6 +349,7 @@ func (sc *scanner) object(at loc) (map[string]Value, *Error) {
 				nulls = make(map[string]bool)
 			}
 			nulls[key] = true
+			sc.nulls = append(sc.nulls, loc{idx: at.idx, key: key})
 		} else {
 			m[key] = v
 		}
@@ -357,8 +366,9 @@ func (sc *scanner) object(at loc) (map[string]Value, *Error) {
 // scanner reads JSON from a string. It only knows the few shapes this
 // package accepts, so nesting depth is bounded by construction.
 type scanner struct {
-	s string
-	i int
+	s     string
+	i     int
+	nulls []loc // keys of answers given null
 }
 
 func problem(p string) *Error { return &Error{Problems: []string{p}} }
@@ -392,6 +402,56 @@ func (sc *scanner) consume(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// answer reads a household or person value: a scalar or a flat array of
+// numbers.
+func (sc *scanner) answer(at loc) (v Value, isNull bool, err *Error) {
+	switch sc.peek() {
+	case '[':
+		return sc.codes(at)
+	case 't', 'f', '{':
+		return Value{}, false, problem(at.path() + ": must be a string, number, null or array of numbers")
+	}
+	return sc.scalar(at)
+}
+
+// codes reads a flat array of at most MaxCodes numbers at sc.i, which is
+// '['. The Value keeps the array's text as sent.
+func (sc *scanner) codes(at loc) (Value, bool, *Error) {
+	start := sc.i
+	sc.i++
+	if !sc.consume(']') {
+		for n := 1; ; n++ {
+			if n > MaxCodes {
+				return Value{}, false, problem(fmt.Sprintf("%s: more than %d items", at.path(), MaxCodes))
+			}
+			c := sc.peek()
+			if !(c == '-' || c >= '0' && c <= '9') {
+				switch c {
+				case '"', '[', '{', 't', 'f', 'n':
+					return Value{}, false, problem(at.path() + ": an array may hold numbers (codes) only")
+				}
+				return Value{}, false, sc.syntax("expected a number")
+			}
+			end := scanNumber(sc.s, sc.i)
+			if end < 0 {
+				return Value{}, false, sc.syntax("invalid number")
+			}
+			if end-sc.i > maxNumber {
+				return Value{}, false, problem(fmt.Sprintf("%s: number longer than %d characters", at.path(), maxNumber))
+			}
+			sc.i = end
+			if sc.consume(',') {
+				continue
+			}
+			if sc.consume(']') {
+				break
+			}
+			return Value{}, false, sc.syntax("expected ',' or ']'")
+		}
+	}
+	return Value{text: sc.s[start:sc.i], kind: vCodes}, false, nil
 }
 
 // scalar reads a string, a number or null (isNull).

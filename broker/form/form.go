@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -181,13 +182,16 @@ func Default() *Form {
 
 // Parse reads a form definition and checks it: unknown keys and trailing
 // data are refused; names are [a-z][a-z0-9_]* and unique within their list;
-// types and classes are known; code fields have 1…MaxCodes distinct codes in
-// 0…MaxCodeValue including 1; int and decimal fields have min ≤ max (whole
-// numbers for int); string fields have a max_len of 1…MaxStringLen; only
-// analytic int and decimal fields with a range are quantitative; at most
-// one field, an analytic code field of the person list, has a head_code,
-// and it is one of its codes; no field carries a setting that its type
-// does not use.
+// types and classes are known; code and code_set fields have 1…MaxCodes
+// distinct codes in 0…MaxCodeValue including 1; int and decimal fields have
+// min ≤ max (whole numbers for int); string fields have a max_len of
+// 1…MaxStringLen; only analytic int and decimal fields with a range are
+// quantitative; at most one field, an analytic code field of the person
+// list, has a head_code, and it is one of its codes; roles are only on
+// analytic int person fields, one field per role (compileRoles); every
+// relevant, constraint and check parses and type-checks in its scope
+// (expr.go), relevants depend on each other in no circle, and check ids
+// are unique names; no field carries a setting that its type does not use.
 func Parse(b []byte) (*Form, error) {
 	if len(b) > maxDefinition {
 		return nil, fmt.Errorf("form definition larger than %d bytes", maxDefinition)
@@ -253,6 +257,7 @@ const (
 	kCode
 	kDate
 	kPhone
+	kCodeSet
 )
 
 func kindOf(typ string) (kind, bool) {
@@ -269,6 +274,8 @@ func kindOf(typ string) (kind, bool) {
 		return kDate, true
 	case TypePhone:
 		return kPhone, true
+	case TypeCodeSet:
+		return kCodeSet, true
 	}
 	return 0, false
 }
@@ -280,10 +287,16 @@ type rule struct {
 	class    Class
 	required bool
 	min, max float64 // decimal
+	minS     string  // decimal: min and max in shortest decimal form, as the
+	maxS     string  // JSON Schema writes them and the validator compares
 	minI     int64   // int
 	maxI     int64
 	maxLen   int
-	codes    []bool // codes[c] reports whether c is allowed
+	codes    []bool // code, code_set: codes[c] reports whether c is allowed
+	// relevant and constraint are nil where the field has none.
+	relevant   *expr
+	constraint *expr
+	message    string // the problem a failed constraint gives
 }
 
 type fieldSet struct {
@@ -301,6 +314,16 @@ type compiled struct {
 	person    fieldSet
 	headField string // the person field with a head_code, or ""
 	headCode  int
+	roles     map[string]string // role → person field
+	checks    []check
+}
+
+// check is a Check prepared for evaluation.
+type check struct {
+	id      string
+	person  bool
+	expr    *expr
+	problem string // "check <id>: <message>"
 }
 
 // rules returns the prepared form, preparing (and checking) it now if f was
@@ -357,7 +380,194 @@ func compile(f *Form) (*compiled, error) {
 			c.headField, c.headCode = fd.Name, *fd.HeadCode
 		}
 	}
+	if len(f.Title) > maxLabel || !utf8.ValidString(f.Title) {
+		return nil, fmt.Errorf("form %s: title must be valid UTF-8 of at most %d bytes", f.Name, maxLabel)
+	}
+	if err := c.compileRoles(f); err != nil {
+		return nil, err
+	}
+	if err := c.compileExprs(f); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// compileRoles checks the fields' roles: roles only on analytic int
+// fields of the person list (compileSet), at most one field per role,
+// either a birth year (with an optional birth month) or an age, a birth
+// month within 1…12 and an age not below 0.
+func (c *compiled) compileRoles(f *Form) error {
+	c.roles = map[string]string{}
+	for i, fd := range f.Person {
+		if fd.Role == "" {
+			continue
+		}
+		if prev, dup := c.roles[fd.Role]; dup {
+			return fmt.Errorf("form %s: person field %q: role %s is already on field %q: give it to one field", f.Name, fd.Name, fd.Role, prev)
+		}
+		c.roles[fd.Role] = fd.Name
+		r := &c.person.rules[i]
+		switch fd.Role {
+		case RoleBirthMonth:
+			if r.minI < 1 || r.maxI > 12 {
+				return fmt.Errorf("form %s: person field %q: role birth_month needs min and max within 1 and 12", f.Name, fd.Name)
+			}
+		case RoleAge:
+			if r.minI < 0 {
+				return fmt.Errorf("form %s: person field %q: role age needs a min of 0 or more", f.Name, fd.Name)
+			}
+		}
+	}
+	_, by := c.roles[RoleBirthYear]
+	_, bm := c.roles[RoleBirthMonth]
+	_, age := c.roles[RoleAge]
+	switch {
+	case by && age:
+		return fmt.Errorf("form %s: person field %q has role age and field %q role birth_year: give a form one or the other, not both", f.Name, c.roles[RoleAge], c.roles[RoleBirthYear])
+	case bm && !by:
+		return fmt.Errorf("form %s: person field %q has role birth_month but no field has role birth_year", f.Name, c.roles[RoleBirthMonth])
+	}
+	return nil
+}
+
+// compileExprs parses every relevant, constraint and check of the form,
+// once both field lists are known: a person field's expressions may name
+// person and household fields, a household field's only household fields.
+func (c *compiled) compileExprs(f *Form) error {
+	lists := []struct {
+		name   string
+		fields []Field
+		fs     *fieldSet
+		outer  *fieldSet
+		other  *fieldSet
+	}{
+		{"household", f.Household, &c.household, nil, &c.person},
+		{"person", f.Person, &c.person, &c.household, nil},
+	}
+	for _, l := range lists {
+		for i := range l.fields {
+			fd, r := &l.fields[i], &l.fs.rules[i]
+			if fd.Relevant != "" {
+				e, err := parseExpr(fd.Relevant, &exprScope{self: l.fs, outer: l.outer, other: l.other, notSelf: fd.Name})
+				if err != nil {
+					return fmt.Errorf("form %s: %s field %q: relevant: %w", f.Name, l.name, fd.Name, err)
+				}
+				r.relevant = e
+			}
+			if fd.Constraint != "" {
+				e, err := parseExpr(fd.Constraint, &exprScope{self: l.fs, outer: l.outer, other: l.other, dot: r})
+				if err != nil {
+					return fmt.Errorf("form %s: %s field %q: constraint: %w", f.Name, l.name, fd.Name, err)
+				}
+				r.constraint = e
+				r.message = "constraint not met"
+				if fd.ConstraintMessage != "" {
+					r.message = fd.ConstraintMessage
+				}
+			}
+		}
+		if err := relevantCircle(f.Name, l.name, l.fs); err != nil {
+			return err
+		}
+	}
+	if len(f.Checks) > MaxChecks {
+		return fmt.Errorf("form %s: more than %d checks", f.Name, MaxChecks)
+	}
+	ids := make(map[string]bool, len(f.Checks))
+	for i, ck := range f.Checks {
+		if !validName(ck.ID) {
+			return fmt.Errorf("form %s: check %d: id must be 1 to %d of a-z 0-9 _ starting with a letter", f.Name, i+1, maxNameLen)
+		}
+		fail := func(format string, args ...any) error {
+			return fmt.Errorf("form %s: check %q: %s", f.Name, ck.ID, fmt.Sprintf(format, args...))
+		}
+		if ids[ck.ID] {
+			return fail("id given twice")
+		}
+		ids[ck.ID] = true
+		if len(ck.Message) > maxLabel || !utf8.ValidString(ck.Message) {
+			return fail("message must be valid UTF-8 of at most %d bytes", maxLabel)
+		}
+		sc := &exprScope{self: &c.household, other: &c.person}
+		switch ck.Scope {
+		case "household":
+		case "person":
+			sc = &exprScope{self: &c.person, outer: &c.household}
+		default:
+			return fail("scope must be household or person")
+		}
+		if ck.Expr == "" {
+			return fail("expr is required")
+		}
+		e, err := parseExpr(ck.Expr, sc)
+		if err != nil {
+			return fail("expr: %v", err)
+		}
+		if len(e.refs) == 0 {
+			return fail("expr names no field")
+		}
+		msg := ck.Message
+		if msg == "" {
+			msg = "not met"
+		}
+		c.checks = append(c.checks, check{id: ck.ID, person: ck.Scope == "person", expr: e, problem: "check " + ck.ID + ": " + msg})
+	}
+	return nil
+}
+
+// relevantCircle refuses relevants that depend on each other in a circle
+// (a's relevant names b, b's names a): XLSForm tools refuse them, and
+// whether either field may have a value would depend on the order of
+// reading.
+func relevantCircle(form, list string, fs *fieldSet) error {
+	const (
+		unseen = iota
+		open
+		done
+	)
+	state := make([]uint8, len(fs.rules))
+	var visit func(i int) error
+	visit = func(i int) error {
+		switch state[i] {
+		case open:
+			return fmt.Errorf("form %s: %s field %q: its relevant depends on itself through other fields' relevant", form, list, fs.rules[i].name)
+		case done:
+			return nil
+		}
+		state[i] = open
+		if e := fs.rules[i].relevant; e != nil {
+			for _, r := range e.refs {
+				if j, ok := fs.index[r.name]; ok && !r.outer {
+					if err := visit(j); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		state[i] = done
+		return nil
+	}
+	for i := range fs.rules {
+		if err := visit(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RoleField returns the person field with the role (RoleBirthYear,
+// RoleBirthMonth, RoleAge), and false if no field has it (or the form does
+// not check: Parse refuses those). Tables derive ages from these fields,
+// never from field names: an age field as it is, a birth year (and month)
+// as completed years at the census moment (Census; a form without one has
+// no ages to derive).
+func (f *Form) RoleField(role string) (string, bool) {
+	c, err := f.rules()
+	if err != nil {
+		return "", false
+	}
+	name, ok := c.roles[role]
+	return name, ok
 }
 
 // Head returns the person field and code that mark the household head
@@ -424,10 +634,11 @@ func compileSet(f *Form, list string, fields []Field) (fieldSet, error) {
 				return fs, fail("min and max of an int field must be whole numbers")
 			}
 			r.min, r.max = lo, hi
+			r.minS, r.maxS = strconv.FormatFloat(lo, 'g', -1, 64), strconv.FormatFloat(hi, 'g', -1, 64)
 			r.minI, r.maxI = int64(lo), int64(hi)
-		case kCode:
+		case kCode, kCodeSet:
 			if len(fd.Codes) == 0 || len(fd.Codes) > MaxCodes {
-				return fs, fail("a code field needs 1 to %d codes", MaxCodes)
+				return fs, fail("a %s field needs 1 to %d codes", fd.Type, MaxCodes)
 			}
 			top := 0
 			for _, cd := range fd.Codes {
@@ -456,8 +667,8 @@ func compileSet(f *Form, list string, fields []Field) (fieldSet, error) {
 		if k != kInt && k != kDecimal && hasRange {
 			return fs, fail("min and max are only for int and decimal fields")
 		}
-		if k != kCode && len(fd.Codes) != 0 {
-			return fs, fail("codes are only for code fields")
+		if k != kCode && k != kCodeSet && len(fd.Codes) != 0 {
+			return fs, fail("codes are only for code and code_set fields")
 		}
 		if fd.Quantitative && (k != kInt && k != kDecimal || fd.Class != Analytic || !hasRange) {
 			return fs, fail("quantitative is only for analytic int and decimal fields with min and max")
@@ -469,6 +680,26 @@ func compileSet(f *Form, list string, fields []Field) (fieldSet, error) {
 			case *fd.HeadCode < 0 || *fd.HeadCode >= len(r.codes) || !r.codes[*fd.HeadCode]:
 				return fs, fail("head_code must be one of the field's codes")
 			}
+		}
+		switch fd.Role {
+		case "":
+		case RoleBirthYear, RoleBirthMonth, RoleAge:
+			if list != "person" || k != kInt || fd.Class != Analytic {
+				return fs, fail("role %s is only for an analytic int field of the person list", fd.Role)
+			}
+		default:
+			return fs, fail("unknown role %q (want birth_year, birth_month or age)", clipName(fd.Role))
+		}
+		for _, x := range []struct{ what, s string }{{"relevant", fd.Relevant}, {"constraint", fd.Constraint}} {
+			if len(x.s) > MaxExprLen {
+				return fs, fail("%s longer than %d bytes", x.what, MaxExprLen)
+			}
+		}
+		if fd.ConstraintMessage != "" && fd.Constraint == "" {
+			return fs, fail("constraint_message without a constraint")
+		}
+		if len(fd.ConstraintMessage) > maxLabel || !utf8.ValidString(fd.ConstraintMessage) {
+			return fs, fail("constraint_message must be valid UTF-8 of at most %d bytes", maxLabel)
 		}
 		fs.index[fd.Name] = len(fs.rules)
 		fs.rules = append(fs.rules, r)

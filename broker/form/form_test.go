@@ -147,7 +147,7 @@ func TestParseErrors(t *testing.T) {
 		{"code without label", def(`{"name":"a","type":"code","class":"analytic","codes":[{"code":1,"label":""}]}`), "needs a label"},
 		{"max_len on int", def(`{"name":"a","type":"int","class":"analytic","min":1,"max":2,"max_len":3}`), "max_len is only for string"},
 		{"range on string", def(`{"name":"a","type":"string","class":"analytic","max_len":3,"min":1}`), "only for int and decimal"},
-		{"codes on int", def(`{"name":"a","type":"int","class":"analytic","min":1,"max":2,"codes":[{"code":1,"label":"x"}]}`), "codes are only for code fields"},
+		{"codes on int", def(`{"name":"a","type":"int","class":"analytic","min":1,"max":2,"codes":[{"code":1,"label":"x"}]}`), "codes are only for code and code_set fields"},
 		{"range on phone", def(`{"name":"a","type":"phone","class":"identifying","max":3}`), "only for int and decimal"},
 		{"bad label", def(`{"name":"a","type":"date","class":"analytic","label":"` + strings.Repeat("x", 301) + `"}`), "label"},
 	}

@@ -25,8 +25,6 @@ const (
 	nilUUID = "00000000-0000-0000-0000-000000000000"
 	// patArea is validAreaCode.
 	patArea = `^[A-Za-z0-9._-]{1,32}$`
-	// patName is validName: keys of household and person objects.
-	patName = `^[a-z][a-z0-9_]{0,63}$`
 	// patPhone is validPhone.
 	patPhone = `^(\+84)?[0-9]{9,11}$`
 	// patDate is time.DateOnly as time.Parse reads it, but for the
@@ -70,12 +68,11 @@ type schema struct {
 	Pattern              string       `json:"pattern,omitempty"`
 	Properties           properties   `json:"properties,omitempty"`
 	Required             []string     `json:"required,omitempty"`
-	PropertyNames        *schema      `json:"propertyNames,omitempty"`
 	AdditionalProperties any          `json:"additionalProperties,omitempty"` // false or a *schema
-	MaxProperties        *int         `json:"maxProperties,omitempty"`
 	Items                *schema      `json:"items,omitempty"`
 	MinItems             *int         `json:"minItems,omitempty"`
 	MaxItems             *int         `json:"maxItems,omitempty"`
+	UniqueItems          bool         `json:"uniqueItems,omitempty"`
 	Constraints          []Constraint `json:"x-constraints,omitempty"`
 }
 
@@ -120,18 +117,30 @@ type Constraint struct {
 	Where []string `json:"where,omitempty"`
 	// Description says the rule in English.
 	Description string `json:"description"`
+	// Expr is the form's expression (relevant, constraint and check
+	// rules), in the XLSForm subset of the form package: ${name} is the
+	// field of that name (in a person's rule, the person's field, else
+	// the household's), "." the value being checked, and a comparison
+	// involving an absent value is false.
+	Expr string `json:"expr,omitempty"`
 }
 
 // The ids of the x-constraints.
 const (
 	ConstraintStrictJSON     = "strict-json"
 	ConstraintIntegerLiteral = "integer-literal"
-	ConstraintDecimalBinary  = "decimal-binary64"
 	ConstraintDateCalendar   = "date-calendar"
 	ConstraintTimeCalendar   = "interviewed-at-time"
 	ConstraintTimeEarliest   = "interviewed-at-earliest"
 	ConstraintTimeFuture     = "interviewed-at-future"
 	ConstraintSupersedesNot  = "supersedes-not-id"
+
+	// The form's own rules: "relevant:household/<field>",
+	// "relevant:persons/<field>", "constraint:household/<field>",
+	// "constraint:persons/<field>" and "check:<check id>".
+	ConstraintRelevantPrefix   = "relevant:"
+	ConstraintConstraintPrefix = "constraint:"
+	ConstraintCheckPrefix      = "check:"
 )
 
 func intp(n int) *int { return &n }
@@ -139,12 +148,14 @@ func intp(n int) *int { return &n }
 // JSONSchema returns a JSON Schema (draft 2020-12) of a submission to f as
 // Decode and Validate read it: the schema accepts every submission they
 // accept, and refuses what they refuse wherever JSON Schema can say so —
-// types, required fields, code lists, ranges, lengths, the patterns of
-// names, ids, dates and phone numbers, unknown keys. The rules it cannot
-// say (strict JSON, integers written without fraction or exponent, real
-// calendar dates, the interview window around the census moment, a
-// correction naming another submission) are listed, each with a stable
-// id, in its "x-constraints" member (Constraints).
+// types, required fields, code lists and sets, ranges, lengths, the
+// patterns of ids, dates and phone numbers, unknown keys. The rules it
+// cannot say (strict JSON, integers written without fraction or exponent,
+// real calendar dates, the interview window around the census moment, a
+// correction naming another submission, and the form's relevant,
+// constraint and check expressions) are listed, each with a stable id, in
+// its "x-constraints" member (Constraints). A field with a relevant is
+// never in "required": it must be absent where its relevant does not hold.
 //
 // The output is ASCII (other characters are \u escapes) and the same bytes
 // for the same definition. Labels of the form become titles; no value of
@@ -174,8 +185,8 @@ func (f *Form) JSONSchema() ([]byte, error) {
 			{"household_no", &schema{Type: "integer", Minimum: "1", Maximum: json.Number(strconv.Itoa(maxHouseholdNo))}},
 			{"interviewed_at", &schema{Type: "string", MaxLength: intp(maxTimeText), Pattern: patTime}},
 			{"supersedes", uuid(true)},
-			{"household", c.household.schema(f.Household)},
-			{"persons", &schema{Type: "array", MinItems: intp(1), MaxItems: intp(MaxPersons), Items: c.person.schema(f.Person)}},
+			{"household", c.household.schema(fieldsOf(f, "household", &c.household))},
+			{"persons", &schema{Type: "array", MinItems: intp(1), MaxItems: intp(MaxPersons), Items: c.person.schema(fieldsOf(f, "person", &c.person))}},
 		},
 		Required:             []string{"id", "form", "form_version", "area", "household_no", "interviewed_at", "household", "persons"},
 		AdditionalProperties: false,
@@ -188,21 +199,31 @@ func (f *Form) JSONSchema() ([]byte, error) {
 	return asciiJSON(b), nil
 }
 
-// schema is the JSON Schema of a household or person object. A key that
-// is not a field may be present with null (Decode drops nulls before
-// Validate looks for unknown fields), so additionalProperties allows null
-// only, and propertyNames and maxProperties carry Decode's limits.
+// fieldsOf returns the list's Fields for their labels; a Form changed
+// after Parse (which its doc forbids) gets no labels rather than wrong ones.
+func fieldsOf(f *Form, list string, fs *fieldSet) []Field {
+	fields := f.Household
+	if list == "person" {
+		fields = f.Person
+	}
+	if len(fields) != len(fs.rules) {
+		return make([]Field, len(fs.rules))
+	}
+	return fields
+}
+
+// schema is the JSON Schema of a household or person object: its fields
+// and nothing else, even with null (Validate refuses a key that is no
+// field whatever its value).
 func (fs *fieldSet) schema(fields []Field) *schema {
 	s := &schema{
 		Type:                 "object",
-		PropertyNames:        &schema{Pattern: patName},
-		AdditionalProperties: &schema{Type: "null"},
-		MaxProperties:        intp(MaxFields),
+		AdditionalProperties: false,
 	}
 	for i := range fs.rules {
 		r := &fs.rules[i]
 		s.Properties = append(s.Properties, property{r.name, r.schema(fields[i].Label)})
-		if r.required {
+		if r.required && r.relevant == nil {
 			s.Required = append(s.Required, r.name)
 		}
 	}
@@ -213,8 +234,9 @@ func (fs *fieldSet) schema(fields []Field) *schema {
 // null (absent).
 func (r *rule) schema(label string) *schema {
 	s := &schema{Title: label}
+	required := r.required && r.relevant == nil
 	typ := func(t string) {
-		if r.required {
+		if required {
 			s.Type = t
 		} else {
 			s.Type = []string{t, "null"}
@@ -230,17 +252,26 @@ func (r *rule) schema(label string) *schema {
 		s.Maximum = json.Number(strconv.FormatInt(r.maxI, 10))
 	case kDecimal:
 		typ("number")
-		s.Minimum = json.Number(strconv.FormatFloat(r.min, 'g', -1, 64))
-		s.Maximum = json.Number(strconv.FormatFloat(r.max, 'g', -1, 64))
+		s.Minimum, s.Maximum = json.Number(r.minS), json.Number(r.maxS)
 	case kCode:
 		for code, ok := range r.codes {
 			if ok {
 				s.Enum = append(s.Enum, code)
 			}
 		}
-		if !r.required {
+		if !required {
 			s.Enum = append(s.Enum, nil)
 		}
+	case kCodeSet:
+		typ("array")
+		items := &schema{}
+		for code, ok := range r.codes {
+			if ok {
+				items.Enum = append(items.Enum, code)
+			}
+		}
+		s.Items, s.UniqueItems = items, true
+		s.MinItems, s.MaxItems = intp(1), intp(len(items.Enum))
 	case kDate:
 		typ("string")
 		s.Pattern = patDate
@@ -254,7 +285,7 @@ func (r *rule) schema(label string) *schema {
 // constraints lists the rules of Decode and Validate that the schema does
 // not express, for this form's fields.
 func (c *compiled) constraints() []Constraint {
-	var ints, decimals, dates []string
+	var ints, dates []string
 	ints = append(ints, "/form_version", "/household_no")
 	for _, set := range []struct {
 		at string
@@ -264,8 +295,8 @@ func (c *compiled) constraints() []Constraint {
 			switch r.kind {
 			case kInt, kCode:
 				ints = append(ints, set.at+r.name)
-			case kDecimal:
-				decimals = append(decimals, set.at+r.name)
+			case kCodeSet:
+				ints = append(ints, set.at+r.name+"/*")
 			case kDate:
 				dates = append(dates, set.at+r.name)
 			}
@@ -278,15 +309,8 @@ func (c *compiled) constraints() []Constraint {
 	}, {
 		ID:          ConstraintIntegerLiteral,
 		Where:       ints,
-		Description: "Whole numbers are written with digits only (and an optional minus): 2 is accepted, 2.0 and 2e0 are refused although JSON Schema counts them as integers.",
+		Description: "Whole numbers (and the codes of a select-many answer) are written with digits only (and an optional minus): 2 is accepted, 2.0 and 2e0 are refused although JSON Schema counts them as integers.",
 	}}
-	if len(decimals) > 0 {
-		cs = append(cs, Constraint{
-			ID:          ConstraintDecimalBinary,
-			Where:       decimals,
-			Description: "Decimal values are compared with minimum and maximum after rounding to an IEEE 754 double, so a literal a hair beyond a bound (within half a unit in the last place) is accepted.",
-		})
-	}
 	if len(dates) > 0 {
 		cs = append(cs, Constraint{
 			ID:          ConstraintDateCalendar,
@@ -316,6 +340,73 @@ func (c *compiled) constraints() []Constraint {
 		Where:       []string{"/supersedes", "/id"},
 		Description: "supersedes, when set, is not the submission's own id (compared ignoring the case of hex digits).",
 	})
+	return append(cs, c.exprConstraints()...)
+}
+
+// exprConstraints lists the form's relevant, constraint and check rules,
+// in the form's order.
+func (c *compiled) exprConstraints() []Constraint {
+	var cs []Constraint
+	pointer := func(person bool, r fieldRef) string {
+		if person && !r.outer {
+			return "/persons/*/" + r.name
+		}
+		return "/household/" + r.name
+	}
+	where := func(person bool, self string, e *expr) []string {
+		w := []string{}
+		if self != "" {
+			w = append(w, pointer(person, fieldRef{name: self}))
+		}
+		for _, r := range e.refs {
+			if p := pointer(person, r); len(w) == 0 || p != w[0] {
+				w = append(w, p)
+			}
+		}
+		return w
+	}
+	for _, set := range []struct {
+		list   string
+		person bool
+		fs     *fieldSet
+	}{{"household", false, &c.household}, {"persons", true, &c.person}} {
+		for i := range set.fs.rules {
+			r := &set.fs.rules[i]
+			path := set.list + "/" + r.name
+			if r.relevant != nil {
+				d := fmt.Sprintf("The field %s may have a value only where this expression holds", path)
+				if r.required {
+					d += ", and must have one there"
+				}
+				cs = append(cs, Constraint{
+					ID:          ConstraintRelevantPrefix + path,
+					Where:       where(set.person, r.name, r.relevant),
+					Description: d + ".",
+					Expr:        r.relevant.src,
+				})
+			}
+			if r.constraint != nil {
+				cs = append(cs, Constraint{
+					ID:          ConstraintConstraintPrefix + path,
+					Where:       where(set.person, r.name, r.constraint),
+					Description: fmt.Sprintf("Every value of %s (\".\" in the expression) satisfies this expression; if not, the problem says: %s", path, r.message),
+					Expr:        r.constraint.src,
+				})
+			}
+		}
+	}
+	for _, ck := range c.checks {
+		scope := "the household"
+		if ck.person {
+			scope = "every person (with the household's fields)"
+		}
+		cs = append(cs, Constraint{
+			ID:          ConstraintCheckPrefix + ck.id,
+			Where:       where(ck.person, "", ck.expr),
+			Description: fmt.Sprintf("This expression holds for %s, or every field it names is absent; if not, the problem says: %s", scope, ck.problem),
+			Expr:        ck.expr.src,
+		})
+	}
 	return cs
 }
 

@@ -15,8 +15,9 @@ import (
 // Each object holds that class's fields with keys sorted; persons keep their
 // order and count (a person with no field of the class is {}), so a person's
 // index is the same in every part. Values are normalized: whole numbers as
-// plain integers, decimals in shortest plain decimal form, strings with
-// minimal escaping. The same answers therefore always give the same bytes.
+// plain integers, decimals in shortest plain decimal form, code sets as
+// arrays of plain integers sorted ascending, strings with minimal escaping.
+// The same answers therefore always give the same bytes.
 //
 // Split validates s first (as ValidateAt, without the clock check) and
 // returns an *Error if it is not valid.
@@ -81,6 +82,21 @@ func (r *rule) appendCanonical(b []byte, v Value) []byte {
 			return append(b, '0') // not "-0"
 		}
 		return strconv.AppendFloat(b, x, 'f', -1, 64)
+	case kCodeSet:
+		var codes []int
+		for it := (items{s: v.text}); it.next(); {
+			n, _ := strconv.Atoi(it.cur)
+			codes = append(codes, n)
+		}
+		sort.Ints(codes)
+		b = append(b, '[')
+		for i, n := range codes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(n), 10)
+		}
+		return append(b, ']')
 	}
 	return appendString(b, v.text)
 }
@@ -90,6 +106,8 @@ func (r *rule) canonical(v Value) Value {
 	switch r.kind {
 	case kInt, kCode, kDecimal:
 		return Value{text: string(r.appendCanonical(nil, v)), kind: vNumber}
+	case kCodeSet:
+		return Value{text: string(r.appendCanonical(nil, v)), kind: vCodes}
 	}
 	return v
 }
@@ -200,9 +218,9 @@ func (c *compiled) parsePart(cl Class, b []byte) (map[string]Value, []map[string
 		return nil, nil, problem("household and persons are required")
 	}
 	var p problems
-	c.household.checkPart(&p, cl, loc{idx: -1}, h)
+	c.household.checkPart(&p, cl, loc{idx: -1}, h, sc.nulls)
 	for i, m := range ps {
-		c.person.checkPart(&p, cl, loc{idx: i}, m)
+		c.person.checkPart(&p, cl, loc{idx: i}, m, sc.nulls)
 	}
 	if e := p.err(); e != nil {
 		return nil, nil, e
@@ -211,15 +229,21 @@ func (c *compiled) parsePart(cl Class, b []byte) (map[string]Value, []map[string
 }
 
 // checkPart checks that every value of m is a valid field of class cl, and
-// normalizes it in place.
-func (fs *fieldSet) checkPart(p *problems, cl Class, at loc, m map[string]Value) {
+// normalizes it in place; a key given null (Split writes none) must be
+// such a field too.
+func (fs *fieldSet) checkPart(p *problems, cl Class, at loc, m map[string]Value, nulls []loc) {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
+	for _, n := range nulls {
+		if n.idx == at.idx {
+			keys = append(keys, n.key)
+		}
+	}
 	sort.Strings(keys) // problems in a stable order
 	for _, k := range keys {
-		v := m[k]
+		v, present := m[k]
 		i, ok := fs.index[k]
 		if !ok {
 			p.add(at.field(k) + ": unknown field")
@@ -228,6 +252,9 @@ func (fs *fieldSet) checkPart(p *problems, cl Class, at loc, m map[string]Value)
 		r := &fs.rules[i]
 		if r.class != cl {
 			p.add(at.field(k) + ": not a " + string(cl) + " field")
+			continue
+		}
+		if !present {
 			continue
 		}
 		if msg := r.check(v); msg != "" {

@@ -155,7 +155,10 @@ func TestJoinErrors(t *testing.T) {
 		{"extra key", map[form.Class][]byte{form.Analytic: []byte(`{"household":{},"persons":[{}],"x":1}`)}, "analytic part: only household and persons, once each, are allowed"},
 		{"duplicate household", map[form.Class][]byte{form.Analytic: []byte(`{"household":{},"household":{},"persons":[{}]}`)}, "analytic part: only household and persons, once each, are allowed"},
 		{"trailing", map[form.Class][]byte{form.Analytic: []byte(`{"household":{},"persons":[{}]}x`)}, "analytic part: trailing data"},
-		{"nested", map[form.Class][]byte{form.Analytic: []byte(`{"household":{"tenure":{}},"persons":[{}]}`)}, "analytic part: household.tenure: must be a string, number or null"},
+		{"nested", map[form.Class][]byte{form.Analytic: []byte(`{"household":{"tenure":{}},"persons":[{}]}`)}, "analytic part: household.tenure: must be a string, number, null or array of numbers"},
+		{"unknown field with null", map[form.Class][]byte{form.Analytic: []byte(`{"household":{"colour":null},"persons":[{}]}`)}, "analytic part: household.colour: unknown field"},
+		{"other class with null", map[form.Class][]byte{form.Analytic: []byte(`{"household":{},"persons":[{"full_name":null}]}`)}, "analytic part: persons[0].full_name: not a analytic field"},
+		{"array for a code", map[form.Class][]byte{form.Analytic: []byte(`{"household":{"tenure":[1]},"persons":[{}]}`)}, "analytic part: household.tenure: must be a number"},
 		{"duplicate field", map[form.Class][]byte{form.Analytic: []byte(`{"household":{"tenure":1,"tenure":2},"persons":[{}]}`)}, "analytic part: household.tenure: duplicate key"},
 	}
 	for _, tc := range tests {

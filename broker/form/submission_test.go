@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/big"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +89,15 @@ func persons(n int) func(m map[string]any) {
 	}
 }
 
+// manyCodes is an array of n ones.
+func manyCodes(n int) []any {
+	a := make([]any, n)
+	for i := range a {
+		a[i] = 1
+	}
+	return a
+}
+
 func TestInvalidSubmissions(t *testing.T) {
 	f := form.Default()
 	valid := string(householdJSON(t))
@@ -114,9 +125,24 @@ func TestInvalidSubmissions(t *testing.T) {
 		{"trailing garbage", append(householdJSON(t), []byte("x")...), "trailing data after the submission"},
 		{"second object", append(householdJSON(t), []byte("{}")...), "trailing data after the submission"},
 		{"trailing comma", replace(`"respondent_no": 2`, `"respondent_no": 2,`), "invalid JSON at byte …"},
-		{"nested object as value", mutate(t, func(m map[string]any) { hh(m)["address"] = map[string]any{"street": "x"} }), "household.address: must be a string, number or null"},
-		{"array as value", mutate(t, func(m map[string]any) { person(m, 1)["sex"] = []any{2} }), "persons[1].sex: must be a string, number or null"},
-		{"boolean value", mutate(t, func(m map[string]any) { hh(m)["electricity"] = true }), "household.electricity: must be a string, number or null"},
+		{"nested object as value", mutate(t, func(m map[string]any) { hh(m)["address"] = map[string]any{"street": "x"} }), "household.address: must be a string, number, null or array of numbers"},
+		{"boolean value", mutate(t, func(m map[string]any) { hh(m)["electricity"] = true }), "household.electricity: must be a string, number, null or array of numbers"},
+		{"nested array", mutate(t, func(m map[string]any) { person(m, 1)["sex"] = []any{[]any{2}} }), "persons[1].sex: an array may hold numbers (codes) only"},
+		{"string in an array", mutate(t, func(m map[string]any) { person(m, 1)["sex"] = []any{"2"} }), "persons[1].sex: an array may hold numbers (codes) only"},
+		{"null in an array", mutate(t, func(m map[string]any) { person(m, 1)["sex"] = []any{nil} }), "persons[1].sex: an array may hold numbers (codes) only"},
+		{"object in an array", mutate(t, func(m map[string]any) { person(m, 1)["sex"] = []any{map[string]any{}} }), "persons[1].sex: an array may hold numbers (codes) only"},
+		{"array too long", mutate(t, func(m map[string]any) { person(m, 1)["sex"] = manyCodes(form.MaxCodes + 1) }), "persons[1].sex: more than 1000 items"},
+		{"array trailing comma", replace(`"tenure": 1,`, `"tenure": [1,],`), "invalid JSON at byte …"},
+		{"array unterminated", replace(`"tenure": 1,`, `"tenure": [1 2],`), "invalid JSON at byte …"},
+		{"array on top", mutate(t, func(m map[string]any) { m["area"] = []any{1} }), "area: must be a string, number or null"},
+		{"array for a code", mutate(t, func(m map[string]any) { person(m, 1)["sex"] = []any{2} }), "persons[1].sex: must be a number"},
+		{"array for a string", mutate(t, func(m map[string]any) { hh(m)["address"] = []any{2} }), "household.address: must be a string"},
+		{"unknown household field with null", mutate(t, func(m map[string]any) { hh(m)["colour"] = nil }), "household.colour: unknown field"},
+		{"unknown person field with null", mutate(t, func(m map[string]any) { person(m, 4)["nickname"] = nil }), "persons[4].nickname: unknown field"},
+		{"odd key with null", mutate(t, func(m map[string]any) { person(m, 4)["Tên"] = nil }), "persons[4]: invalid field name"},
+		{"floor area a hair above max", replace(`"floor_area_m2": 65.5`, `"floor_area_m2": 10000.0000000000001`), "household.floor_area_m2: must be between 1 and 10000"},
+		{"floor area a hair below min", replace(`"floor_area_m2": 65.5`, `"floor_area_m2": 0.99999999999999999999`), "household.floor_area_m2: must be between 1 and 10000"},
+		{"floor area far beyond", replace(`"floor_area_m2": 65.5`, `"floor_area_m2": 1e999999999999999999999999999999999999`), "household.floor_area_m2: must be between 1 and 10000"},
 		{"household not object", mutate(t, func(m map[string]any) { m["household"] = "x" }), "household: must be an object"},
 		{"persons not array", mutate(t, func(m map[string]any) { m["persons"] = map[string]any{} }), "persons: must be an array of objects"},
 		{"person not object", mutate(t, func(m map[string]any) { m["persons"] = []any{1} }), "persons[0]: must be an object"},
@@ -210,6 +236,11 @@ func TestValidBoundaries(t *testing.T) {
 		{"birth_year 2019", func(m map[string]any) { person(m, 0)["birth_year"] = 2019 }},
 		{"floor area 1", func(m map[string]any) { hh(m)["floor_area_m2"] = 1 }},
 		{"floor area 10000", func(m map[string]any) { hh(m)["floor_area_m2"] = json.Number("1e4") }},
+		{"floor area 10000 written long", func(m map[string]any) { hh(m)["floor_area_m2"] = json.Number("10000.000000000000000000000") }},
+		{"floor area 10000 as 0.1e5", func(m map[string]any) { hh(m)["floor_area_m2"] = json.Number("0.1E+5") }},
+		{"floor area a hair below max", func(m map[string]any) { hh(m)["floor_area_m2"] = json.Number("9999.9999999999999999999") }},
+		{"floor area a hair above min", func(m map[string]any) { hh(m)["floor_area_m2"] = json.Number("1.000000000000000000001") }},
+		{"floor area 1 as 100e-2", func(m map[string]any) { hh(m)["floor_area_m2"] = json.Number("100e-2") }},
 		{"ethnicity 55", func(m map[string]any) { person(m, 0)["ethnicity"] = 55 }},
 		{"name 100 chars", func(m map[string]any) { hh(m)["head_name"] = strings.Repeat("Đ", 100) }},
 		{"phone +84", func(m map[string]any) { hh(m)["phone"] = "+84912345678" }},
@@ -453,5 +484,84 @@ func TestInterviewTimeWithoutCensusMoment(t *testing.T) {
 	}
 	if m, ok := form.Default().Census(); !ok || !m.Equal(time.Date(2019, 3, 31, 17, 0, 0, 0, time.UTC)) {
 		t.Errorf("census2019's moment = %v, %v; want 2019-04-01 00:00 +07", m, ok)
+	}
+}
+
+// TestDecimalBoundsExact: a decimal is within its bounds exactly as the
+// literal says, compared as math/big reads it (what the JSON Schema's
+// minimum and maximum mean), whatever float64 would round it to; and a
+// literal of 40 characters with a huge exponent is decided at once.
+func TestDecimalBoundsExact(t *testing.T) {
+	f, err := form.Parse([]byte(`{"name":"dec","version":1,
+	"household":[{"name":"x","type":"decimal","class":"analytic","min":-10.1,"max":99.5}],
+	"person":[{"name":"p","type":"int","class":"analytic","min":0,"max":1}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, _ := new(big.Rat).SetString("-10.1")
+	hi, _ := new(big.Rat).SetString("99.5")
+	accepted := func(lit string) bool {
+		t.Helper()
+		b := []byte(`{"id":"6f1c3a52-8d4e-4b7a-9c21-0e5d7f3b8a64","form":"dec","form_version":1,"area":"a","household_no":1,
+		"interviewed_at":"2019-04-05T09:30:00Z","household":{"x":` + lit + `},"persons":[{}]}`)
+		_, err := decodeValidate(f, b)
+		return err == nil
+	}
+	r := rand.New(rand.NewPCG(14, 2))
+	for _, base := range []string{"99.5", "-10.1", "0", "99.4", "-10.2", "100"} {
+		for range 300 {
+			// A bound (or near one) nudged in a far digit, written plain
+			// or as 0.digits e exponent, within Decode's 40 characters.
+			x, _ := new(big.Rat).SetString(base)
+			nudge, _ := new(big.Rat).SetString(fmt.Sprintf("%de-%d", r.IntN(2001)-1000, 1+r.IntN(25)))
+			x.Add(x, nudge)
+			lit := x.FloatString(30)
+			if r.IntN(2) == 0 {
+				sign, abs := "", lit
+				if strings.HasPrefix(lit, "-") {
+					sign, abs = "-", lit[1:]
+				}
+				intPart, frac, _ := strings.Cut(abs, ".")
+				lit = sign + "0." + intPart + frac + "e" + fmt.Sprint(len(intPart))
+			}
+			if len(lit) > 40 {
+				lit = lit[:40]
+				if strings.HasSuffix(lit, ".") {
+					lit = lit[:39]
+				}
+			}
+			x, ok := new(big.Rat).SetString(lit)
+			if !ok {
+				t.Fatalf("big.Rat cannot read %s", lit)
+			}
+			want := x.Cmp(lo) >= 0 && x.Cmp(hi) <= 0
+			if got := accepted(lit); got != want {
+				t.Errorf("%s: accepted %v, want %v", lit, got, want)
+			}
+		}
+	}
+	// Exponents beyond what big.Rat reads quickly.
+	for lit, want := range map[string]bool{
+		"1e-999999999999999999999999999999999":    true,
+		"-1e-99999999999999999999999999999999999": true,
+		"0e99999999999999999999999999999999999":   true,
+		"-0":                                      true,
+		"0.0e0":                                   true,
+		"99.5e0":                                  true,
+		"9.95E+1":                                 true,
+		"0.0000000000000000000000000000000000001":  true,
+		"-10.100000000000000000000000000000000000": true,
+		"-10.100000000000000000000000000000000001": false,
+		"99.50000000000000000000000000000000001":   false,
+		"1e99999999999999999999999999999999999999": false,
+		"-1e9999999999999999999999999999999999999": false,
+		"-1e-999999999999999999999999999999999999": true,
+		"1e18446744073709551617":                   false, // 10^(2^64+1): an exponent that wraps in int64 reads as 10
+		"-1e18446744073709551617":                  false,
+		"5e-18446744073709551615":                  true,
+	} {
+		if got := accepted(lit); got != want {
+			t.Errorf("%s: accepted %v, want %v", lit, got, want)
+		}
 	}
 }

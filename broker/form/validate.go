@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -53,9 +54,14 @@ func (f *Form) Validate(s *Submission) error { return f.ValidateAt(s, time.Now()
 // supersedes, if set) a canonical UUID, supersedes not id itself; area an
 // area code; household_no ≥ 1; interviewed_at set, at most MaxFuture
 // after now and not before MaxBeforeCensus before the form's census moment
-// (EarliestInterview without one); 1 to MaxPersons persons; every field known to the form, of its
-// type, within its range, code list or length; every required field present.
-// A string field must not be blank nor hold control characters.
+// (EarliestInterview without one); 1 to MaxPersons persons; every key a
+// field of the form (even with null); every value of its field's type,
+// within its range (decimals compared exactly as written), code list or
+// length, and a code_set's codes distinct; a value only where its field's
+// relevant holds ("not relevant"), every required field present where it
+// holds; every present value satisfying its field's constraint; every check
+// of the form holding ("check <id>: <message>"). A string field must not be
+// blank nor hold control characters.
 func (f *Form) ValidateAt(s *Submission, now time.Time) error {
 	c, err := f.rules()
 	if err != nil {
@@ -123,7 +129,7 @@ func (c *compiled) check(s *Submission, now time.Time, checkTime bool) *Error {
 			p.add("supersedes: must not be the submission's own id")
 		}
 	}
-	c.household.check(&p, loc{idx: -1}, s.Household)
+	c.household.check(&p, loc{idx: -1}, s.Household, nil, s.nulls)
 	switch {
 	case len(s.Persons) == 0:
 		p.add("persons: at least 1 person required")
@@ -134,13 +140,34 @@ func (c *compiled) check(s *Submission, now time.Time, checkTime bool) *Error {
 			if p.more {
 				break
 			}
-			c.person.check(&p, loc{idx: i}, m)
+			c.person.check(&p, loc{idx: i}, m, s.Household, s.nulls)
+		}
+	}
+	for i := range c.checks {
+		ck := &c.checks[i]
+		if !ck.person {
+			en := env{self: s.Household}
+			if !ck.expr.allAbsent(&en) && !ck.expr.holds(&en) {
+				p.add(ck.problem)
+			}
+			continue
+		}
+		for j, m := range s.Persons {
+			if j == MaxPersons || p.more {
+				break
+			}
+			en := env{self: m, outer: s.Household}
+			if !ck.expr.allAbsent(&en) && !ck.expr.holds(&en) {
+				p.add(loc{idx: j}.path() + ": " + ck.problem)
+			}
 		}
 	}
 	return p.err()
 }
 
-func (fs *fieldSet) check(p *problems, at loc, m map[string]Value) {
+// check checks the answers m of one object (hh is the household's, for a
+// person's expressions); nulls are the keys of the submission given null.
+func (fs *fieldSet) check(p *problems, at loc, m, hh map[string]Value, nulls []loc) {
 	known := 0
 	for i := range fs.rules {
 		r := &fs.rules[i]
@@ -148,7 +175,14 @@ func (fs *fieldSet) check(p *problems, at loc, m map[string]Value) {
 		if ok {
 			known++
 		}
-		if !ok || v.kind == vAbsent {
+		present := ok && v.kind != vAbsent
+		if r.relevant != nil && (present || r.required) && !r.relevant.holds(&env{self: m, outer: hh}) {
+			if present {
+				p.add(at.field(r.name) + ": not relevant")
+			}
+			continue
+		}
+		if !present {
 			if r.required {
 				p.add(at.field(r.name) + ": required")
 			}
@@ -156,12 +190,21 @@ func (fs *fieldSet) check(p *problems, at loc, m map[string]Value) {
 		}
 		if msg := r.check(v); msg != "" {
 			p.add(at.field(r.name) + ": " + msg)
+			continue
+		}
+		if r.constraint != nil && !r.constraint.holds(&env{self: m, outer: hh, dot: v}) {
+			p.add(at.field(r.name) + ": " + r.message)
 		}
 	}
-	if known == len(m) {
+	var unknown []string
+	for _, n := range nulls {
+		if _, ok := fs.index[n.key]; n.idx == at.idx && !ok {
+			unknown = append(unknown, n.key)
+		}
+	}
+	if known == len(m) && len(unknown) == 0 {
 		return
 	}
-	var unknown []string
 	for k := range m {
 		if _, ok := fs.index[k]; !ok {
 			unknown = append(unknown, k)
@@ -226,9 +269,35 @@ func (r *rule) check(v Value) string {
 		if v.kind != vNumber {
 			return "must be a number"
 		}
-		x, ok := v.Float()
-		if !ok || x < r.min || x > r.max {
-			return fmt.Sprintf("must be between %g and %g", r.min, r.max)
+		// Strictly inside the bounds as float64 means inside them exactly
+		// (rounding to float64 keeps order); otherwise the literal is
+		// compared with the bounds as written in the JSON Schema, digit by
+		// digit, so that the two agree on 10000.0000000000001.
+		x, _ := strconv.ParseFloat(v.text, 64) // ±Inf beyond float64
+		if !(x > r.min && x < r.max) && (decimalCmp(v.text, r.minS) < 0 || decimalCmp(v.text, r.maxS) > 0) {
+			return "must be between " + r.minS + " and " + r.maxS
+		}
+	case kCodeSet:
+		if v.kind != vCodes {
+			return "must be an array of codes"
+		}
+		var seen [MaxCodeValue/64 + 1]uint64
+		n := 0
+		for it := (items{s: v.text}); it.next(); n++ {
+			c, err := strconv.ParseInt(it.cur, 10, 64)
+			if err != nil {
+				return "codes must be whole numbers"
+			}
+			if c < 0 || c >= int64(len(r.codes)) || !r.codes[c] {
+				return "code not allowed"
+			}
+			if seen[c/64]&(1<<(c%64)) != 0 {
+				return "code given twice"
+			}
+			seen[c/64] |= 1 << (c % 64)
+		}
+		if n == 0 {
+			return "must hold at least one code"
 		}
 	case kDate:
 		t, ok := v.Text()

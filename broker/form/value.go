@@ -10,13 +10,14 @@ import (
 	"unicode/utf8"
 )
 
-// Value is one answer: a JSON string or a JSON number, kept as the text the
-// device sent (numbers are normalized only by Split, which knows the field's
-// type). The zero Value is absent.
+// Value is one answer: a JSON string, a JSON number or a JSON array of
+// numbers (the codes of a code_set field), kept as the text the device sent
+// (normalized only by Split, which knows the field's type). The zero Value
+// is absent.
 //
 // A Value is personal data: it prints as "form.Value(redacted)" with every
 // fmt verb, so a stray log line cannot leak it. Read it with Text, Int,
-// Float or Raw.
+// Float, Codes or Raw.
 type Value struct {
 	text string // a string's content, or a number's literal
 	kind valueKind
@@ -28,6 +29,7 @@ const (
 	vAbsent valueKind = iota
 	vString
 	vNumber
+	vCodes // a JSON array of numbers, as Decode checked it
 )
 
 // maxNumber bounds a number literal; no sane answer needs more digits.
@@ -46,6 +48,37 @@ func NumberValue(literal string) (Value, error) {
 		return Value{}, errors.New("not a JSON number")
 	}
 	return Value{text: literal, kind: vNumber}, nil
+}
+
+// CodeSetValue returns a code-set Value holding the codes in this order
+// (Split sorts them).
+func CodeSetValue(codes ...int) Value {
+	b := []byte{'['}
+	for i, c := range codes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(c), 10)
+	}
+	return Value{text: string(append(b, ']')), kind: vCodes}
+}
+
+// Codes returns the codes of a code-set Value in the order written; false
+// for other Values and for a set with an item that is not a whole number
+// (Validate refuses those).
+func (v Value) Codes() ([]int, bool) {
+	if v.kind != vCodes {
+		return nil, false
+	}
+	var out []int
+	for it := (items{s: v.text}); it.next(); {
+		c, err := strconv.ParseInt(it.cur, 10, 64)
+		if err != nil || c < 0 || c > MaxCodeValue {
+			return nil, false
+		}
+		out = append(out, int(c))
+	}
+	return out, true
 }
 
 // Text returns a string Value's content; false for numbers and absent
@@ -75,12 +108,12 @@ func (v Value) Float() (float64, bool) {
 func (v Value) IsZero() bool { return v.kind == vAbsent }
 
 // Raw returns v as JSON: a string in this package's canonical escaping, a
-// number as its literal, or null if v is absent.
+// number or an array of codes as written, or null if v is absent.
 func (v Value) Raw() json.RawMessage {
 	switch v.kind {
 	case vString:
 		return appendString(make([]byte, 0, len(v.text)+2), v.text)
-	case vNumber:
+	case vNumber, vCodes:
 		return json.RawMessage(v.text)
 	}
 	return json.RawMessage("null")
