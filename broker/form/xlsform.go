@@ -552,6 +552,12 @@ type frame struct {
 type place struct {
 	sheet *sheet
 	row   sheetRow
+	// exprs maps the member an expression error of Parse names
+	// ("constraint: at character 3 …") to the column that holds it.
+	exprs map[string]string
+	// joined lists the rows whose relevant a field's was joined from
+	// (its groups' and its own), when there are several.
+	joined []int
 }
 
 func (wb *workbook) form() (*Form, error) {
@@ -782,21 +788,29 @@ func (wb *workbook) readSurvey(f *Form, set settings, lists map[string]*choiceLi
 			return err
 		}
 		var rel []string
+		var relRows []int
 		inRepeat := false
 		for _, fr := range stack {
 			inRepeat = inRepeat || fr.repeat
 			if fr.relevant != "" {
-				rel = append(rel, fr.relevant)
+				rel, relRows = append(rel, fr.relevant), append(relRows, fr.row.n)
 			}
 		}
 		if fd.Relevant != "" {
-			rel = append(rel, fd.Relevant)
+			rel, relRows = append(rel, fd.Relevant), append(relRows, r.n)
+		}
+		p := place{sheet: s, row: r, exprs: map[string]string{"constraint": "constraint"}}
+		switch {
+		case len(rel) == 1 && relRows[0] == r.n:
+			p.exprs["relevant"] = "relevant" // its own, not joined to a group's
+		case len(rel) > 0:
+			p.joined = relRows
 		}
 		fd.Relevant = conjunction(rel)
 		if prev, dup := fields[fd.Name]; dup {
 			return s.at(r, c.name, "name %s is already used at row %d: names are unique in the whole form", quote(fd.Name), prev.row.n)
 		}
-		fields[fd.Name] = place{s, r}
+		fields[fd.Name] = p
 		if inRepeat {
 			f.Person = append(f.Person, fd)
 		} else {
@@ -956,24 +970,23 @@ func (wb *workbook) readChecks(f *Form, set settings, checks map[string]place) e
 		if prev, dup := checks[ck.ID]; dup {
 			return s.at(r, idc, "check id %s is already used at row %d", quote(ck.ID), prev.row.n)
 		}
-		checks[ck.ID] = place{s, r}
+		checks[ck.ID] = place{sheet: s, row: r, exprs: map[string]string{"expr": "expression"}}
 		f.Checks = append(f.Checks, ck)
 	}
 	return nil
 }
 
 // locate turns an error of Parse into an *XLSFormError at the row of the
-// field or check it names (Parse quotes names with %q); a form-wide error
-// about the name, version or census moment points at the settings cell.
+// field or check it names (Parse quotes names with %q), and at the cell
+// of the expression it names when that cell holds all of it (a relevant
+// joined to a group's does not); a form-wide error about the name,
+// version or census moment points at the settings cell.
 func (wb *workbook) locate(err error, f *Form, fields, checks map[string]place) error {
 	msg := err.Error()
-	at := func(p place) error {
-		return &XLSFormError{Sheet: p.sheet.name, Row: p.row.n, Msg: msg, Err: err}
-	}
-	best, bestAt := -1, place{}
+	best, bestEnd, bestAt := -1, 0, place{}
 	try := func(needle string, p place) {
 		if i := strings.Index(msg, needle); i >= 0 && (best < 0 || i < best) {
-			best, bestAt = i, p
+			best, bestEnd, bestAt = i, i+len(needle), p
 		}
 	}
 	for _, list := range [][]Field{f.Household, f.Person} {
@@ -985,7 +998,25 @@ func (wb *workbook) locate(err error, f *Form, fields, checks map[string]place) 
 		try("check "+strconv.Quote(untrusted.Clip(ck.ID, maxNameLen)), checks[ck.ID])
 	}
 	if best >= 0 {
-		return at(bestAt)
+		e := &XLSFormError{Sheet: bestAt.sheet.name, Row: bestAt.row.n, Msg: msg, Err: err}
+		rest := strings.TrimLeft(msg[bestEnd:], ": ")
+		for member, base := range bestAt.exprs {
+			if c, ok := bestAt.sheet.col(base); ok && strings.HasPrefix(rest, member+":") {
+				e.Column, e.Header = c.letter, c.header
+			}
+		}
+		if len(bestAt.joined) > 0 && strings.HasPrefix(rest, "relevant:") {
+			if len(bestAt.joined) == 1 {
+				e.Msg += fmt.Sprintf(" (this relevant is its group's, at row %d)", bestAt.joined[0])
+			} else {
+				rows := make([]string, len(bestAt.joined))
+				for i, n := range bestAt.joined {
+					rows[i] = strconv.Itoa(n)
+				}
+				e.Msg += fmt.Sprintf(" (this relevant joins those of rows %s with and, groups first; characters count in the joined text)", strings.Join(rows, ", "))
+			}
+		}
+		return e
 	}
 	s := wb.settings
 	for _, k := range []string{"census_moment", "version", "form_id"} {

@@ -706,6 +706,22 @@ func TestXLSFormMalformed(t *testing.T) {
 			where{"survey", ageRow, ""}, `person field "age": min is larger than max`},
 		{"bad name (Parse)", func(b xlsBook) { b[0].rows[b[0].index(t, "address")]["name"] = "Address" },
 			where{"survey", sv.row(t, "address"), ""}, `household field "Address": name must be`},
+		{"relevant with an unknown name (Parse)", func(b xlsBook) { b[0].rows[b[0].index(t, "education_level")]["relevant"] = "${agee} >= 5" },
+			where{"survey", sv.row(t, "education_level"), sv.col(t, "relevant")}, `person field "education_level": relevant:`},
+		{"constraint that does not parse (Parse)", func(b xlsBook) { b[0].rows[b[0].index(t, "monthly_wage_kvnd")]["constraint"] = ". = = 0" },
+			where{"survey", sv.row(t, "monthly_wage_kvnd"), sv.col(t, "constraint")}, `person field "monthly_wage_kvnd": constraint:`},
+		{"relevant joined to a group's (Parse)", func(b xlsBook) { b[0].rows[b[0].index(t, "labour")]["relevant"] = "${agee} >= 15" },
+			where{"survey", sv.row(t, "worked_last_week"), ""}, fmt.Sprintf("(this relevant is its group's, at row %d)", sv.row(t, "labour"))},
+		{"relevant joined to two groups' (Parse)", func(b xlsBook) { b[0].rows[b[0].index(t, "methods")]["relevant"] = "${agee} >= 15" },
+			where{"survey", sv.row(t, "job_search_methods"), ""}, fmt.Sprintf("(this relevant joins those of rows %d, %d with and", sv.row(t, "job_search"), sv.row(t, "methods"))},
+		{"check with an unknown name (Parse)", func(b xlsBook) { b.sheet(t, "checks").rows[1]["expression"] = "${relationship} != 2 or ${agge} >= 15" },
+			where{"checks", 3, "C"}, `check "spouse_of_marriageable_age": expr:`},
+		{"check scope (Parse)", func(b xlsBook) { b.sheet(t, "checks").rows[1]["scope"] = "village" },
+			where{"checks", 3, ""}, `check "spouse_of_marriageable_age": scope must be household or person`},
+		{"two fields with role age (Parse)", func(b xlsBook) {
+			r := b[0].rows[b[0].index(t, "hours_worked")]
+			r["role"] = "age"
+		}, where{"survey", sv.row(t, "hours_worked"), ""}, `"hours_worked"`},
 		{"census moment (Parse)", func(b xlsBook) { b.sheet(t, "settings").rows[0]["census_moment"] = "1 July 2026" },
 			where{"settings", 2, sv3(base, t, "settings", "census_moment")}, "census_moment must be an RFC 3339 time"},
 		{"bad form id (Parse)", func(b xlsBook) { b.sheet(t, "settings").rows[0]["form_id"] = "LFS-2026" },
