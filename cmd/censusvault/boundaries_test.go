@@ -105,6 +105,7 @@ func TestDependenciesStayHome(t *testing.T) {
 		{"github.com/casbin/casbin", module + "/policy"},
 		{"github.com/jackc/pgx", module + "/storage/postgres"},
 		{"github.com/hashicorp/vault/api", module + "/crypto/vaulttransit"},
+		{"github.com/xuri/excelize", module + "/broker/form"},
 	}
 	for _, p := range pkgs {
 		if strings.HasSuffix(p.ImportPath, ".test") {
