@@ -66,7 +66,7 @@ func (b *Broker) Authenticate(ctx context.Context, authorization, source string)
 		return nil, fail("", "malformed token")
 	}
 	var u *storage.User
-	var engHash string
+	var engHash, areaRev string
 	err = b.store.View(ctx, func(tx storage.ReadTx) error {
 		var err error
 		if u, err = tx.UserByTokenHash(digest.Hex()); err != nil {
@@ -78,6 +78,11 @@ func (b *Broker) Authenticate(ctx context.Context, authorization, source string)
 		if errors.Is(err, storage.ErrNotFound) {
 			err = nil
 		}
+		if err != nil {
+			return err
+		}
+		// And the revision of the area tree, for the same reason.
+		areaRev, err = storedAreaRevision(tx)
 		return err
 	})
 	if errors.Is(err, storage.ErrNotFound) {
@@ -101,6 +106,9 @@ func (b *Broker) Authenticate(ctx context.Context, authorization, source string)
 		return nil, fail(u.Name, "token expired")
 	}
 	if err := b.syncEngine(ctx, engHash); err != nil {
+		return nil, err
+	}
+	if err := b.syncAreas(ctx, areaRev); err != nil {
 		return nil, err
 	}
 	c := &Caller{User: UserID(u.Name), eng: b.engine.Load()}

@@ -131,7 +131,7 @@ type Broker struct {
 	now     func() time.Time
 	maxBody int64
 
-	tree    *area.Tree
+	tree    *liveTree                     // the area tree in force (areas.go)
 	engine  atomic.Pointer[policy.Engine] // the role policy in force; see engineFor
 	keyring *crypto.Keyring
 	dekVer  int
@@ -166,6 +166,9 @@ type Broker struct {
 	openPruned atomic.Int64        // unix nanoseconds of the last prune of stored opens
 
 	extractSlots *extractSlots // extract downloads in their first pass
+
+	atMu  sync.Mutex      // guards atGeo
+	atGeo *area.Geography // the last geography of an earlier revision rebuilt (geoAt)
 }
 
 type ingestKey struct {
@@ -258,7 +261,7 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	}
 	b.keyring = kr
 
-	var rows []storage.Area
+	var geo *area.Geography
 	var model, csv, dekVer, name string
 	var receiptKeys, auditKeys []storage.Key
 	err = o.Store.View(ctx, func(tx storage.ReadTx) error {
@@ -278,7 +281,7 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 		if name, err = tx.Meta(metaVaultName); err != nil {
 			return err
 		}
-		if rows, err = tx.Areas(); err != nil {
+		if geo, err = loadGeography(tx, -1); err != nil {
 			return err
 		}
 		if receiptKeys, err = tx.Keys(keyReceipt); err != nil {
@@ -294,9 +297,8 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	if _, err := fmt.Sscan(dekVer, &b.dekVer); err != nil || b.dekVer < 1 {
 		return nil, fmt.Errorf("broker: bad stored data key version %q", dekVer)
 	}
-	if b.tree, err = treeFromRows(rows); err != nil {
-		return nil, fmt.Errorf("broker: stored areas: %w", err)
-	}
+	b.tree = &liveTree{}
+	b.install(geo)
 	eng, err := policy.New(policy.Options{Model: model, Policy: csv})
 	if err != nil {
 		return nil, fmt.Errorf("broker: stored policy: %w", err)
@@ -423,8 +425,8 @@ func (b *Broker) watch(ctx context.Context, w storage.Watcher) {
 	}
 }
 
-// Tree is the area tree the broker serves.
-func (b *Broker) Tree() *area.Tree { return b.tree }
+// Tree is the area tree the broker serves: the one in force.
+func (b *Broker) Tree() *area.Tree { return b.tree.geo().Tree() }
 
 // PolicyHash is the hash of the policy and grants now in force.
 func (b *Broker) PolicyHash(ctx context.Context) (string, error) {

@@ -115,12 +115,18 @@ func (b *Broker) depositPlain(ctx context.Context, c *Caller, plain []byte, d0 p
 	if err != nil {
 		return nil, invalid(newEvent(d0), "submission is malformed", problemsOf(err), nil)
 	}
-	ea := AreaCode(sub.Area)
-	a, ok := b.tree.Get(ea)
-	if !ok || a.Level != area.EA {
+	// The EA in force the household belongs to: the one named, or for an
+	// EA a revision retired, where its household number went (areas.go).
+	g := b.tree.geo()
+	ea, ok := g.EA(AreaCode(sub.Area), sub.HouseholdNo)
+	if a, found := g.Tree().Get(ea); !ok || !found || a.Level != area.EA {
 		ev := newEvent(d0)
 		ev.Resources = []string{"submission:" + sub.ID}
-		return nil, invalid(ev, "area is not a known enumeration area", nil, nil)
+		msg := "area is not a known enumeration area"
+		if g.Retired(AreaCode(sub.Area)) {
+			msg = "area is an enumeration area a revision of the area tree split, and household_no is in none of the EAs it was split into"
+		}
+		return nil, invalid(ev, msg, nil, nil)
 	}
 	d, err := authorize(ea)
 	if err != nil {
@@ -144,17 +150,19 @@ func (b *Broker) depositPlain(ctx context.Context, c *Caller, plain []byte, d0 p
 	if err != nil {
 		return nil, invalid(ev, "submission fails validation", problemsOf(err), nil)
 	}
-	commune, ok := b.tree.Ancestor(ea, area.Commune)
+	commune, ok := g.Tree().Ancestor(ea, area.Commune)
 	if !ok {
 		return nil, errorf(Internal, nil, "EA %s has no commune", ea)
 	}
+	// Stored under the EA it names (sealed rows never change; the
+	// commune is the same, as an EA never changes commune).
 	rec := &storage.Submission{
-		ID: sub.ID, Area: string(ea), Commune: string(commune), HouseholdNo: sub.HouseholdNo,
+		ID: sub.ID, Area: sub.Area, Commune: string(commune), HouseholdNo: sub.HouseholdNo,
 		Form: sub.Form, FormVersion: sub.FormVersion, InterviewedAt: sub.InterviewedAt.UTC(),
 		Depositor: string(c.User), PayloadSHA256: payloadHash, Supersedes: sub.Supersedes,
 		Operational: parts[form.Operational],
 	}
-	ad := crypto.AD{Submission: sub.ID, Form: sub.Form, FormVersion: sub.FormVersion, Area: string(ea), HouseholdNo: sub.HouseholdNo}
+	ad := crypto.AD{Submission: sub.ID, Form: sub.Form, FormVersion: sub.FormVersion, Area: sub.Area, HouseholdNo: sub.HouseholdNo}
 	dekVer := b.dekVersion()
 	for _, class := range []crypto.Class{crypto.Identifying, crypto.Analytic} {
 		id := crypto.DataKeyID{Class: class, Commune: string(commune), Version: dekVer}
@@ -171,13 +179,13 @@ func (b *Broker) depositPlain(ctx context.Context, c *Caller, plain []byte, d0 p
 		}
 		rec.Sealed = append(rec.Sealed, storage.Sealed{Class: string(class), KeyVersion: dekVer, Data: sealed})
 	}
-	return b.commitDeposit(ctx, c, rec, ev)
+	return b.commitDeposit(ctx, c, g, rec, ev)
 }
 
 // commitDeposit stores the sealed submission, its audit event and its
 // receipt in one transaction, deciding idempotency and supersession
 // inside it so that concurrent deposits of the same id cannot both win.
-func (b *Broker) commitDeposit(ctx context.Context, c *Caller, rec *storage.Submission, ev *audit.Event) (*DepositResult, error) {
+func (b *Broker) commitDeposit(ctx context.Context, c *Caller, g *area.Geography, rec *storage.Submission, ev *audit.Event) (*DepositResult, error) {
 	var (
 		result  DepositResult
 		refusal *Error
@@ -207,7 +215,12 @@ func (b *Broker) commitDeposit(ctx context.Context, c *Caller, rec *storage.Subm
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
-		cur, err := tx.CurrentSubmission(rec.Area, rec.HouseholdNo)
+		// The household's current submission, under whichever code of
+		// it (a revision may have split its EA) it was deposited.
+		if err := checkRevision(tx, g); err != nil {
+			return err
+		}
+		cur, err := currentHousehold(tx, g, rec.Area, rec.HouseholdNo)
 		switch {
 		case err == nil:
 			if rec.Supersedes != cur.ID {
@@ -218,7 +231,8 @@ func (b *Broker) commitDeposit(ctx context.Context, c *Caller, rec *storage.Subm
 				return err
 			}
 			if cur.Depositor != rec.Depositor {
-				d, err := b.engineFor(c).Allow(ctx, c.subject(), policy.SupersedeAny, policy.Resource{Path: b.tree.PathStrings(AreaCode(rec.Area))})
+				// ev.Area is the EA in force the household belongs to.
+				d, err := b.engineFor(c).Allow(ctx, c.subject(), policy.SupersedeAny, policy.Resource{Path: g.Tree().PathStrings(AreaCode(ev.Area))})
 				if err != nil {
 					return err
 				}
@@ -234,6 +248,16 @@ func (b *Broker) commitDeposit(ctx context.Context, c *Caller, rec *storage.Subm
 			}
 			if err := tx.MarkSuperseded(cur.ID, rec.ID); err != nil {
 				return err
+			}
+			if cur.Area != rec.Area {
+				// The household moves between codes of it: so does
+				// its count.
+				if err := tx.AddDeposited(cur.Area, -1); err != nil {
+					return err
+				}
+				if err := tx.AddDeposited(rec.Area, 1); err != nil {
+					return err
+				}
 			}
 			ev.Resources = append(ev.Resources, "supersedes:"+cur.ID)
 		case errors.Is(err, storage.ErrNotFound):
@@ -282,6 +306,12 @@ func (b *Broker) commitDeposit(ctx context.Context, c *Caller, rec *storage.Subm
 		fev.Outcome, fev.Reason = "error", "stored receipt is corrupt"
 		b.record(ctx, &fev)
 		return nil, receiptCorrupt(err)
+	}
+	if errors.Is(err, errAreasRevised) {
+		fev := *ev
+		fev.Outcome, fev.Reason = "error", "the area tree was revised meanwhile; nothing stored"
+		b.record(ctx, &fev)
+		return nil, errAreasRevised
 	}
 	if err != nil {
 		b.log.Error("deposit not stored", "submission", rec.ID, "err", err)

@@ -834,7 +834,8 @@ type extractPlan struct {
 	p        storage.ExtractProposal
 	form     *form.Form
 	classes  []form.Class
-	eas      map[string]bool // the EAs under the areas
+	geo      *area.Geography // the area tree in force at the proposal
+	eas      map[string]bool // the EAs under the areas, in geo
 	communes []string        // their communes
 }
 
@@ -894,7 +895,7 @@ func (b *Broker) DownloadExtract(ctx context.Context, c *Caller, seq int64) (*Ex
 		return nil, b.refuse(ctx, ev, busy)
 	}
 	defer release()
-	plan, err := b.planExtract(p)
+	plan, err := b.planExtract(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -1063,8 +1064,10 @@ func (r *recordingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// planExtract resolves a proposal's form, classes, EAs and communes.
-func (b *Broker) planExtract(p *storage.ExtractProposal) (*extractPlan, error) {
+// planExtract resolves a proposal's form, classes, EAs and communes. The
+// EAs are those of the area tree in force at the proposal, its as-of
+// (areas.go: a later revision changes nothing an extract holds).
+func (b *Broker) planExtract(ctx context.Context, p *storage.ExtractProposal) (*extractPlan, error) {
 	f, ok := b.forms.Get(p.Form, p.FormVersion)
 	if !ok {
 		return nil, errorf(Internal, nil, "extract %d uses form %s v%d, which this vault no longer has", p.Seq, p.Form, p.FormVersion)
@@ -1075,14 +1078,19 @@ func (b *Broker) planExtract(p *storage.ExtractProposal) (*extractPlan, error) {
 			plan.classes = append(plan.classes, ec.class)
 		}
 	}
+	g, err := b.GeographyAt(ctx, p.ProposalAudit)
+	if err != nil {
+		return nil, err
+	}
+	plan.geo = g
 	seen := map[string]bool{}
 	for _, a := range p.Areas {
-		b.tree.Walk(AreaCode(a), -1, func(x area.Area, _ int) bool {
+		g.Tree().Walk(AreaCode(a), -1, func(x area.Area, _ int) bool {
 			if x.Level != area.EA {
 				return true
 			}
 			plan.eas[string(x.Code)] = true
-			if com, ok := b.tree.Ancestor(x.Code, area.Commune); ok && !seen[string(com)] {
+			if com, ok := g.Tree().Ancestor(x.Code, area.Commune); ok && !seen[string(com)] {
 				seen[string(com)] = true
 				plan.communes = append(plan.communes, string(com))
 			}
@@ -1131,7 +1139,7 @@ func (b *Broker) writeExtract(ctx context.Context, plan *extractPlan, w io.Write
 		// whatever this instance still caches.
 		keys := map[crypto.DataKeyID]bool{}
 		err := tx.ExtractSubmissions(f, func(s storage.Submission) (bool, error) {
-			if !plan.eas[s.Area] {
+			if !plan.eas[submissionEA(plan.geo, s.Area, s.HouseholdNo)] {
 				return true, nil
 			}
 			if len(group) > 0 && group[0].AuditIndex != s.AuditIndex {

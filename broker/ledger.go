@@ -215,7 +215,7 @@ func (b *Broker) checkLedgers(tx storage.ReadTx, areas []area.Code, project, res
 	}
 	var out []ledgerCheck
 	for _, k := range debitKeys(project, researcher) {
-		spent, at := b.ledger.worst(b.tree, k, areas)
+		spent, at := b.ledger.worst(b.tree.geo().Tree(), k, areas)
 		share := sh.of(k)
 		if spent+rho > share {
 			return nil, &ledgerRefusal{key: k, at: at, spent: spent, share: share, rho: rho}
@@ -331,7 +331,7 @@ func (b *Broker) ledgerInfo(ctx context.Context, show func(ledgerKey) bool) (*Le
 			continue
 		}
 		share := sh.of(k)
-		spent, at := b.ledger.worst(b.tree, k, root)
+		spent, at := b.ledger.worst(b.tree.geo().Tree(), k, root)
 		_, set := sh.set[k]
 		info.Shares = append(info.Shares, ShareInfo{
 			Kind: k.kind, Holder: k.holder, Rho: share.String(), Epsilon: round2(share.Epsilon(zcdp.Delta)), Default: !set,

@@ -55,9 +55,15 @@ func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth i
 		ev.Outcome, ev.Reason = "invalid", "depth out of range"
 		return nil, b.refuse(ctx, ev, errorf(Invalid, nil, "depth must be between 0 and %d", MaxProgressDepth))
 	}
-	path := b.tree.PathStrings(code)
+	// One revision of the area tree throughout (areas.go).
+	g := b.tree.geo()
+	tree := g.Tree()
+	path := tree.PathStrings(code)
 	if path == nil {
 		ev.Outcome, ev.Reason = "invalid", "unknown area"
+		if g.Retired(code) {
+			return nil, b.refuse(ctx, ev, errorf(NotFound, nil, "no area %s: a revision of the area tree retired it (its households count in the EAs it became)", code))
+		}
 		return nil, b.refuse(ctx, ev, errorf(NotFound, nil, "no area %s", code))
 	}
 	d, err := sc.At(path)
@@ -86,7 +92,7 @@ func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth i
 	var eas []string
 	excluded := map[AreaCode]bool{}
 	var cut []AreaCode // the tops of the excluded subtrees
-	b.tree.Walk(code, math.MaxInt, func(a area.Area, _ int) bool {
+	tree.Walk(code, math.MaxInt, func(a area.Area, _ int) bool {
 		if a.Code != code && excluded[a.Parent] {
 			excluded[a.Code] = true
 			return true
@@ -105,8 +111,26 @@ func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth i
 	var counts map[string]int64
 	err = b.store.View(ctx, func(tx storage.ReadTx) error {
 		var err error
-		counts, err = tx.Deposited(eas)
-		return err
+		if counts, err = tx.Deposited(eas); err != nil {
+			return err
+		}
+		if counts == nil {
+			counts = map[string]int64{}
+		}
+		// Households deposited under EAs a revision retired count in
+		// the EA their number belongs to now.
+		for _, ea := range eas {
+			for _, src := range g.Sources(AreaCode(ea)) {
+				n, err := tx.HouseholdsIn(string(src.Code), src.From, src.To)
+				if err != nil {
+					return err
+				}
+				if n > 0 {
+					counts[ea] += n
+				}
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, errorf(Unavailable, err, "the vault database is unavailable; try again later")
@@ -115,7 +139,7 @@ func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth i
 	planned := make(map[AreaCode]int64, len(sub))
 	partial := make(map[AreaCode]bool)
 	for _, a := range cut {
-		for p := b.tree.PathStrings(a); len(p) > 1; p = p[:len(p)-1] {
+		for p := tree.PathStrings(a); len(p) > 1; p = p[:len(p)-1] {
 			partial[AreaCode(p[len(p)-2])] = true
 		}
 	}
@@ -131,7 +155,7 @@ func (b *Broker) Progress(ctx context.Context, c *Caller, code AreaCode, depth i
 		}
 	}
 	rep := &ProgressReport{Area: code, Depth: depth, Rows: []ProgressRow{}}
-	b.tree.Walk(code, depth, func(a area.Area, _ int) bool {
+	tree.Walk(code, depth, func(a area.Area, _ int) bool {
 		if excluded[a.Code] {
 			return true
 		}
@@ -181,7 +205,7 @@ func (b *Broker) ReceiptOf(ctx context.Context, c *Caller, id SubmissionID) (*Re
 	}
 	d := policy.Decision{Rule: "receipts are shown to their depositor only"}
 	if s != nil && s.Depositor == string(c.User) {
-		d, err = b.engineFor(c).Allow(ctx, c.subject(), policy.ReadReceipt, policy.Resource{Path: b.tree.PathStrings(AreaCode(s.Area))})
+		d, err = b.engineFor(c).Allow(ctx, c.subject(), policy.ReadReceipt, policy.Resource{Path: b.submissionPath(s.Area, s.HouseholdNo)})
 		if err != nil {
 			return nil, errorf(Internal, err, "policy failed")
 		}

@@ -111,7 +111,8 @@ func (b *Broker) ReviewSubmission(ctx context.Context, c *Caller, id SubmissionI
 	if err != nil {
 		return nil, errorf(Unavailable, err, "the vault database is unavailable; try again later")
 	}
-	d, err := b.engineFor(c).Allow(ctx, c.subject(), policy.ReviewSubmission, policy.Resource{Path: b.pathOf(s.Area)})
+	// Decided at the EA the household belongs to now (areas.go).
+	d, err := b.engineFor(c).Allow(ctx, c.subject(), policy.ReviewSubmission, policy.Resource{Path: b.submissionPath(s.Area, s.HouseholdNo)})
 	if err != nil {
 		return nil, errorf(Internal, err, "policy failed")
 	}

@@ -54,8 +54,13 @@ func (b *Broker) anyGrantAllowsFor(ctx context.Context, c *Caller, a policy.Acti
 }
 
 // pathOf is the area path of code, root first, for policy's Scope (nil
-// for a code not in the tree).
-func (b *Broker) pathOf(code string) []string { return b.tree.PathStrings(AreaCode(code)) }
+// for a code that never was an area). A retired EA (areas.go) has its
+// path under its commune, so that what was recorded there stays in the
+// scope of its commune; a submission is decided at the EA its household
+// belongs to now (submissionPath).
+func (b *Broker) pathOf(code string) []string {
+	return b.tree.geo().All().PathStrings(AreaCode(code))
+}
 
 // commonAncestor is the lowest area whose subtree holds every one of
 // codes (the root for none): the area an event about all of them is

@@ -97,7 +97,10 @@ func (b *Broker) refreshTables(ctx context.Context) (*tables.Cache, error) {
 	for {
 		if g := ts.gen.Load(); ts.cache == nil || ts.cacheGen != g {
 			// First use, or analytic keys were shredded: start afresh.
-			nc, err := tables.NewCache(ts.schema, b.tree)
+			// Every area there ever was: households stay under the EA
+			// they were deposited in, retired or not (areas.go). The
+			// tree of a point's revision is b.GeographyAt's.
+			nc, err := tables.NewCache(ts.schema, b.tree.geo().All())
 			if err != nil {
 				return nil, errorf(Internal, err, "failed to set up the table engine")
 			}

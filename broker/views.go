@@ -228,7 +228,7 @@ func (b *Broker) ListSubmissions(ctx context.Context, c *Caller, code AreaCode, 
 		if sm.Review == nil || sm.Review.Note == "" {
 			continue
 		}
-		ea := string(sm.EA)
+		ea := submissionEA(b.tree.geo(), string(sm.EA), sm.HouseholdNo)
 		ok, seen := noteOK[ea]
 		if !seen {
 			d, err := notes.At(b.pathOf(ea))
@@ -305,8 +305,11 @@ func (b *Broker) listMine(ctx context.Context, c *Caller, opts ListOpts) (*Submi
 // listRows reads one page of f into list: rows of EAs inScope keeps
 // and of the status asked, at most opts.Limit, with list.Next set when
 // there may be more. Next is only ever the index of a row in scope, so a
-// cursor never tells of a submission outside it.
+// cursor never tells of a submission outside it. inScope is asked about
+// the EA in force each row's household belongs to (areas.go), never a
+// retired one.
 func (b *Broker) listRows(ctx context.Context, f storage.SubmissionFilter, opts ListOpts, inScope func(ea string) bool, list *SubmissionList) error {
+	g := b.tree.geo()
 	err := b.store.View(ctx, func(tx storage.ReadTx) error {
 		list.Submissions = []SubmissionMeta{}
 		list.Next = nil
@@ -316,7 +319,7 @@ func (b *Broker) listRows(ctx context.Context, f storage.SubmissionFilter, opts 
 				return true, nil // the cursor is exclusive, whatever a backend hands back
 			}
 			scanned++
-			if inScope(m.Area) {
+			if ea := submissionEA(g, m.Area, m.HouseholdNo); ea != "" && inScope(ea) {
 				superseded := m.SupersededBy != ""
 				if opts.Status == wire.StatusAll || superseded == (opts.Status == wire.StatusSuperseded) {
 					if len(list.Submissions) == opts.Limit {
@@ -428,8 +431,14 @@ func (b *Broker) OpenSubmission(ctx context.Context, c *Caller, id SubmissionID)
 		return nil, errorf(Unavailable, err, "the vault database is unavailable; try again later")
 	}
 
-	// One decision per class, at the submission's EA.
-	path := b.pathOf(s.Area)
+	// One decision per class, at the EA its household belongs to now.
+	path := b.submissionPath(s.Area, s.HouseholdNo)
+	if path == nil {
+		ev := b.event(c, action, policy.Decision{Rule: "the submission's household belongs to no area in force"})
+		ev.Resources = []string{"submission:" + string(id)}
+		ev.Outcome = "denied"
+		return nil, b.refuse(ctx, ev, forbidden)
+	}
 	var allowed []form.Class
 	var rules []string
 	var d policy.Decision

@@ -572,14 +572,22 @@ type Outcome struct {
 	// Orphans are the households that had an EA before the revision and
 	// have none after it (a split's ranges leave their numbers out). The
 	// revision may be committed only if nothing is stored there.
-	Orphans []HouseholdRange
+	Orphans []Orphan
+}
+
+// Orphan is a range of households a split leaves without an EA.
+type Orphan struct {
+	HouseholdRange
+	EA     Code // the EA split
+	Change int  // the split's index in changes
 }
 
 // Retirement is one EA retired by a split or a merge.
 type Retirement struct {
-	Code Code
-	Op   Op     // OpSplit or OpMerge
-	Into []Code // the new EAs (one for a merge)
+	Code   Code
+	Change int    // index in changes
+	Op     Op     // OpSplit or OpMerge
+	Into   []Code // the new EAs (one for a merge)
 	// With are all the EAs of the merge, Code among them (merge only).
 	With []Code
 }
@@ -613,7 +621,8 @@ func (g *Geography) Apply(r *Revision) (*Geography, *Outcome, error) {
 		work[i] = wrow{Row: row, retired: g.Retired(row.Code)}
 		idx[row.Code] = i
 	}
-	var tail []int // added areas, after everything else
+	var tail []int            // added areas, after everything else
+	splitBy := map[Code]int{} // EA → the change that split it
 	next := &Geography{rev: g.rev + 1, retired: maps.Clone(g.retired), origin: maps.Clone(g.origin)}
 	out := &Outcome{Revision: next.rev}
 
@@ -699,7 +708,8 @@ func (g *Geography) Apply(r *Revision) (*Geography, *Outcome, error) {
 			}
 			old := work[i].Row
 			work[i].retired, work[i].Planned = true, 0
-			ret := Retirement{Code: c.Code, Op: OpSplit}
+			ret := Retirement{Code: c.Code, Change: ci, Op: OpSplit}
+			splitBy[c.Code] = ci
 			segs := make([]segment, 0, len(c.Parts))
 			for _, p := range c.Parts {
 				place(Row{Code: p.Code, Parent: old.Parent, Level: EA, Name: p.Name, Planned: p.Planned}, i)
@@ -738,7 +748,7 @@ func (g *Geography) Apply(r *Revision) (*Geography, *Outcome, error) {
 				i := idx[code]
 				work[i].retired, work[i].Planned = true, 0
 				next.retired[code] = []segment{{Range: Range{From: 1, To: MaxHouseholdNo}, ea: p.Code}}
-				out.Retired = append(out.Retired, Retirement{Code: code, Op: OpMerge, Into: []Code{p.Code}, With: slices.Clone(c.Codes)})
+				out.Retired = append(out.Retired, Retirement{Code: code, Change: ci, Op: OpMerge, Into: []Code{p.Code}, With: slices.Clone(c.Codes)})
 			}
 			out.Merged++
 		default:
@@ -781,7 +791,19 @@ func (g *Geography) Apply(r *Revision) (*Geography, *Outcome, error) {
 		if _, ok := g.all.Get(code); !ok {
 			continue // made and retired by this revision: nothing stored
 		}
-		out.Orphans = append(out.Orphans, subtract(next.gaps(code), g.gaps(code), code)...)
+		for _, o := range subtract(next.gaps(code), g.gaps(code), code) {
+			// The split that leaves them out is the last hop their
+			// number makes.
+			at := code
+			for range len(next.retired) + 1 {
+				n, ok := next.hop(at, o.From)
+				if !ok {
+					break
+				}
+				at = n
+			}
+			out.Orphans = append(out.Orphans, Orphan{HouseholdRange: o, EA: at, Change: splitBy[at]})
+		}
 	}
 	return next, out, nil
 }
@@ -794,6 +816,17 @@ func cmpInt(a, b int64) int {
 		return 1
 	}
 	return 0
+}
+
+// hop is where household hh of retired EA code went, one revision on;
+// false if code is in force or the household was left out.
+func (g *Geography) hop(code Code, hh int64) (Code, bool) {
+	for _, s := range g.retired[code] {
+		if hh >= s.From && hh <= s.To {
+			return s.ea, true
+		}
+	}
+	return "", false
 }
 
 // flat is where the households of code go, as ranges of its numbers

@@ -39,7 +39,7 @@ func TestRevisionSplit(t *testing.T) {
 	if g1.Revision() != 1 || out.Revision != 1 || out.Split != 1 {
 		t.Fatalf("revision %d, outcome %+v", g1.Revision(), out)
 	}
-	want := []area.Retirement{{Code: "18070.001", Op: area.OpSplit, Into: []area.Code{"18070.011", "18070.012"}}}
+	want := []area.Retirement{{Code: "18070.001", Change: 0, Op: area.OpSplit, Into: []area.Code{"18070.011", "18070.012"}}}
 	if !reflect.DeepEqual(out.Retired, want) {
 		t.Errorf("retired %+v, want %+v", out.Retired, want)
 	}
@@ -154,12 +154,16 @@ func TestRevisionCompose(t *testing.T) {
 func TestRevisionOrphans(t *testing.T) {
 	g1, _ := mustApply(t, area.Start(mustLoad(t, small)), splitDoc)
 	_, out := mustApply(t, g1, `{"note": "n", "changes": [
+	 {"op": "rename", "code": "18070.002", "name": "x"},
 	 {"op": "split", "code": "18070.012", "into": [
 	   {"code": "18070.041", "name": "a", "planned": 1, "households": "151-200"},
 	   {"code": "18070.042", "name": "b", "planned": 1, "households": "301-400"}]}]}`)
-	want := []area.HouseholdRange{
-		{Code: "18070.001", From: 201, To: 300}, {Code: "18070.001", From: 401, To: area.MaxHouseholdNo},
-		{Code: "18070.012", From: 1, To: 150}, {Code: "18070.012", From: 201, To: 300}, {Code: "18070.012", From: 401, To: area.MaxHouseholdNo},
+	o := func(code area.Code, from, to int64) area.Orphan {
+		return area.Orphan{HouseholdRange: area.HouseholdRange{Code: code, From: from, To: to}, EA: "18070.012", Change: 1}
+	}
+	want := []area.Orphan{
+		o("18070.001", 201, 300), o("18070.001", 401, area.MaxHouseholdNo),
+		o("18070.012", 1, 150), o("18070.012", 201, 300), o("18070.012", 401, area.MaxHouseholdNo),
 	}
 	if !reflect.DeepEqual(out.Orphans, want) {
 		t.Errorf("orphans\n got %+v\nwant %+v", out.Orphans, want)
