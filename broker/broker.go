@@ -81,8 +81,8 @@ type Opts struct {
 	// them, and Rewrap moves from them.
 	MigrateFrom      crypto.KeyProvider
 	MigrateFromClass map[crypto.Class]crypto.KeyProvider
-	Forms            *form.Registry // nil: the embedded census2019 form
-	Log              *slog.Logger   // nil: discard
+	Forms            []*form.Form // the forms built in; nil: form.Embedded()
+	Log              *slog.Logger // nil: discard
 	Now              func() time.Time
 	MaxBody          int64         // deposit body limit; default form.MaxBody
 	AuthWin          time.Duration // window of the rate limits' summary events; default 1 minute
@@ -126,7 +126,7 @@ type Opts struct {
 type Broker struct {
 	store   storage.Store
 	keys    crypto.KeyProvider
-	forms   *form.Registry
+	forms   *formSet // the form registry: built in and added (forms.go)
 	log     *slog.Logger
 	now     func() time.Time
 	maxBody int64
@@ -185,14 +185,7 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	if o.Keys == nil {
 		return nil, errors.New("broker: no key provider")
 	}
-	b := &Broker{store: o.Store, keys: o.Keys, forms: o.Forms, log: o.Log, now: o.Now, maxBody: o.MaxBody}
-	if b.forms == nil {
-		reg, err := form.NewRegistry(form.Default())
-		if err != nil {
-			return nil, fmt.Errorf("broker: %w", err)
-		}
-		b.forms = reg
-	}
+	b := &Broker{store: o.Store, keys: o.Keys, log: o.Log, now: o.Now, maxBody: o.MaxBody}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -211,6 +204,13 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.limits = lim
+	builtin := o.Forms
+	if builtin == nil {
+		builtin = form.Embedded()
+	}
+	if b.forms, err = newFormSet(ctx, o.Store, b.log, builtin); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	ts, err := newTableState(o.SDC)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -381,6 +381,11 @@ func (b *Broker) Run(ctx context.Context) {
 			if err := b.noticeShreds(ctx); err != nil {
 				b.log.Warn("failed to check for shredded data keys", "err", err)
 			}
+			// Forms another instance added or replaced (a store without
+			// notifications; with them, at once below).
+			if err := b.forms.refresh(ctx); err != nil {
+				b.log.Warn("failed to read the forms", "err", err)
+			}
 			if err := b.flushLimits(ctx, false); err != nil {
 				b.log.Warn("failed to write a rate-limit summary", "err", err)
 			}
@@ -409,6 +414,11 @@ func (b *Broker) watch(ctx context.Context, w storage.Watcher) {
 			if topic == storage.TopicKeys {
 				if err := b.forgetShredded(ctx); err != nil {
 					b.log.Warn("failed to drop shredded data keys", "err", err)
+				}
+			}
+			if topic == storage.TopicForms {
+				if err := b.forms.refresh(ctx); err != nil {
+					b.log.Warn("failed to read the forms", "err", err)
 				}
 			}
 		})

@@ -139,10 +139,18 @@ func (b *Broker) depositPlain(ctx context.Context, c *Caller, plain []byte, d0 p
 		ev.Outcome = "denied"
 		return nil, b.refuse(ctx, ev, errorf(Permission, nil, "not permitted to deposit in area %s", ea))
 	}
-	f, ok := b.forms.Get(sub.Form, sub.FormVersion)
-	if !ok {
+	kf, err := b.forms.lookup(ctx, sub.Form, sub.FormVersion)
+	if err != nil {
+		ev.Outcome, ev.Reason = "error", "the form registry could not be read"
+		return nil, b.refuse(ctx, ev, errorf(Unavailable, err, "the form registry could not be read; nothing was stored, try again later"))
+	}
+	if kf == nil {
 		return nil, invalid(ev, fmt.Sprintf("unknown form %q version %d", sub.Form, sub.FormVersion), nil, nil)
 	}
+	// The definition the submission is validated and sealed by, named in
+	// its event (and checked again in the deposit's transaction).
+	f := kf.form
+	ev.FormSHA256 = kf.sha
 	if err := f.ValidateAt(sub, b.now()); err != nil {
 		return nil, invalid(ev, "submission fails validation", problemsOf(err), nil)
 	}
@@ -274,6 +282,9 @@ func (b *Broker) commitDeposit(ctx context.Context, c *Caller, g *area.Geography
 		default:
 			return err
 		}
+		if err := b.forms.checkSealedBy(tx, rec.Form, rec.FormVersion, ev.FormSHA256); err != nil {
+			return err
+		}
 		ev.Outcome = "ok"
 		ar, err := appendEvent(tx, ev)
 		if err != nil {
@@ -300,6 +311,12 @@ func (b *Broker) commitDeposit(ctx context.Context, c *Caller, g *area.Geography
 		result = DepositResult{Receipt: r, Created: true}
 		return nil
 	})
+	if errors.Is(err, errFormChanged) {
+		fev := *ev
+		fev.Outcome, fev.Reason = "error", "the form version was replaced meanwhile; nothing stored"
+		b.record(ctx, &fev)
+		return nil, b.formChanged(ctx, rec.Form, rec.FormVersion)
+	}
 	if errors.Is(err, errReceiptCorrupt) {
 		b.log.Error("stored receipt is corrupt", "submission", rec.ID, "err", err)
 		fev := *ev

@@ -77,6 +77,7 @@
 //	                                 approve a proposal (an approver, not its proposer;
 //	                                 403 four_eyes otherwise); no body; 200
 //	/v1/extracts…                    extracts for the processing centre: see extracts.go
+//	/v1/forms…, /v1/admin/forms      the form registry: see forms.go
 //
 // Policy administration (admin: admin.manage over the whole tree, unless
 // said otherwise; a caller who may not is refused 403 before its body is
@@ -265,6 +266,9 @@ func New(o Opts) (http.Handler, error) {
 	r.GET("/v1/admin/token-recipient", h.authed(h.getTokenRecipient))
 	r.POST("/v1/admin/token-recipient", h.authed(h.setTokenRecipient))
 	r.GET("/v1/policy/explain", h.authed(h.explain))
+	r.GET("/v1/forms", h.authed(h.listForms))
+	r.GET("/v1/forms/:name/:version", h.authed(h.showForm))
+	r.POST("/v1/admin/forms", h.authed(h.addForm))
 
 	r.NoRoute(func(c *gin.Context) { writeError(c, h.log, &broker.Error{Kind: broker.NotFound, Msg: "no such route"}) })
 	r.NoMethod(func(c *gin.Context) {
