@@ -16,6 +16,7 @@ import (
 
 	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/broker/area"
+	"github.com/censusvault/censusvault/broker/wire"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage"
 )
@@ -566,4 +567,10 @@ func roleText(g policy.Grant) string {
 		s += " for project " + g.Project
 	}
 	return s
+}
+
+// Wire is r as the API answers it.
+func (r *AreaRevision) Wire() wire.AreaRevision {
+	return wire.AreaRevision{Revision: r.Revision, SHA256: r.SHA256, AuditIndex: r.AuditIndex, Added: r.Added, Renamed: r.Renamed,
+		Replanned: r.Replanned, Split: r.Split, Merged: r.Merged, GrantsMoved: r.GrantsMoved, GrantsAdded: r.GrantsAdded}
 }

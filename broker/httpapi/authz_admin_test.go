@@ -157,6 +157,7 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 				{"GET", "/v1/admin/lifetimes", "", 200, "user.lifetimes_read", "user.lifetimes_read"},
 				{"POST", "/v1/admin/lifetimes", `{"lifetimes": {"steering": "365d"}}`, 200, "user.lifetimes", "user.lifetimes"},
 				{"GET", "/v1/admin/token-recipient", "", 200, "user.token_recipient_read", "user.token_recipient_read"},
+				{"POST", "/v1/admin/areas/revisions", `{"note": "m", "changes": [{"op": "plan", "code": "18070-02", "planned": 9}]}`, 201, "areas.revise", "areas.revise"},
 			} {
 				r, ev := req(v, s, rq.method, rq.path, rq.body)
 				check(t, s, rq.method+" "+rq.path, r, ev, allowed, rq.ok, rq.action, rq.okAction)

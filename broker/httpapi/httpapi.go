@@ -132,6 +132,12 @@
 //	POST   /v1/admin/lifetimes       {"lifetimes": {ROLE: "40d"}}: changes them (1h to 5 years); 200
 //	GET    /v1/admin/token-recipient {"recipient"}: the field office's, "" if none is registered
 //	POST   /v1/admin/token-recipient 403 host_only, always: only the host operator registers it
+//	POST   /v1/admin/areas/revisions a revision of the area tree (JSON, at most 4 MiB: see
+//	                                 broker/area.ParseRevision): 201 {"revision", "sha256",
+//	                                 "audit_index", "added", "renamed", "replanned", "split",
+//	                                 "merged", "grants_moved", "grants_added"}; 400
+//	                                 area_revision_invalid naming the change; 409
+//	                                 households_orphaned, grant_would_widen, area_in_use
 //	GET    /v1/policy/explain?user=&action=&area=[&project=]  or  ?event=N
 //	                                 admin or auditor (policy.explain at the area): {"user",
 //	                                 "action", "area", "allow", "rule", "roles", "grants",
@@ -265,6 +271,7 @@ func New(o Opts) (http.Handler, error) {
 	r.POST("/v1/admin/lifetimes", h.authed(h.setLifetimes))
 	r.GET("/v1/admin/token-recipient", h.authed(h.getTokenRecipient))
 	r.POST("/v1/admin/token-recipient", h.authed(h.setTokenRecipient))
+	r.POST("/v1/admin/areas/revisions", h.authed(h.reviseAreas))
 	r.GET("/v1/policy/explain", h.authed(h.explain))
 	r.GET("/v1/forms", h.authed(h.listForms))
 	r.GET("/v1/forms/:name/:version", h.authed(h.showForm))
