@@ -73,6 +73,7 @@ func commands() []command {
 		{"table", "research tables: request one over HTTP, or replay a released one from the audit log (table request|replay)", cmdTable},
 		{"ledger", "the privacy ledger of dp tables: show its shares and what they spent, propose or approve a change (ledger show|propose|approve)", cmdLedger},
 		{"extract", "extracts for the processing centre: environments, proposals, approvals, encrypted downloads (extract env add|list|retire, extract propose|approve|list|download)", cmdExtract},
+		{"areas", "revise the area tree: add, rename, re-plan areas, split or merge EAs (areas apply FILE)", cmdAreas},
 		{"form", "the form registry: add a definition (XLSForm or JSON), list the forms, show one and its JSON Schema (form add|list|show)", cmdForm},
 		{"gen", "generate a synthetic census and load it through the ingest path (for tests and benchmarks)", cmdGen},
 	}
