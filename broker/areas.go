@@ -365,9 +365,11 @@ func (b *Broker) commitRevision(ctx context.Context, ev *audit.Event, g, next *a
 			}
 			if n > 0 {
 				r := area.Range{From: o.From, To: o.To}
+				// Whether, not how many: an administrator learns no
+				// more of the data than the refusal needs.
 				return &Error{Kind: Conflict, Code: "households_orphaned", Msg: fmt.Sprintf(
-					"changes[%d] (split of %s): %d submissions deposited under %s have household numbers in %s, which the split's ranges leave out: give every household a new EA (the last range may be open-ended, \"151-\")",
-					o.Change, o.EA, n, o.Code, r)}
+					"changes[%d] (split of %s): households deposited under %s have numbers in %s, which the split's ranges leave out: give every household a new EA (the last range may be open-ended, \"151-\")",
+					o.Change, o.EA, o.Code, r)}
 			}
 		}
 		if err := checkProposals(tx, retired, now); err != nil {

@@ -427,7 +427,7 @@ func testAreaSplitOrphans(t *testing.T, open func() storage.Store) {
 	}
 	_, err := gv.b.ReviseAreas(ctx, broker.HostOperator(actor), closed("151-300"))
 	wantCodeOf(t, "a split leaving household 400 out", err, broker.Conflict, "households_orphaned")
-	if !strings.Contains(err.Error(), "changes[1] (split of 18070-01): 1 submissions deposited under 18070-01 have household numbers in 301-") {
+	if !strings.Contains(err.Error(), "changes[1] (split of 18070-01): households deposited under 18070-01 have numbers in 301-") {
 		t.Errorf("refusal: %v", err)
 	}
 	if gv.b.Geography().Revision() != 0 {
