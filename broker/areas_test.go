@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"github.com/censusvault/censusvault/broker"
@@ -498,6 +499,18 @@ func TestAreaRevisionRefusals(t *testing.T) {
 	_, err = gv.b.ReviseAreas(ctx, admin, []byte(splitX))
 	wantCodeOf(t, "split with a pending proposal on the EA", err, broker.Conflict, "area_in_use")
 	if !strings.Contains(err.Error(), "grant proposal 1 (team_leader@18070-01 of user tl-x1) names EA 18070-01") {
+		t.Errorf("refusal: %v", err)
+	}
+	// An open research project covering the EA (in another vault, the
+	// proposal stays pending here).
+	gp := newGeoVault(t, sqliteOpener(t))
+	if err := gp.b.AddProject(ctx, actor, broker.NewProject{ID: "p-x", Title: "EA study", Purpose: "a study of one EA",
+		Areas: []broker.AreaCode{broker.AreaCode(eaX)}, Variables: []string{"sex"}, Expires: time.Now().AddDate(1, 0, 0), Budget: 100}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = gp.b.ReviseAreas(ctx, broker.HostOperator(actor), []byte(splitX))
+	wantCodeOf(t, "split of an EA an open project covers", err, broker.Conflict, "area_in_use")
+	if !strings.Contains(err.Error(), "research project p-x covers EA 18070-01") {
 		t.Errorf("refusal: %v", err)
 	}
 	_, err = gv.b.ReviseAreas(ctx, broker.APIOperator(gv.caller(gv.b, "tl-x")), []byte(splitX))
