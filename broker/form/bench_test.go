@@ -37,3 +37,29 @@ func BenchmarkSplit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeValidateExpr measures the ingest path of a form with
+// code sets, relevants, constraints and checks (testdata/exprform.json),
+// for a household of 8 persons.
+func BenchmarkDecodeValidateExpr(b *testing.B) {
+	f := exprForm(b)
+	var body []byte
+	for seed := int64(0); ; seed++ {
+		body = exprDoc(b, f, seed, 0)
+		if n := len(parseDoc(b, body)["persons"].([]any)); n == 8 {
+			break
+		}
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	at := clockOf(f)
+	for b.Loop() {
+		s, err := form.Decode(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := f.ValidateAt(s, at); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -11,10 +11,12 @@
 //
 // Submissions come from field devices and are untrusted. Decode accepts
 // exactly one shape — fixed top-level keys, one household object, 1 to
-// MaxPersons person objects, scalar values only — and refuses everything
-// else: unknown or duplicate keys, nesting, trailing data, more than MaxBody
-// bytes. Validate then checks every value against the form and lists every
-// problem it finds.
+// MaxPersons person objects, scalar values or flat arrays of numbers (the
+// codes of a select-many answer) — and refuses everything else: unknown or
+// duplicate keys, deeper nesting, trailing data, more than MaxBody bytes.
+// Validate then checks every value against the form — types, ranges, code
+// lists, and the form's relevant, constraint and check expressions (the
+// XLSForm subset of expr.go) — and lists every problem it finds.
 //
 // Field values are personal data and errors end up in logs, so no error of
 // this package ever contains a submitted value: problems name the field
@@ -82,7 +84,7 @@ type Field struct {
 	Type     string   `json:"type"`
 	Class    Class    `json:"class"`
 	Required bool     `json:"required,omitempty"`
-	Codes    []Code   `json:"codes,omitempty"`   // code fields only; includes 1
+	Codes    []Code   `json:"codes,omitempty"`   // code and code_set fields only; includes 1
 	Min      *float64 `json:"min,omitempty"`     // int and decimal fields only
 	Max      *float64 `json:"max,omitempty"`     // int and decimal fields only
 	MaxLen   int      `json:"max_len,omitempty"` // string fields only, in characters

@@ -445,6 +445,35 @@ func TestErrorsNeverContainValues(t *testing.T) {
 			}
 		}
 	}
+	// The test form's code sets, relevants, constraints and checks.
+	g := exprForm(t)
+	ex := func(change func(m doc)) []byte {
+		m := exprBase()
+		change(m)
+		return encodeDoc(t, m)
+	}
+	for name, b := range map[string][]byte{
+		"string in a set":    ex(func(m doc) { hh(m)["water"] = []any{secret} }),
+		"object in a set":    ex(func(m doc) { hh(m)["water"] = []any{doc{"x": secret}} }),
+		"set for a string":   ex(func(m doc) { hh(m)["head_name"] = []any{1, secret} }),
+		"not relevant":       ex(func(m doc) { hh(m)["water_other"] = secret }),
+		"constraint":         ex(func(m doc) { hh(m)["note"] = secret[:2] }),
+		"key with null":      ex(func(m doc) { hh(m)[secret] = nil }),
+		"failed check":       ex(func(m doc) { hh(m)["rent"] = 60000; delete(hh(m), "note"); hh(m)["head_name"] = secret }),
+		"set as a code":      ex(func(m doc) { person(m, 0)["sex"] = []any{json.Number("9" + strings.Repeat("0", 38))} }),
+		"not relevant typed": ex(func(m doc) { person(m, 0)["uses_phone"] = secret }),
+	} {
+		_, err := decodeValidateAt(g, b)
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		for _, p := range append(pieces, "900000") {
+			if strings.Contains(err.Error(), p) || strings.Contains(fmt.Sprintf("%+v %#v", err, err), p) {
+				t.Errorf("%s: error %q contains %q", name, err, p)
+			}
+		}
+	}
 	// Join errors too.
 	_, _, err := f.Join(map[form.Class][]byte{form.Identifying: []byte(`{"household":{"head_name":7,"phone":"` + secret + `"},"persons":[{}]}`)})
 	if err == nil || strings.Contains(err.Error(), "Nhất") {

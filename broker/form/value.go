@@ -65,7 +65,7 @@ func CodeSetValue(codes ...int) Value {
 
 // Codes returns the codes of a code-set Value in the order written; false
 // for other Values and for a set with an item that is not a whole number
-// (Validate refuses those).
+// within 0…MaxCodeValue (Validate refuses those).
 func (v Value) Codes() ([]int, bool) {
 	if v.kind != vCodes {
 		return nil, false
