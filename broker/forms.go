@@ -451,12 +451,12 @@ func (b *Broker) AddForm(ctx context.Context, op Operator, file string, body []b
 	}
 	f, err := form.ReadDefinition(file, body)
 	if err != nil {
-		return nil, b.refused(ctx, op, ev, &Error{Kind: Invalid, Code: "form_invalid", Err: err,
+		return nil, b.refused(ctx, op, ev, &Error{Kind: Invalid, Code: "form_invalid",
 			Msg: "the form definition is not valid: " + err.Error()})
 	}
 	def, sha, err := f.Digest()
 	if err != nil {
-		return nil, b.refused(ctx, op, ev, &Error{Kind: Invalid, Code: "form_invalid", Err: err, Msg: "the form definition is not valid: " + err.Error()})
+		return nil, b.refused(ctx, op, ev, &Error{Kind: Invalid, Code: "form_invalid", Msg: "the form definition is not valid: " + err.Error()})
 	}
 	ev.Resources, ev.FormSHA256 = []string{formResource(f.Name, f.Version)}, sha
 	if bf := b.forms.builtin[formKey{f.Name, f.Version}]; bf != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/censusvault/censusvault/broker"
 	"github.com/censusvault/censusvault/broker/client"
+	"github.com/censusvault/censusvault/broker/untrusted"
 	"github.com/censusvault/censusvault/broker/wire"
 	"github.com/censusvault/censusvault/storage"
 )
@@ -217,7 +218,7 @@ func printForms(e *env, l *wire.FormList) error {
 		if !f.Builtin {
 			added, by = f.AddedAt.UTC().Format(time.RFC3339), cell(f.AddedBy)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%t\t%s\t%s\n", cell(f.Name), f.Version, cell(f.Title), cell(f.SHA256), f.InUse, by, added)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%t\t%s\t%s\n", cell(f.Name), f.Version, cell(untrusted.Clip(f.Title, 40)), cell(f.SHA256), f.InUse, by, added)
 	}
 	return tw.Flush()
 }
