@@ -289,17 +289,32 @@ type rule struct {
 	class    Class
 	required bool
 	min, max float64 // decimal
-	minS     string  // decimal: min and max in shortest decimal form, as the
-	maxS     string  // JSON Schema writes them and the validator compares
 	minI     int64   // int
 	maxI     int64
 	maxLen   int
-	codes    []bool // code, code_set: codes[c] reports whether c is allowed
-	// relevant and constraint are nil where the field has none.
+	codes    []bool     // code, code_set: codes[c] reports whether c is allowed
+	x        *ruleExprs // nil for the many fields with neither relevant nor constraint
+}
+
+// ruleExprs are a field's expressions; relevant or constraint is nil
+// where the field has none.
+type ruleExprs struct {
 	relevant   *expr
 	constraint *expr
 	message    string // the problem a failed constraint gives
 }
+
+// relevant returns the field's relevant, or nil.
+func (r *rule) relevant() *expr {
+	if r.x == nil {
+		return nil
+	}
+	return r.x.relevant
+}
+
+// boundText writes a decimal bound in the shortest form that reads back
+// as it: what the JSON Schema says and the validator compares with.
+func boundText(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 
 type fieldSet struct {
 	rules  []rule         // in definition order, the order problems are listed in
@@ -449,22 +464,25 @@ func (c *compiled) compileExprs(f *Form) error {
 	for _, l := range lists {
 		for i := range l.fields {
 			fd, r := &l.fields[i], &l.fs.rules[i]
+			if fd.Relevant != "" || fd.Constraint != "" {
+				r.x = &ruleExprs{}
+			}
 			if fd.Relevant != "" {
 				e, err := parseExpr(fd.Relevant, &exprScope{self: l.fs, outer: l.outer, other: l.other, notSelf: fd.Name})
 				if err != nil {
 					return fmt.Errorf("form %s: %s field %q: relevant: %w", f.Name, l.name, fd.Name, err)
 				}
-				r.relevant = e
+				r.x.relevant = e
 			}
 			if fd.Constraint != "" {
 				e, err := parseExpr(fd.Constraint, &exprScope{self: l.fs, outer: l.outer, other: l.other, dot: r})
 				if err != nil {
 					return fmt.Errorf("form %s: %s field %q: constraint: %w", f.Name, l.name, fd.Name, err)
 				}
-				r.constraint = e
-				r.message = "constraint not met"
+				r.x.constraint = e
+				r.x.message = "constraint not met"
 				if fd.ConstraintMessage != "" {
-					r.message = fd.ConstraintMessage
+					r.x.message = fd.ConstraintMessage
 				}
 			}
 		}
@@ -537,7 +555,7 @@ func relevantCircle(form, list string, fs *fieldSet) error {
 			return nil
 		}
 		state[i] = open
-		if e := fs.rules[i].relevant; e != nil {
+		if e := fs.rules[i].relevant(); e != nil {
 			for _, r := range e.refs {
 				if j, ok := fs.index[r.name]; ok && !r.outer {
 					if err := visit(j); err != nil {
@@ -636,7 +654,6 @@ func compileSet(f *Form, list string, fields []Field) (fieldSet, error) {
 				return fs, fail("min and max of an int field must be whole numbers")
 			}
 			r.min, r.max = lo, hi
-			r.minS, r.maxS = strconv.FormatFloat(lo, 'g', -1, 64), strconv.FormatFloat(hi, 'g', -1, 64)
 			r.minI, r.maxI = int64(lo), int64(hi)
 		case kCode, kCodeSet:
 			if len(fd.Codes) == 0 || len(fd.Codes) > MaxCodes {

@@ -223,7 +223,7 @@ func (fs *fieldSet) schema(fields []Field) *schema {
 	for i := range fs.rules {
 		r := &fs.rules[i]
 		s.Properties = append(s.Properties, property{r.name, r.schema(fields[i].Label)})
-		if r.required && r.relevant == nil {
+		if r.required && r.relevant() == nil {
 			s.Required = append(s.Required, r.name)
 		}
 	}
@@ -234,7 +234,7 @@ func (fs *fieldSet) schema(fields []Field) *schema {
 // null (absent).
 func (r *rule) schema(label string) *schema {
 	s := &schema{Title: label}
-	required := r.required && r.relevant == nil
+	required := r.required && r.relevant() == nil
 	typ := func(t string) {
 		if required {
 			s.Type = t
@@ -252,7 +252,7 @@ func (r *rule) schema(label string) *schema {
 		s.Maximum = json.Number(strconv.FormatInt(r.maxI, 10))
 	case kDecimal:
 		typ("number")
-		s.Minimum, s.Maximum = json.Number(r.minS), json.Number(r.maxS)
+		s.Minimum, s.Maximum = json.Number(boundText(r.min)), json.Number(boundText(r.max))
 	case kCode:
 		for code, ok := range r.codes {
 			if ok {
@@ -373,24 +373,24 @@ func (c *compiled) exprConstraints() []Constraint {
 		for i := range set.fs.rules {
 			r := &set.fs.rules[i]
 			path := set.list + "/" + r.name
-			if r.relevant != nil {
+			if r.x != nil && r.x.relevant != nil {
 				d := fmt.Sprintf("The field %s may have a value only where this expression holds", path)
 				if r.required {
 					d += ", and must have one there"
 				}
 				cs = append(cs, Constraint{
 					ID:          ConstraintRelevantPrefix + path,
-					Where:       where(set.person, r.name, r.relevant),
+					Where:       where(set.person, r.name, r.x.relevant),
 					Description: d + ".",
-					Expr:        r.relevant.src,
+					Expr:        r.x.relevant.src,
 				})
 			}
-			if r.constraint != nil {
+			if r.x != nil && r.x.constraint != nil {
 				cs = append(cs, Constraint{
 					ID:          ConstraintConstraintPrefix + path,
-					Where:       where(set.person, r.name, r.constraint),
-					Description: fmt.Sprintf("Every value of %s (\".\" in the expression) satisfies this expression; if not, the problem says: %s", path, r.message),
-					Expr:        r.constraint.src,
+					Where:       where(set.person, r.name, r.x.constraint),
+					Description: fmt.Sprintf("Every value of %s (\".\" in the expression) satisfies this expression; if not, the problem says: %s", path, r.x.message),
+					Expr:        r.x.constraint.src,
 				})
 			}
 		}

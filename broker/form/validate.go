@@ -175,14 +175,11 @@ func (fs *fieldSet) check(p *problems, at loc, m, hh map[string]Value, nulls []l
 		if ok {
 			known++
 		}
-		present := ok && v.kind != vAbsent
-		if r.relevant != nil && (present || r.required) && !r.relevant.holds(&env{self: m, outer: hh}) {
-			if present {
-				p.add(at.field(r.name) + ": not relevant")
-			}
+		if r.x != nil {
+			r.checkExprs(p, at, v, m, hh)
 			continue
 		}
-		if !present {
+		if !ok || v.kind == vAbsent {
 			if r.required {
 				p.add(at.field(r.name) + ": required")
 			}
@@ -190,10 +187,6 @@ func (fs *fieldSet) check(p *problems, at loc, m, hh map[string]Value, nulls []l
 		}
 		if msg := r.check(v); msg != "" {
 			p.add(at.field(r.name) + ": " + msg)
-			continue
-		}
-		if r.constraint != nil && !r.constraint.holds(&env{self: m, outer: hh, dot: v}) {
-			p.add(at.field(r.name) + ": " + r.message)
 		}
 	}
 	var unknown []string
@@ -219,6 +212,32 @@ func (fs *fieldSet) check(p *problems, at loc, m, hh map[string]Value, nulls []l
 		} else {
 			p.add(at.path() + ": unknown field (invalid name)")
 		}
+	}
+}
+
+// checkExprs checks the value v (absent if zero) of a field with a
+// relevant or a constraint, in the object m (hh: the household, for a
+// person).
+func (r *rule) checkExprs(p *problems, at loc, v Value, m, hh map[string]Value) {
+	present := v.kind != vAbsent
+	if e := r.x.relevant; e != nil && (present || r.required) && !e.holds(&env{self: m, outer: hh}) {
+		if present {
+			p.add(at.field(r.name) + ": not relevant")
+		}
+		return
+	}
+	if !present {
+		if r.required {
+			p.add(at.field(r.name) + ": required")
+		}
+		return
+	}
+	if msg := r.check(v); msg != "" {
+		p.add(at.field(r.name) + ": " + msg)
+		return
+	}
+	if e := r.x.constraint; e != nil && !e.holds(&env{self: m, outer: hh, dot: v}) {
+		p.add(at.field(r.name) + ": " + r.x.message)
 	}
 }
 
@@ -274,8 +293,11 @@ func (r *rule) check(v Value) string {
 		// compared with the bounds as written in the JSON Schema, digit by
 		// digit, so that the two agree on 10000.0000000000001.
 		x, _ := strconv.ParseFloat(v.text, 64) // ±Inf beyond float64
-		if !(x > r.min && x < r.max) && (decimalCmp(v.text, r.minS) < 0 || decimalCmp(v.text, r.maxS) > 0) {
-			return "must be between " + r.minS + " and " + r.maxS
+		if !(x > r.min && x < r.max) {
+			lo, hi := boundText(r.min), boundText(r.max)
+			if decimalCmp(v.text, lo) < 0 || decimalCmp(v.text, hi) > 0 {
+				return "must be between " + lo + " and " + hi
+			}
 		}
 	case kCodeSet:
 		if v.kind != vCodes {
