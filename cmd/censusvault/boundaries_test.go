@@ -149,7 +149,8 @@ func serverCode(module, dep string) bool {
 		case "broker":
 			// The SDK may use the wire types and what they are made of.
 			switch rest {
-			case "broker/client", "broker/wire", "broker/area", "broker/untrusted":
+			case "broker/client", "broker/wire", "broker/area", "broker/untrusted",
+				"broker/internal/strictjson": // the one strict JSON reader, which broker/area's revision documents use
 				return false
 			}
 			return true
