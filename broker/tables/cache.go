@@ -154,6 +154,9 @@ func NewCache(s *Schema, t *area.Tree) (*Cache, error) {
 	return c, nil
 }
 
+// Schema is the schema the cache reads households through.
+func (c *Cache) Schema() *Schema { return c.schema }
+
 // UpTo returns the point of the deposit sequence the cache holds every
 // household through (-1 when it holds none).
 func (c *Cache) UpTo() int64 {
@@ -279,18 +282,7 @@ func (c *Cache) appendOne(h *Household, ea int32) error {
 		for i, v := range sc.pCols {
 			pushValue(&c.pCols[i], v, vals[i])
 		}
-		age := 0
-		by, bm := vals[sc.birthYear.col], vals[sc.birthMon.col]
-		if !math.IsNaN(by) {
-			m := 0
-			if !math.IsNaN(bm) {
-				m = int(bm)
-			}
-			if a, ok := Age(sc.census, int(by), m); ok && a < math.MaxUint8 {
-				age = a + 1
-			}
-		}
-		c.pAge = append(c.pAge, uint8(age))
+		c.pAge = append(c.pAge, sc.ageOf(vals))
 	}
 	c.hFirst = append(c.hFirst, uint32(len(c.pKey)))
 	c.hHead = append(c.hHead, uint8(head))
@@ -303,10 +295,15 @@ func (c *Cache) appendOne(h *Household, ea int32) error {
 }
 
 // pushValue stores x (NaN: absent) in v's column. A value outside the
-// form's codes or range is stored as absent: the form validated it on
-// deposit, so this only happens for a record of another form version.
+// schema's codes or range is stored as absent: the form validated it on
+// deposit, so this only happens for a household of an older version of
+// the form, and a sum's bounds (what its noise is scaled to) hold only
+// for values within the range.
 func pushValue(col *column, v *variable, x float64) {
 	if v.kind == numeric {
+		if !v.accepts(x) {
+			x = math.NaN()
+		}
 		col.f = append(col.f, x)
 		return
 	}
@@ -315,6 +312,47 @@ func pushValue(col *column, v *variable, x float64) {
 		k = v.category(int64(x)) + 1
 	}
 	col.push(k)
+}
+
+// accepts reports whether x is a value of v: one of a coded variable's
+// categories, or a whole number (int) within a numeric variable's range.
+func (v *variable) accepts(x float64) bool {
+	switch {
+	case math.IsNaN(x):
+		return false
+	case v.kind == numeric:
+		return x >= v.min && x <= v.max && (!v.isInt || x == math.Trunc(x))
+	default:
+		return x == math.Trunc(x) && v.category(int64(x)) >= 0
+	}
+}
+
+// ageOf is a person's age in completed years plus one (0: none) from the
+// fields with age roles, whichever the form has (see NewSchema), as the
+// cache stores it: a value the schema does not accept counts as absent.
+func (s *Schema) ageOf(vals []float64) uint8 {
+	switch {
+	case s.ageField != nil:
+		x := vals[s.ageField.col]
+		if s.ageField.accepts(x) && x >= 0 && x < math.MaxUint8 {
+			return uint8(x) + 1
+		}
+	case s.birthYear != nil:
+		by := vals[s.birthYear.col]
+		if !s.birthYear.accepts(by) {
+			return 0
+		}
+		m := 0
+		if s.birthMon != nil {
+			if bm := vals[s.birthMon.col]; s.birthMon.accepts(bm) {
+				m = int(bm)
+			}
+		}
+		if a, ok := Age(s.census, int(by), m); ok && a < math.MaxUint8 {
+			return uint8(a + 1)
+		}
+	}
+	return 0
 }
 
 // clip shortens what a client sent before it is quoted in a message,

@@ -177,7 +177,8 @@ func TestAppendErrors(t *testing.T) {
 		`{"household":{"dwelling_type":` + secret + `x},"persons":[{}]}`,
 		`{"household":{"dwelling_type":1.2.3},"persons":[{}]}`,
 		`{"household":{"dwelling_type":true},"persons":[{}]}`,
-		`{"household":{"dwelling_type":[1]},"persons":[{}]}`,
+		`{"household":{"dwelling_type":[[1]]},"persons":[{}]}`, // a code set's array is flat
+		`{"household":{"dwelling_type":["1"]},"persons":[{}]}`, // of numbers
 		`{"household":{"dwelling_type":-},"persons":[{}]}`,
 		`{"household":{"dwelling_type":1e999},"persons":[{}]}`,
 		`{"household":{"dwelling_type"},"persons":[{}]}`,

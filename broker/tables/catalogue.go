@@ -3,6 +3,7 @@ package tables
 import (
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
@@ -178,11 +179,21 @@ type tableFile struct {
 	MinPlanned int64    `json:"min_planned_households"`
 }
 
+// ErrNoCatalogue is what StandardCatalogue's error wraps when no
+// embedded catalogue is written for the schema's form: its standard
+// tables cannot be asked (custom dp tables can).
+var ErrNoCatalogue = errors.New("no catalogue of standard tables is written for this form")
+
 // StandardCatalogue returns the embedded catalogue of the given version,
-// checked against s; version 0 is the latest embedded. Every embedded
-// version written for s's form is parsed too, and their groupings must
-// nest across versions (checkVersionsNested): a release names its
-// version, and old versions stay askable and replayable.
+// checked against s; version 0 is the latest embedded one written for
+// s's form. A catalogue is written for a form name (census2019's are the
+// files embedded now) and the version it was first written for: it
+// serves that version and every later one it still checks against (a
+// later version that makes a variable it names identifying, or adds a
+// code a grouping does not place, needs a new catalogue version). Every
+// embedded version written for s's form is parsed too, and their
+// groupings must nest across versions (checkVersionsNested): a release
+// names its version, and old versions stay askable and replayable.
 func StandardCatalogue(s *Schema, version int) (*Catalogue, error) {
 	return loadCatalogue(catalogueFiles, s, version)
 }
@@ -195,7 +206,9 @@ func loadCatalogue(fsys fs.FS, s *Schema, version int) (*Catalogue, error) {
 		return nil, err
 	}
 	if version == 0 {
-		version = versions[len(versions)-1]
+		if version, err = latestFor(fsys, s, versions); err != nil {
+			return nil, err
+		}
 	}
 	if !slices.Contains(versions, version) {
 		names := make([]string, len(versions))
@@ -229,12 +242,28 @@ func loadCatalogue(fsys fs.FS, s *Schema, version int) (*Catalogue, error) {
 	return want, nil
 }
 
-// versionCatalogue parses the catalogue of version v, or returns nil if
-// it is written for another form than s's.
-func versionCatalogue(fsys fs.FS, s *Schema, v int) (*Catalogue, error) {
+// latestFor is the highest catalogue version written for s's form, or
+// an error wrapping ErrNoCatalogue.
+func latestFor(fsys fs.FS, s *Schema, versions []int) (int, error) {
+	for _, v := range slices.Backward(versions) {
+		_, ok, err := catalogueHead(fsys, s, v)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return v, nil
+		}
+	}
+	name, ver := s.Form()
+	return 0, fmt.Errorf("tables: form %s v%d: %w (the embedded catalogues are written for other forms): ask custom tables", name, ver, ErrNoCatalogue)
+}
+
+// catalogueHead reads the catalogue file of version v, and whether it is
+// written for s's form: its name, and a version at or before s's.
+func catalogueHead(fsys fs.FS, s *Schema, v int) ([]byte, bool, error) {
 	b, err := fs.ReadFile(fsys, fmt.Sprintf("catalogue/v%d.json", v))
 	if err != nil {
-		return nil, fmt.Errorf("tables: embedded catalogue v%d: %w", v, err)
+		return nil, false, fmt.Errorf("tables: embedded catalogue v%d: %w", v, err)
 	}
 	// Only the binding, to skip other forms' versions; ParseCatalogue
 	// reads the whole file strictly.
@@ -242,10 +271,18 @@ func versionCatalogue(fsys fs.FS, s *Schema, v int) (*Catalogue, error) {
 		Form catalogueForm `json:"form"`
 	}
 	if err := json.Unmarshal(b, &head); err != nil {
-		return nil, fmt.Errorf("tables: embedded catalogue v%d: %s", v, jsonProblem(err))
+		return nil, false, fmt.Errorf("tables: embedded catalogue v%d: %s", v, jsonProblem(err))
 	}
-	if name, ver := s.Form(); head.Form.Name != name || head.Form.Version != ver {
-		return nil, nil
+	name, ver := s.Form()
+	return b, head.Form.Name == name && head.Form.Version <= ver, nil
+}
+
+// versionCatalogue parses the catalogue of version v, or returns nil if
+// it is written for another form than s's.
+func versionCatalogue(fsys fs.FS, s *Schema, v int) (*Catalogue, error) {
+	b, ok, err := catalogueHead(fsys, s, v)
+	if err != nil || !ok {
+		return nil, err
 	}
 	c, err := ParseCatalogue(b, s)
 	if err != nil {
@@ -292,7 +329,7 @@ func ParseCatalogue(b []byte, s *Schema) (*Catalogue, error) {
 		return nil, fmt.Errorf("catalogue: version %d: versions are numbered from 1", f.Version)
 	}
 	pre := fmt.Sprintf("catalogue v%d", f.Version)
-	if name, ver := s.Form(); f.Form.Name != name || f.Form.Version != ver {
+	if name, ver := s.Form(); f.Form.Name != name || f.Form.Version > ver {
 		return nil, fmt.Errorf("%s is written for form %s v%d, not %s v%d: load the catalogue version written for this form", pre, clip(f.Form.Name), f.Form.Version, name, ver)
 	}
 	c := &Catalogue{Version: f.Version, Form: f.Form.Name, FormVersion: f.Form.Version, schema: s,

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -103,14 +104,28 @@ func TestStandardCatalogueVersions(t *testing.T) {
 			t.Errorf("StandardCatalogue(%d) = %v; want an error naming the embedded versions", v, err)
 		}
 	}
+	// A catalogue written for census2019 v1 serves a later version it
+	// checks against (issue 14: one table form, every version).
 	f := *form.Default()
 	f.Version = 2
 	s2, err := NewSchema(&f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := StandardCatalogue(s2, 0); err == nil || !strings.Contains(err.Error(), "not written for form census2019 v2") {
-		t.Errorf("v1 loaded for census2019 v2: %v", err)
+	if c, err := StandardCatalogue(s2, 0); err != nil || c.Version != 1 || c.Form != "census2019" || c.FormVersion != 1 {
+		t.Errorf("v1 for census2019 v2: %v, %v", c, err)
+	}
+	// Another form has none.
+	f.Name = "census2029"
+	s3, err := NewSchema(&f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := StandardCatalogue(s3, 0); !errors.Is(err, ErrNoCatalogue) {
+		t.Errorf("a catalogue for census2029: %v, %v", c, err)
+	}
+	if _, err := StandardCatalogue(s3, 1); err == nil || !strings.Contains(err.Error(), "not written for form census2029 v2") {
+		t.Errorf("v1 for census2029: %v", err)
 	}
 }
 
@@ -439,8 +454,12 @@ func TestLoadCatalogueFiles(t *testing.T) {
 	if c, err := loadCatalogue(files, s, 1); err != nil || c.Version != 1 {
 		t.Errorf("v1 beside another form's v3: %v, %v", c, err)
 	}
-	if _, err := loadCatalogue(files, s, 0); err == nil || !strings.Contains(err.Error(), "catalogue v3 is not written for form census2019 v1") {
-		t.Errorf("the latest, for another form: %v", err)
+	// v3 is written for census2019 v2: the latest for v1 is v1.
+	if c, err := loadCatalogue(files, s, 0); err != nil || c.Version != 1 {
+		t.Errorf("the latest for census2019 v1 beside v3, written for v2: %v, %v", c, err)
+	}
+	if _, err := loadCatalogue(files, s, 3); err == nil || !strings.Contains(err.Error(), "catalogue v3 is not written for form census2019 v1") {
+		t.Errorf("v3, written for v2, asked for v1: %v", err)
 	}
 	if _, err := loadCatalogue(files, s, 2); err == nil || !strings.Contains(err.Error(), "versions: 1, 3") {
 		t.Errorf("a version not carried: %v", err)

@@ -33,8 +33,11 @@ func (s *parseScratch) init(sc *Schema) {
 var errSyntax = errors.New("analytic part is not canonical JSON")
 
 // parse reads {"household":{…},"persons":[{…},…]} with number values
-// (string values, of fields that are not tabulated, are skipped). Unknown
-// keys are ignored: they are fields of the form that are not tabulable.
+// (string values and arrays of codes, of fields that are not tabulated,
+// are skipped). Unknown keys are ignored: they are fields that are not
+// tabulable, or that the latest version of the form does not hold as
+// analytic (the schema is the latest version's, the household may be of
+// an older one).
 func (s *parseScratch) parse(b []byte) error {
 	for i := range s.household {
 		s.household[i] = math.NaN()
@@ -132,15 +135,43 @@ func (p *parser) object(fn func(key []byte, x float64)) {
 	for p.err == nil {
 		key := p.str()
 		p.expect(":")
-		if p.peek() == '"' {
+		switch p.peek() {
+		case '"':
 			p.str()
-		} else if x, ok := p.number(); ok {
-			fn(key, x)
+		case '[':
+			p.array()
+		default:
+			if x, ok := p.number(); ok {
+				fn(key, x)
+			}
 		}
 		switch p.peek() {
 		case ',':
 			p.pos++
 		case '}':
+			p.pos++
+			return
+		default:
+			p.fail()
+		}
+	}
+}
+
+// array skips a flat array of numbers: the codes of a code_set field,
+// which is no table variable (multi-response tables are not built yet).
+// Anything else in it is not what form.Split writes, and fails.
+func (p *parser) array() {
+	p.expect("[")
+	if p.peek() == ']' {
+		p.pos++
+		return
+	}
+	for p.err == nil {
+		p.number()
+		switch p.peek() {
+		case ',':
+			p.pos++
+		case ']':
 			p.pos++
 			return
 		default:

@@ -152,7 +152,7 @@ func (c *Cache) Freeze(prev *PointState, level area.Level, k int64) (*PointState
 	if prev != nil && prev.Level != level {
 		return nil, FreezeReport{}, fmt.Errorf("tables: the previous point froze %ss, this one would freeze %ss: a catalogue whose finest level changed needs a new series of points", prev.Level, level)
 	}
-	cat, err := StandardCatalogue(c.schema, 0)
+	cat, err := c.schema.Catalogue()
 	if err != nil {
 		return nil, FreezeReport{}, err
 	}

@@ -157,6 +157,9 @@ func TestRT12PersonCapHolds(t *testing.T) {
 // floor area is far outside the form's bounds (a record of another
 // version, or a bug upstream) must add no more than the bound to a dp
 // sum, or its presence would show through the noise scaled to the bound.
+// Since issue 14 the cache stores such a value as absent (a value the
+// latest version of the form does not accept), so it adds nothing; the
+// sum's clip stays behind it.
 func TestRT12SumsAreClipped(t *testing.T) {
 	tr := national(t)
 	ea := eaOf(tr, areasAt(tr, area.Commune)[0])
@@ -171,7 +174,7 @@ func TestRT12SumsAreClipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := truth[len(truth)-1].milli / 1000; got > p.dp.bound || got <= 0 {
+	if got := truth[len(truth)-1].milli / 1000; got > p.dp.bound || got < 0 {
 		t.Fatalf("an outlier household added %d to a dp sum bounded by %d per household", got, p.dp.bound)
 	}
 }

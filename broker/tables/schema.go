@@ -3,7 +3,9 @@ package tables
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/censusvault/censusvault/broker/form"
@@ -70,6 +72,9 @@ type variable struct {
 	bound  float64 // most one contributor can add to a sum
 	isInt  bool    // an int field (coded or numeric)
 	nonNeg bool    // never negative (a dp sum of it is clamped at 0)
+	// min and max are a numeric variable's range: a value outside it (of
+	// a household of an older form version) is stored as absent.
+	min, max float64
 }
 
 // dimension reports whether v can be a row or column of a table.
@@ -90,31 +95,65 @@ func (v *variable) categories() int {
 }
 
 // Schema is the analytic part of a form, as the engine stores and
-// tabulates it. It is immutable.
+// tabulates it: the latest version of the vault's table form, through
+// which the households of every version of that form are read. It is
+// immutable.
 type Schema struct {
-	form      string
-	version   int
-	vars      map[string]*variable
-	order     []string // analytic variables in form order, then derived ones
-	closed    map[string]form.Class
-	hhCols    []*variable
-	pCols     []*variable
+	form    string
+	version int
+	vars    map[string]*variable
+	order   []string // analytic variables in form order, then derived ones
+	closed  map[string]form.Class
+	hhCols  []*variable
+	pCols   []*variable
+	// Ages come from the fields with the roles (form.RoleField): a birth
+	// year (and, optionally, month) taken at the census moment, or an
+	// age in completed years. All nil: the form has no ages, and no
+	// age_group5 or age variable.
 	birthYear *variable
 	birthMon  *variable
-	census    time.Time // the form's census moment: ages are taken at it
+	ageField  *variable
+	census    time.Time // the form's census moment (zero if none): ages are taken at it
 	// head and headCode are the person variable and code that mark the
 	// household head (form.Form.Head), or nil: the cache notes each
 	// household's first such person, whom ckp/v2 tables count under the
 	// household's record key.
 	head     *variable
 	headCode int64
+
+	catOnce sync.Once // the standard catalogue of the schema (Catalogue)
+	cat     *Catalogue
+	catErr  error
 }
 
-// NewSchema builds the schema of f's analytic fields. The form must have
-// the person fields birth_year (int) and birth_month (int, optional),
-// from which age and age_group5 are derived.
-func NewSchema(f *form.Form) (*Schema, error) {
+// NewSchema builds the schema of f's analytic fields: f is the latest
+// version of the table form, earlier the versions before it, whose
+// households are read through f (see Cache). Variables are f's analytic
+// fields of a tabulable type (code, int, decimal; strings, dates,
+// phones and code sets are not variables: multi-response tables are not
+// built yet). A field from which an older household may have no value
+// — not required, or relevant only somewhere, in f or in an earlier
+// version, or analytic, of the same type or within f's codes or range
+// only since f — has a "not stated" category.
+//
+// Ages are derived from the fields with roles, never from names: the
+// fields with form.RoleBirthYear (and form.RoleBirthMonth) give age in
+// completed years at the census moment, the field with form.RoleAge
+// gives it directly; either way the schema has age_group5 (five-year
+// bands) and age (completed years, a quantitative measure; a role-age
+// field named age is that variable). A form with no such role has no
+// age variables. NewSchema refuses a form it cannot tabulate, saying
+// why: an analytic field named like a derived variable, a name used by
+// both lists, a birth year without a census moment, a head code that is
+// not a coded person variable.
+func NewSchema(f *form.Form, earlier ...*form.Form) (*Schema, error) {
 	s := &Schema{form: f.Name, version: f.Version, vars: map[string]*variable{}, closed: map[string]form.Class{}}
+	pre := fmt.Sprintf("tables: form %s v%d", f.Name, f.Version)
+	for _, e := range earlier {
+		if e.Name != f.Name || e.Version >= f.Version {
+			return nil, fmt.Errorf("%s: version %d of %s is not an earlier version of it", pre, e.Version, e.Name)
+		}
+	}
 	for _, lv := range []varLevel{householdLevel, personLevel} {
 		list := f.Household
 		if lv == personLevel {
@@ -122,7 +161,9 @@ func NewSchema(f *form.Form) (*Schema, error) {
 		}
 		for _, fd := range list {
 			if fd.Class != form.Analytic {
-				s.closed[fd.Name] = fd.Class
+				if _, dup := s.closed[fd.Name]; !dup {
+					s.closed[fd.Name] = fd.Class
+				}
 				continue
 			}
 			v, err := newVariable(fd, lv)
@@ -130,8 +171,12 @@ func NewSchema(f *form.Form) (*Schema, error) {
 				return nil, err
 			}
 			if v == nil {
-				continue // a string: not tabulable
+				continue // not tabulable
 			}
+			if _, dup := s.vars[v.name]; dup {
+				return nil, fmt.Errorf("%s: %s is an analytic field of both the household and the person list: tables name variables by field name, so rename one", pre, v.name)
+			}
+			v.required = alwaysStated(fd, lv, earlier)
 			if lv == householdLevel {
 				v.col = len(s.hhCols)
 				s.hhCols = append(s.hhCols, v)
@@ -143,28 +188,118 @@ func NewSchema(f *form.Form) (*Schema, error) {
 			s.order = append(s.order, v.name)
 		}
 	}
-	by, bm := s.vars["birth_year"], s.vars["birth_month"]
-	if by == nil || bm == nil || by.level != personLevel || bm.level != personLevel || !by.isInt || !bm.isInt {
-		return nil, fmt.Errorf("tables: form %s v%d lacks the analytic person int fields birth_year and birth_month", f.Name, f.Version)
+	for name := range s.closed {
+		if _, ok := s.vars[name]; ok {
+			delete(s.closed, name) // analytic in the other list
+		}
 	}
-	s.birthYear, s.birthMon = by, bm
-	census, ok := f.Census()
-	if !ok {
-		return nil, fmt.Errorf("tables: form %s v%d has no census_moment: ages are taken at it", f.Name, f.Version)
+	if census, ok := f.Census(); ok {
+		s.census = census
 	}
-	s.census = census
+	if err := s.roles(f, pre); err != nil {
+		return nil, err
+	}
 	if name, code, ok := f.Head(); ok {
 		v := s.vars[name]
 		if v == nil || v.level != personLevel || v.kind != coded || v.category(int64(code)) < 0 {
-			return nil, fmt.Errorf("tables: form %s v%d marks the head with %s, which is not an analytic person code field with that code", f.Name, f.Version, name)
+			return nil, fmt.Errorf("%s marks the head with %s, which is not an analytic person code field with that code", pre, name)
 		}
 		s.head, s.headCode = v, int64(code)
 	}
-	oldest := float64(census.Year()) - minOf(by)
-	s.vars[VarAgeGroup5] = &variable{name: VarAgeGroup5, level: personLevel, kind: derivedBand, required: true}
-	s.vars[VarAge] = &variable{name: VarAge, level: personLevel, kind: derivedAge, required: true, bound: oldest, isInt: true, quantitative: true, nonNeg: true}
-	s.order = append(s.order, VarAgeGroup5, VarAge)
 	return s, nil
+}
+
+// roles finds the fields ages are derived from and adds the derived
+// variables.
+func (s *Schema) roles(f *form.Form, pre string) error {
+	roleVar := func(role string) (*variable, error) {
+		name, ok := f.RoleField(role)
+		if !ok {
+			return nil, nil
+		}
+		v := s.vars[name]
+		if v == nil || v.level != personLevel || !v.isInt {
+			return nil, fmt.Errorf("%s: field %s has role %s but is not an analytic person int field", pre, name, role)
+		}
+		return v, nil
+	}
+	var err error
+	if s.birthYear, err = roleVar(form.RoleBirthYear); err != nil {
+		return err
+	}
+	if s.birthMon, err = roleVar(form.RoleBirthMonth); err != nil {
+		return err
+	}
+	if s.ageField, err = roleVar(form.RoleAge); err != nil {
+		return err
+	}
+	var bound float64
+	switch {
+	case s.birthYear != nil && s.ageField != nil:
+		return fmt.Errorf("%s has both a birth year and an age role: ages come from one", pre)
+	case s.birthMon != nil && s.birthYear == nil:
+		return fmt.Errorf("%s has a birth month role without a birth year", pre)
+	case s.birthYear != nil:
+		if s.census.IsZero() {
+			return fmt.Errorf("%s: field %s has role birth_year but the form has no census_moment: ages are taken at it", pre, s.birthYear.name)
+		}
+		bound = float64(s.census.Year()) - minOf(s.birthYear)
+	case s.ageField != nil:
+		bound = s.ageField.bound
+	default:
+		return nil // no ages
+	}
+	for _, name := range []string{VarAgeGroup5, VarAge} {
+		if v, ok := s.vars[name]; ok && v != s.ageField {
+			return fmt.Errorf("%s: analytic field %s has the name of a variable derived from ages: rename the field", pre, name)
+		}
+	}
+	s.vars[VarAgeGroup5] = &variable{name: VarAgeGroup5, level: personLevel, kind: derivedBand, required: true}
+	s.order = append(s.order, VarAgeGroup5)
+	if s.ageField != nil && s.ageField.name == VarAge {
+		// The age field is the age: a dimension (single years) and,
+		// completed years being an amount, a quantitative measure.
+		s.ageField.quantitative = true
+		return nil
+	}
+	s.vars[VarAge] = &variable{name: VarAge, level: personLevel, kind: derivedAge, required: true, bound: bound, isInt: true, quantitative: true, nonNeg: true}
+	s.order = append(s.order, VarAge)
+	return nil
+}
+
+// alwaysStated reports whether every household of the form's versions
+// has a value for fd (of level lv) that the latest version accepts:
+// required with no relevant in the latest version and in every earlier
+// one, analytic there, of the same type, with codes or a range within
+// the latest's. Otherwise the variable has a "not stated" category, and
+// a household of an older version without the value is counted there.
+func alwaysStated(fd form.Field, lv varLevel, earlier []*form.Form) bool {
+	if !fd.Required || fd.Relevant != "" {
+		return false
+	}
+	for _, e := range earlier {
+		list := e.Household
+		if lv == personLevel {
+			list = e.Person
+		}
+		i := slices.IndexFunc(list, func(x form.Field) bool { return x.Name == fd.Name })
+		if i < 0 {
+			return false
+		}
+		old := list[i]
+		if old.Class != form.Analytic || !old.Required || old.Relevant != "" || old.Type != fd.Type {
+			return false
+		}
+		for _, c := range old.Codes {
+			if !slices.ContainsFunc(fd.Codes, func(x form.Code) bool { return x.Code == c.Code }) {
+				return false
+			}
+		}
+		if fd.Min != nil && (old.Min == nil || *old.Min < *fd.Min) || fd.Max != nil && (old.Max == nil || *old.Max > *fd.Max) {
+			return false
+		}
+	}
+	return true
 }
 
 func minOf(v *variable) float64 {
@@ -189,6 +324,7 @@ func newVariable(fd form.Field, lv varLevel) (*variable, error) {
 			return nil, fmt.Errorf("tables: analytic field %s has no bounds: sums need them", fd.Name)
 		}
 		lo, hi := *fd.Min, *fd.Max
+		v.min, v.max = lo, hi
 		v.bound = math.Max(math.Abs(lo), math.Abs(hi))
 		v.nonNeg = lo >= 0
 		v.isInt = fd.Type == form.TypeInt
@@ -202,7 +338,7 @@ func newVariable(fd form.Field, lv varLevel) (*variable, error) {
 			v.kind = numeric
 		}
 	default:
-		return nil, nil // strings, dates, phones: not tabulable
+		return nil, nil // strings, dates, phones, code sets: not tabulable
 	}
 	if v.kind == coded {
 		if len(v.values) > maxCategories {
@@ -250,9 +386,25 @@ func (s *Schema) Quantitative(name string) bool {
 }
 
 // Form returns the name and version of the form the schema was built from:
-// the engine tabulates submissions of that form only.
+// the engine tabulates submissions of that form name, of every version up
+// to this one, read through this version's classes, codes and ranges.
 func (s *Schema) Form() (name string, version int) { return s.form, s.version }
 
 // Census is the form's census reference moment, in the census's time
-// zone: ages are taken at it, and scheduled points are made by its days.
+// zone (the zero time if the form has none): ages are taken at it, and
+// scheduled points are made by its days.
 func (s *Schema) Census() time.Time { return s.census }
+
+// Ages reports whether the schema has the derived age variables
+// (age_group5, age): whether the form has a field with an age role.
+func (s *Schema) Ages() bool { return s.birthYear != nil || s.ageField != nil }
+
+// Catalogue returns the latest embedded catalogue of standard tables
+// written for the schema's form (StandardCatalogue(s, 0)), worked out
+// once: an error wrapping ErrNoCatalogue if none is, or one that does not
+// check against this version of the form (a variable it names is no
+// longer analytic, a grouping no longer covers the codes).
+func (s *Schema) Catalogue() (*Catalogue, error) {
+	s.catOnce.Do(func() { s.cat, s.catErr = StandardCatalogue(s, 0) })
+	return s.cat, s.catErr
+}
