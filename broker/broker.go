@@ -262,7 +262,7 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 	b.keyring = kr
 
 	var geo *area.Geography
-	var model, csv, dekVer, name string
+	var model, csv, dekVer, name, tableName string
 	var receiptKeys, auditKeys []storage.Key
 	err = o.Store.View(ctx, func(tx storage.ReadTx) error {
 		var err error
@@ -281,6 +281,9 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 		if name, err = tx.Meta(metaVaultName); err != nil {
 			return err
 		}
+		if tableName, err = tableFormName(tx); err != nil {
+			return err
+		}
 		if geo, err = loadGeography(tx, -1); err != nil {
 			return err
 		}
@@ -294,6 +297,10 @@ func New(ctx context.Context, o Opts) (*Broker, error) {
 		return nil, fmt.Errorf("broker: failed to load the vault: %w", err)
 	}
 	b.name = name
+	b.tables.name = tableName
+	if _, err := b.tableForm(ctx); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	if _, err := fmt.Sscan(dekVer, &b.dekVer); err != nil || b.dekVer < 1 {
 		return nil, fmt.Errorf("broker: bad stored data key version %q", dekVer)
 	}

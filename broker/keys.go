@@ -10,6 +10,7 @@ import (
 
 	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/broker/area"
+	"github.com/censusvault/censusvault/broker/form"
 	"github.com/censusvault/censusvault/crypto"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage"
@@ -25,6 +26,13 @@ type InitOpts struct {
 	Name   string // the vault's name in signed notes, e.g. "census.gso.gov.vn"; default "censusvault"
 	Actor  string // who runs init, e.g. "cli:root"
 	Now    func() time.Time
+	// TableForm is the form the vault tabulates, with all its versions
+	// (tableform.go); empty: the default form (form.Default). It must
+	// be one of Forms and tabulable. Other forms are deposited, counted
+	// and viewed, never tabulated. It never changes after init.
+	TableForm string
+	// Forms are the forms built in, as Opts.Forms; nil: form.Embedded().
+	Forms []*form.Form
 }
 
 var noteNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -37,6 +45,10 @@ func Init(ctx context.Context, o InitOpts) error {
 		return errors.New("init: store and key provider are required")
 	}
 	eng, err := o.check()
+	if err != nil {
+		return err
+	}
+	tableForm, err := tableFormOf(o.TableForm, o.Forms)
 	if err != nil {
 		return err
 	}
@@ -86,6 +98,7 @@ func Init(ctx context.Context, o InitOpts) error {
 		for k, v := range map[string]string{
 			metaDEKVersion: "1",
 			metaVaultName:  o.Name,
+			metaTableForm:  tableForm,
 		} {
 			if err := tx.PutMeta(k, v); err != nil {
 				return err
@@ -113,7 +126,7 @@ func Init(ctx context.Context, o InitOpts) error {
 		_, err := commitChange(tx, &audit.Event{
 			Time: now, Actor: o.Actor, Action: "vault.init", Area: string(o.Areas.Root()),
 			Decision: "allow", Rule: "operator with access to the data directory",
-			Reason:  fmt.Sprintf("%d areas; policy %s", o.Areas.Len(), eng.Hash()[:16]),
+			Reason:  fmt.Sprintf("%d areas; policy %s; table form %s", o.Areas.Len(), eng.Hash()[:16], tableForm),
 			Outcome: "ok",
 		}, policyChange{op: storage.GrantOpStart, model: model, csv: pol})
 		return err
@@ -133,6 +146,9 @@ func (o *InitOpts) check() (*policy.Engine, error) {
 	}
 	if o.Name != "" && !noteNameRE.MatchString(o.Name) {
 		return nil, fmt.Errorf("init: vault name %q: use letters, digits, '.', '_' or '-' (at most 64)", o.Name)
+	}
+	if _, err := tableFormOf(o.TableForm, o.Forms); err != nil {
+		return nil, err
 	}
 	model, pol := o.Model, o.Policy
 	if model == "" {

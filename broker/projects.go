@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/censusvault/censusvault/audit"
-	"github.com/censusvault/censusvault/broker/form"
 	"github.com/censusvault/censusvault/broker/tables"
 	"github.com/censusvault/censusvault/broker/untrusted"
 	"github.com/censusvault/censusvault/storage"
@@ -27,8 +26,6 @@ const (
 	MaxProjectAreas     = 1000 // area codes one project covers
 	MaxProjectVariables = 100  // variables one project may use
 	MaxProjectBudget    = 1e12 // cells; far beyond any real project, well inside int64
-	derivedAgeGroup5    = tables.VarAgeGroup5
-	derivedAge          = tables.VarAge
 )
 
 // NewProject describes a research project to register.
@@ -37,7 +34,7 @@ type NewProject struct {
 	Title     string
 	Purpose   string
 	Areas     []AreaCode // each covers its subtree
-	Variables []string   // analytic fields of the default form, or "age_group5"
+	Variables []string   // variables of the table form (Broker.ProjectVariables)
 	Expires   time.Time
 	Budget    int64 // cells it may release in total
 }
@@ -57,40 +54,30 @@ type ProjectInfo struct {
 	Remaining int64 // Budget - Spent
 }
 
-// ProjectVariables lists what a project may name, in form order: the
-// analytic fields of the default form (household, then person) and the
-// derived variables (age_group5, the five-year band, and age, completed
-// years, a measure only). Identifying and operational fields are never among them.
-func ProjectVariables() []string {
-	f := form.Default()
-	var out []string
-	for _, list := range [][]form.Field{f.Household, f.Person} {
-		for _, fd := range list {
-			if fd.Class == form.Analytic {
-				out = append(out, fd.Name)
-			}
-		}
+// ProjectVariables lists what a project may name: the variables of the
+// table form's latest version (tables.Schema.Variables), in form order —
+// its analytic fields of a tabulable type (household, then person) and,
+// if it has an age role, the derived age_group5 (five-year bands) and
+// age (completed years). Identifying and operational fields are never
+// among them. Nil if the table form cannot be read or tabulated now.
+func (b *Broker) ProjectVariables(ctx context.Context) []string {
+	s, err := b.tableSchema(ctx)
+	if err != nil {
+		return nil
 	}
-	return append(out, derivedAgeGroup5, derivedAge)
+	return s.Variables()
 }
 
 // checkVariable says why a project may not use v, or returns nil.
-func checkVariable(v string, f *form.Form) error {
-	if v == derivedAgeGroup5 || v == derivedAge {
+func checkVariable(v string, s *tables.Schema) error {
+	if slices.Contains(s.Variables(), v) {
 		return nil
 	}
-	for _, list := range [][]form.Field{f.Household, f.Person} {
-		for _, fd := range list {
-			if fd.Name != v {
-				continue
-			}
-			if fd.Class != form.Analytic {
-				return fmt.Errorf("variable %q is an %s field: projects may use only analytic variables", v, fd.Class)
-			}
-			return nil
-		}
+	name, version := s.Form()
+	if cl, ok := s.Closed(v); ok {
+		return fmt.Errorf("variable %q is an %s field of form %s v%d: projects may use only analytic variables", v, cl, name, version)
 	}
-	return fmt.Errorf("no variable %q: use one of %s", clip(v), strings.Join(ProjectVariables(), ", "))
+	return fmt.Errorf("no variable %q in form %s v%d, the vault's table form: use one of %s", clip(v), name, version, strings.Join(s.Variables(), ", "))
 }
 
 // clip shortens what an operator typed before it goes into a message.
@@ -147,9 +134,12 @@ func (b *Broker) AddProject(ctx context.Context, actor string, p NewProject) err
 	if len(p.Variables) > MaxProjectVariables {
 		return errorf(Invalid, nil, "%d variables, the limit is %d", len(p.Variables), MaxProjectVariables)
 	}
-	f := form.Default()
+	s, err := b.tableSchema(ctx)
+	if err != nil {
+		return err
+	}
 	for i, v := range p.Variables {
-		if err := checkVariable(v, f); err != nil {
+		if err := checkVariable(v, s); err != nil {
 			return errorf(Invalid, nil, "%v", err)
 		}
 		if slices.Contains(p.Variables[:i], v) {
@@ -162,7 +152,7 @@ func (b *Broker) AddProject(ctx context.Context, actor string, p NewProject) err
 	if p.Budget <= 0 || p.Budget > MaxProjectBudget {
 		return errorf(Invalid, nil, "budget %d: it must be 1 to %d cells", p.Budget, int64(MaxProjectBudget))
 	}
-	err := b.store.Update(ctx, func(tx storage.Tx) error {
+	err = b.store.Update(ctx, func(tx storage.Tx) error {
 		if err := tx.InsertProject(&storage.Project{
 			ID: p.ID, Title: p.Title, Purpose: p.Purpose, Areas: areas, Variables: slices.Clone(p.Variables),
 			Expires: p.Expires.UTC(), Budget: p.Budget, CreatedAt: now,

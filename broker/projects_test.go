@@ -164,7 +164,8 @@ func TestProjectLifecycle(t *testing.T) {
 }
 
 func TestProjectVariablesAreAnalytic(t *testing.T) {
-	vars := broker.ProjectVariables()
+	kv := newKeyVault(t, keyVaultOpts{})
+	vars := kv.b.ProjectVariables(context.Background())
 	for _, bad := range []string{"full_name", "head_name", "address", "phone", "visit_count", "respondent_no", "response_type"} {
 		if slices.Contains(vars, bad) {
 			t.Errorf("ProjectVariables includes %s", bad)

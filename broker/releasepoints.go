@@ -91,10 +91,27 @@ func (b *Broker) createPoint(ctx context.Context, ev *audit.Event, name string) 
 	if !projectIDRE.MatchString(name) {
 		return nil, refuse(Invalid, "invalid_point_name", fmt.Sprintf("point name %q: use 1–64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. 2019-04-15)", clip(name)))
 	}
-	ts := b.tables
-	level := ts.catalogue.Finest()
+	// A point freezes areas at the finest level of the table form's
+	// catalogue: without one there are no standard tables to make
+	// points for (dp tables use the scheduled points). Checked here
+	// before the cache is built, and below with the cache's schema.
+	noCatalogue := func(s *tables.Schema) (*tables.Catalogue, error) {
+		cat, nocat := standardCatalogue(s)
+		if nocat != nil {
+			ev.Outcome, ev.Reason = "refused", nocat.Msg
+			return nil, b.refuse(ctx, ev, nocat)
+		}
+		return cat, nil
+	}
+	s, err := b.tableSchema(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := noCatalogue(s); err != nil {
+		return nil, err
+	}
 	var prevRow *storage.ReleasePoint
-	err := b.store.View(ctx, func(tx storage.ReadTx) error {
+	err = b.store.View(ctx, func(tx storage.ReadTx) error {
 		p, err := tx.LatestReleasePoint()
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil
@@ -126,6 +143,11 @@ func (b *Broker) createPoint(ctx context.Context, ev *audit.Event, name string) 
 	if err != nil {
 		return nil, err
 	}
+	cat, err := noCatalogue(cache.Schema())
+	if err != nil {
+		return nil, err
+	}
+	level := cat.Finest()
 	state, rep, err := cache.Freeze(prev, level, b.pointK)
 	if err != nil {
 		return nil, errorf(Internal, err, "failed to freeze the publication point")
@@ -212,17 +234,39 @@ func (b *Broker) ReleasePointsFor(ctx context.Context, c *Caller) ([]ReleasePoin
 	return out, nil
 }
 
-// Catalogue returns the standard tables' catalogue in force.
-func (b *Broker) Catalogue() *CatalogueInfo { return catalogueInfo(b.tables.catalogue) }
+// Catalogue returns the standard tables' catalogue in force: the latest
+// written for the table form's latest version. NotFound (no_catalogue)
+// if there is none.
+func (b *Broker) Catalogue(ctx context.Context) (*CatalogueInfo, error) {
+	s, err := b.tableSchema(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cat, nocat := standardCatalogue(s)
+	if nocat != nil {
+		return nil, nocat
+	}
+	return catalogueInfo(cat), nil
+}
 
 // CatalogueFor is Catalogue for an authenticated caller, audited.
 func (b *Broker) CatalogueFor(ctx context.Context, c *Caller) (*CatalogueInfo, error) {
 	ev := b.event(c, actionCatalogue, policy.Decision{Allow: true, Rule: "the catalogue is public"})
-	ev.Area, ev.Outcome = string(b.tree.Root()), "ok"
+	ev.Area = string(b.tree.Root())
+	out, err := b.Catalogue(ctx)
+	var e *Error
+	if errors.As(err, &e) && e.Code == "no_catalogue" {
+		ev.Outcome, ev.Reason = "refused", e.Msg
+		return nil, b.refuse(ctx, ev, e)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ev.Outcome = "ok"
 	if err := b.record(ctx, ev); err != nil {
 		return nil, err
 	}
-	return b.Catalogue(), nil
+	return out, nil
 }
 
 func catalogueInfo(c *tables.Catalogue) *CatalogueInfo {

@@ -331,11 +331,11 @@ func TestRefusalsIndependentOfTrueCounts(t *testing.T) {
 		load(tv)
 		all := validProject("all")
 		all.Areas = []broker.AreaCode{keyNation}
-		all.Variables = broker.ProjectVariables()
+		all.Variables = tv.b.ProjectVariables(ctx)
 		all.Budget = 1_000_000_000
 		one := validProject("one")
 		one.Areas = []broker.AreaCode{communeA}
-		one.Variables = broker.ProjectVariables()
+		one.Variables = tv.b.ProjectVariables(ctx)
 		one.Budget = 1_000_000_000
 		for _, p := range []broker.NewProject{all, one} {
 			if err := tv.b.AddProject(ctx, actor, p); err != nil {
@@ -355,7 +355,10 @@ func TestRefusalsIndependentOfTrueCounts(t *testing.T) {
 	tree := vaults[0].b.Tree()
 	var areas []area.Area
 	tree.Walk(tree.Root(), -1, func(a area.Area, _ int) bool { areas = append(areas, a); return true })
-	cat := vaults[0].b.Catalogue()
+	cat, err := vaults[0].b.Catalogue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(cat.Tables) < 10 || len(areas) != 1+1+1+4+8 {
 		t.Fatalf("%d tables, %d areas", len(cat.Tables), len(areas))
 	}

@@ -210,8 +210,12 @@ func (b *Broker) runDP(cache *tables.Cache, plan *tables.Plan) (*tables.Table, e
 // not exist yet: as of the deposits the table engine holds now. Two
 // instances making it at once agree on the one stored first.
 func (b *Broker) scheduledPoint(ctx context.Context) (*storage.ReleasePoint, error) {
+	s, err := b.tableSchema(ctx)
+	if err != nil {
+		return nil, err
+	}
 	now := b.now().UTC()
-	name := scheduledPrefix + now.In(b.tables.schema.Census().Location()).Format(time.DateOnly)
+	name := scheduledPrefix + now.In(s.Census().Location()).Format(time.DateOnly)
 	read := func() (*storage.ReleasePoint, error) {
 		var p *storage.ReleasePoint
 		err := b.store.View(ctx, func(tx storage.ReadTx) error {

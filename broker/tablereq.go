@@ -14,7 +14,6 @@ import (
 
 	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/broker/area"
-	"github.com/censusvault/censusvault/broker/form"
 	"github.com/censusvault/censusvault/broker/sdc"
 	"github.com/censusvault/censusvault/broker/tables"
 	"github.com/censusvault/censusvault/crypto"
@@ -35,11 +34,14 @@ const refreshPage = 2048
 // tableState is the table engine's column cache and what keeps it
 // current. The cache is built on the first table request (or replay) and
 // then refreshed incrementally before each: only submissions deposited
-// since are read and opened.
+// since are read and opened. It is built anew when the table form's
+// versions change (tableform.go).
 type tableState struct {
-	schema    *tables.Schema
-	params    sdc.Params
-	catalogue *tables.Catalogue // the latest embedded: what new releases use
+	name   string // the table form (tableform.go)
+	params sdc.Params
+
+	formMu sync.Mutex                // one read of the table form at a time (tableForm)
+	form   atomic.Pointer[tableForm] // the table form as last read
 
 	// gen counts resets. A reset only bumps it, so that a shred never
 	// waits for a cache build (minutes on a national census); a build or
@@ -55,10 +57,6 @@ type tableState struct {
 }
 
 func newTableState(params *sdc.Params) (*tableState, error) {
-	s, err := tables.NewSchema(form.Default())
-	if err != nil {
-		return nil, err
-	}
 	p := sdc.DefaultParams()
 	if params != nil {
 		p = *params
@@ -66,11 +64,7 @@ func newTableState(params *sdc.Params) (*tableState, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	cat, err := tables.StandardCatalogue(s, 0)
-	if err != nil {
-		return nil, err
-	}
-	return &tableState{schema: s, params: p, catalogue: cat}, nil
+	return &tableState{params: p}, nil
 }
 
 // resetTables drops the table cache: the next request rebuilds it. Called
@@ -86,21 +80,30 @@ func (b *Broker) SetTableProgress(fn func(households int)) {
 	b.tables.mu.Unlock()
 }
 
-// refreshTables brings the cache up to the latest deposit and returns it.
+// refreshTables brings the cache up to the latest deposit and returns it,
+// built anew first if the table form's versions changed; its schema
+// (Cache.Schema) is the table form's latest version's.
 func (b *Broker) refreshTables(ctx context.Context) (*tables.Cache, error) {
 	ts := b.tables
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	// Read under ts.mu, so that the cache never goes back to an older
+	// schema than one a request before used.
+	schema, err := b.tableSchema(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var c *tables.Cache
 	var after int64
 	rows := make([]storage.SubmissionRow, 0, refreshPage)
 	for {
-		if g := ts.gen.Load(); ts.cache == nil || ts.cacheGen != g {
-			// First use, or analytic keys were shredded: start afresh.
-			// Every area there ever was: households stay under the EA
-			// they were deposited in, retired or not (areas.go). The
-			// tree of a point's revision is b.GeographyAt's.
-			nc, err := tables.NewCache(ts.schema, b.tree.geo().All())
+		if g := ts.gen.Load(); ts.cache == nil || ts.cacheGen != g || ts.cache.Schema() != schema {
+			// First use, analytic keys were shredded, or the table
+			// form has another version: start afresh. Every area there
+			// ever was: households stay under the EA they were
+			// deposited in, retired or not (areas.go). The tree of a
+			// point's revision is b.GeographyAt's.
+			nc, err := tables.NewCache(schema, b.tree.geo().All())
 			if err != nil {
 				return nil, errorf(Internal, err, "failed to set up the table engine")
 			}
@@ -126,7 +129,7 @@ func (b *Broker) refreshTables(ctx context.Context) (*tables.Cache, error) {
 			}
 			return c, nil
 		}
-		hs, unread, err := b.openRows(ctx, rows)
+		hs, unread, err := b.openRows(ctx, c.Schema(), rows)
 		if err != nil {
 			return nil, err
 		}
@@ -148,9 +151,11 @@ func (b *Broker) refreshTables(ctx context.Context) (*tables.Cache, error) {
 
 // openRows opens the analytic parts of rows and derives their record
 // keys, on every core. Parts that cannot be opened because their data key
-// was shredded, or that belong to a form the engine does not tabulate,
-// are left out and counted.
-func (b *Broker) openRows(ctx context.Context, rows []storage.SubmissionRow) ([]tables.Household, int64, error) {
+// was shredded, or that belong to a form the engine does not tabulate
+// (another form than the table form, or a version after s's: the next
+// refresh reads the registry again and rebuilds), are left out and
+// counted.
+func (b *Broker) openRows(ctx context.Context, s *tables.Schema, rows []storage.SubmissionRow) ([]tables.Household, int64, error) {
 	out := make([]tables.Household, len(rows))
 	skip := make([]bool, len(rows))
 	errs := make([]error, len(rows))
@@ -161,7 +166,7 @@ func (b *Broker) openRows(ctx context.Context, rows []storage.SubmissionRow) ([]
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(rows); i += workers {
-				h, ok, err := b.openRow(ctx, &rows[i])
+				h, ok, err := b.openRow(ctx, s, &rows[i])
 				out[i], skip[i], errs[i] = h, !ok, err
 			}
 		}()
@@ -182,8 +187,8 @@ func (b *Broker) openRows(ctx context.Context, rows []storage.SubmissionRow) ([]
 	return kept, unread, nil
 }
 
-func (b *Broker) openRow(ctx context.Context, r *storage.SubmissionRow) (tables.Household, bool, error) {
-	if name, version := b.tables.schema.Form(); len(r.Sealed.Data) == 0 || r.Form != name || r.FormVersion != version {
+func (b *Broker) openRow(ctx context.Context, s *tables.Schema, r *storage.SubmissionRow) (tables.Household, bool, error) {
+	if name, version := s.Form(); len(r.Sealed.Data) == 0 || r.Form != name || r.FormVersion > version {
 		return tables.Household{}, false, nil
 	}
 	kid := crypto.DataKeyID{Class: crypto.Analytic, Commune: r.Commune, Version: r.Sealed.KeyVersion}
@@ -347,7 +352,12 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 	if err != nil {
 		return nil, err
 	}
-	plan, err := cache.CompileStandard(b.tables.catalogue,
+	cat, nocat := standardCatalogue(cache.Schema())
+	if nocat != nil {
+		ev.Outcome, ev.Reason = "refused", nocat.Msg
+		return nil, b.refuse(ctx, ev, nocat)
+	}
+	plan, err := cache.CompileStandard(cat,
 		tables.StandardRequest{Project: req.Project, Table: req.Table, Area: area.Code(req.Area), Point: point.Name},
 		tables.Project{ID: proj.ID, Areas: proj.Areas, Variables: proj.Variables}, ps, digestOf(point.State), b.tables.params, o.Format)
 	if err := b.admitPlan(ctx, c, ev, plan, err, proj.ID); err != nil {
@@ -666,10 +676,6 @@ func (b *Broker) replayStandard(ctx context.Context, actor string, index int64, 
 	if err != nil {
 		return nil, errorf(Internal, err, "audit event %d: %v", index, err)
 	}
-	cat, err := tables.StandardCatalogue(b.tables.schema, std.Catalogue)
-	if err != nil {
-		return nil, errorf(Internal, err, "audit event %d names catalogue version %d, which this build does not hold", index, std.Catalogue)
-	}
 	proj, point, err := b.replayInputs(ctx, std.Project, std.Point, std.PointState)
 	if err != nil {
 		return nil, err
@@ -681,6 +687,10 @@ func (b *Broker) replayStandard(ctx context.Context, actor string, index int64, 
 	cache, err := b.refreshTables(ctx)
 	if err != nil {
 		return nil, err
+	}
+	cat, err := tables.StandardCatalogue(cache.Schema(), std.Catalogue)
+	if err != nil {
+		return nil, errorf(Internal, err, "audit event %d names catalogue version %d, which this build does not hold for the table form's latest version", index, std.Catalogue)
 	}
 	plan, err := cache.CompileStandard(cat, tables.StandardRequest{Project: std.Project, Table: std.Table, Area: area.Code(std.Area), Point: std.Point},
 		tables.Project{ID: proj.ID, Areas: proj.Areas, Variables: proj.Variables}, ps, std.PointState, params, std.Format)

@@ -375,6 +375,13 @@ func (v *variable) category(x int64) int {
 // derived ones.
 func (s *Schema) Variables() []string { return append([]string(nil), s.order...) }
 
+// Closed returns the class of a field of the form that is not analytic
+// (identifying or operational), and false for any other name.
+func (s *Schema) Closed(name string) (form.Class, bool) {
+	cl, ok := s.closed[name]
+	return cl, ok
+}
+
 // Quantitative reports whether the variable name may be summed or
 // averaged in a released table: a field the form marks quantitative, or
 // the derived age. Summing a code (religion, education level) is only a

@@ -33,7 +33,7 @@ func cmdProject(ctx context.Context, e *env, args []string) error {
 		title = fs.String("title", "", "short title (required)")
 		purpose = fs.String("purpose", "", "the approved purpose (required)")
 		areas = fs.StringSlice("areas", nil, "area codes the project covers, each with its subtree (required)")
-		variables = fs.StringSlice("variables", nil, "analytic variables it may use, e.g. sex,age_group5,ethnicity (required): "+strings.Join(broker.ProjectVariables(), ", "))
+		variables = fs.StringSlice("variables", nil, "variables of the vault's table form it may use: its analytic fields, and age_group5 and age if it has an age (required; a name that is none is answered with the list)")
 		expires = fs.String("expires", "", "lifetime, e.g. 180d or 4320h, or an RFC 3339 time (required)")
 		budget = fs.Int64("budget", 0, "cells it may release in total (required)")
 	}
