@@ -103,7 +103,7 @@ func (b *Broker) createPoint(ctx context.Context, ev *audit.Event, name string) 
 		}
 		return cat, nil
 	}
-	s, err := b.tableSchema(ctx)
+	s, err := b.tableSchemaFor(ctx, ev)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +255,7 @@ func (b *Broker) CatalogueFor(ctx context.Context, c *Caller) (*CatalogueInfo, e
 	ev.Area = string(b.tree.Root())
 	out, err := b.Catalogue(ctx)
 	var e *Error
-	if errors.As(err, &e) && e.Code == "no_catalogue" {
+	if errors.As(err, &e) && (e.Code == "no_catalogue" || e.Code == "table_form_unusable") {
 		ev.Outcome, ev.Reason = "refused", e.Msg
 		return nil, b.refuse(ctx, ev, e)
 	}

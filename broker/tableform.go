@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/censusvault/censusvault/audit"
 	"github.com/censusvault/censusvault/broker/form"
 	"github.com/censusvault/censusvault/broker/tables"
 	"github.com/censusvault/censusvault/storage"
@@ -172,6 +173,26 @@ func (b *Broker) tableSchema(ctx context.Context) (*tables.Schema, error) {
 		return nil, tf.err
 	}
 	return tf.schema, nil
+}
+
+// tableSchemaFor is tableSchema for a request audited with ev: a table
+// form that cannot be tabulated is a refusal, a failure to read it an
+// error, each recorded with ev.
+func (b *Broker) tableSchemaFor(ctx context.Context, ev *audit.Event) (*tables.Schema, error) {
+	s, err := b.tableSchema(ctx)
+	if err == nil {
+		return s, nil
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Code == "table_form_unusable" {
+		ev.Outcome, ev.Reason = "refused", e.Msg
+		return nil, b.refuse(ctx, ev, e)
+	}
+	ev.Outcome, ev.Reason = "error", "table engine unavailable"
+	if rerr := b.record(ctx, ev); rerr != nil {
+		return nil, rerr
+	}
+	return nil, err
 }
 
 // standardCatalogue is the catalogue of standard tables of schema s, or

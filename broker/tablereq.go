@@ -329,6 +329,14 @@ func (b *Broker) RequestTable(ctx context.Context, c *Caller, body []byte, o Tab
 	if req.Area == "" {
 		return nil, invalid("a standard table request names the area it is for (\"area\": CODE)")
 	}
+	// A table form without a catalogue has no standard tables: say so
+	// before anything else (checked again with the cache's schema).
+	if s, err := b.tableSchemaFor(ctx, ev); err != nil {
+		return nil, err
+	} else if _, nocat := standardCatalogue(s); nocat != nil {
+		ev.Outcome, ev.Reason = "refused", nocat.Msg
+		return nil, b.refuse(ctx, ev, nocat)
+	}
 
 	in, err := b.readTableInputs(ctx, c, ev, req, o, false)
 	if err != nil {
