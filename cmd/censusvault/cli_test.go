@@ -109,6 +109,7 @@ func TestInitFailureLeavesNoHalfVault(t *testing.T) {
 	}{
 		{"bad vault name", []string{"--name", "not a note name"}},
 		{"bad policy", []string{"--policy", badPolicy}},
+		{"unknown table form", []string{"--form", "nosuch"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(root, strings.ReplaceAll(tc.name, " ", "-"))

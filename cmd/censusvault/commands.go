@@ -17,6 +17,7 @@ import (
 	"github.com/censusvault/censusvault/broker"
 	"github.com/censusvault/censusvault/broker/area"
 	"github.com/censusvault/censusvault/broker/demo"
+	"github.com/censusvault/censusvault/broker/form"
 	"github.com/censusvault/censusvault/broker/httpapi"
 	"github.com/censusvault/censusvault/policy"
 	"github.com/censusvault/censusvault/storage/postgres"
@@ -24,13 +25,14 @@ import (
 )
 
 func cmdInit(ctx context.Context, e *env, args []string) error {
-	fs := newFlags("init", "init --data DIR --areas FILE [--name NAME] [--model FILE] [--policy FILE]", e)
+	fs := newFlags("init", "init --data DIR --areas FILE [--name NAME] [--form NAME] [--model FILE] [--policy FILE]", e)
 	var sf storeFlags
 	sf.add(fs)
 	areasFile := fs.String("areas", "", "areas CSV: code,parent,level,name,planned_households (required)")
 	name := fs.String("name", "censusvault", "the vault's name in signed receipts and checkpoints")
 	modelFile := fs.String("model", "", "Casbin model file (default: the embedded one)")
 	policyFile := fs.String("policy", "", "Casbin role policy file (default: the embedded one)")
+	tableForm := fs.String("form", "", "the built-in form the vault tabulates, with every version of it added later (default: "+form.Default().Name+"); other forms are deposited but not tabulated")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -61,7 +63,7 @@ func cmdInit(ctx context.Context, e *env, args []string) error {
 		}
 		pol = string(b)
 	}
-	opts := broker.InitOpts{Areas: tree, Model: model, Policy: pol, Name: *name, Actor: cliActor()}
+	opts := broker.InitOpts{Areas: tree, Model: model, Policy: pol, Name: *name, Actor: cliActor(), TableForm: *tableForm}
 	if err := opts.Check(); err != nil {
 		return err
 	}
