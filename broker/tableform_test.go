@@ -19,8 +19,11 @@ import (
 	"github.com/censusvault/censusvault/broker"
 	"github.com/censusvault/censusvault/broker/area"
 	"github.com/censusvault/censusvault/broker/form"
+	"github.com/censusvault/censusvault/broker/synth"
 	"github.com/censusvault/censusvault/crypto/agekey"
 	"github.com/censusvault/censusvault/policy"
+	"github.com/censusvault/censusvault/storage/postgres"
+	"github.com/censusvault/censusvault/storage/postgres/pgtest"
 	"github.com/censusvault/censusvault/storage/sqlite"
 	"github.com/google/uuid"
 )
@@ -331,5 +334,81 @@ func TestLFSVault(t *testing.T) {
 	}
 	if got := strings.Join(outcomes, ", "); got != "table.request ok, table.request invalid, table.request refused, release_point.create refused, catalogue.read refused" {
 		t.Errorf("audit: %s", got)
+	}
+}
+
+// TestTableFormVersionOnOtherPGInstance is the reclassification on
+// another instance on PostgreSQL, each instance with its own connections:
+// instance B tabulates v1 households by ethnicity; once A adds v2
+// (ethnicity identifying) B refuses the same table at the next request,
+// without Run or a notification.
+func TestTableFormVersionOnOtherPGInstance(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	tree, err := area.Load(strings.NewReader(tableAreas()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := agekey.Create(filepath.Join(t.TempDir(), agekey.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func() *postgres.Store {
+		st, err := postgres.Open(ctx, postgres.Options{DSN: dsn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	stA, stB := open(), open()
+	if err := broker.Init(ctx, broker.InitOpts{Store: stA, Keys: kp, Areas: tree, Actor: actor}); err != nil {
+		t.Fatal(err)
+	}
+	lim := broker.Limits{UserRate: -1, RefusalBurst: 1 << 20}
+	a, err := broker.New(ctx, broker.Opts{Store: stA, Keys: kp, Limits: lim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, err := broker.New(ctx, broker.Opts{Store: stB, Keys: kp, Limits: lim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := synth.New(synth.Opts{Seed: 7, EAs: synth.EAs(a.Tree())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		b, _, err := g.Household(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.IngestSynthetic(ctx, actor, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := validProject("fert")
+	p.Areas = []broker.AreaCode{keyDistrict}
+	if err := a.AddProject(ctx, actor, p); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.AddUser(ctx, actor, broker.NewUser{Name: "rita", Role: policy.Researcher, Area: keyNation, Project: "fert"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := bb.Authenticate(ctx, "Bearer "+tok.Reveal(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const byEthnicity = `{"project":"fert","purpose":"ethnic groups","rows":["ethnicity"],"filter":{"area":["437"]}}`
+	if _, err := bb.RequestTable(ctx, c, []byte(byEthnicity), broker.TableOpts{}); err != nil {
+		t.Fatalf("by ethnicity under v1 on B: %v", err)
+	}
+	if _, err := a.AddForm(ctx, broker.HostOperator(actor), "census2019-v2.json", census2019v2(t)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = bb.RequestTable(ctx, c, []byte(byEthnicity), broker.TableOpts{})
+	if broker.KindOf(err) != broker.Permission || !strings.Contains(err.Error(), "identifying") {
+		t.Errorf("by ethnicity on B after A added v2: %v", err)
 	}
 }
