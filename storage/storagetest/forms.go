@@ -23,8 +23,53 @@ func storedForm(name string, version int, def string, auditIndex int64) *storage
 
 // formLine is everything of a stored form, on one line.
 func formLine(f storage.Form) string {
-	return fmt.Sprintf("%s v%d sha256 %s def %q added %s by %q at %d", f.Name, f.Version, f.SHA256, f.Definition,
-		f.AddedAt.UTC().Format("2006-01-02T15:04:05.999999999Z"), f.AddedBy, f.AuditIndex)
+	confirmed := "-"
+	if !f.ConfirmedAt.IsZero() {
+		confirmed = f.ConfirmedAt.UTC().Format("2006-01-02T15:04:05.999999999Z")
+	}
+	return fmt.Sprintf("%s v%d sha256 %s def %q added %s by %q at %d confirmed %s by %q", f.Name, f.Version, f.SHA256, f.Definition,
+		f.AddedAt.UTC().Format("2006-01-02T15:04:05.999999999Z"), f.AddedBy, f.AuditIndex, confirmed, f.ConfirmedBy)
+}
+
+// proposedForm is a proposal of a form version whose definition is def.
+func proposedForm(name string, version int, def string, auditIndex int64) *storage.FormProposal {
+	sum := sha256.Sum256([]byte(def))
+	return &storage.FormProposal{Name: name, Version: version, SHA256: hex.EncodeToString(sum[:]), Definition: []byte(def),
+		ProposedAt: at(9, int(auditIndex)), ProposedBy: "user:admin", AuditIndex: auditIndex}
+}
+
+// proposalLine is everything of a form proposal, on one line.
+func proposalLine(p storage.FormProposal) string {
+	return fmt.Sprintf("%s v%d sha256 %s def %q proposed %s by %q at %d", p.Name, p.Version, p.SHA256, p.Definition,
+		p.ProposedAt.UTC().Format("2006-01-02T15:04:05.999999999Z"), p.ProposedBy, p.AuditIndex)
+}
+
+// checkFormProposals checks that the store holds exactly the proposals
+// want, in (name, version) order, through FormProposals and FormProposal.
+func checkFormProposals(t *testing.T, s storage.Store, when string, want ...*storage.FormProposal) {
+	t.Helper()
+	var lines []string
+	for _, p := range want {
+		lines = append(lines, proposalLine(*p))
+	}
+	var got []string
+	for _, p := range readAll(t, s, func(tx storage.ReadTx, fn func(storage.FormProposal) (bool, error)) error {
+		return tx.FormProposals(fn)
+	}) {
+		got = append(got, proposalLine(p))
+	}
+	if g, w := strings.Join(got, "\n"), strings.Join(lines, "\n"); g != w {
+		t.Errorf("%s: FormProposals =\n%s\nwant\n%s", when, g, w)
+	}
+	view(t, s, func(tx storage.ReadTx) error {
+		for _, w := range want {
+			p, err := tx.FormProposal(w.Name, w.Version)
+			if err != nil || proposalLine(*p) != proposalLine(*w) {
+				t.Errorf("%s: FormProposal(%s, %d) = %v, %v; want %s", when, w.Name, w.Version, p, err, proposalLine(*w))
+			}
+		}
+		return nil
+	})
 }
 
 // formsState lists the stored forms, read back through Form and Forms.
@@ -213,6 +258,114 @@ func testFormsWithoutForms(t *testing.T, s storage.Store) {
 	checkForms(t, s, "no form added")
 }
 
+// testFormProposals: proposals are apart from the forms (a proposed
+// version is no stored form, and a stored one has no proposal); they read
+// back byte for byte in (name, version) order; a newer proposal of a
+// version replaces the older, every column; a proposal of a version a
+// submission uses is ErrFormInUse; DropFormProposal removes only the
+// proposal of the SHA-256 it names (ErrConflict for another,
+// ErrNotFound for none); a confirmed form stores who confirmed it and
+// when, and both or neither; malformed proposals are refused with plain
+// errors.
+func testFormProposals(t *testing.T, s storage.Store) {
+	checkFormProposals(t, s, "empty store")
+	view(t, s, func(tx storage.ReadTx) error {
+		if _, err := tx.FormProposal("household", 2); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("FormProposal of an empty store: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	h1 := storedForm("household", 1, "one", 1)
+	p2 := proposedForm("household", 2, "two", 2)
+	p1 := proposedForm("household", 1, "one, replaced", 3)
+	pa := proposedForm("a", 7, string(binary(1, 300)), 4)
+	update(t, s, func(tx storage.Tx) error {
+		return errors.Join(tx.PutForm(h1), tx.ProposeForm(p2), tx.ProposeForm(p1), tx.ProposeForm(pa))
+	})
+	checkFormProposals(t, s, "after three proposals", pa, p1, p2)
+	checkForms(t, s, "after three proposals", h1)
+	view(t, s, func(tx storage.ReadTx) error {
+		if _, err := tx.Form("household", 2); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("Form of a version only proposed: %v, want ErrNotFound", err)
+		}
+		if _, err := tx.FormSHA256("household", 2); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("FormSHA256 of a version only proposed: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+
+	// A newer proposal replaces the older, every column.
+	p2b := proposedForm("household", 2, "two, again", 5)
+	p2b.ProposedBy = "user:admin2"
+	update(t, s, func(tx storage.Tx) error { return tx.ProposeForm(p2b) })
+	checkFormProposals(t, s, "after replacing a proposal", pa, p1, p2b)
+
+	// Dropped only under the SHA-256 it has now.
+	update(t, s, func(tx storage.Tx) error {
+		if err := tx.DropFormProposal("household", 2, p2.SHA256); !errors.Is(err, storage.ErrConflict) {
+			return fmt.Errorf("DropFormProposal of a replaced definition: %v, want ErrConflict", err)
+		}
+		if err := tx.DropFormProposal("household", 3, p2.SHA256); !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("DropFormProposal of no proposal: %v, want ErrNotFound", err)
+		}
+		// Confirmed: stored with who confirmed it, the proposal dropped.
+		f := storedForm("household", 2, "two, again", 6)
+		f.AddedBy, f.AddedAt, f.ConfirmedBy, f.ConfirmedAt = p2b.ProposedBy, p2b.ProposedAt, "user:appr", at(12, 7)
+		return errors.Join(tx.PutForm(f), tx.DropFormProposal("household", 2, p2b.SHA256))
+	})
+	h2 := storedForm("household", 2, "two, again", 6)
+	h2.AddedBy, h2.AddedAt, h2.ConfirmedBy, h2.ConfirmedAt = p2b.ProposedBy, p2b.ProposedAt, "user:appr", at(12, 7)
+	checkFormProposals(t, s, "after confirming one", pa, p1)
+	checkForms(t, s, "after confirming one", h1, h2)
+
+	// A version a submission uses is never proposed again.
+	update(t, s, func(tx storage.Tx) error { return tx.InsertSubmission(submission("s1", "E1", 1)) }) // household 3
+	update(t, s, func(tx storage.Tx) error {
+		if err := tx.ProposeForm(proposedForm("household", 3, "three", 8)); !errors.Is(err, storage.ErrFormInUse) {
+			return fmt.Errorf("ProposeForm of a used version: %v, want ErrFormInUse", err)
+		}
+		return nil
+	})
+	checkFormProposals(t, s, "after refusing a used version", pa, p1)
+
+	badForm := func(mutate func(f *storage.Form)) *storage.Form {
+		f := storedForm("c", 1, "c one", 12)
+		mutate(f)
+		return f
+	}
+	for what, f := range map[string]*storage.Form{
+		"confirmed by nobody":  badForm(func(f *storage.Form) { f.ConfirmedAt = at(13, 0) }),
+		"confirmed at no time": badForm(func(f *storage.Form) { f.ConfirmedBy = "user:appr" }),
+	} {
+		err := s.Update(t.Context(), func(tx storage.Tx) error { return tx.PutForm(f) })
+		if err == nil || errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("PutForm %s: %v, want a plain error", what, err)
+		}
+	}
+	bad := func(mutate func(p *storage.FormProposal)) *storage.FormProposal {
+		p := proposedForm("c", 1, "c one", 12)
+		mutate(p)
+		return p
+	}
+	for what, p := range map[string]*storage.FormProposal{
+		"no name":             bad(func(p *storage.FormProposal) { p.Name = "" }),
+		"version 0":           bad(func(p *storage.FormProposal) { p.Version = 0 }),
+		"no definition":       bad(func(p *storage.FormProposal) { p.Definition, p.SHA256 = nil, proposedForm("c", 1, "", 0).SHA256 }),
+		"wrong SHA-256":       bad(func(p *storage.FormProposal) { p.SHA256 = p2.SHA256 }),
+		"no proposer":         bad(func(p *storage.FormProposal) { p.ProposedBy = "" }),
+		"zero time":           bad(func(p *storage.FormProposal) { p.ProposedAt = time.Time{} }),
+		"negative audit":      bad(func(p *storage.FormProposal) { p.AuditIndex = -1 }),
+		"nil proposal (none)": nil,
+	} {
+		err := s.Update(t.Context(), func(tx storage.Tx) error { return tx.ProposeForm(p) })
+		if err == nil || errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("ProposeForm with %s: %v, want a plain error", what, err)
+		}
+	}
+	checkFormProposals(t, s, "after the malformed ones", pa, p1)
+	checkForms(t, s, "after the malformed ones", h1, h2)
+}
+
 // RunForms runs the conformance cases of stored forms against fresh
 // stores made by open, as Run does.
 func RunForms(t *testing.T, open func(t *testing.T) storage.Store) {
@@ -223,6 +376,7 @@ func RunForms(t *testing.T, open func(t *testing.T) storage.Store) {
 	}{
 		{"Forms", testForms},
 		{"FormInUse", testFormsWithoutForms},
+		{"FormProposals", testFormProposals},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.run(t, open(t))
@@ -296,6 +450,7 @@ func RunFormGuards(t *testing.T, s storage.Store, raw Raw) {
 func CheckUpgradeFromV10(t *testing.T, s storage.Store) {
 	t.Helper()
 	checkForms(t, s, "after the upgrade")
+	checkFormProposals(t, s, "after the upgrade")
 	if !inUse(t, s, "household", 1) || inUse(t, s, "household", 2) {
 		t.Error("after the upgrade, FormInUse does not see the stored submission's version (or sees another)")
 	}

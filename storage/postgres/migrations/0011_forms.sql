@@ -13,6 +13,12 @@
 -- this version used" is one index lookup. Building it reads every stored
 -- submission once: the one slow step of this upgrade on a large vault.
 --
+-- form_proposals holds the versions administrators proposed over the API
+-- and no approver confirmed yet, one per (name, version): no part of the
+-- registry, replaced by a newer proposal of the same version, removed
+-- when confirmed (the form is then in forms, confirmed_by naming the
+-- approver).
+--
 -- The CHECKs hold what PutForm promises against a statement that skipped
 -- it, the SHA-256 of the definition included. Names are ordered in byte
 -- order ("C"), as in SQLite.
@@ -23,6 +29,19 @@ CREATE TABLE forms (
 	definition  BYTEA NOT NULL CHECK (length(definition) > 0),
 	added_at    TEXT NOT NULL CHECK (added_at <> ''),
 	added_by    TEXT COLLATE "C" NOT NULL CHECK (added_by <> ''),
+	audit_index BIGINT NOT NULL CHECK (audit_index >= 0),
+	confirmed_by TEXT COLLATE "C" NOT NULL DEFAULT '',
+	confirmed_at TEXT NOT NULL DEFAULT '' CHECK ((confirmed_at = '') = (confirmed_by = '')),
+	PRIMARY KEY (name, version)
+);
+
+CREATE TABLE form_proposals (
+	name        TEXT COLLATE "C" NOT NULL CHECK (name <> ''),
+	version     INTEGER NOT NULL CHECK (version > 0),
+	sha256      TEXT NOT NULL CHECK (sha256 = encode(sha256(definition), 'hex')),
+	definition  BYTEA NOT NULL CHECK (length(definition) > 0),
+	proposed_at TEXT NOT NULL CHECK (proposed_at <> ''),
+	proposed_by TEXT COLLATE "C" NOT NULL CHECK (proposed_by <> ''),
 	audit_index BIGINT NOT NULL CHECK (audit_index >= 0),
 	PRIMARY KEY (name, version)
 );
