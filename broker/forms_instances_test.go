@@ -129,7 +129,7 @@ func TestFormAddedOnOtherInstance(t *testing.T) {
 	for _, f := range l.Forms {
 		got = append(got, f.Name+"/"+strconv.Itoa(f.Version)+map[bool]string{true: " in use"}[f.InUse])
 	}
-	if want := []string{"census2019/1", "census2019/2 in use", "census2019/3 in use"}; !slices.Equal(got, want) {
+	if want := []string{"census2019/1", "census2019/2 in use", "census2019/3 in use", "lfs2026/1"}; !slices.Equal(got, want) {
 		t.Errorf("B lists %q, want %q", got, want)
 	}
 }

@@ -255,8 +255,19 @@ func TestFormVersion2SealsByItsClasses(t *testing.T) {
 		t.Errorf("the version-1 deposit's event carries form SHA-256 %q, want version 1's %s", got, sum1)
 	}
 
-	// The list: both versions, both in use, one built in.
+	// The list: both versions, both in use, one built in; then the
+	// other built-in form, unused.
 	l, err := ev.b.FormsFor(ctx, ev.caller("enum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lfs *form.Form
+	for _, f := range form.Embedded() {
+		if f.Name == "lfs2026" {
+			lfs = f
+		}
+	}
+	_, sumLFS, err := lfs.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,6 +278,7 @@ func TestFormVersion2SealsByItsClasses(t *testing.T) {
 	want := []string{
 		fmt.Sprintf("census2019 1 %s builtin=true in_use=true by=", sum1),
 		fmt.Sprintf("census2019 2 %s builtin=false in_use=true by=%s", sum2, actor),
+		fmt.Sprintf("lfs2026 1 %s builtin=true in_use=false by=", sumLFS),
 	}
 	if !slices.Equal(lines, want) {
 		t.Errorf("FormsFor =\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))

@@ -2,16 +2,34 @@ package form
 
 import (
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 )
 
+//go:embed lfs2026.json
+var lfs2026 []byte
+
 // Embedded returns the forms built into the binary, each a new Form: the
 // vault always accepts them, and no administrator can replace them. A
-// form embedded later is added here, and only here.
+// form embedded later is added here, and only here. The default form
+// (census2019 v1) comes first; lfs2026 v1, a labour-force survey module
+// (the member roster as the repeat, an age role, relevant-ifs, a code
+// set, a constraint and person checks), shows that nothing in the
+// engine is the census's.
 func Embedded() []*Form {
-	return []*Form{Default()}
+	return []*Form{Default(), mustParse("lfs2026.json", lfs2026)}
+}
+
+// mustParse parses an embedded definition. The embedded files are
+// tested; a build that passed its tests cannot panic here.
+func mustParse(file string, b []byte) *Form {
+	f, err := Parse(b)
+	if err != nil {
+		panic("form: embedded " + file + " is invalid: " + err.Error())
+	}
+	return f
 }
 
 // Canonical returns the form's canonical definition bytes, the JSON

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"reflect"
 	"regexp"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/censusvault/censusvault/broker/form"
 )
@@ -68,5 +72,93 @@ func TestEmbeddedCanonical(t *testing.T) {
 				t.Errorf("%s: a reclassified field leaves the digest unchanged", f.Name)
 			}
 		}
+	}
+}
+
+// lfsHousehold is an lfs2026 household: an employee head (a wage, so
+// status 4), a spouse looking for work (a code set, written unsorted,
+// and no job questions), and a child under 5 (no education, no labour
+// questions at all).
+const lfsHousehold = `{"id":"7c1c2a52-4b1e-4f0e-9a57-2f4f1e0d9b01","form":"lfs2026","form_version":1,"area":"18070-01","household_no":4,
+ "interviewed_at":"2026-07-03T09:30:00+07:00",
+ "household":{"head_name":"Nguyễn Văn Hùng","phone":"0912345678","dwelling_owned":1,"rotation_group":2,"interview_mode":1},
+ "persons":[
+  {"full_name":"Nguyễn Văn Hùng","relationship":1,"sex":1,"age":41,"education_level":4,"worked_last_week":1,
+   "status_in_employment":4,"occupation_group":7,"hours_worked":48,"monthly_wage_kvnd":8500.5,"response_type":1},
+  {"full_name":"Trần Thị Lan","relationship":2,"sex":2,"age":38,"education_level":5,"worked_last_week":2,
+   "temporarily_absent":2,"job_search_methods":[5,1,4],"available_to_work":1,"response_type":1},
+  {"full_name":"Nguyễn Minh Khôi","relationship":3,"sex":1,"age":3,"response_type":2}]}`
+
+// TestEmbeddedLFS2026: the labour-force survey is built in, after the
+// default form: it is lfs2026.json as Parse reads it, has a JSON Schema,
+// validates a household of its own and refuses a census2019 one, and a
+// household round-trips through Split and Join, its code set sorted.
+func TestEmbeddedLFS2026(t *testing.T) {
+	var lfs *form.Form
+	for _, f := range form.Embedded() {
+		if f.Name == "lfs2026" {
+			lfs = f
+		}
+	}
+	if lfs == nil || lfs.Version != 1 {
+		t.Fatal("lfs2026 v1 is not embedded")
+	}
+	b, err := os.ReadFile("lfs2026.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := form.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want, _ := g.Digest()
+	if _, got, _ := lfs.Digest(); got != want {
+		t.Error("the embedded lfs2026 is not lfs2026.json")
+	}
+	if age, ok := lfs.RoleField(form.RoleAge); !ok || age != "age" {
+		t.Errorf("lfs2026's age role: %q %v", age, ok)
+	}
+	sch, err := lfs.JSONSchema()
+	if err != nil || !json.Valid(sch) || !bytes.Contains(sch, []byte(`"job_search_methods"`)) || !bytes.Contains(sch, []byte(`check:head_of_working_age`)) {
+		t.Fatalf("lfs2026's JSON Schema: %v\n%.300s", err, sch)
+	}
+	clock := time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC)
+	s := mustDecode(t, []byte(lfsHousehold))
+	if err := lfs.ValidateAt(s, clock); err != nil {
+		t.Fatalf("an lfs2026 household: %v", err)
+	}
+	if err := lfs.ValidateAt(mustDecode(t, householdJSON(t)), clock); err == nil {
+		t.Error("lfs2026 accepts a census2019 household")
+	}
+	parts, err := lfs.Split(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(parts[form.Analytic], []byte(`"job_search_methods":[1,4,5]`)) || bytes.Contains(parts[form.Analytic], []byte("Nguyễn")) {
+		t.Errorf("analytic part: %s", parts[form.Analytic])
+	}
+	h, ps, err := lfs.Join(parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(rawMap(h), rawMap(s.Household)) || len(ps) != len(s.Persons) {
+		t.Fatalf("household differs after Split and Join:\n got %v\nwant %v", rawMap(h), rawMap(s.Household))
+	}
+	for i := range ps {
+		want := rawMap(s.Persons[i])
+		if i == 1 {
+			want["job_search_methods"] = "[1,4,5]"
+		}
+		if !reflect.DeepEqual(rawMap(ps[i]), want) {
+			t.Errorf("persons[%d] differs after Split and Join:\n got %v\nwant %v", i, rawMap(ps[i]), want)
+		}
+	}
+	if codes, ok := ps[1]["job_search_methods"].Codes(); !ok || !slices.Equal(codes, []int{1, 4, 5}) {
+		t.Errorf("the code set read back: %v %v", codes, ok)
+	}
+	// Joined back, the household is the same submission to Validate.
+	s.Household, s.Persons = h, ps
+	if err := lfs.ValidateAt(s, clock); err != nil {
+		t.Errorf("the joined household: %v", err)
 	}
 }
