@@ -70,7 +70,7 @@ func TestApproverSeesNoData(t *testing.T) {
 
 // TestApproverOnlyCreatesReleasePoints: an approver at the root may do
 // nothing but create publication points, approve ledger share changes
-// and extracts, and confirm grants: not administer, read the audit log or progress, nor any data
+// and extracts, and confirm grants and form versions: not administer, read the audit log or progress, nor any data
 // action.
 func TestApproverOnlyCreatesReleasePoints(t *testing.T) {
 	e := newDefault(t)
@@ -80,7 +80,7 @@ func TestApproverOnlyCreatesReleasePoints(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := a == policy.CreateReleasePoint || a == policy.ApproveShare || a == policy.ApproveExtract || a == policy.ConfirmGrant
+		want := a == policy.CreateReleasePoint || a == policy.ApproveShare || a == policy.ApproveExtract || a == policy.ConfirmGrant || a == policy.ConfirmForm
 		if d.Allow != want {
 			t.Errorf("approver@VN %s: Allow = %v (%s), want %v", a, d.Allow, d.Rule, want)
 		}

@@ -49,7 +49,7 @@ func TestActions(t *testing.T) {
 		"ledger.approve", "submission.list", "submission.read_identifying", "submission.read_analytic",
 		"submission.read_operational", "submission.review", "extract.propose", "extract.approve",
 		"extract.download", "extract.identifying", "extract.analytic", "extract.operational",
-		"grant.confirm", "policy.explain", "form.add",
+		"grant.confirm", "policy.explain", "form.add", "form.confirm",
 	}
 	if got := policy.Actions(); !slices.Equal(got, want) {
 		t.Fatalf("Actions() = %q, want %q", got, want)

@@ -186,13 +186,18 @@ const (
 	ExplainPolicy Action = "policy.explain"
 	// AddForm publishes a form definition version, or replaces one no
 	// submission uses yet (admin, at the root): it decides which class
-	// seals each field of the submissions made with it.
-	AddForm Action = "form.add"
+	// seals each field of the submissions made with it. Over the API it
+	// proposes the version; ConfirmForm publishes it, as the second pair
+	// of eyes (approver, at the root), since a class moved from
+	// identifying to analytic would give names to whoever reads analytic
+	// fields.
+	AddForm     Action = "form.add"
+	ConfirmForm Action = "form.confirm"
 )
 
 var allActions = [...]Action{Deposit, SupersedeAny, ReadSubmission, ReadReceipt, ReadProgress, ReadAudit, RequestTable, Administer, CreateReleasePoint, ApproveShare,
 	ListSubmissions, ReadIdentifying, ReadAnalytic, ReadOperational, ReviewSubmission,
-	ProposeExtract, ApproveExtract, DownloadExtract, ExtractIdentifying, ExtractAnalytic, ExtractOperational, ConfirmGrant, ExplainPolicy, AddForm}
+	ProposeExtract, ApproveExtract, DownloadExtract, ExtractIdentifying, ExtractAnalytic, ExtractOperational, ConfirmGrant, ExplainPolicy, AddForm, ConfirmForm}
 
 const numActions = len(allActions)
 
@@ -246,6 +251,8 @@ func actionIndex(a Action) (int, bool) {
 		return 22, true
 	case AddForm:
 		return 23, true
+	case ConfirmForm:
+		return 24, true
 	}
 	return -1, false
 }

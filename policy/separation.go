@@ -28,7 +28,7 @@ var dataRoles = [...]Role{TeamLeader, Supervisor, Researcher, Processor}
 // administers must never hold them, or an administrator could confirm
 // what another administrator (or they themselves, under a second name)
 // proposed.
-var fourEyes = [...]Action{ConfirmGrant, ApproveExtract, ApproveShare, CreateReleasePoint}
+var fourEyes = [...]Action{ConfirmGrant, ApproveExtract, ApproveShare, CreateReleasePoint, ConfirmForm}
 
 // IsTrustRole reports whether r oversees the vault (admin, auditor,
 // approver): its grants deny every data action on their subtree.
@@ -83,9 +83,9 @@ func (e *Engine) RevealsData(r Role) bool {
 
 // TrustViolations lists, as "role action" pairs, every data action the
 // role policy allows a trust role (admin, auditor, approver), and every
-// action of the second pair of eyes (confirming grants, approving
-// extracts and ledger shares, making publication points) it allows the
-// admin. A policy with any is refused by the broker: it would let the
+// action of the second pair of eyes (confirming grants and form
+// versions, approving extracts and ledger shares, making publication
+// points) it allows the admin. A policy with any is refused by the broker: it would let the
 // people who run and oversee the vault see what they oversee, or an
 // administrator confirm what an administrator proposed.
 func (e *Engine) TrustViolations() []string {

@@ -84,12 +84,12 @@ func TestTrustViolations(t *testing.T) {
 }
 
 // TestAdminNeverSecondEyes is the attack of an administrator who loads a
-// role policy letting admins confirm grants (or approve extracts, ledger
-// shares, publication points): confirming what a second administrator
+// role policy letting admins confirm grants (or form versions, approve
+// extracts, ledger shares, publication points): confirming what a second administrator
 // of their own making proposed would make four eyes two. Each is a
 // violation.
 func TestAdminNeverSecondEyes(t *testing.T) {
-	for _, a := range []policy.Action{policy.ConfirmGrant, policy.ApproveExtract, policy.ApproveShare, policy.CreateReleasePoint} {
+	for _, a := range []policy.Action{policy.ConfirmGrant, policy.ApproveExtract, policy.ApproveShare, policy.CreateReleasePoint, policy.ConfirmForm} {
 		e, err := policy.New(policy.Options{Policy: policy.DefaultPolicy() + "\np, admin, " + string(a) + ", allow\n"})
 		if err != nil {
 			t.Fatal(err)
